@@ -1,0 +1,2 @@
+//! minicloud: the control plane and the binary around the edge in `minicloud-proxy`.
+#![forbid(unsafe_code)]
