@@ -1,2 +1,15 @@
 //! minicloud: the control plane and the binary around the edge in `minicloud-proxy`.
+//!
+//! `serve` wires the parts together; `plane` is the shared handle every operation takes;
+//! `api` and `cli` are two faces of the same operations.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod plane;
+pub mod routes;
+pub mod secret;
+pub mod serve;
+pub mod store;

@@ -1,2 +1,27 @@
-//! minicloud's edge: host routing, TLS by SNI and ACME, on Pingora.
+//! minicloud's edge: routes HTTPS by host from an in-memory table, picks certificates by SNI,
+//! and answers ACME challenges, on Pingora.
+//!
+//! This crate knows hosts, upstreams and certificates, nothing of Docker or apps. The control
+//! plane holds an [`Edge`] handle and changes what is served through [`Edge::update`]; the
+//! request path only reads the current [`Snapshot`]. The crate reads no files and parses no
+//! configuration: the binary owns those.
 #![forbid(unsafe_code)]
+
+mod edge;
+mod host;
+mod pages;
+mod routes;
+mod server;
+mod service;
+mod tls;
+
+pub use edge::{Draft, Edge, Snapshot};
+pub use host::{host_from_authority, HostError, HostPattern, Hostname};
+pub use routes::{RouteTable, Upstream, UpstreamError};
+pub use server::{EdgeConfig, EdgeError, EdgeServer};
+pub use service::ProxySettings;
+pub use tls::{CertError, CertInfo, CertPem, CertSource, CertTable, Certificate};
+
+/// Pingora's hook for work beside the proxy, and the shutdown signal it receives.
+pub use pingora_core::server::ShutdownWatch;
+pub use pingora_core::services::background::BackgroundService;

@@ -1,0 +1,312 @@
+//! The request path: Pingora's `ProxyHttp` phases for minicloud's edge.
+//!
+//! Plain HTTP answers ACME HTTP-01 challenges and redirects everything else to HTTPS. HTTPS
+//! looks the host up in the current snapshot and proxies to its upstream with the forwarding
+//! headers an app expects. Nothing here blocks or takes a lock.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_core::protocols::Digest;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::host::host_from_authority;
+use crate::pages::error_page;
+use crate::routes::Upstream;
+use crate::Edge;
+
+const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// Settings of the request path.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// The HTTPS port clients use, for redirects (omitted from the URL when 443).
+    pub public_https_port: u16,
+    /// Bound on connecting to an upstream, so a dead app answers 502 quickly.
+    pub connect_timeout: Duration,
+    /// How long an idle pooled upstream connection is kept.
+    pub upstream_idle_timeout: Duration,
+    /// One line per request at INFO under the `minicloud::access` target.
+    pub access_log: bool,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            public_https_port: 443,
+            connect_timeout: Duration::from_secs(3),
+            upstream_idle_timeout: Duration::from_secs(60),
+            access_log: true,
+        }
+    }
+}
+
+/// Pingora's per-server proxy logic, reading from the [`Edge`].
+pub struct EdgeProxy {
+    edge: Edge,
+    settings: ProxySettings,
+}
+
+impl EdgeProxy {
+    pub fn new(edge: Edge, settings: ProxySettings) -> Self {
+        Self { edge, settings }
+    }
+}
+
+/// What one request learned on its way through the phases.
+pub struct RequestCtx {
+    started: Instant,
+    host: String,
+    upstream: Option<Upstream>,
+    request_id: String,
+    connect_attempts: u8,
+}
+
+fn is_tls(digest: Option<&Digest>) -> bool {
+    digest.is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// Writes a small complete response the edge makes itself.
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    headers: &[(&'static str, &str)],
+    content_type: &'static str,
+    body: Bytes,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 3))?;
+    resp.insert_header("content-type", content_type)?;
+    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("cache-control", "no-store")?;
+    for (name, value) in headers {
+        resp.insert_header(*name, *value)?;
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
+async fn respond_page(session: &mut Session, status: u16, title: &str, detail: &str) -> Result<()> {
+    let page = error_page(status, title, detail);
+    respond(session, status, &[], "text/html; charset=utf-8", page).await
+}
+
+#[async_trait]
+impl ProxyHttp for EdgeProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            host: String::new(),
+            upstream: None,
+            request_id: format!("{:032x}", rand::random::<u128>()),
+            connect_attempts: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let authority = match req.headers.get(http::header::HOST) {
+            Some(v) => Some(v.as_bytes()),
+            None => req.uri.authority().map(|a| a.as_str().as_bytes()),
+        };
+        let host = match authority.map(host_from_authority) {
+            Some(Ok(host)) => host.into_owned(),
+            Some(Err(e)) => {
+                respond_page(session, 400, "Bad Request", &format!("{e}.")).await?;
+                return Ok(true);
+            }
+            None => {
+                respond_page(
+                    session,
+                    400,
+                    "Bad Request",
+                    "The request has no Host header.",
+                )
+                .await?;
+                return Ok(true);
+            }
+        };
+        ctx.host = host;
+
+        if !is_tls(session.digest()) {
+            return self.plain_http(session, ctx).await.map(|()| true);
+        }
+
+        match self.edge.snapshot().routes.lookup(&ctx.host) {
+            Some(upstream) => {
+                ctx.upstream = Some(upstream);
+                Ok(false)
+            }
+            None => {
+                let detail = "No app is served at this address. If it is yours, add a route \
+                              or a domain for it in minicloud.";
+                respond_page(session, 404, "Not Found", detail).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        // The route table may have changed since request_filter (a retry after a failed
+        // connect): look again so a retry goes to the host's current upstream.
+        if ctx.connect_attempts > 0 {
+            if let Some(upstream) = self.edge.snapshot().routes.lookup(&ctx.host) {
+                ctx.upstream = Some(upstream);
+            }
+        }
+        let Some(Upstream(addr)) = ctx.upstream else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
+        };
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.options.connection_timeout = Some(self.settings.connect_timeout);
+        peer.options.total_connection_timeout = Some(self.settings.connect_timeout);
+        peer.options.idle_timeout = Some(self.settings.upstream_idle_timeout);
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // One retry at most: enough to ride over a route swapped mid-request, never a storm
+        // of connects to a dead app (Pingora would otherwise retry up to 16 times).
+        ctx.connect_attempts += 1;
+        if ctx.connect_attempts > 1 {
+            e.set_retry(false);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // The edge is the first hop: what clients claim in X-Forwarded-* is replaced, not trusted.
+        if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
+            upstream_request.insert_header("x-forwarded-for", ip.ip().to_string())?;
+        }
+        upstream_request.insert_header("x-forwarded-proto", "https")?;
+        upstream_request.insert_header("x-forwarded-host", ctx.host.as_str())?;
+        upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if upstream_request.headers.get(http::header::HOST).is_none() {
+            // An h2 request carries :authority only; HTTP/1.1 upstreams need Host.
+            upstream_request.insert_header(http::header::HOST, ctx.host.as_str())?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        // Only write a page if nothing was sent yet; otherwise the connection just closes.
+        if code > 0 && session.response_written().is_none() {
+            let (title, detail) = match code {
+                502 => (
+                    "Bad Gateway",
+                    "The app behind this address did not answer. It may be starting, \
+                     restarting or down; try again in a moment.",
+                ),
+                400 => ("Bad Request", "The request could not be read."),
+                _ => ("Error", "The request could not be completed."),
+            };
+            if let Err(write_err) = respond_page(session, code, title, detail).await {
+                tracing::debug!(error = %write_err, "could not send error page");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if !self.settings.access_log {
+            return;
+        }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let req = session.req_header();
+        let upstream = ctx.upstream.map(|u| u.to_string());
+        tracing::info!(
+            target: "minicloud::access",
+            host = %ctx.host,
+            method = %req.method,
+            path = %req.uri.path(),
+            status,
+            upstream = upstream.as_deref().unwrap_or("-"),
+            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            request_id = %ctx.request_id,
+            error = e.map(|e| e.to_string()),
+        );
+    }
+}
+
+impl EdgeProxy {
+    /// The HTTP port: ACME challenges, else a permanent redirect to HTTPS.
+    async fn plain_http(&self, session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+        let path = session.req_header().uri.path();
+        if let Some(token) = path.strip_prefix(ACME_CHALLENGE_PREFIX) {
+            let answer = self.edge.snapshot().challenges.get(token).cloned();
+            return match answer {
+                Some(key_auth) => {
+                    respond(session, 200, &[], "text/plain", Bytes::from(key_auth)).await
+                }
+                None => respond_page(session, 404, "Not Found", "Unknown ACME challenge.").await,
+            };
+        }
+        let path_and_query = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str());
+        let location = match self.settings.public_https_port {
+            443 => format!("https://{}{}", ctx.host, path_and_query),
+            port => format!("https://{}:{}{}", ctx.host, port, path_and_query),
+        };
+        respond(
+            session,
+            308,
+            &[("location", &location)],
+            "text/plain",
+            Bytes::from(format!("Redirecting to {location}\n")),
+        )
+        .await
+    }
+}

@@ -1,0 +1,417 @@
+//! One `Config` for `minicloud serve`: a TOML file < `MINICLOUD_*` environment < flags,
+//! validated once at start. Every bad value is reported, all at once, with where it came from.
+//!
+//! Sources are plain maps, so tests pass them directly and never touch the process
+//! environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use minicloud_proxy::Hostname;
+
+use crate::secret::Secret;
+
+/// Validated settings of a running minicloud.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Apps answer at `<app>.<domain>`, the admin UI and API at `admin.<domain>`.
+    pub domain: Hostname,
+    /// Everything minicloud keeps: state store, app storage, backups.
+    pub data_dir: PathBuf,
+    /// Address the edge's HTTP and HTTPS ports listen on.
+    pub listen: IpAddr,
+    pub http_port: u16,
+    pub https_port: u16,
+    /// The control plane's own HTTP listener. Loopback by default: the world reaches it only
+    /// through the edge at `admin.<domain>`, a local CLI directly.
+    pub api_listen: SocketAddr,
+    /// Bootstrap API token; when absent and no token exists, one is generated and printed once.
+    pub admin_token: Option<Secret>,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    pub access_log: bool,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("expected 'text' or 'json'".into()),
+        }
+    }
+}
+
+/// Where a value came from, so an error can say which one to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File,
+    Env,
+    Flag,
+}
+
+/// One invalid setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub key: &'static str,
+    pub origin: Origin,
+    pub value: String,
+    pub why: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = match self.origin {
+            Origin::Default => format!("default {}", self.key),
+            Origin::File => format!("config file key '{}'", self.key),
+            Origin::Env => env_name(self.key),
+            Origin::Flag => format!("--{}", self.key.replace('_', "-")),
+        };
+        if self.origin == Origin::Env && self.key == "admin_token" {
+            // Never echo a secret back, even a bad one.
+            write!(f, "{source}: {}", self.why)
+        } else {
+            write!(f, "{source}: '{}': {}", self.value, self.why)
+        }
+    }
+}
+
+/// Everything wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read config file {path}: {why}")]
+    File { path: String, why: String },
+    #[error("invalid configuration:\n{}", .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Invalid>),
+}
+
+/// Every setting: its key (file key; env is `MINICLOUD_` + upper case; flag is `--key-name`)
+/// and its default.
+const SETTINGS: &[(&str, &str)] = &[
+    ("domain", "localhost"),
+    ("data_dir", "./data"),
+    ("listen", "0.0.0.0"),
+    ("http_port", "80"),
+    ("https_port", "443"),
+    ("api_listen", "127.0.0.1:7780"),
+    ("admin_token", ""),
+    ("threads", ""),
+    ("shutdown_grace", "5"),
+    ("access_log", "true"),
+    ("log_format", "text"),
+];
+
+pub fn env_name(key: &str) -> String {
+    format!("MINICLOUD_{}", key.to_ascii_uppercase())
+}
+
+/// Raw values by key, later sources overriding earlier ones.
+#[derive(Debug, Default)]
+pub struct Sources {
+    values: BTreeMap<&'static str, (String, Origin)>,
+    unknown: Vec<Invalid>,
+}
+
+impl Sources {
+    pub fn new() -> Self {
+        let mut s = Self::default();
+        for (key, default) in SETTINGS {
+            if !default.is_empty() {
+                s.values.insert(key, (default.to_string(), Origin::Default));
+            }
+        }
+        s
+    }
+
+    /// Layers a TOML config file's text.
+    pub fn file(mut self, path: &str, text: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::File {
+                path: path.to_string(),
+                why: e.message().to_string(),
+            })?;
+        for (key, value) in table {
+            let value = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            match SETTINGS.iter().find(|(k, _)| *k == key) {
+                Some((k, _)) => {
+                    self.values.insert(k, (value, Origin::File));
+                }
+                None => self.unknown.push(Invalid {
+                    key: "config",
+                    origin: Origin::File,
+                    value: key,
+                    why: format!("unknown key (known: {})", known_keys()),
+                }),
+            }
+        }
+        Ok(self)
+    }
+
+    /// Layers environment variables (pass the process environment or a test map).
+    pub fn env<'a>(mut self, vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        for (name, value) in vars {
+            if let Some((k, _)) = SETTINGS.iter().find(|(k, _)| env_name(k) == name) {
+                self.values.insert(k, (value.to_string(), Origin::Env));
+            }
+        }
+        self
+    }
+
+    /// Layers flags given on the command line, by key.
+    pub fn flags<'a>(mut self, flags: impl IntoIterator<Item = (&'static str, &'a str)>) -> Self {
+        for (key, value) in flags {
+            self.values.insert(key, (value.to_string(), Origin::Flag));
+        }
+        self
+    }
+
+    /// Validates every value and builds the `Config`, or reports every problem.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let mut errors = self.unknown.clone();
+        let field = |key: &'static str| self.values.get(key).map(|(v, o)| (key, v.as_str(), *o));
+        let mut check = |key: &'static str, why: Option<String>, value: &str, origin: Origin| {
+            if let Some(why) = why {
+                errors.push(Invalid {
+                    key,
+                    origin,
+                    value: value.to_string(),
+                    why,
+                });
+            }
+        };
+
+        macro_rules! parse {
+            ($key:literal, $parser:expr) => {{
+                match field($key) {
+                    Some((key, value, origin)) => match $parser(value) {
+                        Ok(v) => Some(v),
+                        Err(why) => {
+                            check(key, Some(why), value, origin);
+                            None
+                        }
+                    },
+                    None => None,
+                }
+            }};
+        }
+
+        let domain = parse!("domain", |v: &str| Hostname::parse(v)
+            .map_err(|e| e.to_string()));
+        let data_dir = parse!("data_dir", |v: &str| if v.is_empty() {
+            Err("must not be empty".to_string())
+        } else {
+            Ok(PathBuf::from(v))
+        });
+        let listen = parse!("listen", |v: &str| v
+            .parse::<IpAddr>()
+            .map_err(|_| "expected an IP address, e.g. 0.0.0.0 or ::".to_string()));
+        let http_port = parse!("http_port", port);
+        let https_port = parse!("https_port", port);
+        let api_listen = parse!("api_listen", |v: &str| v
+            .parse::<SocketAddr>()
+            .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:7780".to_string()));
+        let admin_token = parse!("admin_token", |v: &str| if v.len() < 16 {
+            Err("a token must be at least 16 characters".to_string())
+        } else {
+            Ok(Secret::new(v))
+        });
+        let threads = parse!("threads", |v: &str| match v.parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => Ok(n),
+            _ => Err("expected a number of threads from 1 to 64".to_string()),
+        });
+        let shutdown_grace = parse!("shutdown_grace", |v: &str| match v.parse::<u64>() {
+            Ok(n) if n <= 3600 => Ok(Duration::from_secs(n)),
+            _ => Err("expected whole seconds from 0 to 3600".to_string()),
+        });
+        let access_log = parse!("access_log", boolean);
+        let log_format = parse!("log_format", |v: &str| v.parse::<LogFormat>());
+
+        if let (Some(h), Some(s)) = (http_port, https_port) {
+            if h == s {
+                let (key, value, origin) = field("https_port").expect("https_port has a value");
+                check(
+                    key,
+                    Some("must differ from the HTTP port".into()),
+                    value,
+                    origin,
+                );
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError::Invalid(errors));
+        }
+        let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (
+            Some(domain),
+            Some(data_dir),
+            Some(listen),
+            Some(http_port),
+            Some(https_port),
+            Some(api_listen),
+            Some(shutdown_grace),
+            Some(access_log),
+            Some(log_format),
+        ) = (
+            domain,
+            data_dir,
+            listen,
+            http_port,
+            https_port,
+            api_listen,
+            shutdown_grace,
+            access_log,
+            log_format,
+        )
+        else {
+            unreachable!("every setting with a default either parsed or reported an error")
+        };
+        Ok(Config {
+            domain,
+            data_dir,
+            listen,
+            http_port,
+            https_port,
+            api_listen,
+            admin_token,
+            threads: threads.unwrap_or(default_threads),
+            shutdown_grace,
+            access_log,
+            log_format,
+        })
+    }
+}
+
+fn port(v: &str) -> Result<u16, String> {
+    match v.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err("expected a port number from 1 to 65535".into()),
+    }
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn known_keys() -> String {
+    SETTINGS
+        .iter()
+        .map(|(k, _)| *k)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Config {
+    /// `admin.<domain>`: where the admin UI and API are served.
+    pub fn admin_host(&self) -> Hostname {
+        self.domain
+            .child("admin")
+            .expect("admin.<valid domain> is a valid host name")
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.data_dir.join("minicloud").join("state.redb")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_dev_friendly() {
+        let c = Sources::new().resolve().unwrap();
+        assert_eq!(c.domain.as_str(), "localhost");
+        assert_eq!(c.admin_host().as_str(), "admin.localhost");
+        assert_eq!((c.http_port, c.https_port), (80, 443));
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.api_listen.to_string(), "127.0.0.1:7780");
+        assert!(c.admin_token.is_none());
+        assert!(c.threads >= 1);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let c = Sources::new()
+            .file(
+                "f.toml",
+                "domain = \"file.example\"\nhttp_port = 81\nhttps_port = 8443\n",
+            )
+            .unwrap()
+            .env([
+                ("MINICLOUD_HTTP_PORT", "82"),
+                ("MINICLOUD_DOMAIN", "env.example"),
+            ])
+            .flags([("domain", "flag.example")])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.domain.as_str(), "flag.example");
+        assert_eq!(c.http_port, 82);
+        assert_eq!(c.https_port, 8443);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_its_source() {
+        let err = Sources::new()
+            .file("f.toml", "threads = 0\nnonsense = 1\n")
+            .unwrap()
+            .env([
+                ("MINICLOUD_HTTP_PORT", "http"),
+                ("MINICLOUD_ADMIN_TOKEN", "short-secret"),
+                ("MINICLOUD_UNRELATED", "ignored"),
+            ])
+            .flags([("domain", "bad domain"), ("listen", "nowhere")])
+            .resolve()
+            .unwrap_err();
+        let text = err.to_string();
+        for expected in [
+            "MINICLOUD_HTTP_PORT: 'http': expected a port number",
+            "--domain: 'bad domain'",
+            "--listen: 'nowhere'",
+            "config file key 'threads': '0'",
+            "'nonsense': unknown key",
+            "MINICLOUD_ADMIN_TOKEN: a token must be at least 16 characters",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        assert!(
+            !text.contains("short-secret"),
+            "a secret was echoed:\n{text}"
+        );
+    }
+
+    #[test]
+    fn ports_must_differ_and_files_must_parse() {
+        let err = Sources::new()
+            .flags([("http_port", "8080"), ("https_port", "8080")])
+            .resolve()
+            .unwrap_err();
+        assert!(err.to_string().contains("must differ"));
+        assert!(matches!(
+            Sources::new().file("f.toml", "domain = "),
+            Err(ConfigError::File { .. })
+        ));
+    }
+}

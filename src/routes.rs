@@ -1,0 +1,73 @@
+//! External routes: a host served by a process on this machine (or anywhere reachable by
+//! address) rather than by an app minicloud deploys.
+
+use minicloud_proxy::{HostPattern, Upstream};
+
+use crate::plane::{now, Plane};
+use crate::store::{RouteRecord, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("'{host}' is reserved for minicloud's admin UI and API; choose another host")]
+    Reserved { host: String },
+    #[error("no route for '{host}'")]
+    NotFound { host: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Parses what a person typed; both errors say what a good value looks like.
+pub fn parse_route(host: &str, upstream: &str) -> Result<(HostPattern, Upstream), RouteError> {
+    let host = HostPattern::parse(host.trim()).map_err(|e| RouteError::Invalid(e.to_string()))?;
+    let upstream = upstream
+        .trim()
+        .parse::<Upstream>()
+        .map_err(|e| RouteError::Invalid(e.to_string()))?;
+    Ok((host, upstream))
+}
+
+/// Adds or replaces the route for `host`. Stored first, then served: what is served never
+/// runs ahead of what a restart would restore.
+pub fn set_route(
+    plane: &Plane,
+    host: HostPattern,
+    upstream: Upstream,
+) -> Result<RouteRecord, RouteError> {
+    if host == HostPattern::Exact(plane.config.admin_host()) {
+        return Err(RouteError::Reserved {
+            host: host.to_string(),
+        });
+    }
+    let record = RouteRecord {
+        host,
+        upstream,
+        created_at: now(),
+    };
+    plane.store.put_route(&record)?;
+    plane
+        .edge
+        .update(|draft| draft.set_route(record.host.clone(), record.upstream));
+    Ok(record)
+}
+
+pub fn remove_route(plane: &Plane, host: &str) -> Result<(), RouteError> {
+    let host = HostPattern::parse(host).map_err(|e| RouteError::Invalid(e.to_string()))?;
+    if host == HostPattern::Exact(plane.config.admin_host()) {
+        return Err(RouteError::Reserved {
+            host: host.to_string(),
+        });
+    }
+    if !plane.store.delete_route(&host)? {
+        return Err(RouteError::NotFound {
+            host: host.to_string(),
+        });
+    }
+    plane.edge.update(|draft| draft.remove_route(&host));
+    Ok(())
+}
+
+pub fn list_routes(plane: &Plane) -> Result<Vec<RouteRecord>, RouteError> {
+    Ok(plane.store.routes()?)
+}

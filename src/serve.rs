@@ -1,0 +1,161 @@
+//! `minicloud serve`: opens the store, publishes what it holds to the edge, then runs the edge
+//! and the control plane in one process until SIGTERM.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use minicloud_proxy::{
+    BackgroundService, Edge, EdgeConfig, EdgeError, EdgeServer, ProxySettings, ShutdownWatch,
+};
+
+use crate::auth::{self, Bootstrap};
+use crate::config::Config;
+use crate::plane::{now, Plane};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+    #[error("cannot listen on {addr} ({what}): {source}{hint}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+}
+
+/// Runs minicloud until it is told to stop.
+pub fn run(config: Config) -> Result<(), ServeError> {
+    let store = Store::open(&config.state_path())?;
+    match auth::ensure_bootstrap_token(&store, config.admin_token.as_ref(), now())? {
+        Bootstrap::Generated(token) => {
+            // Shown once, on the terminal only: the store keeps just its hash, and the log
+            // must never carry a credential.
+            eprintln!(
+                "\nminicloud: created the admin API token (shown only this once, keep it safe):\n\n    {}\n\n\
+                 Use it as MINICLOUD_TOKEN for the CLI, or set MINICLOUD_ADMIN_TOKEN to choose your own.\n",
+                token.expose()
+            );
+        }
+        Bootstrap::FromConfig | Bootstrap::Existing => {}
+    }
+
+    let http_addr = SocketAddr::new(config.listen, config.http_port);
+    let https_addr = SocketAddr::new(config.listen, config.https_port);
+    // Pingora binds later and only logs a failure; check now so a taken or privileged port
+    // is a clear error before anything starts.
+    probe_bind(http_addr, "HTTP")?;
+    probe_bind(https_addr, "HTTPS")?;
+    let api_listener = bind(config.api_listen, "control plane API")?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: config.api_listen,
+            what: "control plane API",
+            source,
+            hint: "",
+        })?;
+
+    let edge = Edge::new();
+    let edge_config = EdgeConfig {
+        http_addr,
+        https_addr,
+        threads: config.threads,
+        shutdown_grace: config.shutdown_grace,
+        proxy: ProxySettings {
+            public_https_port: config.https_port,
+            access_log: config.access_log,
+            ..ProxySettings::default()
+        },
+    };
+    let plane = Plane::new(config, store, edge.clone());
+    plane.publish_stored_state(api_addr)?;
+
+    let mut server = EdgeServer::new(edge, &edge_config)?;
+    tracing::info!(
+        http = %http_addr,
+        https = %https_addr,
+        api = %api_addr,
+        admin = %format!("https://{}:{}/", plane.config.admin_host(), plane.config.https_port),
+        routes = plane.edge.snapshot().routes.len(),
+        "minicloud starting"
+    );
+    server.add_background(
+        "control plane",
+        ControlPlane {
+            plane,
+            listener: Mutex::new(Some(api_listener)),
+        },
+    );
+    server.run();
+    tracing::info!("minicloud stopped");
+    Ok(())
+}
+
+fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServeError> {
+    let bind_error = |source: std::io::Error| {
+        let hint = match source.kind() {
+            std::io::ErrorKind::AddrInUse => " (is another minicloud or web server running?)",
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need root or CAP_NET_BIND_SERVICE; or use ports like 8080/8443)"
+            }
+            _ => "",
+        };
+        ServeError::Bind {
+            addr,
+            what,
+            source,
+            hint,
+        }
+    };
+    let listener = TcpListener::bind(addr).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    Ok(listener)
+}
+
+fn probe_bind(addr: SocketAddr, what: &'static str) -> Result<(), ServeError> {
+    bind(addr, what).map(drop)
+}
+
+/// The control plane as a Pingora background service: serves the API until shutdown.
+struct ControlPlane {
+    plane: Plane,
+    /// Bound before start so the edge's admin route is known; taken once by `start`.
+    listener: Mutex<Option<TcpListener>>,
+}
+
+#[async_trait]
+impl BackgroundService for ControlPlane {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let taken = self
+            .listener
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some(std_listener) = taken else {
+            return;
+        };
+        let listener = match tokio::net::TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "control plane API listener unusable");
+                return;
+            }
+        };
+        let app = crate::api::router(self.plane.clone());
+        let stop = async move {
+            let _ = shutdown.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "control plane API stopped");
+        }
+    }
+}

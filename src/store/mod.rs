@@ -1,0 +1,292 @@
+//! minicloud's own state, in one redb file under the data dir.
+//!
+//! Each record kind has a table; keys are built here and nowhere else; values are JSON so a
+//! person can still read a dump. Every write is one redb transaction: a crash mid-write leaves
+//! the previous state. Calls are synchronous: they run on the control plane's runtime, never on
+//! the proxy's, and a commit is one small fsync.
+
+mod records;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use minicloud_proxy::HostPattern;
+
+pub use records::{RouteRecord, TokenRecord};
+
+/// Bumped when a record's meaning changes; `open` refuses a newer store than it knows.
+const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const ROUTES: TableDefinition<&str, &[u8]> = TableDefinition::new("routes");
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the state store {path} is in use by another minicloud process")]
+    InUse { path: PathBuf },
+    #[error("could not create {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the state store was written by a newer minicloud (schema {found}, this one knows {known})"
+    )]
+    TooNew { found: u64, known: u64 },
+    #[error("state store: {0}")]
+    Db(#[from] redb::Error),
+    #[error("state store record {table}/{key} is unreadable: {why}")]
+    Corrupt {
+        table: &'static str,
+        key: String,
+        why: String,
+    },
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db(e.into())
+}
+
+/// Handle on the state store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                path: path.to_path_buf(),
+            },
+            other => db_err(other),
+        })?;
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let found = meta.get("schema").map_err(db_err)?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::TooNew {
+                        found: v,
+                        known: SCHEMA_VERSION,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("schema", SCHEMA_VERSION).map_err(db_err)?;
+                }
+            }
+            txn.open_table(ROUTES).map_err(db_err)?;
+            txn.open_table(TOKENS).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    // --- routes: key is the host pattern as written (`app.example.com`, `*.example.com`).
+
+    pub fn routes(&self) -> Result<Vec<RouteRecord>, StoreError> {
+        self.list(ROUTES, "routes")
+    }
+
+    pub fn put_route(&self, route: &RouteRecord) -> Result<(), StoreError> {
+        self.put(ROUTES, &route.host.to_string(), route)
+    }
+
+    /// Returns whether the route existed.
+    pub fn delete_route(&self, host: &HostPattern) -> Result<bool, StoreError> {
+        self.delete(ROUTES, &host.to_string())
+    }
+
+    // --- tokens: key is the SHA-256 of the token, hex; the token itself is never stored.
+
+    pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.get(TOKENS, "tokens", hash)
+    }
+
+    pub fn tokens(&self) -> Result<Vec<(String, TokenRecord)>, StoreError> {
+        self.list_keyed(TOKENS, "tokens")
+    }
+
+    /// Stores a token, replacing any other token of the same name, in one transaction.
+    pub fn replace_token(&self, hash: &str, token: &TokenRecord) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = txn.open_table(TOKENS).map_err(db_err)?;
+            let same_name: Vec<String> = table
+                .iter()
+                .map_err(db_err)?
+                .filter_map(|entry| {
+                    let (k, v) = entry.ok()?;
+                    let rec: TokenRecord = serde_json::from_slice(v.value()).ok()?;
+                    (rec.name == token.name).then(|| k.value().to_string())
+                })
+                .collect();
+            for key in same_name {
+                table.remove(key.as_str()).map_err(db_err)?;
+            }
+            table
+                .insert(hash, encode(token).as_slice())
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    // --- generic record access
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+        name: &'static str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(def).map_err(db_err)?;
+        let value = table.get(key).map_err(db_err)?;
+        value.map(|v| decode(name, key, v.value())).transpose()
+    }
+
+    fn list<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+        name: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        Ok(self
+            .list_keyed(def, name)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    fn list_keyed<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+        name: &'static str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(def).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            let key = k.value().to_string();
+            let value = decode(name, &key, v.value())?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    fn put<T: Serialize>(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(def)
+            .map_err(db_err)?
+            .insert(key, encode(value).as_slice())
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    fn delete(&self, def: TableDefinition<&str, &[u8]>, key: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let existed = txn
+            .open_table(def)
+            .map_err(db_err)?
+            .remove(key)
+            .map_err(db_err)?
+            .is_some();
+        txn.commit().map_err(db_err)?;
+        Ok(existed)
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialize to JSON")
+}
+
+fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        why: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(host: &str, upstream: &str) -> RouteRecord {
+        RouteRecord {
+            host: HostPattern::parse(host).unwrap(),
+            upstream: upstream.parse().unwrap(),
+            created_at: 1,
+        }
+    }
+
+    #[test]
+    fn routes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            store.put_route(&route("a.test", "127.0.0.1:1")).unwrap();
+            store.put_route(&route("*.b.test", "127.0.0.1:2")).unwrap();
+            store.put_route(&route("a.test", "127.0.0.1:3")).unwrap();
+            assert!(store
+                .delete_route(&HostPattern::parse("*.b.test").unwrap())
+                .unwrap());
+            assert!(!store
+                .delete_route(&HostPattern::parse("*.b.test").unwrap())
+                .unwrap());
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.routes().unwrap(),
+            vec![route("a.test", "127.0.0.1:3")]
+        );
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let _first = Store::open(&path).unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::InUse { .. })));
+    }
+
+    #[test]
+    fn replacing_a_token_drops_the_old_one_of_that_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let rec = |name: &str| TokenRecord {
+            name: name.into(),
+            created_at: 0,
+        };
+        store.replace_token("h1", &rec("bootstrap")).unwrap();
+        store.replace_token("h2", &rec("ci")).unwrap();
+        store.replace_token("h3", &rec("bootstrap")).unwrap();
+        assert!(store.token("h1").unwrap().is_none());
+        assert_eq!(store.token("h3").unwrap().unwrap().name, "bootstrap");
+        assert_eq!(store.tokens().unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,358 @@
+//! Shared helpers for integration tests: start `minicloud serve` on free ports, talk to it
+//! over real sockets, run small upstreams, wait for conditions with a deadline.
+#![allow(dead_code)] // each test binary uses a different subset
+
+pub mod upstream;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A free TCP port on loopback (bound then released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A running `minicloud serve` child process with its own data dir and ports.
+pub struct Minicloud {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub http_port: u16,
+    pub https_port: u16,
+    pub api_port: u16,
+    pub domain: String,
+    extra_env: Vec<(String, String)>,
+    log_path: PathBuf,
+}
+
+impl Minicloud {
+    /// Starts minicloud on fresh ports and a fresh data dir, and waits until it answers.
+    pub async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    pub async fn start_with(extra_env: Vec<(String, String)>) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut mc = Self {
+            child: None,
+            data_dir: tmp.path().to_path_buf(),
+            log_path: tmp.path().join("minicloud.log"),
+            _tmp: Some(tmp),
+            http_port: free_port(),
+            https_port: free_port(),
+            api_port: free_port(),
+            domain: "mc.test".into(),
+            extra_env,
+        };
+        mc.spawn().await;
+        mc
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_minicloud"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MINICLOUD_DOMAIN", &self.domain)
+            .env("MINICLOUD_DATA_DIR", &self.data_dir)
+            .env("MINICLOUD_LISTEN", "127.0.0.1")
+            .env("MINICLOUD_HTTP_PORT", self.http_port.to_string())
+            .env("MINICLOUD_HTTPS_PORT", self.https_port.to_string())
+            .env(
+                "MINICLOUD_API_LISTEN",
+                format!("127.0.0.1:{}", self.api_port),
+            )
+            .env("MINICLOUD_ADMIN_TOKEN", TOKEN)
+            .env("MINICLOUD_THREADS", "2")
+            .env("MINICLOUD_SHUTDOWN_GRACE", "1")
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
+            .stderr(Stdio::from(log));
+        self.child = Some(cmd.spawn().expect("start minicloud"));
+        let api = self.api_url("/api/health");
+        let https = SocketAddr::from(([127, 0, 0, 1], self.https_port));
+        let client = reqwest::Client::new();
+        wait_for("minicloud to answer", Duration::from_secs(20), || {
+            let client = client.clone();
+            let api = api.clone();
+            async move {
+                let ok = client.get(&api).bearer_auth(TOKEN).send().await.ok()?;
+                tokio::net::TcpStream::connect(https).await.ok()?;
+                ok.status().is_success().then_some(())
+            }
+        })
+        .await;
+    }
+
+    pub fn api_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.api_port)
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.https_port))
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http_port))
+    }
+
+    pub fn admin_host(&self) -> String {
+        format!("admin.{}", self.domain)
+    }
+
+    /// An HTTPS URL on the edge for `host`.
+    pub fn https_url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.https_port)
+    }
+
+    pub fn http_url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.http_port)
+    }
+
+    /// A client that resolves `hosts` to the edge and accepts its self-signed certificates.
+    pub fn client_for(&self, hosts: &[&str]) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30));
+        for host in hosts {
+            // The port comes from the URL; only the address is overridden.
+            builder = builder.resolve(host, self.https_addr());
+        }
+        builder.build().expect("client")
+    }
+
+    /// The API, directly on its loopback address.
+    pub fn api(&self) -> Api {
+        Api {
+            base: self.api_url(""),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("minicloud is running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("signal minicloud");
+        child.wait().expect("wait for minicloud")
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&mut self) -> Child {
+        let child = self.child.take().expect("minicloud is running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("signal minicloud");
+        child
+    }
+
+    /// Stops and starts again on the same ports and data dir.
+    pub async fn restart(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "minicloud exited with {status}");
+        self.spawn().await;
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn data_path(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+impl Drop for Minicloud {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The control plane API with the test token.
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("API answers")
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("API answers")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("API answers")
+    }
+
+    /// Adds a route and asserts it was accepted.
+    pub async fn add_route(&self, host: &str, upstream: SocketAddr) {
+        let resp = self
+            .post(
+                "/api/routes",
+                serde_json::json!({"host": host, "upstream": upstream.to_string()}),
+            )
+            .await;
+        let status = resp.status();
+        assert_eq!(
+            status,
+            201,
+            "add route: {}",
+            resp.text().await.unwrap_or_default()
+        );
+    }
+}
+
+/// A TLS connection to the edge with `sni`, accepting any certificate; HTTP/1.1 unless `h2`.
+pub async fn tls_connect(
+    addr: SocketAddr,
+    sni: &str,
+    h2: bool,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::ServerName;
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAnything))
+    .with_no_client_auth();
+    config.alpn_protocols = if h2 {
+        vec![b"h2".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    connector
+        .connect(ServerName::try_from(sni.to_string()).expect("sni"), tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+/// The certificate the edge serves for `sni`, as (DNS names, serial hex).
+pub async fn served_certificate(addr: SocketAddr, sni: &str) -> (Vec<String>, String) {
+    let tls = tls_connect(addr, sni, false).await;
+    let (_, conn) = tls.get_ref();
+    let leaf = conn.peer_certificates().expect("a certificate")[0].clone();
+    certificate_names(leaf.as_ref())
+}
+
+/// DNS names and serial of a DER certificate.
+pub fn certificate_names(der: &[u8]) -> (Vec<String>, String) {
+    use x509_parser::prelude::*;
+    let (_, cert) = X509Certificate::from_der(der).expect("a certificate");
+    let names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (names, cert.raw_serial_as_string())
+}
+
+#[derive(Debug)]
+struct AcceptAnything;
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
