@@ -12,9 +12,12 @@
 //! - `probe worker` — no listener: prints `$APP_NAME worker $PROBE_VERSION` and its env as JSON
 //!   once, then sleeps until SIGTERM (a runner container's env is checked through its logs);
 //! - `PROBE_UNHEALTHY=1` — never listens, logs a line every second saying so;
-//! - `PROBE_EXIT=1` — prints an error line and exits 1 at once.
+//! - `PROBE_EXIT=1` — prints an error line and exits 1 at once;
+//! - `probe check-tcp IP:PORT...` — connects to each address, prints ok/FAIL, exits 0 if all
+//!   answered (the test environment's check that containers reach host services).
 #![forbid(unsafe_code)]
 
+mod check;
 mod config;
 mod http;
 mod routes;
@@ -28,7 +31,15 @@ use config::Config;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let config = Config::from_env();
-    let worker = std::env::args().nth(1).as_deref() == Some("worker");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("check-tcp") {
+        return if check::run(&args[1..]).await {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    let worker = args.first().map(String::as_str) == Some("worker");
 
     if config.exit_at_once {
         eprintln!(
