@@ -156,7 +156,7 @@ ensure_docker() {
 }
 
 # --- registry --------------------------------------------------------------------------------
-registry_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/v2/"; }
+registry_ready() { curl -fsS -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/v2/" 2>/dev/null; }
 ensure_registry() {
     if registry_ready; then log "registry: up on 127.0.0.1:$REGISTRY_PORT"; return; fi
     tcp_open 127.0.0.1 "$REGISTRY_PORT" \
@@ -262,7 +262,7 @@ rabbit() {
 }
 mq_api_ok() {
     curl -fsS -o /dev/null -u "$MQ_ADMIN_USER:$MQ_ADMIN_PASSWORD" \
-        http://127.0.0.1:15672/api/whoami
+        http://127.0.0.1:15672/api/whoami 2>/dev/null
 }
 ensure_rabbitmq() {
     if mq_api_ok && tcp_open 127.0.0.1 5672; then
@@ -306,7 +306,9 @@ EOF
 
 # --- Pebble ----------------------------------------------------------------------------------
 PEBBLE_CA="$DIR/pebble/ca.pem"
-pebble_ready() { curl -fsS -o /dev/null --cacert "$PEBBLE_CA" https://127.0.0.1:14000/dir; }
+pebble_ready() {
+    curl -fsS -o /dev/null --cacert "$PEBBLE_CA" https://127.0.0.1:14000/dir 2>/dev/null
+}
 challtestsrv_ready() {
     # The management API answers 404 on /; any HTTP answer means it is up.
     [[ "$(curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1:8055/ 2>/dev/null)" != 000 ]]
@@ -382,7 +384,7 @@ check_container_reach() {
     out="$(docker run --rm --network "$NETWORK" "$REGISTRY/probe:v1" \
         check-tcp "$GATEWAY:3306" "$GATEWAY:5672" 2>&1)" \
         || { printf '%s\n' "$out" >&2; die "a container on $NETWORK cannot reach host services at $GATEWAY"; }
-    printf '    %s\n' "$out"
+    printf '%s\n' "$out" | sed 's/^/    /'
 }
 
 # --- summary ---------------------------------------------------------------------------------
