@@ -1,0 +1,28 @@
+//! Routing: one module per endpoint group. To add a group (e.g. `/db`, `/amqp`), write a module
+//! with `async fn handle(req, config) -> Response` and add its arm below.
+
+pub mod files;
+pub mod info;
+pub mod stream;
+pub mod ws;
+
+use hyper::Method;
+
+use crate::config::Config;
+use crate::http::{self, Request, Response};
+
+pub async fn handle(req: Request, config: &Config) -> Response {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    match (&method, path.as_str()) {
+        (&Method::GET, "/") => info::root(config),
+        (&Method::GET, "/healthz") => info::healthz(),
+        (&Method::GET, "/env") => info::env(),
+        (&Method::GET, "/headers") => info::headers(&req),
+        (&Method::GET, "/slow") => stream::slow(&req).await,
+        (&Method::GET, "/sse") => stream::sse(),
+        (&Method::GET, "/ws") => ws::upgrade(req),
+        (_, p) if p.starts_with("/file/") => files::handle(req, config).await,
+        _ => http::not_found(),
+    }
+}
