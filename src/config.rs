@@ -37,6 +37,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub access_log: bool,
     pub log_format: LogFormat,
+    /// How long a new revision may take to answer its health probe.
+    pub health_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +116,7 @@ const SETTINGS: &[(&str, &str)] = &[
     ("shutdown_grace", "5"),
     ("access_log", "true"),
     ("log_format", "text"),
+    ("health_timeout", "60"),
 ];
 
 pub fn env_name(key: &str) -> String {
@@ -244,6 +247,10 @@ impl Sources {
         });
         let access_log = parse!("access_log", boolean);
         let log_format = parse!("log_format", |v: &str| v.parse::<LogFormat>());
+        let health_timeout = parse!("health_timeout", |v: &str| match v.parse::<u64>() {
+            Ok(n) if (1..=3600).contains(&n) => Ok(Duration::from_secs(n)),
+            _ => Err("expected whole seconds from 1 to 3600".to_string()),
+        });
 
         if let (Some(h), Some(s)) = (http_port, https_port) {
             if h == s {
@@ -270,6 +277,7 @@ impl Sources {
             Some(shutdown_grace),
             Some(access_log),
             Some(log_format),
+            Some(health_timeout),
         ) = (
             domain,
             data_dir,
@@ -280,6 +288,7 @@ impl Sources {
             shutdown_grace,
             access_log,
             log_format,
+            health_timeout,
         )
         else {
             unreachable!("every setting with a default either parsed or reported an error")
@@ -296,6 +305,7 @@ impl Sources {
             shutdown_grace,
             access_log,
             log_format,
+            health_timeout,
         })
     }
 }

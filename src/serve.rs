@@ -9,6 +9,8 @@ use minicloud_proxy::{
     BackgroundService, Edge, EdgeConfig, EdgeError, EdgeServer, ProxySettings, ShutdownWatch,
 };
 
+use crate::api::ApiState;
+use crate::apps::{AppSettings, Apps};
 use crate::auth::{self, Bootstrap};
 use crate::config::Config;
 use crate::plane::{now, Plane};
@@ -73,8 +75,12 @@ pub fn run(config: Config) -> Result<(), ServeError> {
             ..ProxySettings::default()
         },
     };
+    let app_settings = AppSettings {
+        health_timeout: config.health_timeout,
+    };
     let plane = Plane::new(config, store, edge.clone());
     plane.publish_stored_state(api_addr)?;
+    let apps = Apps::new(plane.clone(), app_settings);
 
     let mut server = EdgeServer::new(edge, &edge_config)?;
     tracing::info!(
@@ -88,7 +94,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     server.add_background(
         "control plane",
         ControlPlane {
-            plane,
+            state: ApiState { plane, apps },
             listener: Mutex::new(Some(api_listener)),
         },
     );
@@ -124,7 +130,7 @@ fn probe_bind(addr: SocketAddr, what: &'static str) -> Result<(), ServeError> {
 
 /// The control plane as a Pingora background service: serves the API until shutdown.
 struct ControlPlane {
-    plane: Plane,
+    state: ApiState,
     /// Bound before start so the edge's admin route is known; taken once by `start`.
     listener: Mutex<Option<TcpListener>>,
 }
@@ -147,7 +153,23 @@ impl BackgroundService for ControlPlane {
                 return;
             }
         };
-        let app = crate::api::router(self.plane.clone());
+        let apps = self.state.apps.clone();
+        tokio::spawn(async move {
+            // Apps kept running while minicloud was down; find them and route to them again.
+            match apps.reconcile().await {
+                Ok(done) => tracing::info!(
+                    served = done.served,
+                    created = done.created,
+                    removed = done.removed,
+                    failed = done.failed.len(),
+                    "apps reconciled"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reconcile apps; the edge keeps serving")
+                }
+            }
+        });
+        let app = crate::api::router(self.state.clone());
         let stop = async move {
             let _ = shutdown.changed().await;
         };

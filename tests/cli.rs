@@ -40,7 +40,10 @@ async fn routes_add_list_and_remove_from_the_command_line() {
     let mut lines = listing.lines();
     assert!(lines.next().unwrap().starts_with("HOST"));
     let row = lines.next().unwrap();
-    assert!(row.starts_with("cli.example.com") && row.ends_with(&upstream), "{row}");
+    assert!(
+        row.starts_with("cli.example.com") && row.ends_with(&upstream),
+        "{row}"
+    );
 
     // Served right away.
     let body = mc
@@ -73,7 +76,10 @@ async fn client_errors_are_one_line_and_exit_non_zero() {
         let out = minicloud(&mc, &args);
         assert!(!out.status.success(), "{args:?} should fail");
         let err = stderr(&out);
-        assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+        assert!(
+            err.contains(expected),
+            "{err:?} should mention {expected:?}"
+        );
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
     }
 
@@ -93,7 +99,11 @@ async fn client_errors_are_one_line_and_exit_non_zero() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot reach minicloud"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach minicloud"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -108,8 +118,15 @@ fn serve_reports_every_bad_setting_and_does_not_start() {
         .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
-    for expected in ["--http-port: 'eighty'", "--domain: 'not a domain'", "MINICLOUD_THREADS: '0'"] {
-        assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+    for expected in [
+        "--http-port: 'eighty'",
+        "--domain: 'not a domain'",
+        "MINICLOUD_THREADS: '0'",
+    ] {
+        assert!(
+            err.contains(expected),
+            "{err:?} should mention {expected:?}"
+        );
     }
     assert!(
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),

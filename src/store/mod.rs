@@ -16,7 +16,11 @@ use serde::Serialize;
 
 use minicloud_proxy::HostPattern;
 
-pub use records::{RouteRecord, TokenRecord};
+use crate::apps::name::AppName;
+
+pub use records::{
+    AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord, TokenRecord,
+};
 
 /// Bumped when a record's meaning changes; `open` refuses a newer store than it knows.
 const SCHEMA_VERSION: u64 = 1;
@@ -24,6 +28,18 @@ const SCHEMA_VERSION: u64 = 1;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ROUTES: TableDefinition<&str, &[u8]> = TableDefinition::new("routes");
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+/// Keyed `<app>/<revision, 10 digits>` so one app's deploys are one ordered range.
+const DEPLOYS: TableDefinition<&str, &[u8]> = TableDefinition::new("deploys");
+
+fn deploy_key(app: &AppName, revision: u64) -> String {
+    format!("{app}/{revision:010}")
+}
+
+/// The key range holding every deploy of `app` (`/` sorts just before `0`).
+fn deploy_range(app: &AppName) -> (String, String) {
+    (format!("{app}/"), format!("{app}0"))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,6 +107,8 @@ impl Store {
             }
             txn.open_table(ROUTES).map_err(db_err)?;
             txn.open_table(TOKENS).map_err(db_err)?;
+            txn.open_table(APPS).map_err(db_err)?;
+            txn.open_table(DEPLOYS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
@@ -143,6 +161,79 @@ impl Store {
                 .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
+    }
+
+    // --- apps and their deploys
+
+    pub fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+        self.list(APPS, "apps")
+    }
+
+    pub fn app(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError> {
+        self.get(APPS, "apps", name.as_str())
+    }
+
+    pub fn put_app(&self, app: &AppRecord) -> Result<(), StoreError> {
+        self.put(APPS, app.name.as_str(), app)
+    }
+
+    /// Every deploy of `app`, oldest first.
+    pub fn deploys(&self, app: &AppName) -> Result<Vec<DeployRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(DEPLOYS).map_err(db_err)?;
+        let (start, end) = deploy_range(app);
+        let mut out = Vec::new();
+        for entry in table.range(start.as_str()..end.as_str()).map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push(decode("deploys", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn deploy(&self, app: &AppName, revision: u64) -> Result<Option<DeployRecord>, StoreError> {
+        self.get(DEPLOYS, "deploys", &deploy_key(app, revision))
+    }
+
+    /// Writes an app and one of its deploys together: a deploy's outcome and the app's
+    /// current revision never disagree, even across a crash.
+    pub fn put_app_and_deploy(
+        &self,
+        app: &AppRecord,
+        deploy: &DeployRecord,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(APPS)
+            .map_err(db_err)?
+            .insert(app.name.as_str(), encode(app).as_slice())
+            .map_err(db_err)?;
+        txn.open_table(DEPLOYS)
+            .map_err(db_err)?
+            .insert(
+                deploy_key(&deploy.app, deploy.revision).as_str(),
+                encode(deploy).as_slice(),
+            )
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// Removes an app and its whole deploy history in one transaction.
+    pub fn delete_app(&self, app: &AppName) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let existed = txn
+            .open_table(APPS)
+            .map_err(db_err)?
+            .remove(app.as_str())
+            .map_err(db_err)?
+            .is_some();
+        {
+            let mut deploys = txn.open_table(DEPLOYS).map_err(db_err)?;
+            let (start, end) = deploy_range(app);
+            deploys
+                .retain_in(start.as_str()..end.as_str(), |_, _| false)
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(existed)
     }
 
     // --- generic record access
