@@ -80,7 +80,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     };
     let plane = Plane::new(config, store, edge.clone());
     plane.publish_stored_state(api_addr)?;
-    let apps = Apps::new(plane.clone(), app_settings);
+    let apps = Apps::new(plane.clone(), app_settings)?;
 
     let mut server = EdgeServer::new(edge, &edge_config)?;
     tracing::info!(

@@ -18,7 +18,7 @@ use super::name::AppName;
 use crate::docker::{Docker, DockerError};
 use crate::plane::{now, Plane};
 use crate::secret::Secret;
-use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials};
+use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, StoreError};
 
 /// Default memory limit of an app's containers.
 pub const DEFAULT_MEMORY_MB: u64 = 256;
@@ -36,6 +36,8 @@ pub struct Apps {
     pub(super) plane: Plane,
     pub(super) settings: AppSettings,
     pub events: Events,
+    /// Labels this minicloud's containers (see `docker::labels::INSTANCE`).
+    instance: Arc<str>,
     docker: Arc<tokio::sync::Mutex<Option<Docker>>>,
     locks: Arc<Mutex<HashMap<AppName, (Arc<tokio::sync::Mutex<()>>, String)>>>,
 }
@@ -56,14 +58,16 @@ pub struct NewApp {
 }
 
 impl Apps {
-    pub fn new(plane: Plane, settings: AppSettings) -> Self {
-        Self {
+    pub fn new(plane: Plane, settings: AppSettings) -> Result<Self, StoreError> {
+        let instance = plane.store.instance_id()?.into();
+        Ok(Self {
             plane,
             settings,
             events: Events::default(),
+            instance,
             docker: Arc::default(),
             locks: Arc::default(),
-        }
+        })
     }
 
     /// The engine handle, connecting on first use; an unreachable engine is an error for
@@ -73,7 +77,7 @@ impl Apps {
         if let Some(d) = slot.as_ref() {
             return Ok(d.clone());
         }
-        let docker = Docker::connect().await?;
+        let docker = Docker::connect().await?.with_instance(&*self.instance);
         docker
             .ensure_network(crate::docker::DEFAULT_NETWORK)
             .await?;

@@ -199,7 +199,10 @@ impl Docker {
     /// Creates and starts a container from `spec`. A container of the same name left over
     /// from an earlier attempt is removed first, so retrying a failed step is safe.
     pub async fn run(&self, spec: &ContainerSpec) -> Result<RunningContainer, DockerError> {
-        let body = create_body(spec);
+        let mut body = create_body(spec);
+        if let (Some(id), Some(map)) = (&self.instance, body.labels.as_mut()) {
+            map.insert(labels::INSTANCE.to_owned(), id.clone());
+        }
         let opts = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
@@ -285,7 +288,13 @@ impl Docker {
 
     /// All containers carrying the `minicloud.app` label, in any state.
     pub async fn list_managed(&self) -> Result<Vec<ContainerInfo>, DockerError> {
-        let filters = HashMap::from([("label", vec![labels::APP])]);
+        let instance_filter = self
+            .instance
+            .as_ref()
+            .map(|id| format!("{}={id}", labels::INSTANCE));
+        let mut wanted = vec![labels::APP];
+        wanted.extend(instance_filter.as_deref());
+        let filters = HashMap::from([("label", wanted)]);
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)

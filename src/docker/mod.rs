@@ -47,6 +47,9 @@ pub mod labels {
     pub const TMP: &str = "minicloud.tmp";
     /// On networks minicloud created.
     pub const NETWORK: &str = "minicloud.network";
+    /// Which minicloud made a container, so two minicloud data dirs on one engine (tests, a
+    /// staging copy) never adopt or remove each other's containers.
+    pub const INSTANCE: &str = "minicloud.instance";
 }
 
 /// A handle to the Docker engine. Clones share one connection pool.
@@ -55,6 +58,8 @@ pub struct Docker {
     api: bollard::Docker,
     /// Where we connected, for error messages.
     endpoint: String,
+    /// When set, containers are labelled with it and only those are listed as managed.
+    instance: Option<String>,
 }
 
 impl Docker {
@@ -79,7 +84,14 @@ impl Docker {
         Ok(Self {
             api,
             endpoint: endpoint.to_owned(),
+            instance: None,
         })
+    }
+
+    /// Scopes this handle to one minicloud instance (see [`labels::INSTANCE`]).
+    pub fn with_instance(mut self, id: impl Into<String>) -> Self {
+        self.instance = Some(id.into());
+        self
     }
 
     /// Checks the engine answers; start-up calls this to fail early and clearly.

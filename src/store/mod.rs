@@ -114,6 +114,25 @@ impl Store {
         Ok(Self { db: Arc::new(db) })
     }
 
+    /// This minicloud's identity on the Docker engine, made at first start and kept.
+    pub fn instance_id(&self) -> Result<String, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let id = {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let found = meta.get("instance").map_err(db_err)?.map(|v| v.value());
+            match found {
+                Some(id) => id,
+                None => {
+                    let id = rand::random::<u64>();
+                    meta.insert("instance", id).map_err(db_err)?;
+                    id
+                }
+            }
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(format!("{id:016x}"))
+    }
+
     // --- routes: key is the host pattern as written (`app.example.com`, `*.example.com`).
 
     pub fn routes(&self) -> Result<Vec<RouteRecord>, StoreError> {
