@@ -45,6 +45,8 @@ pub struct AppStatus {
     /// What is running on it now, when `deploying`.
     pub operation: Option<String>,
     pub storage_bytes: Option<u64>,
+    /// Docker Hub's webhook target; it holds a secret, so only the single-app view has it.
+    pub webhook_url: Option<String>,
 }
 
 impl Apps {
@@ -79,6 +81,15 @@ impl Apps {
             }
         }
         status.storage_bytes = dir_size(&self.storage_dir(name));
+        let admin = self.plane.config.admin_host();
+        let base = match self.plane.config.https_port {
+            443 => format!("https://{admin}"),
+            port => format!("https://{admin}:{port}"),
+        };
+        status.webhook_url = Some(format!(
+            "{base}/hooks/deploy/{name}/{}",
+            record.webhook_secret.expose()
+        ));
         Ok(status)
     }
 
@@ -127,6 +138,7 @@ impl Apps {
             last_error,
             operation,
             storage_bytes: None,
+            webhook_url: None,
         })
     }
 }
