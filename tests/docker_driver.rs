@@ -520,3 +520,43 @@ async fn run_inspect_logs_list_stats_stop_remove() {
         Err(DockerError::NotFound { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_container_that_cannot_start_is_reported_and_not_kept() {
+    let docker = docker().await;
+    let id = unique("t");
+    let net = format!("mc-test-net-{id}");
+    let _net = NetworkGuard(net.clone());
+    docker.ensure_network(&net).await.unwrap();
+    // A file-only image: there is no program to start.
+    let tag = format!("mc-test-nostart-{id}:v1");
+    let _image = build("json", &tag);
+    let name = format!("mc-{id}-web-1");
+    let _container = ContainerGuard(vec![name.clone()]);
+    let spec = ContainerSpec {
+        name: name.clone(),
+        image: tag.parse().unwrap(),
+        env: Default::default(),
+        labels: ManagedLabels {
+            app: id.parse().unwrap(),
+            rev: 1,
+            role: Role::Web,
+            runner: None,
+        },
+        command: Some(vec!["/no-such-program".into()]),
+        memory_bytes: None,
+        network: net,
+        data_dir: None,
+    };
+    let msg = docker.run(&spec).await.unwrap_err().to_string();
+    eprintln!("{msg}");
+    assert!(
+        msg.starts_with(&format!("cannot start container {name}: ")),
+        "{msg}"
+    );
+    assert!(msg.contains("/no-such-program"), "{msg}");
+    assert!(matches!(
+        docker.inspect(&name).await,
+        Err(DockerError::NotFound { .. })
+    ));
+}
