@@ -157,7 +157,8 @@ impl ContainerState {
 }
 
 /// What the engine knows of one container.
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` shows env keys only: values hold secrets.
+#[derive(Clone, PartialEq)]
 pub struct ContainerInfo {
     pub id: String,
     /// Without Docker's leading `/`.
@@ -174,9 +175,34 @@ pub struct ContainerInfo {
     /// Only from `inspect`: the last exit code, and the engine's own settings as applied.
     pub exit_code: Option<i64>,
     pub restart_count: Option<i64>,
+    /// `KEY=value` as the engine reports it (from `inspect` only).
     pub env: Vec<String>,
     pub memory_bytes: Option<u64>,
     pub restart_policy: Option<String>,
+}
+
+impl fmt::Debug for ContainerInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env_keys: Vec<&str> = self
+            .env
+            .iter()
+            .map(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k))
+            .collect();
+        f.debug_struct("ContainerInfo")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("managed", &self.managed)
+            .field("state", &self.state)
+            .field("image", &self.image)
+            .field("image_id", &self.image_id)
+            .field("ips", &self.ips)
+            .field("exit_code", &self.exit_code)
+            .field("restart_count", &self.restart_count)
+            .field("env_keys", &env_keys)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("restart_policy", &self.restart_policy)
+            .finish()
+    }
 }
 
 impl ContainerInfo {
@@ -216,10 +242,15 @@ impl Docker {
         }
         .map_err(|e| DockerError::engine("create container", &spec.name, e))?;
 
-        self.api()
-            .start_container(&created.id, None)
-            .await
-            .map_err(|e| DockerError::engine("start container", &spec.name, e))?;
+        if let Err(e) = self.api().start_container(&created.id, None).await {
+            // A never-started container would show up in `list_managed` as a revision in state
+            // `created`; the start error says all there is to say, so do not keep it.
+            let err = DockerError::engine("start container", &spec.name, e);
+            if let Err(cleanup) = self.remove(&created.id).await {
+                tracing::warn!(container = %spec.name, error = %cleanup, "could not remove a container that failed to start");
+            }
+            return Err(err);
+        }
         let info = self.inspect(&created.id).await?;
         let ip = info
             .ip_on(&spec.network)
@@ -576,6 +607,29 @@ mod tests {
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.memory_swap, Some(64 << 20));
         assert_eq!(body.image.as_deref(), Some("docker.io/library/blog:latest"));
+    }
+
+    #[test]
+    fn info_debug_hides_env_values() {
+        let info = ContainerInfo {
+            id: "x".into(),
+            name: "mc-a-web-1".into(),
+            managed: None,
+            state: ContainerState::Running,
+            image: String::new(),
+            image_id: String::new(),
+            ips: BTreeMap::new(),
+            exit_code: None,
+            restart_count: None,
+            env: vec!["DATABASE_URL=mysql://u:secret@db/x".into(), "FLAG".into()],
+            memory_bytes: None,
+            restart_policy: None,
+        };
+        let s = format!("{info:?}");
+        assert!(
+            s.contains("DATABASE_URL") && s.contains("FLAG") && !s.contains("secret"),
+            "{s}"
+        );
     }
 
     #[test]
