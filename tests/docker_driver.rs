@@ -2,7 +2,7 @@
 //!
 //! Test images are made here from nothing (`tests/fixtures/docker`: a static C program built
 //! with `gcc -static`, `FROM scratch`), the pull path goes through the local registry of
-//! `scripts/test-registry.sh` on 127.0.0.1:5000. Every name is unique per test, and guards
+//! `scripts/test-env.sh` on 127.0.0.1:5000. Every name is unique per test, and guards
 //! remove containers, images and networks even when an assertion fails, so tests can run
 //! concurrently with each other and with other suites.
 
@@ -120,13 +120,6 @@ impl Drop for NetworkGuard {
     }
 }
 
-/// Starts the local registry unless it runs (the script is idempotent).
-fn ensure_registry() {
-    sh(&mut Command::new(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test-registry.sh"),
-    ));
-}
-
 /// `minicloud.tmp` containers made from `image` (the manifest reader's helpers).
 fn tmp_containers_of(image: &str) -> String {
     sh(Command::new("docker").args([
@@ -194,7 +187,7 @@ async fn read_manifest_yml_json_and_none() {
     let m = manifest::parse(&file, &text).unwrap();
     assert_eq!(m.name.as_str(), "fixture");
     assert_eq!(m.http_port(), 8080);
-    assert_eq!(m.runners[0].command, vec!["work"]);
+    assert_eq!(m.runners[0].command, vec!["/app", "work"]);
     assert_eq!(
         tmp_containers_of(&yml_tag),
         "",
@@ -256,7 +249,6 @@ async fn read_manifest_of_a_missing_image_fails_and_leaves_nothing() {
 
 #[tokio::test]
 async fn pull_from_the_local_registry_reports_progress_and_digest() {
-    ensure_registry();
     let docker = docker().await;
     let local = format!("{}:v1", unique("mc-test-pull"));
     let remote = format!("{REGISTRY}/{}", local.replace(":v1", "/app:v1"));
@@ -310,7 +302,6 @@ async fn pull_from_the_local_registry_reports_progress_and_digest() {
 
 #[tokio::test]
 async fn pulling_a_missing_image_names_it_and_what_the_registry_said() {
-    ensure_registry();
     let docker = docker().await;
     let image: ImageRef = format!("{REGISTRY}/{}:v1", unique("mc-test-nope"))
         .parse()
@@ -437,10 +428,10 @@ async fn run_inspect_logs_list_stats_stop_remove() {
     assert!(next.starts_with("tick "), "{next}");
     drop(follow);
 
-    // A runner: same image, command override, runner labels.
+    // A runner: same image, its whole command line, runner labels.
     let worker_spec = ContainerSpec {
         name: worker.clone(),
-        command: Some(vec!["work".into(), "queue-a".into()]),
+        command: Some(vec!["/app".into(), "work".into(), "queue-a".into()]),
         labels: ManagedLabels {
             role: Role::Runner,
             runner: Some("worker".into()),

@@ -39,8 +39,11 @@ pub struct Apps {
     /// Labels this minicloud's containers (see `docker::labels::INSTANCE`).
     instance: Arc<str>,
     docker: Arc<tokio::sync::Mutex<Option<Docker>>>,
-    locks: Arc<Mutex<HashMap<AppName, (Arc<tokio::sync::Mutex<()>>, String)>>>,
+    locks: Arc<Mutex<HashMap<AppName, Slot>>>,
 }
+
+/// One app's operation lock, and the operation holding it (for "busy" messages).
+type Slot = (Arc<tokio::sync::Mutex<()>>, String);
 
 /// Held while an operation runs on one app.
 pub struct AppLock {

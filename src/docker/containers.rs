@@ -94,7 +94,7 @@ pub struct ContainerSpec {
     /// Holds secrets (database passwords): `Debug` shows the keys only.
     pub env: BTreeMap<String, String>,
     pub labels: ManagedLabels,
-    /// Replaces the image's CMD (runners); the ENTRYPOINT is kept.
+    /// The whole command line (runners): replaces the image's ENTRYPOINT and CMD.
     pub command: Option<Vec<String>>,
     /// Hard memory limit; swap is capped at the same value so the limit is real.
     pub memory_bytes: Option<u64>,
@@ -447,7 +447,10 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         image: Some(spec.image.pull_reference()),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         labels: Some(spec.labels.to_map()),
-        cmd: spec.command.clone(),
+        // A runner's command is its whole command line, as the manifest reads: it replaces
+        // the image's ENTRYPOINT too (an empty CMD keeps the image's from being appended).
+        entrypoint: spec.command.clone(),
+        cmd: spec.command.as_ref().map(|_| Vec::new()),
         host_config: Some(host_config),
         networking_config: Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
