@@ -20,6 +20,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Edge(#[from] EdgeError),
+    #[error(transparent)]
+    Certs(#[from] crate::certs::CertsError),
     #[error("cannot listen on {addr} ({what}): {source}{hint}")]
     Bind {
         addr: SocketAddr,
@@ -75,6 +77,8 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     };
     let plane = Plane::new(config, store, edge.clone());
     plane.publish_stored_state(api_addr)?;
+    crate::certs::publish_stored(&plane)?;
+    let certs = crate::certs::Manager::new(plane.clone())?;
 
     let mut server = EdgeServer::new(edge, &edge_config)?;
     tracing::info!(
@@ -90,6 +94,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         ControlPlane {
             plane,
             listener: Mutex::new(Some(api_listener)),
+            certs: Mutex::new(certs),
         },
     );
     server.run();
@@ -127,6 +132,8 @@ struct ControlPlane {
     plane: Plane,
     /// Bound before start so the edge's admin route is known; taken once by `start`.
     listener: Mutex<Option<TcpListener>>,
+    /// The certificate manager (`None` when ACME is off); taken once by `start`.
+    certs: Mutex<Option<crate::certs::Manager>>,
 }
 
 #[async_trait]
@@ -147,6 +154,14 @@ impl BackgroundService for ControlPlane {
                 return;
             }
         };
+        let certs = self
+            .certs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(manager) = certs {
+            tokio::spawn(manager.run(shutdown.clone()));
+        }
         let app = crate::api::router(self.plane.clone());
         let stop = async move {
             let _ = shutdown.changed().await;

@@ -15,6 +15,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// The call is valid but cannot be done now (a state or a limit says no).
+    #[error("{0}")]
+    Conflict(String),
     /// Something on our side; the cause is logged, the client gets a generic message.
     #[error("internal error")]
     Internal(String),
@@ -51,6 +54,7 @@ impl IntoResponse for ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "API call failed");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -4,6 +4,7 @@
 //! Every route needs `Authorization: Bearer <token>`. Errors are JSON `{"error": "..."}`
 //! with a status that says whose fault it is; internal details go to the log only.
 
+mod certificates;
 mod error;
 mod routes;
 
@@ -25,6 +26,11 @@ pub fn router(plane: Plane) -> Router {
         .route("/health", get(health))
         .route("/routes", get(routes::list).post(routes::create))
         .route("/routes/{host}", axum::routing::delete(routes::remove))
+        .route("/certificates", get(certificates::list))
+        .route(
+            "/certificates/{host}/renew",
+            axum::routing::post(certificates::renew),
+        )
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) });
     Router::new()
         .nest("/api", api)

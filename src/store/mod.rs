@@ -16,7 +16,10 @@ use serde::Serialize;
 
 use minicloud_proxy::HostPattern;
 
-pub use records::{RouteRecord, TokenRecord};
+pub use records::{AcmeAccountRecord, RouteRecord, TokenRecord};
+
+use minicloud_proxy::acme::CertRecord;
+use minicloud_proxy::Hostname;
 
 /// Bumped when a record's meaning changes; `open` refuses a newer store than it knows.
 const SCHEMA_VERSION: u64 = 1;
@@ -24,6 +27,8 @@ const SCHEMA_VERSION: u64 = 1;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ROUTES: TableDefinition<&str, &[u8]> = TableDefinition::new("routes");
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+const ACME_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_accounts");
+const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,6 +96,8 @@ impl Store {
             }
             txn.open_table(ROUTES).map_err(db_err)?;
             txn.open_table(TOKENS).map_err(db_err)?;
+            txn.open_table(ACME_ACCOUNTS).map_err(db_err)?;
+            txn.open_table(CERTIFICATES).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
@@ -143,6 +150,30 @@ impl Store {
                 .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
+    }
+
+    // --- ACME accounts: key is the CA's directory URL (one account per CA).
+
+    pub fn acme_account(&self, directory: &str) -> Result<Option<AcmeAccountRecord>, StoreError> {
+        self.get(ACME_ACCOUNTS, "acme_accounts", directory)
+    }
+
+    pub fn put_acme_account(&self, account: &AcmeAccountRecord) -> Result<(), StoreError> {
+        self.put(ACME_ACCOUNTS, &account.directory, account)
+    }
+
+    // --- certificates: key is the host name; the value holds the certificate and its key.
+
+    pub fn certificates(&self) -> Result<Vec<CertRecord>, StoreError> {
+        self.list(CERTIFICATES, "certificates")
+    }
+
+    pub fn certificate(&self, host: &Hostname) -> Result<Option<CertRecord>, StoreError> {
+        self.get(CERTIFICATES, "certificates", host.as_str())
+    }
+
+    pub fn put_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
+        self.put(CERTIFICATES, record.host.as_str(), record)
     }
 
     // --- generic record access
@@ -264,6 +295,23 @@ mod tests {
             store.routes().unwrap(),
             vec![route("a.test", "127.0.0.1:3")]
         );
+    }
+
+    #[test]
+    fn certificate_records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let host = Hostname::parse("a.test").unwrap();
+        let mut record = CertRecord::new(host.clone());
+        record.start_attempt(5);
+        {
+            let store = Store::open(&path).unwrap();
+            store.put_certificate(&record).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.certificate(&host).unwrap(), Some(record.clone()));
+        assert_eq!(store.certificates().unwrap(), vec![record]);
+        assert!(store.acme_account("https://ca.test/dir").unwrap().is_none());
     }
 
     #[test]

@@ -19,3 +19,13 @@ pub struct TokenRecord {
     /// Unix seconds.
     pub created_at: i64,
 }
+
+/// The ACME account minicloud uses with one CA directory (its key is in `key`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct AcmeAccountRecord {
+    pub directory: String,
+    pub email: String,
+    pub key: minicloud_proxy::acme::AccountKey,
+    /// Unix seconds.
+    pub created_at: i64,
+}
