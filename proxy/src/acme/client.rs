@@ -161,10 +161,12 @@ impl AcmeClient {
             .initial_delay(Duration::from_millis(250))
             .backoff(1.5)
             .timeout(POLL_TIMEOUT);
-        let status = order
-            .poll_ready(&retry)
-            .await
-            .map_err(|e| AcmeError::acme("waiting for validation", e))?;
+        let status = match order.poll_ready(&retry).await {
+            Ok(status) => status,
+            // The order carries the CA's problem: validation failed.
+            Err(instant_acme::Error::Api(_)) => OrderStatus::Invalid,
+            Err(e) => return Err(AcmeError::acme("waiting for validation", e)),
+        };
         if status != OrderStatus::Ready {
             return Err(AcmeError::Validation {
                 host: host.to_string(),
