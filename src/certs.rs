@@ -180,7 +180,9 @@ pub fn list_certificates(plane: &Plane) -> Result<Vec<CertificateStatus>, CertsE
         .routes()
         .into_keys()
         .map(|pattern| match &pattern {
-            HostPattern::Wildcard(_) => CertificateStatus::self_signed(pattern.to_string(), WILDCARD),
+            HostPattern::Wildcard(_) => {
+                CertificateStatus::self_signed(pattern.to_string(), WILDCARD)
+            }
             HostPattern::Exact(_) if !acme_on => {
                 CertificateStatus::self_signed(pattern.to_string(), ACME_OFF)
             }
@@ -284,12 +286,14 @@ impl Manager {
             return Ok(None);
         };
         let ca_root_pem = match &plane.config.acme_ca_root {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|source| {
-                CertsError::CaRoot {
-                    path: path.clone(),
-                    source,
-                }
-            })?),
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| CertsError::CaRoot {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         let settings = AcmeSettings {
@@ -472,12 +476,13 @@ impl Manager {
     async fn client(&mut self) -> Result<AcmeClient, AcmeError> {
         if self.client.is_none() {
             let store = &self.plane.store;
-            let stored = store
-                .acme_account(&self.settings.directory)
-                .map_err(|e| AcmeError::Ca {
-                    step: "loading the ACME account",
-                    detail: e.to_string(),
-                })?;
+            let stored =
+                store
+                    .acme_account(&self.settings.directory)
+                    .map_err(|e| AcmeError::Ca {
+                        step: "loading the ACME account",
+                        detail: e.to_string(),
+                    })?;
             let (client, created) =
                 AcmeClient::connect(&self.settings, stored.map(|a| a.key)).await?;
             if let Some(key) = created {

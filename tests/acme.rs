@@ -41,9 +41,15 @@ async fn a_routed_host_gets_a_certificate_that_only_pebbles_root_needs_to_trust(
     eprintln!("issuance against Pebble, route added → certificate valid: {took:?}");
 
     let serial = verified_serial(mc.https_addr(), "issue.example.com", &root).await;
-    assert_eq!(status["serial"].as_str().unwrap().to_lowercase(), serial.to_lowercase());
+    assert_eq!(
+        status["serial"].as_str().unwrap().to_lowercase(),
+        serial.to_lowercase()
+    );
     assert!(status["not_after"].as_i64().unwrap() > now() + 86_400);
-    assert_eq!(status["renew_basis"], "two-thirds", "Pebble 2.4 offers no ARI");
+    assert_eq!(
+        status["renew_basis"], "two-thirds",
+        "Pebble 2.4 offers no ARI"
+    );
     assert!(status["error"].is_null());
 
     // The admin host gets one too; the app answers over the trusted certificate.
@@ -80,7 +86,10 @@ async fn a_routed_host_gets_a_certificate_that_only_pebbles_root_needs_to_trust(
         .lines()
         .find(|l| l.starts_with("issue.example.com"))
         .unwrap_or_else(|| panic!("no row for the host in:\n{text}"));
-    assert!(line.contains("valid") && line.contains("renew 20"), "{text}");
+    assert!(
+        line.contains("valid") && line.contains("renew 20"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +127,10 @@ async fn a_forced_renewal_swaps_the_certificate_while_the_edge_keeps_serving() {
 
     let resp = mc
         .api()
-        .post("/api/certificates/renew.example.com/renew", serde_json::json!({}))
+        .post(
+            "/api/certificates/renew.example.com/renew",
+            serde_json::json!({}),
+        )
         .await;
     assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
     let second = support::wait_for("a new serial", ISSUE_TIMEOUT, || async {
@@ -127,19 +139,28 @@ async fn a_forced_renewal_swaps_the_certificate_while_the_edge_keeps_serving() {
     })
     .await;
     let status = wait_for_state(&mc, "renew.example.com", "valid", ISSUE_TIMEOUT).await;
-    assert_eq!(status["serial"].as_str().unwrap().to_lowercase(), second.to_lowercase());
+    assert_eq!(
+        status["serial"].as_str().unwrap().to_lowercase(),
+        second.to_lowercase()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(1, Ordering::Relaxed);
     load.await.unwrap();
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert!(ok > 10, "only {ok} requests went through");
-    assert_eq!(failed, 0, "{failed} requests failed during the renewal ({ok} ok)");
+    assert_eq!(
+        failed, 0,
+        "{failed} requests failed during the renewal ({ok} ok)"
+    );
     assert_eq!(orders_in_log(&mc.log(), "renew.example.com"), 2);
 
     // Forced renewals are limited per hour, and a host that is not routed is refused.
     let resp = mc
         .api()
-        .post("/api/certificates/nowhere.example.com/renew", serde_json::json!({}))
+        .post(
+            "/api/certificates/nowhere.example.com/renew",
+            serde_json::json!({}),
+        )
         .await;
     assert_eq!(resp.status(), 404);
 }
@@ -164,7 +185,10 @@ async fn a_host_pebble_cannot_validate_fails_with_the_reason_and_waits_to_retry(
         "{error}"
     );
     let retry = status["next_retry"].as_i64().unwrap();
-    assert!(retry >= before + 290, "retry at {retry}, failed at ~{before}");
+    assert!(
+        retry >= before + 290,
+        "retry at {retry}, failed at ~{before}"
+    );
     assert!(retry <= now() + 400, "first retry within minutes: {retry}");
     // The edge still serves the host (self-signed) and the CLI shows why and when.
     let (names, _) = served_certificate(mc.https_addr(), host).await;
@@ -181,7 +205,10 @@ async fn a_host_pebble_cannot_validate_fails_with_the_reason_and_waits_to_retry(
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with(host)).unwrap();
-    assert!(line.contains("failed") && line.contains("retry 20"), "{text}");
+    assert!(
+        line.contains("failed") && line.contains("retry 20"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -209,8 +236,16 @@ async fn a_restart_serves_the_stored_certificate_and_orders_nothing() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let log = mc.log();
-    assert_eq!(log.matches("ACME order created").count(), orders_before, "{log}");
-    assert_eq!(log.matches("ACME account created").count(), 1, "the account is reused");
+    assert_eq!(
+        log.matches("ACME order created").count(),
+        orders_before,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("ACME account created").count(),
+        1,
+        "the account is reused"
+    );
 }
 
 #[tokio::test]
@@ -221,12 +256,18 @@ async fn without_an_email_hosts_stay_self_signed_and_the_api_says_why() {
     mc.api().add_route("*.wild.example.com", app.addr).await;
     let status = cert_status(&mc, "plain.example.com").await.unwrap();
     assert_eq!(status["state"], "self-signed");
-    assert!(status["reason"].as_str().unwrap().contains("MINICLOUD_ACME_EMAIL"));
+    assert!(status["reason"]
+        .as_str()
+        .unwrap()
+        .contains("MINICLOUD_ACME_EMAIL"));
     let wild = cert_status(&mc, "*.wild.example.com").await.unwrap();
     assert!(wild["reason"].as_str().unwrap().contains("wildcard"));
     let resp = mc
         .api()
-        .post("/api/certificates/plain.example.com/renew", serde_json::json!({}))
+        .post(
+            "/api/certificates/plain.example.com/renew",
+            serde_json::json!({}),
+        )
         .await;
     assert_eq!(resp.status(), 409);
     assert!(!mc.log().contains("ACME order created"));
@@ -238,7 +279,10 @@ async fn a_ca_that_is_down_ends_as_a_readable_failure_and_serving_goes_on() {
     let port = dir.local_addr().unwrap().port();
     drop(dir);
     let mc = Minicloud::start_with(vec![
-        ("MINICLOUD_ACME_EMAIL".into(), "tests@minicloud.example".into()),
+        (
+            "MINICLOUD_ACME_EMAIL".into(),
+            "tests@minicloud.example".into(),
+        ),
         (
             "MINICLOUD_ACME_DIRECTORY".into(),
             format!("https://127.0.0.1:{port}/dir"),
@@ -249,7 +293,10 @@ async fn a_ca_that_is_down_ends_as_a_readable_failure_and_serving_goes_on() {
     mc.api().add_route("down.example.com", app.addr).await;
     let status = wait_for_state(&mc, "down.example.com", "failed", ISSUE_TIMEOUT).await;
     let error = status["error"].as_str().unwrap();
-    assert!(error.contains("ACME account") && error.contains("refused"), "{error}");
+    assert!(
+        error.contains("ACME account") && error.contains("refused"),
+        "{error}"
+    );
     assert!(status["next_retry"].as_i64().unwrap() > now() + 200);
     let body = mc
         .client_for(&["down.example.com"])

@@ -39,6 +39,11 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("could not make {path} private (mode 0600): {source}")]
+    Permissions {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "the state store was written by a newer minicloud (schema {found}, this one knows {known})"
     )]
@@ -78,6 +83,17 @@ impl Store {
             },
             other => db_err(other),
         })?;
+        // It holds certificate and ACME account keys: readable by minicloud's user only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| StoreError::Permissions {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            )?;
+        }
         let txn = db.begin_write().map_err(db_err)?;
         {
             let mut meta = txn.open_table(META).map_err(db_err)?;
@@ -309,6 +325,12 @@ mod tests {
             store.put_certificate(&record).unwrap();
         }
         let store = Store::open(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         assert_eq!(store.certificate(&host).unwrap(), Some(record.clone()));
         assert_eq!(store.certificates().unwrap(), vec![record]);
         assert!(store.acme_account("https://ca.test/dir").unwrap().is_none());

@@ -43,7 +43,10 @@ impl Pebble {
     /// The environment that points a minicloud at Pebble.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
-            ("MINICLOUD_ACME_EMAIL".into(), "tests@minicloud.example".into()),
+            (
+                "MINICLOUD_ACME_EMAIL".into(),
+                "tests@minicloud.example".into(),
+            ),
             ("MINICLOUD_ACME_DIRECTORY".into(), self.directory.clone()),
             ("MINICLOUD_ACME_CA_ROOT".into(), self.ca_file.clone()),
         ]

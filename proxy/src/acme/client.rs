@@ -139,13 +139,12 @@ impl AcmeClient {
                         })
                     }
                 }
-                let mut challenge =
-                    authz
-                        .challenge(ChallengeType::Http01)
-                        .ok_or_else(|| AcmeError::Validation {
-                            host: host.to_string(),
-                            detail: "the CA offers no HTTP-01 challenge".into(),
-                        })?;
+                let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
+                    AcmeError::Validation {
+                        host: host.to_string(),
+                        detail: "the CA offers no HTTP-01 challenge".into(),
+                    }
+                })?;
                 answers.add(
                     challenge.token.clone(),
                     challenge.key_authorization().as_str().to_owned(),
@@ -223,7 +222,7 @@ impl AcmeClient {
 fn certificate_id(pem: &CertPem) -> Result<CertificateIdentifier<'static>, AcmeError> {
     let leaf = CertificateDer::pem_slice_iter(pem.chain.as_bytes())
         .next()
-        .ok_or_else(|| AcmeError::BadCertificate(crate::CertError::NoCertificate))?
+        .ok_or(AcmeError::BadCertificate(crate::CertError::NoCertificate))?
         .map_err(|e| AcmeError::BadCertificate(crate::CertError::BadCertificate(e.to_string())))?;
     CertificateIdentifier::try_from(&leaf)
         .map(CertificateIdentifier::into_owned)
@@ -314,10 +313,8 @@ fn http_client(ca_root_pem: Option<&str>) -> Result<Box<dyn HttpClient>, AcmeErr
     };
     let connector = builder.https_only().enable_http1().enable_http2().build();
     let client: hyper_util::client::legacy::Client<_, instant_acme::BodyWrapper<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
-    )
-    .pool_idle_timeout(Duration::from_secs(30))
-    .build(connector);
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
     Ok(Box::new(client))
 }

@@ -127,9 +127,14 @@ impl CertRecord {
     }
 
     /// Records a newly issued certificate. `jitter` is uniform in `[0, 1)`.
-    pub fn succeed(&mut self, now: i64, issued: Issued, window: Option<RenewalWindow>, jitter: f64) {
-        let (renew_at, basis) =
-            renewal_time(issued.not_before, issued.not_after, window, jitter);
+    pub fn succeed(
+        &mut self,
+        now: i64,
+        issued: Issued,
+        window: Option<RenewalWindow>,
+        jitter: f64,
+    ) {
+        let (renew_at, basis) = renewal_time(issued.not_before, issued.not_after, window, jitter);
         self.phase = Phase::Valid;
         self.cert = Some(issued.pem);
         self.serial = Some(issued.serial);
@@ -164,9 +169,9 @@ impl CertRecord {
             let (at, basis) = renewal_time(nb, na, Some(window), jitter);
             // Keep a time already chosen inside the same window: re-rolling the dice at every
             // check would drift towards the window's start.
-            let inside = self
-                .renew_at
-                .is_some_and(|t| self.renew_basis == Some(RenewBasis::Ari) && t >= window.start && t <= window.end);
+            let inside = self.renew_at.is_some_and(|t| {
+                self.renew_basis == Some(RenewBasis::Ari) && t >= window.start && t <= window.end
+            });
             if !inside {
                 self.renew_at = Some(at);
                 self.renew_basis = Some(basis);
@@ -183,7 +188,12 @@ impl CertRecord {
 
     /// Whether a new order may start now under the rate limits; else the time it may.
     pub fn limit(&self, now: i64) -> Result<(), Limited> {
-        let last_hour: Vec<i64> = self.orders.iter().copied().filter(|t| now - t < HOUR).collect();
+        let last_hour: Vec<i64> = self
+            .orders
+            .iter()
+            .copied()
+            .filter(|t| now - t < HOUR)
+            .collect();
         if last_hour.len() >= MAX_ORDERS_PER_HOUR {
             let until = last_hour.iter().min().map_or(now, |t| t + HOUR);
             return Err(Limited {
@@ -191,7 +201,12 @@ impl CertRecord {
                 why: format!("{} orders in the last hour", last_hour.len()),
             });
         }
-        let last_week: Vec<i64> = self.issued.iter().copied().filter(|t| now - t < WEEK).collect();
+        let last_week: Vec<i64> = self
+            .issued
+            .iter()
+            .copied()
+            .filter(|t| now - t < WEEK)
+            .collect();
         if self.cert.is_some() && last_week.len() >= MAX_ISSUED_PER_WEEK {
             let until = last_week.iter().min().map_or(now, |t| t + WEEK);
             return Err(Limited {
@@ -244,9 +259,8 @@ pub fn plan(
             continue;
         };
         let waiting = record.next_attempt.is_some_and(|t| t > now) && !record.forced;
-        let order_due = record.cert.is_none()
-            || record.forced
-            || record.renew_at.is_some_and(|t| t <= now);
+        let order_due =
+            record.cert.is_none() || record.forced || record.renew_at.is_some_and(|t| t <= now);
         if order_due && !waiting && record.limit(now).is_ok() {
             actions.push(if record.cert.is_none() {
                 Action::Issue(host.clone())
@@ -422,7 +436,10 @@ mod tests {
         for i in 1..MAX_ORDERS_PER_HOUR as i64 {
             r.forced = true;
             let records = BTreeMap::from([(host("a.test"), r.clone())]);
-            assert_eq!(plan(now + i, &hs, &records), vec![Action::Renew(host("a.test"))]);
+            assert_eq!(
+                plan(now + i, &hs, &records),
+                vec![Action::Renew(host("a.test"))]
+            );
             r.start_attempt(now + i);
             r.fail(now + i, "x".into(), 0.0);
         }
@@ -445,7 +462,10 @@ mod tests {
             start: nb + 60 * DAY,
             end: nb + 62 * DAY,
         };
-        assert_eq!(renewal_time(nb, na, Some(w), 0.0), (w.start, RenewBasis::Ari));
+        assert_eq!(
+            renewal_time(nb, na, Some(w), 0.0),
+            (w.start, RenewBasis::Ari)
+        );
         assert_eq!(renewal_time(nb, na, Some(w), 0.5).0, nb + 61 * DAY);
         // A stale window in the past does not renew a fresh certificate at once.
         let stale = RenewalWindow {
@@ -478,7 +498,11 @@ mod tests {
         assert_eq!(r.ari_check_at, Some(now + HOUR + ARI_MAX_RECHECK_SECS));
         let records = BTreeMap::from([(host("a.test"), r.clone())]);
         assert_eq!(
-            plan(now + HOUR + ARI_MAX_RECHECK_SECS, &hosts(&["a.test"]), &records),
+            plan(
+                now + HOUR + ARI_MAX_RECHECK_SECS,
+                &hosts(&["a.test"]),
+                &records
+            ),
             vec![Action::CheckRenewalInfo(host("a.test"))]
         );
     }

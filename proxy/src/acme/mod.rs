@@ -14,8 +14,8 @@ pub mod lifecycle;
 
 pub use client::{AccountKey, AcmeClient, AcmeSettings};
 pub use lifecycle::{
-    backoff, next_due, plan, renewal_time, Action, CertRecord, Issued, Limited, Phase,
-    RenewBasis, RenewalWindow,
+    backoff, next_due, plan, renewal_time, Action, CertRecord, Issued, Limited, Phase, RenewBasis,
+    RenewalWindow,
 };
 
 /// Why an ACME step failed, in words a person can act on.
