@@ -137,15 +137,24 @@ impl From<Phase> for CertState {
 impl CertificateStatus {
     fn self_signed(host: String, reason: &str) -> Self {
         Self {
-            host,
+            reason: Some(reason.to_string()),
             state: CertState::SelfSigned,
+            ..Self::pending(host)
+        }
+    }
+
+    /// Routed, no order made yet.
+    fn pending(host: String) -> Self {
+        Self {
+            host,
+            state: CertState::Pending,
             serial: None,
             not_after: None,
             renew_at: None,
             renew_basis: None,
             error: None,
             next_retry: None,
-            reason: Some(reason.to_string()),
+            reason: None,
         }
     }
 
@@ -188,11 +197,7 @@ pub fn list_certificates(plane: &Plane) -> Result<Vec<CertificateStatus>, CertsE
             }
             HostPattern::Exact(host) => match records.get(host) {
                 Some(r) => CertificateStatus::from_record(r),
-                None => CertificateStatus {
-                    state: CertState::Pending,
-                    reason: None,
-                    ..CertificateStatus::self_signed(host.to_string(), "")
-                },
+                None => CertificateStatus::pending(host.to_string()),
             },
         })
         .collect())
@@ -223,11 +228,7 @@ pub fn force_renewal(plane: &Plane, host: &str) -> Result<CertificateStatus, Cer
     }
     plane.certs.force(host.clone());
     Ok(record.map_or_else(
-        || CertificateStatus {
-            state: CertState::Pending,
-            reason: None,
-            ..CertificateStatus::self_signed(host.to_string(), "")
-        },
+        || CertificateStatus::pending(host.to_string()),
         |r| CertificateStatus::from_record(&r),
     ))
 }
