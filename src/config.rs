@@ -43,6 +43,8 @@ pub struct Config {
     pub acme_directory: String,
     /// PEM file of roots trusted for the ACME server's own HTTPS (a private or test CA).
     pub acme_ca_root: Option<PathBuf>,
+    /// How long a new revision may take to answer its health probe.
+    pub health_timeout: Duration,
 }
 
 /// Let's Encrypt's production directory: the default.
@@ -128,6 +130,7 @@ const SETTINGS: &[(&str, &str)] = &[
     ("acme_email", ""),
     ("acme_directory", "letsencrypt"),
     ("acme_ca_root", ""),
+    ("health_timeout", "60"),
 ];
 
 pub fn env_name(key: &str) -> String {
@@ -265,6 +268,10 @@ impl Sources {
         } else {
             Ok(PathBuf::from(v))
         });
+        let health_timeout = parse!("health_timeout", |v: &str| match v.parse::<u64>() {
+            Ok(n) if (1..=3600).contains(&n) => Ok(Duration::from_secs(n)),
+            _ => Err("expected whole seconds from 1 to 3600".to_string()),
+        });
 
         if let (Some(h), Some(s)) = (http_port, https_port) {
             if h == s {
@@ -292,6 +299,7 @@ impl Sources {
             Some(access_log),
             Some(log_format),
             Some(acme_directory),
+            Some(health_timeout),
         ) = (
             domain,
             data_dir,
@@ -303,6 +311,7 @@ impl Sources {
             access_log,
             log_format,
             acme_directory,
+            health_timeout,
         )
         else {
             unreachable!("every setting with a default either parsed or reported an error")
@@ -322,6 +331,7 @@ impl Sources {
             acme_email,
             acme_directory,
             acme_ca_root,
+            health_timeout,
         })
     }
 }

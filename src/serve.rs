@@ -9,6 +9,8 @@ use minicloud_proxy::{
     BackgroundService, Edge, EdgeConfig, EdgeError, EdgeServer, ProxySettings, ShutdownWatch,
 };
 
+use crate::api::ApiState;
+use crate::apps::{AppSettings, Apps};
 use crate::auth::{self, Bootstrap};
 use crate::config::Config;
 use crate::plane::{now, Plane};
@@ -75,10 +77,14 @@ pub fn run(config: Config) -> Result<(), ServeError> {
             ..ProxySettings::default()
         },
     };
+    let app_settings = AppSettings {
+        health_timeout: config.health_timeout,
+    };
     let plane = Plane::new(config, store, edge.clone());
     plane.publish_stored_state(api_addr)?;
     crate::certs::publish_stored(&plane)?;
     let certs = crate::certs::Manager::new(plane.clone())?;
+    let apps = Apps::new(plane.clone(), app_settings)?;
 
     let mut server = EdgeServer::new(edge, &edge_config)?;
     tracing::info!(
@@ -92,7 +98,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     server.add_background(
         "control plane",
         ControlPlane {
-            plane,
+            state: ApiState { plane, apps },
             listener: Mutex::new(Some(api_listener)),
             certs: Mutex::new(certs),
         },
@@ -129,7 +135,7 @@ fn probe_bind(addr: SocketAddr, what: &'static str) -> Result<(), ServeError> {
 
 /// The control plane as a Pingora background service: serves the API until shutdown.
 struct ControlPlane {
-    plane: Plane,
+    state: ApiState,
     /// Bound before start so the edge's admin route is known; taken once by `start`.
     listener: Mutex<Option<TcpListener>>,
     /// The certificate manager (`None` when ACME is off); taken once by `start`.
@@ -162,7 +168,23 @@ impl BackgroundService for ControlPlane {
         if let Some(manager) = certs {
             tokio::spawn(manager.run(shutdown.clone()));
         }
-        let app = crate::api::router(self.plane.clone());
+        let apps = self.state.apps.clone();
+        tokio::spawn(async move {
+            // Apps kept running while minicloud was down; find them and route to them again.
+            match apps.reconcile().await {
+                Ok(done) => tracing::info!(
+                    served = done.served,
+                    created = done.created,
+                    removed = done.removed,
+                    failed = done.failed.len(),
+                    "apps reconciled"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reconcile apps; the edge keeps serving")
+                }
+            }
+        });
+        let app = crate::api::router(self.state.clone());
         let stop = async move {
             let _ = shutdown.changed().await;
         };

@@ -4,6 +4,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::apps::AppError;
+use crate::docker::DockerError;
 use crate::routes::RouteError;
 use crate::store::StoreError;
 
@@ -15,9 +17,14 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    /// The call is valid but cannot be done now (a state or a limit says no).
     #[error("{0}")]
     Conflict(String),
+    /// Understood but cannot be done: an image that will not pull, a failed deploy.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// A dependency (the Docker engine) does not answer.
+    #[error("{0}")]
+    Unavailable(String),
     /// Something on our side; the cause is logged, the client gets a generic message.
     #[error("internal error")]
     Internal(String),
@@ -39,6 +46,24 @@ impl From<RouteError> for ApiError {
     }
 }
 
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let message = e.to_string();
+        match e {
+            AppError::NotFound(_) => Self::NotFound(message),
+            AppError::Exists(_) | AppError::Busy { .. } | AppError::HostTaken { .. } => {
+                Self::Conflict(message)
+            }
+            AppError::Invalid(_) => Self::BadRequest(message),
+            AppError::DeployFailed(_) => Self::Unprocessable(message),
+            AppError::Docker(DockerError::Unreachable { .. }) => Self::Unavailable(message),
+            AppError::Docker(DockerError::NotFound { .. }) => Self::NotFound(message),
+            AppError::Docker(_) => Self::Unprocessable(message),
+            AppError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
         Self::BadRequest(format!(
@@ -48,19 +73,29 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl ApiError {
+    /// The status and the message a client may see (internal causes are logged instead).
+    pub fn status_and_message(&self) -> (StatusCode, String) {
+        let status = match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "API call failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        (status, self.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.status_and_message();
+        let body = Json(serde_json::json!({ "error": message }));
         let mut response = (status, body).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

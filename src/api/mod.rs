@@ -4,39 +4,76 @@
 //! Every route needs `Authorization: Bearer <token>`. Errors are JSON `{"error": "..."}`
 //! with a status that says whose fault it is; internal details go to the log only.
 
+mod apps;
 mod certificates;
 mod error;
+mod hooks;
 mod routes;
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 
+use crate::apps::Apps;
 use crate::auth;
 use crate::plane::Plane;
 
 pub use error::ApiError;
 
+/// What handlers can extract: the control plane and the app lifecycle.
+#[derive(Clone)]
+pub struct ApiState {
+    pub plane: Plane,
+    pub apps: Apps,
+}
+
+impl FromRef<ApiState> for Plane {
+    fn from_ref(s: &ApiState) -> Self {
+        s.plane.clone()
+    }
+}
+
+impl FromRef<ApiState> for Apps {
+    fn from_ref(s: &ApiState) -> Self {
+        s.apps.clone()
+    }
+}
+
 /// The whole HTTP surface of the control plane.
-pub fn router(plane: Plane) -> Router {
+pub fn router(state: ApiState) -> Router {
     let api = Router::new()
         .route("/health", get(health))
         .route("/routes", get(routes::list).post(routes::create))
-        .route("/routes/{host}", axum::routing::delete(routes::remove))
+        .route("/routes/{host}", delete(routes::remove))
         .route("/certificates", get(certificates::list))
+        .route("/certificates/{host}/renew", post(certificates::renew))
+        .route("/apps", get(apps::list).post(apps::create))
+        .route("/apps/{name}", get(apps::show).delete(apps::remove))
+        .route("/apps/{name}/deploy", post(apps::deploy))
+        .route("/apps/{name}/rollback", post(apps::rollback))
+        .route("/apps/{name}/deploys", get(apps::deploys))
         .route(
-            "/certificates/{host}/renew",
-            axum::routing::post(certificates::renew),
+            "/apps/{name}/env",
+            get(apps::get_env).patch(apps::patch_env),
         )
-        .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) });
+        .route("/apps/{name}/logs", get(apps::logs))
+        .route("/apps/{name}/domains", post(apps::add_domain))
+        .route("/apps/{name}/domains/{domain}", delete(apps::remove_domain))
+        .route("/apps/{name}/{action}", post(apps::lifecycle))
+        .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) })
+        .layer(middleware::from_fn_with_state(
+            state.plane.clone(),
+            require_token,
+        ));
     Router::new()
         .nest("/api", api)
-        .fallback(|| async { ApiError::NotFound("nothing here yet: the API is under /api".into()) })
-        .layer(middleware::from_fn_with_state(plane.clone(), require_token))
-        .with_state(plane)
+        // The webhook authenticates by the secret in its path (Docker Hub sends no token).
+        .route("/hooks/deploy/{name}/{secret}", post(hooks::deploy))
+        .fallback(|| async { ApiError::Unauthorized })
+        .with_state(state)
 }
 
 async fn health() -> Json<serde_json::Value> {

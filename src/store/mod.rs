@@ -16,10 +16,14 @@ use serde::Serialize;
 
 use minicloud_proxy::HostPattern;
 
-pub use records::{AcmeAccountRecord, RouteRecord, TokenRecord};
-
+use crate::apps::name::AppName;
 use minicloud_proxy::acme::CertRecord;
 use minicloud_proxy::Hostname;
+
+pub use records::{
+    AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
+    TokenRecord,
+};
 
 /// Bumped when a record's meaning changes; `open` refuses a newer store than it knows.
 const SCHEMA_VERSION: u64 = 1;
@@ -29,6 +33,18 @@ const ROUTES: TableDefinition<&str, &[u8]> = TableDefinition::new("routes");
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 const ACME_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_accounts");
 const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
+const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+/// Keyed `<app>/<revision, 10 digits>` so one app's deploys are one ordered range.
+const DEPLOYS: TableDefinition<&str, &[u8]> = TableDefinition::new("deploys");
+
+fn deploy_key(app: &AppName, revision: u64) -> String {
+    format!("{app}/{revision:010}")
+}
+
+/// The key range holding every deploy of `app` (`/` sorts just before `0`).
+fn deploy_range(app: &AppName) -> (String, String) {
+    (format!("{app}/"), format!("{app}0"))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -114,9 +130,30 @@ impl Store {
             txn.open_table(TOKENS).map_err(db_err)?;
             txn.open_table(ACME_ACCOUNTS).map_err(db_err)?;
             txn.open_table(CERTIFICATES).map_err(db_err)?;
+            txn.open_table(APPS).map_err(db_err)?;
+            txn.open_table(DEPLOYS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
+    }
+
+    /// This minicloud's identity on the Docker engine, made at first start and kept.
+    pub fn instance_id(&self) -> Result<String, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let id = {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let found = meta.get("instance").map_err(db_err)?.map(|v| v.value());
+            match found {
+                Some(id) => id,
+                None => {
+                    let id = rand::random::<u64>();
+                    meta.insert("instance", id).map_err(db_err)?;
+                    id
+                }
+            }
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(format!("{id:016x}"))
     }
 
     // --- routes: key is the host pattern as written (`app.example.com`, `*.example.com`).
@@ -190,6 +227,79 @@ impl Store {
 
     pub fn put_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
         self.put(CERTIFICATES, record.host.as_str(), record)
+    }
+
+    // --- apps and their deploys
+
+    pub fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+        self.list(APPS, "apps")
+    }
+
+    pub fn app(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError> {
+        self.get(APPS, "apps", name.as_str())
+    }
+
+    pub fn put_app(&self, app: &AppRecord) -> Result<(), StoreError> {
+        self.put(APPS, app.name.as_str(), app)
+    }
+
+    /// Every deploy of `app`, oldest first.
+    pub fn deploys(&self, app: &AppName) -> Result<Vec<DeployRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(DEPLOYS).map_err(db_err)?;
+        let (start, end) = deploy_range(app);
+        let mut out = Vec::new();
+        for entry in table.range(start.as_str()..end.as_str()).map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push(decode("deploys", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn deploy(&self, app: &AppName, revision: u64) -> Result<Option<DeployRecord>, StoreError> {
+        self.get(DEPLOYS, "deploys", &deploy_key(app, revision))
+    }
+
+    /// Writes an app and one of its deploys together: a deploy's outcome and the app's
+    /// current revision never disagree, even across a crash.
+    pub fn put_app_and_deploy(
+        &self,
+        app: &AppRecord,
+        deploy: &DeployRecord,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(APPS)
+            .map_err(db_err)?
+            .insert(app.name.as_str(), encode(app).as_slice())
+            .map_err(db_err)?;
+        txn.open_table(DEPLOYS)
+            .map_err(db_err)?
+            .insert(
+                deploy_key(&deploy.app, deploy.revision).as_str(),
+                encode(deploy).as_slice(),
+            )
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    /// Removes an app and its whole deploy history in one transaction.
+    pub fn delete_app(&self, app: &AppName) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let existed = txn
+            .open_table(APPS)
+            .map_err(db_err)?
+            .remove(app.as_str())
+            .map_err(db_err)?
+            .is_some();
+        {
+            let mut deploys = txn.open_table(DEPLOYS).map_err(db_err)?;
+            let (start, end) = deploy_range(app);
+            deploys
+                .retain_in(start.as_str()..end.as_str(), |_, _| false)
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(existed)
     }
 
     // --- generic record access

@@ -1,7 +1,13 @@
 //! The records the store keeps. Plain data with serde; validation happens in the newtypes
 //! they are made of (`HostPattern`, `Upstream`), so a record read back is already valid.
 
-use minicloud_proxy::{HostPattern, Upstream};
+use std::collections::{BTreeMap, BTreeSet};
+
+use minicloud_proxy::{HostPattern, Hostname, Upstream};
+
+use crate::apps::image_ref::ImageRef;
+use crate::apps::name::AppName;
+use crate::secret::Secret;
 
 /// An external route: a host served by a process on this machine rather than an app.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,4 +34,73 @@ pub struct AcmeAccountRecord {
     pub key: minicloud_proxy::acme::AccountKey,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// An app: what the person asked for. What runs is in its [`DeployRecord`]s.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppRecord {
+    pub name: AppName,
+    /// The reference to deploy from (usually a tag); each deploy pins the digest it got.
+    pub image: ImageRef,
+    pub registry_auth: Option<RegistryCredentials>,
+    /// Variables the admin set; they override the manifest's defaults.
+    pub env: BTreeMap<String, String>,
+    /// Custom domains, besides `<app>.<domain>`.
+    pub domains: BTreeSet<Hostname>,
+    pub memory_mb: u64,
+    /// The secret part of the auto-deploy webhook URL.
+    pub webhook_secret: Secret,
+    /// Stopped by the admin: reconcile keeps it stopped.
+    pub stopped: bool,
+    /// The revision serving (or last served, when stopped).
+    pub current: Option<u64>,
+    pub created_at: i64,
+}
+
+/// Credentials for a private registry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RegistryCredentials {
+    pub username: String,
+    pub password: Secret,
+}
+
+/// One revision of an app: what it ran and how the deploy ended.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeployRecord {
+    pub app: AppName,
+    pub revision: u64,
+    /// Pinned to the digest: redeploying or recreating this revision runs exactly this image.
+    pub image: ImageRef,
+    pub digest: String,
+    /// The manifest as read from the image (file name, text), parsed again when needed.
+    pub manifest_file: String,
+    pub manifest_text: String,
+    /// The complete environment the containers got.
+    pub env: BTreeMap<String, String>,
+    pub trigger: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub outcome: DeployOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum DeployOutcome {
+    InProgress,
+    Succeeded,
+    Failed { reason: String },
+}
+
+impl std::fmt::Debug for DeployRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The environment carries credentials: keys only.
+        f.debug_struct("DeployRecord")
+            .field("app", &self.app)
+            .field("revision", &self.revision)
+            .field("image", &self.image.canonical())
+            .field("env_keys", &self.env.keys().collect::<Vec<_>>())
+            .field("trigger", &self.trigger)
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
 }

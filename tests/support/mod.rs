@@ -13,6 +13,40 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
+/// The local registry the test script fills with the probe images.
+pub fn registry() -> String {
+    std::env::var("MINICLOUD_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+/// A probe image reference in the local registry, e.g. `probe:v1`.
+pub fn image(name_and_tag: &str) -> String {
+    format!("{}/{name_and_tag}", registry())
+}
+
+/// Runs the docker CLI and returns its stdout (tests look at the real engine's state).
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Names of all containers (any state) of `app`.
+pub fn containers_of(app: &str) -> Vec<String> {
+    let listing = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=minicloud.app={app}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    let mut names: Vec<String> = listing.lines().map(str::to_owned).collect();
+    names.sort();
+    names
+}
+
 /// A free TCP port on loopback (bound then released; good enough for tests on one machine).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -185,6 +219,19 @@ impl Minicloud {
         )
         .expect("signal minicloud");
         child
+    }
+
+    /// Kills the process outright (SIGKILL): no drain, no clean-up, like a crash.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("minicloud is running");
+        child.kill().expect("kill minicloud");
+        child.wait().expect("wait for minicloud");
+    }
+
+    /// Starts again after `kill` or `terminate`, on the same ports and data dir.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "minicloud is still running");
+        self.spawn().await;
     }
 
     /// Stops and starts again on the same ports and data dir.

@@ -1,0 +1,82 @@
+//! `POST /hooks/deploy/{app}/{secret}`: Docker Hub's webhook. The secret in the path is the
+//! credential, so this sits outside the token check; anything wrong answers a bare 404.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::apps::name::AppName;
+use crate::apps::Apps;
+
+/// The part of Docker Hub's payload we read.
+#[derive(serde::Deserialize)]
+pub struct HubPayload {
+    push_data: PushData,
+}
+
+#[derive(serde::Deserialize)]
+struct PushData {
+    tag: String,
+}
+
+pub async fn deploy(
+    State(apps): State<Apps>,
+    Path((name, secret)): Path<(String, String)>,
+    body: Option<Json<HubPayload>>,
+) -> Response {
+    let not_found = || StatusCode::NOT_FOUND.into_response();
+    let Ok(name) = AppName::try_new(name) else {
+        return not_found();
+    };
+    let Ok(record) = apps.app_record(&name) else {
+        return not_found();
+    };
+    if !constant_time_eq(secret.as_bytes(), record.webhook_secret.expose().as_bytes()) {
+        return not_found();
+    }
+    let Some(Json(payload)) = body else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "expected Docker Hub's JSON payload with push_data.tag"})),
+        )
+            .into_response();
+    };
+    let wanted = record.image.tag().unwrap_or("latest");
+    if payload.push_data.tag != wanted {
+        return Json(serde_json::json!({
+            "status": "ignored",
+            "reason": format!("pushed tag '{}' is not the app's tag '{wanted}'", payload.push_data.tag),
+        }))
+        .into_response();
+    }
+    // Docker Hub waits only a few seconds for an answer: deploy in the background.
+    tokio::spawn(async move {
+        match apps.deploy(&name, None, false, "webhook").await {
+            Ok(d) => {
+                tracing::info!(app = %name, outcome = %super::apps::describe(&d), "webhook deploy")
+            }
+            Err(e) => tracing::warn!(app = %name, error = %e, "webhook deploy failed"),
+        }
+    });
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"status": "deploying"})),
+    )
+        .into_response()
+}
+
+/// Compares without an early exit, so timing says nothing about how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn equality_is_exact() {
+        assert!(super::constant_time_eq(b"abc", b"abc"));
+        assert!(!super::constant_time_eq(b"abc", b"abd"));
+        assert!(!super::constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,399 @@
+//! One deploy, as data flows: image → manifest → environment → containers of revision N →
+//! health → one route swap → N-1 drained and removed. Any failure before the swap removes
+//! N's containers and leaves N-1 serving; the outcome is stored either way.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use minicloud_proxy::Upstream;
+
+use super::env::build_env;
+use super::error::AppError;
+use super::events::AppEvent;
+use super::health::{self, Health};
+use super::image_ref::ImageRef;
+use super::manifest::{self, Manifest, Need};
+use super::name::AppName;
+use super::Apps;
+use crate::docker::{ContainerSpec, ManagedLabels, RegistryAuth, Role, DEFAULT_NETWORK};
+use crate::plane::now;
+use crate::store::{AppRecord, DeployOutcome, DeployRecord};
+
+/// How long the old revision keeps its containers after the route moved, so requests already
+/// sent to it finish.
+const DRAIN: Duration = Duration::from_secs(2);
+/// How long a container gets to stop on SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lines of a failed revision's log quoted in the deploy's failure reason.
+const FAILURE_LOG_LINES: usize = 20;
+
+/// What to deploy.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Pull this reference; a digest equal to the serving one does nothing unless `force`.
+    Pull { image: ImageRef, force: bool },
+    /// Run an earlier revision's exact image again (rollback, restart, env change).
+    Revision { revision: u64 },
+}
+
+/// How a deploy ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deployed {
+    New(u64),
+    Unchanged(u64),
+}
+
+pub fn web_container(app: &AppName, revision: u64) -> String {
+    format!("mc-{app}-{revision}")
+}
+
+/// `.` cannot appear in app names, so a runner's container never collides with another
+/// app's web container (`mc-a-b-1` could be app `a-b` or app `a` with runner `b`).
+pub fn runner_container(app: &AppName, runner: &str, revision: u64) -> String {
+    format!("mc-{app}.{runner}-{revision}")
+}
+
+impl Apps {
+    /// Runs a deploy to the end. The caller holds the app's lock.
+    pub(super) async fn run_deploy(
+        &self,
+        app: &AppName,
+        source: Source,
+        trigger: &str,
+    ) -> Result<Deployed, AppError> {
+        let result = self.try_deploy(app, source, trigger).await;
+        match &result {
+            Ok(Deployed::New(revision)) => self.events.send(AppEvent::Deployed {
+                app: app.clone(),
+                revision: *revision,
+            }),
+            Ok(Deployed::Unchanged(revision)) => self.events.send(AppEvent::Unchanged {
+                app: app.clone(),
+                revision: *revision,
+            }),
+            Err(e) => self.events.send(AppEvent::Failed {
+                app: app.clone(),
+                reason: e.to_string(),
+            }),
+        }
+        result
+    }
+
+    async fn try_deploy(
+        &self,
+        name: &AppName,
+        source: Source,
+        trigger: &str,
+    ) -> Result<Deployed, AppError> {
+        let record = self.app_record(name)?;
+        let docker = self.docker().await?;
+        let serving = match record.current {
+            Some(rev) => self.plane.store.deploy(name, rev)?,
+            None => None,
+        };
+
+        // 1. The exact image: pulled by tag, or an earlier revision's pinned digest.
+        let requested = match &source {
+            Source::Pull { image, .. } => Some(image.clone()),
+            Source::Revision { .. } => None,
+        };
+        let (image, digest, env_source) = match source {
+            Source::Pull { image, force } => {
+                self.events
+                    .step(name, format!("pulling {}", image.canonical()));
+                let auth = record.registry_auth.as_ref().map(|c| RegistryAuth {
+                    username: c.username.clone(),
+                    password: c.password.expose().to_owned(),
+                });
+                let events = self.events.clone();
+                let app_for_progress = name.clone();
+                let pulled = docker
+                    .pull(&image, auth.as_ref(), move |p| {
+                        events.send(AppEvent::Pull {
+                            app: app_for_progress.clone(),
+                            layers_done: p.layers_done,
+                            layers_total: p.layers_total,
+                            bytes_done: p.bytes_done,
+                            bytes_total: p.bytes_total,
+                        })
+                    })
+                    .await?;
+                if let Some(current) = &serving {
+                    if current.digest == pulled.digest && !force {
+                        self.events
+                            .step(name, format!("{} is already running", pulled.digest));
+                        return Ok(Deployed::Unchanged(current.revision));
+                    }
+                }
+                (pulled.image, pulled.digest, None)
+            }
+            Source::Revision { revision } => {
+                let old = self.plane.store.deploy(name, revision)?.ok_or_else(|| {
+                    AppError::Invalid(format!("{name} has no revision {revision}"))
+                })?;
+                (old.image.clone(), old.digest.clone(), Some(old))
+            }
+        };
+
+        // 2. The app contract, read from the image without running it.
+        let (manifest_file, manifest_text) = match &env_source {
+            Some(old) => (old.manifest_file.clone(), old.manifest_text.clone()),
+            None => {
+                self.events.step(name, "reading the app manifest");
+                docker.read_manifest(&image).await?
+            }
+        };
+        let manifest = manifest::parse(&manifest_file, &manifest_text)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+
+        // 3. Services, storage and the environment.
+        let services = BTreeMap::new();
+        let data_dir = if manifest.needs.contains(&Need::Storage) {
+            Some(self.ensure_storage(name)?)
+        } else {
+            None
+        };
+        let env = build_env(name, &manifest, &self.app_url(name), &record.env, &services);
+
+        // 4. Revision N, recorded as in progress before any container exists, so a crash
+        //    from here on is found and cleaned up by reconcile.
+        let revision = self.next_revision(name)?;
+        let mut deploy = DeployRecord {
+            app: name.clone(),
+            revision,
+            image,
+            digest,
+            manifest_file,
+            manifest_text,
+            env,
+            trigger: trigger.to_owned(),
+            started_at: now(),
+            finished_at: None,
+            outcome: DeployOutcome::InProgress,
+        };
+        self.plane.store.put_app_and_deploy(&record, &deploy)?;
+
+        // 5. Start, probe, swap; or clean up and record why not.
+        match self
+            .start_revision(&record, &deploy, &manifest, data_dir.as_deref())
+            .await
+        {
+            Ok(upstream) => {
+                let mut record = self.app_record(name)?;
+                let previous = record.current.replace(revision);
+                if let Some(requested) = requested {
+                    record.image = requested;
+                }
+                deploy.outcome = DeployOutcome::Succeeded;
+                deploy.finished_at = Some(now());
+                self.plane.store.put_app_and_deploy(&record, &deploy)?;
+                self.route_app(&record, Some(upstream))?;
+                self.events.step(
+                    name,
+                    format!("revision {revision} serves at {}", self.app_url(name)),
+                );
+                if previous.is_some() {
+                    tokio::time::sleep(DRAIN).await;
+                }
+                self.remove_other_revisions(name, revision).await;
+                Ok(Deployed::New(revision))
+            }
+            Err(reason) => {
+                self.remove_revision(name, revision).await;
+                deploy.outcome = DeployOutcome::Failed {
+                    reason: reason.clone(),
+                };
+                deploy.finished_at = Some(now());
+                let record = self.app_record(name)?;
+                self.plane.store.put_app_and_deploy(&record, &deploy)?;
+                let still = match record.current {
+                    Some(rev) => format!("; revision {rev} keeps serving"),
+                    None => String::new(),
+                };
+                Err(AppError::DeployFailed(format!(
+                    "deploy of {name} revision {revision} failed: {reason}{still}"
+                )))
+            }
+        }
+    }
+
+    /// Starts the web container and runners of a recorded revision and waits until the web
+    /// container is healthy. Returns its upstream; on error, a reason for the deploy record.
+    pub(super) async fn start_revision(
+        &self,
+        record: &AppRecord,
+        deploy: &DeployRecord,
+        manifest: &Manifest,
+        data_dir: Option<&std::path::Path>,
+    ) -> Result<Upstream, String> {
+        let docker = self.docker().await.map_err(|e| e.to_string())?;
+        let name = &record.name;
+        let web = self.container_spec(record, deploy, None, data_dir);
+        self.events.step(
+            name,
+            format!("starting revision {} ({})", deploy.revision, web.name),
+        );
+        let running = docker.run(&web).await.map_err(|e| e.to_string())?;
+        let addr = SocketAddr::new(running.ip, manifest.http_port());
+        let health_path = manifest.health.as_ref().map(|h| h.path.as_str());
+        self.events.step(
+            name,
+            format!("waiting for {addr}{} to answer", health_path.unwrap_or("")),
+        );
+        if let Health::Unhealthy(why) = health::probe(
+            &docker,
+            &web.name,
+            addr,
+            health_path,
+            self.settings.health_timeout,
+        )
+        .await
+        {
+            let logs = docker
+                .last_log_lines(&web.name, FAILURE_LOG_LINES)
+                .await
+                .unwrap_or_default();
+            let logs = collapse_repeats(logs.trim_end());
+            return Err(if logs.is_empty() {
+                format!("{why}; the container logged nothing")
+            } else {
+                format!("{why}; its last log lines:\n{logs}")
+            });
+        }
+        for runner in &manifest.runners {
+            let spec = self.container_spec(record, deploy, Some(runner), data_dir);
+            self.events
+                .step(name, format!("starting runner {}", spec.name));
+            docker
+                .run(&spec)
+                .await
+                .map_err(|e| format!("runner {}: {e}", runner.name))?;
+        }
+        Ok(Upstream(addr))
+    }
+
+    pub(super) fn container_spec(
+        &self,
+        record: &AppRecord,
+        deploy: &DeployRecord,
+        runner: Option<&manifest::Runner>,
+        data_dir: Option<&std::path::Path>,
+    ) -> ContainerSpec {
+        let (container, role, command) = match runner {
+            Some(r) => (
+                runner_container(&record.name, &r.name, deploy.revision),
+                Role::Runner,
+                Some(r.command.clone()),
+            ),
+            None => (
+                web_container(&record.name, deploy.revision),
+                Role::Web,
+                None,
+            ),
+        };
+        ContainerSpec {
+            name: container,
+            image: deploy.image.clone(),
+            env: deploy.env.clone(),
+            labels: ManagedLabels {
+                app: record.name.clone(),
+                rev: deploy.revision,
+                role,
+                runner: runner.map(|r| r.name.clone()),
+            },
+            command,
+            memory_bytes: Some(record.memory_mb * 1024 * 1024),
+            network: DEFAULT_NETWORK.to_owned(),
+            data_dir: data_dir.map(std::path::Path::to_path_buf),
+        }
+    }
+
+    fn next_revision(&self, app: &AppName) -> Result<u64, AppError> {
+        Ok(self
+            .plane
+            .store
+            .deploys(app)?
+            .last()
+            .map_or(1, |d| d.revision + 1))
+    }
+
+    /// Stops and removes every container of `app` except those of `keep`.
+    pub(super) async fn remove_other_revisions(&self, app: &AppName, keep: u64) {
+        self.remove_containers(app, |rev| rev != keep).await;
+    }
+
+    pub(super) async fn remove_revision(&self, app: &AppName, revision: u64) {
+        self.remove_containers(app, |rev| rev == revision).await;
+    }
+
+    /// Best effort: a container that will not go away is logged and found again by the next
+    /// reconcile, which removes what is not wanted.
+    pub(super) async fn remove_containers(&self, app: &AppName, which: impl Fn(u64) -> bool) {
+        let Ok(docker) = self.docker().await else {
+            return;
+        };
+        let containers = match docker.list_managed().await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(%app, error = %e, "cannot list containers to clean up");
+                return;
+            }
+        };
+        for c in containers {
+            let Some(labels) = &c.managed else { continue };
+            if &labels.app != app || !which(labels.rev) {
+                continue;
+            }
+            if let Err(e) = docker.stop(&c.name, STOP_TIMEOUT).await {
+                tracing::debug!(container = %c.name, error = %e, "stop before remove");
+            }
+            if let Err(e) = docker.remove(&c.name).await {
+                tracing::warn!(container = %c.name, error = %e, "cannot remove container");
+            }
+        }
+    }
+}
+
+/// Folds runs of identical log lines into one line with a count: an app that prints the same
+/// complaint every second should not fill the failure reason with it.
+fn collapse_repeats(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut last: Option<(&str, usize)> = None;
+    let flush = |out: &mut Vec<String>, entry: Option<(&str, usize)>| match entry {
+        Some((line, 1)) => out.push(line.to_owned()),
+        Some((line, n)) => out.push(format!("{line} (\u{d7}{n})")),
+        None => {}
+    };
+    for line in text.lines() {
+        match &mut last {
+            Some((prev, n)) if *prev == line => *n += 1,
+            _ => {
+                flush(&mut out, last.take());
+                last = Some((line, 1));
+            }
+        }
+    }
+    flush(&mut out, last);
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_log_lines_fold_into_one() {
+        assert_eq!(collapse_repeats("a\na\na\nb\na"), "a (\u{d7}3)\nb\na");
+        assert_eq!(collapse_repeats(""), "");
+    }
+
+    #[test]
+    fn runner_containers_never_collide_with_web_containers() {
+        let a = AppName::try_new("a").unwrap();
+        let a_b = AppName::try_new("a-b").unwrap();
+        assert_ne!(runner_container(&a, "b", 1), web_container(&a_b, 1));
+        assert_eq!(web_container(&a, 3), "mc-a-3");
+        assert_eq!(runner_container(&a, "worker", 3), "mc-a.worker-3");
+    }
+}

@@ -1,0 +1,95 @@
+//! The environment an app's containers get: the manifest's defaults, then what the admin set,
+//! then what minicloud injects (which nobody can override, so `PORT` and the service URLs are
+//! always the real ones).
+
+use std::collections::BTreeMap;
+
+use super::manifest::Manifest;
+use super::name::AppName;
+
+/// Builds the complete environment for one revision.
+///
+/// `services` holds what the provisioners inject (`DATABASE_URL`, `AMQP_URL`, ...).
+pub fn build_env(
+    app: &AppName,
+    manifest: &Manifest,
+    app_url: &str,
+    admin_env: &BTreeMap<String, String>,
+    services: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env = manifest.env.clone();
+    env.extend(admin_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(services.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.insert("PORT".into(), manifest.http_port().to_string());
+    env.insert("APP_NAME".into(), app.to_string());
+    env.insert("APP_URL".into(), app_url.to_string());
+    env
+}
+
+/// Checks a variable name the admin wants to set: a shell-style name that minicloud does not
+/// inject itself.
+pub fn check_admin_var(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "'{name}' is not a variable name (letters, digits and '_', not starting with a digit)"
+        ));
+    }
+    if super::manifest::INJECTED_ENV.contains(&name) {
+        return Err(format!(
+            "'{name}' is set by minicloud and cannot be overridden"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::manifest;
+
+    fn manifest() -> Manifest {
+        manifest::parse(
+            "/cloud_manifest.yml",
+            "name: probe\nexpose:\n- proto: http\n  port: 8080\nenv: {LOG_LEVEL: info, MODE: a}\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn admin_overrides_manifest_and_injected_wins_over_all() {
+        let app = AppName::try_new("probe").unwrap();
+        let admin = BTreeMap::from([
+            ("MODE".to_string(), "b".to_string()),
+            ("EXTRA".to_string(), "1".to_string()),
+        ]);
+        let services = BTreeMap::from([("DATABASE_URL".to_string(), "mysql://x".to_string())]);
+        let env = build_env(
+            &app,
+            &manifest(),
+            "https://probe.example.com",
+            &admin,
+            &services,
+        );
+        assert_eq!(env["LOG_LEVEL"], "info");
+        assert_eq!(env["MODE"], "b");
+        assert_eq!(env["EXTRA"], "1");
+        assert_eq!(env["PORT"], "8080");
+        assert_eq!(env["APP_NAME"], "probe");
+        assert_eq!(env["APP_URL"], "https://probe.example.com");
+        assert_eq!(env["DATABASE_URL"], "mysql://x");
+    }
+
+    #[test]
+    fn admin_variables_are_checked() {
+        assert!(check_admin_var("LOG_LEVEL").is_ok());
+        assert!(check_admin_var("_x1").is_ok());
+        for bad in ["", "1X", "A-B", "A B", "PORT", "DATABASE_URL"] {
+            assert!(check_admin_var(bad).is_err(), "{bad:?}");
+        }
+    }
+}

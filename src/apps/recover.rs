@@ -1,0 +1,156 @@
+//! Start-up recovery: brings containers and routes in line with the store, without touching
+//! containers that already run as they should.
+
+use super::deploy::web_container;
+use super::error::AppError;
+use super::manifest;
+use super::reconcile::{plan_reconcile, Action, Desired};
+use super::Apps;
+use crate::plane::now;
+use crate::store::DeployOutcome;
+use minicloud_proxy::Upstream;
+
+/// What reconcile did, for the log.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub served: usize,
+    pub created: usize,
+    pub removed: usize,
+    pub failed: Vec<String>,
+}
+
+impl Apps {
+    /// Marks deploys a restart interrupted as failed, then applies the reconcile plan.
+    pub async fn reconcile(&self) -> Result<Recovered, AppError> {
+        let docker = self.docker().await?;
+        let apps = self.plane.store.apps()?;
+        let mut desired = Vec::with_capacity(apps.len());
+        for app in &apps {
+            for mut d in self.plane.store.deploys(&app.name)? {
+                if d.outcome == DeployOutcome::InProgress {
+                    d.outcome = DeployOutcome::Failed {
+                        reason: "interrupted: minicloud stopped during the deploy".into(),
+                    };
+                    d.finished_at = Some(now());
+                    self.plane.store.put_app_and_deploy(app, &d)?;
+                }
+            }
+            let runners = match app.current {
+                Some(rev) => self
+                    .plane
+                    .store
+                    .deploy(&app.name, rev)?
+                    .and_then(|d| manifest::parse(&d.manifest_file, &d.manifest_text).ok())
+                    .map(|m| m.runners.into_iter().map(|r| r.name).collect())
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            desired.push(Desired {
+                app: app.name.clone(),
+                revision: app.current,
+                runners,
+                stopped: app.stopped,
+            });
+        }
+        let actual = docker.list_managed().await?;
+        let mut report = Recovered::default();
+        for action in plan_reconcile(&desired, &actual) {
+            if let Err(e) = self.apply(&action, &mut report).await {
+                tracing::error!(?action, error = %e, "reconcile step failed");
+                report.failed.push(format!("{action:?}: {e}"));
+            }
+        }
+        Ok(report)
+    }
+
+    async fn apply(&self, action: &Action, report: &mut Recovered) -> Result<(), AppError> {
+        let docker = self.docker().await?;
+        match action {
+            Action::Remove { container } => {
+                let _ = docker
+                    .stop(container, std::time::Duration::from_secs(10))
+                    .await;
+                docker.remove(container).await?;
+                report.removed += 1;
+            }
+            Action::Stop { container } => {
+                docker
+                    .stop(container, std::time::Duration::from_secs(10))
+                    .await?;
+            }
+            Action::Serve { app, revision } => {
+                let record = self.app_record(app)?;
+                let deploy = self.deploy_record(app, *revision)?;
+                let manifest = manifest::parse(&deploy.manifest_file, &deploy.manifest_text)
+                    .map_err(|e| AppError::Invalid(e.to_string()))?;
+                let info = docker.inspect(&web_container(app, *revision)).await?;
+                let ip = info
+                    .ip_on(crate::docker::DEFAULT_NETWORK)
+                    .ok_or_else(|| AppError::Invalid(format!("{} has no address", info.name)))?;
+                let upstream = Upstream(std::net::SocketAddr::new(ip, manifest.http_port()));
+                self.route_app(&record, Some(upstream))?;
+                report.served += 1;
+            }
+            Action::CreateWeb { app, revision } => {
+                let _lock = self.lock(app, "recovery after a restart")?;
+                let record = self.app_record(app)?;
+                let deploy = self.deploy_record(app, *revision)?;
+                let manifest = manifest::parse(&deploy.manifest_file, &deploy.manifest_text)
+                    .map_err(|e| AppError::Invalid(e.to_string()))?;
+                let data_dir = manifest
+                    .needs
+                    .contains(&manifest::Need::Storage)
+                    .then(|| self.ensure_storage(app))
+                    .transpose()?;
+                // Runners are started with the web container; drop stale ones first.
+                self.remove_revision(app, *revision).await;
+                let upstream = self
+                    .start_revision(&record, &deploy, &manifest, data_dir.as_deref())
+                    .await
+                    .map_err(AppError::DeployFailed)?;
+                self.route_app(&record, Some(upstream))?;
+                report.created += 1;
+            }
+            Action::CreateRunner {
+                app,
+                revision,
+                runner,
+            } => {
+                let record = self.app_record(app)?;
+                let deploy = self.deploy_record(app, *revision)?;
+                let manifest = manifest::parse(&deploy.manifest_file, &deploy.manifest_text)
+                    .map_err(|e| AppError::Invalid(e.to_string()))?;
+                // CreateWeb of the same revision already started every runner.
+                let web_created = manifest.runners.iter().any(|r| &r.name == runner)
+                    && docker.inspect(&web_container(app, *revision)).await.is_ok();
+                if let (Some(spec), true) = (
+                    manifest.runners.iter().find(|r| &r.name == runner),
+                    web_created,
+                ) {
+                    let data_dir = manifest
+                        .needs
+                        .contains(&manifest::Need::Storage)
+                        .then(|| self.storage_dir(app));
+                    let spec =
+                        self.container_spec(&record, &deploy, Some(spec), data_dir.as_deref());
+                    if docker.inspect(&spec.name).await.is_err() {
+                        docker.run(&spec).await?;
+                        report.created += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn deploy_record(
+        &self,
+        app: &super::name::AppName,
+        revision: u64,
+    ) -> Result<crate::store::DeployRecord, AppError> {
+        self.plane
+            .store
+            .deploy(app, revision)?
+            .ok_or_else(|| AppError::Invalid(format!("{app} revision {revision} has no record")))
+    }
+}

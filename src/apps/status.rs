@@ -1,0 +1,164 @@
+//! What a person sees of an app at a glance: state, revision, image, where it answers and
+//! what it uses.
+
+use serde::Serialize;
+
+use super::deploy::web_container;
+use super::error::AppError;
+use super::name::AppName;
+use super::Apps;
+use crate::docker::{ContainerInfo, ContainerState};
+use crate::store::{AppRecord, DeployOutcome};
+
+/// An app's state, derived from the store, the engine and the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppState {
+    /// Serving its current revision.
+    Running,
+    /// An operation (deploy, rollback, ...) is under way.
+    Deploying,
+    /// Its current revision's container is not running or not routed.
+    Unhealthy,
+    /// Stopped by the admin.
+    Stopped,
+    /// Never deployed successfully.
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppStatus {
+    pub name: AppName,
+    pub state: AppState,
+    pub revision: Option<u64>,
+    /// What the app deploys from.
+    pub image: String,
+    /// What the serving revision runs.
+    pub digest: Option<String>,
+    pub url: String,
+    pub domains: Vec<String>,
+    pub memory_limit_mb: u64,
+    pub memory_bytes: Option<u64>,
+    pub cpu_percent: Option<f64>,
+    /// The last deploy's failure, when the last deploy failed.
+    pub last_error: Option<String>,
+    /// What is running on it now, when `deploying`.
+    pub operation: Option<String>,
+    pub storage_bytes: Option<u64>,
+    /// Docker Hub's webhook target; it holds a secret, so only the single-app view has it.
+    pub webhook_url: Option<String>,
+}
+
+impl Apps {
+    /// Every app, without per-container stats (one engine call for all).
+    pub async fn list(&self) -> Result<Vec<AppStatus>, AppError> {
+        let containers = match self.docker().await {
+            Ok(d) => d.list_managed().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        self.plane
+            .store
+            .apps()?
+            .iter()
+            .map(|record| self.status_of(record, &containers))
+            .collect()
+    }
+
+    /// One app, with memory and CPU use.
+    pub async fn status(&self, name: &AppName) -> Result<AppStatus, AppError> {
+        let record = self.app_record(name)?;
+        let docker = self.docker().await;
+        let containers = match &docker {
+            Ok(d) => d.list_managed().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let mut status = self.status_of(&record, &containers)?;
+        if let (Ok(docker), Some(rev), AppState::Running) = (&docker, record.current, status.state)
+        {
+            if let Ok(stats) = docker.stats(&web_container(name, rev)).await {
+                status.memory_bytes = Some(stats.memory_bytes);
+                status.cpu_percent = Some((stats.cpu_percent * 10.0).round() / 10.0);
+            }
+        }
+        status.storage_bytes = dir_size(&self.storage_dir(name));
+        let admin = self.plane.config.admin_host();
+        let base = match self.plane.config.https_port {
+            443 => format!("https://{admin}"),
+            port => format!("https://{admin}:{port}"),
+        };
+        status.webhook_url = Some(format!(
+            "{base}/hooks/deploy/{name}/{}",
+            record.webhook_secret.expose()
+        ));
+        Ok(status)
+    }
+
+    fn status_of(
+        &self,
+        record: &AppRecord,
+        containers: &[ContainerInfo],
+    ) -> Result<AppStatus, AppError> {
+        let deploys = self.plane.store.deploys(&record.name)?;
+        let serving = record
+            .current
+            .and_then(|rev| deploys.iter().find(|d| d.revision == rev));
+        let last_error = match deploys.last().map(|d| &d.outcome) {
+            Some(DeployOutcome::Failed { reason }) => Some(reason.clone()),
+            _ => None,
+        };
+        let operation = self.busy(&record.name);
+        let web_running = record.current.is_some_and(|rev| {
+            let name = web_container(&record.name, rev);
+            containers
+                .iter()
+                .any(|c| c.name == name && c.state == ContainerState::Running)
+        });
+        let state = if operation.is_some() {
+            AppState::Deploying
+        } else if record.stopped {
+            AppState::Stopped
+        } else if record.current.is_none() {
+            AppState::Failed
+        } else if web_running && self.serving_upstream(&record.name).is_some() {
+            AppState::Running
+        } else {
+            AppState::Unhealthy
+        };
+        Ok(AppStatus {
+            name: record.name.clone(),
+            state,
+            revision: record.current,
+            image: record.image.canonical(),
+            digest: serving.map(|d| d.digest.clone()),
+            url: self.app_url(&record.name),
+            domains: self.hosts(record).iter().map(ToString::to_string).collect(),
+            memory_limit_mb: record.memory_mb,
+            memory_bytes: None,
+            cpu_percent: None,
+            last_error,
+            operation,
+            storage_bytes: None,
+            webhook_url: None,
+        })
+    }
+}
+
+/// Bytes under `dir`, or `None` when it does not exist.
+fn dir_size(dir: &std::path::Path) -> Option<u64> {
+    let mut total = 0;
+    let mut stack = vec![std::fs::read_dir(dir).ok()?];
+    while let Some(entries) = stack.pop() {
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => {
+                    if let Ok(sub) = std::fs::read_dir(entry.path()) {
+                        stack.push(sub);
+                    }
+                }
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    Some(total)
+}

@@ -1,0 +1,569 @@
+//! Apps on the real Docker engine, pulled from the local registry: add, update under load,
+//! unhealthy revisions, rollback, webhook, bad images, env, domains, and restarts of
+//! minicloud itself. Each test uses its own minicloud and its own app names.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{containers_of, docker, image, wait_for, Minicloud};
+
+/// Starts minicloud with a short health timeout, so unhealthy revisions fail fast.
+async fn minicloud() -> Minicloud {
+    Minicloud::start_with(vec![("MINICLOUD_HEALTH_TIMEOUT".into(), "8".into())]).await
+}
+
+/// Adds an app and asserts it runs.
+async fn add_app(mc: &Minicloud, name: &str, tag: &str) -> Value {
+    let resp = mc
+        .api()
+        .post("/api/apps", json!({"image": image(tag), "name": name}))
+        .await;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["state"], "running", "{body}");
+    body
+}
+
+async fn get_json(mc: &Minicloud, host: &str, path: &str) -> Value {
+    mc.client_for(&[host])
+        .get(mc.https_url(host, path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Removes the app (and its containers) when the test ends, even when it fails.
+struct Cleanup<'a>(&'a Minicloud, &'a str);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for name in containers_of(self.1) {
+            docker(&["rm", "-f", &name]);
+        }
+        let _ = &self.0;
+    }
+}
+
+#[tokio::test]
+async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
+    let mc = minicloud().await;
+    let _cleanup = Cleanup(&mc, "t-serve");
+    let app = add_app(&mc, "t-serve", "probe:v1").await;
+    assert_eq!(app["revision"], 1);
+    assert!(app["digest"].as_str().unwrap().starts_with("sha256:"));
+
+    let host = "t-serve.mc.test";
+    let root = get_json(&mc, host, "/").await;
+    assert_eq!(root["version"], "v1");
+    assert_eq!(root["app"], "t-serve");
+    let env = get_json(&mc, host, "/env").await;
+    assert_eq!(env["PORT"], "8080");
+    assert_eq!(env["APP_NAME"], "t-serve");
+    assert_eq!(env["APP_URL"], format!("https://{host}:{}", mc.https_port));
+    assert_eq!(
+        env["LOG_LEVEL"], "info",
+        "the manifest's defaults are applied"
+    );
+
+    // The container as the engine sees it.
+    let web = "mc-t-serve-1";
+    let inspect = docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Memory}} {{.HostConfig.LogConfig.Type}} {{index .Config.Labels \"minicloud.rev\"}}",
+        web,
+    ]);
+    assert_eq!(inspect, "unless-stopped 268435456 json-file 1");
+
+    // The runner runs the same image with the same environment, and no route.
+    let runner = "mc-t-serve.worker-1";
+    let logs = wait_for(
+        "the runner to log its env",
+        Duration::from_secs(10),
+        || async {
+            let logs = docker(&["logs", runner]);
+            logs.contains("APP_NAME").then_some(logs)
+        },
+    )
+    .await;
+    assert!(logs.contains("t-serve worker v1"), "{logs}");
+    assert!(logs.contains("\"APP_URL\""), "{logs}");
+    assert_eq!(containers_of("t-serve"), vec![web, runner]);
+
+    // The status view.
+    let show: Value = mc
+        .api()
+        .get("/api/apps/t-serve")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(show["state"], "running");
+    assert!(show["memory_bytes"].as_u64().unwrap() > 0);
+    assert!(show["webhook_url"]
+        .as_str()
+        .unwrap()
+        .contains("/hooks/deploy/t-serve/"));
+    let list: Vec<Value> = mc.api().get("/api/apps").await.json().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(
+        list[0]["webhook_url"].is_null(),
+        "the list does not show secrets"
+    );
+
+    // Removing it takes everything away.
+    assert_eq!(mc.api().delete("/api/apps/t-serve").await.status(), 204);
+    assert!(containers_of("t-serve").is_empty());
+    let gone = mc
+        .client_for(&[host])
+        .get(mc.https_url(host, "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
+async fn an_update_under_continuous_load_fails_no_request() {
+    let mc = minicloud().await;
+    let _cleanup = Cleanup(&mc, "t-load");
+    add_app(&mc, "t-load", "probe:v1").await;
+    let host = "t-load.mc.test";
+    let client = mc.client_for(&[host]);
+    let url = mc.https_url(host, "/");
+
+    let done = Arc::new(AtomicBool::new(false));
+    let (ok, failed, v2) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut loaders = Vec::new();
+    for _ in 0..4 {
+        let (client, url, done) = (client.clone(), url.clone(), done.clone());
+        let (ok, failed, v2) = (ok.clone(), failed.clone(), v2.clone());
+        loaders.push(tokio::spawn(async move {
+            // Bounded: stops when told, and never more than 20,000 requests per loader.
+            for _ in 0..20_000 {
+                if done.load(Ordering::Relaxed) {
+                    break;
+                }
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        let body = r.text().await.unwrap_or_default();
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        if body.contains("\"v2\"") {
+                            v2.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps/t-load/deploy",
+            json!({"image": image("probe:v2")}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    done.store(true, Ordering::Relaxed);
+    for l in loaders {
+        l.await.unwrap();
+    }
+    let (ok, failed, v2) = (
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        v2.load(Ordering::Relaxed),
+    );
+    assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
+    assert!(
+        v2 > 0 && v2 < ok,
+        "both versions served: {v2} of {ok} from v2"
+    );
+    assert_eq!(get_json(&mc, host, "/").await["version"], "v2");
+    assert_eq!(
+        containers_of("t-load"),
+        vec!["mc-t-load-2", "mc-t-load.worker-2"],
+        "revision 1 was drained and removed"
+    );
+}
+
+#[tokio::test]
+async fn an_unhealthy_revision_fails_with_its_logs_and_the_previous_keeps_serving() {
+    let mc = minicloud().await;
+    let _cleanup = Cleanup(&mc, "t-sick");
+    add_app(&mc, "t-sick", "probe:v2").await;
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps/t-sick/deploy",
+            json!({"image": image("probe:v3")}),
+        )
+        .await;
+    assert_eq!(resp.status(), 422);
+    let error = resp.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("revision 2 failed"), "{error}");
+    assert!(
+        error.contains("never healthy"),
+        "the app's own log lines: {error}"
+    );
+    assert!(error.contains("revision 1 keeps serving"), "{error}");
+
+    assert_eq!(get_json(&mc, "t-sick.mc.test", "/").await["version"], "v2");
+    assert_eq!(
+        containers_of("t-sick"),
+        vec!["mc-t-sick-1", "mc-t-sick.worker-1"]
+    );
+    let history: Vec<Value> = mc
+        .api()
+        .get("/api/apps/t-sick/deploys")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1]["state"], "failed");
+    assert!(history[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("never healthy"));
+    let show: Value = mc.api().get("/api/apps/t-sick").await.json().await.unwrap();
+    assert_eq!(show["state"], "running");
+    assert_eq!(show["revision"], 1);
+    assert!(
+        show["image"].as_str().unwrap().ends_with("probe:v2"),
+        "{show}"
+    );
+    assert!(show["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("never healthy"));
+}
+
+#[tokio::test]
+async fn rollback_and_the_webhook_redeploy() {
+    let mc = minicloud().await;
+    let _cleanup = Cleanup(&mc, "t-roll");
+    add_app(&mc, "t-roll", "probe:v1").await;
+    let api = mc.api();
+    let host = "t-roll.mc.test";
+    let resp = api
+        .post(
+            "/api/apps/t-roll/deploy",
+            json!({"image": image("probe:v2")}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(get_json(&mc, host, "/").await["version"], "v2");
+
+    // The same digest again does nothing; forced, it makes a new revision.
+    let same: Value = api
+        .post("/api/apps/t-roll/deploy", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(same["revision"], 2);
+    let forced: Value = api
+        .post("/api/apps/t-roll/deploy", json!({"force": true}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(forced["revision"], 3);
+
+    let back: Value = api
+        .post("/api/apps/t-roll/rollback", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(back["revision"], 4);
+    assert_eq!(get_json(&mc, host, "/").await["version"], "v1");
+    let history: Vec<Value> = api
+        .get("/api/apps/t-roll/deploys")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history[3]["trigger"], "rollback to revision 1");
+    assert_eq!(history[3]["digest"], history[0]["digest"]);
+
+    // The webhook: wrong secrets say nothing; the right one redeploys the app's tag (v2).
+    let show: Value = api.get("/api/apps/t-roll").await.json().await.unwrap();
+    let webhook_path = show["webhook_url"]
+        .as_str()
+        .unwrap()
+        .split_once("/hooks/")
+        .map(|(_, rest)| format!("/hooks/{rest}"))
+        .unwrap();
+    let payload = json!({"push_data": {"tag": "v2"}, "repository": {"repo_name": "probe"}});
+    let http = reqwest::Client::new();
+    for wrong in [
+        "/hooks/deploy/t-roll/nope",
+        "/hooks/deploy/unknown-app/nope",
+    ] {
+        let resp = http
+            .post(mc.api_url(wrong))
+            .json(&payload)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404);
+        assert!(resp.text().await.unwrap().is_empty());
+    }
+    let other_tag = http
+        .post(mc.api_url(&webhook_path))
+        .json(&json!({"push_data": {"tag": "v9"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_tag.status(), 200);
+    assert_eq!(
+        other_tag.json::<Value>().await.unwrap()["status"],
+        "ignored"
+    );
+    let hook = http
+        .post(mc.api_url(&webhook_path))
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 202);
+    wait_for("the webhook deploy", Duration::from_secs(30), || async {
+        let v = get_json(&mc, host, "/").await;
+        (v["version"] == "v2").then_some(())
+    })
+    .await;
+    // Through the edge as well, where Docker Hub would call it.
+    let client = mc.client_for(&[&mc.admin_host()]);
+    let resp = client
+        .post(mc.https_url(&mc.admin_host(), "/hooks/deploy/t-roll/nope"))
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn bad_images_and_manifests_are_clear_errors_that_leave_nothing_behind() {
+    let mc = minicloud().await;
+    let api = mc.api();
+    for (name, img, status, expected) in [
+        (
+            "t-nomani",
+            image("no-manifest:v1"),
+            422,
+            "has no app manifest",
+        ),
+        (
+            "t-badmani",
+            image("bad-manifest:v1"),
+            400,
+            "unknown need 'redis'",
+        ),
+        ("t-unknown", image("does-not-exist:v1"), 422, "cannot pull"),
+        (
+            "t-badref",
+            "Not An/Image!".to_string(),
+            400,
+            "not an image reference",
+        ),
+    ] {
+        let _cleanup = Cleanup(&mc, name);
+        let resp = api
+            .post("/api/apps", json!({"image": img, "name": name}))
+            .await;
+        let code = resp.status();
+        let error = resp.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(code, status, "{name}: {error}");
+        assert!(
+            error.contains(expected),
+            "{name}: {error:?} should say {expected:?}"
+        );
+        assert!(containers_of(name).is_empty(), "{name} left containers");
+        assert_eq!(api.get(&format!("/api/apps/{name}")).await.status(), 404);
+    }
+    // The bad manifest's message names every problem and the file.
+    let resp = api
+        .post(
+            "/api/apps",
+            json!({"image": image("bad-manifest:v1"), "name": "t-badmani"}),
+        )
+        .await;
+    let error = resp.json::<Value>().await.unwrap()["error"].to_string();
+    assert!(error.contains("cloud_manifest"), "{error}");
+    assert!(error.contains("70000"), "{error}");
+    let apps: Vec<Value> = api.get("/api/apps").await.json().await.unwrap();
+    assert!(apps.is_empty());
+    let leftovers = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=minicloud.tmp",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(leftovers.is_empty(), "manifest readers left: {leftovers}");
+}
+
+#[tokio::test]
+async fn environment_and_domains_change_what_is_served() {
+    let mc = minicloud().await;
+    let _cleanup = Cleanup(&mc, "t-conf");
+    add_app(&mc, "t-conf", "probe:v1").await;
+    let api = mc.api();
+    let resp = api
+        .client_patch(
+            "/api/apps/t-conf/env",
+            json!({"set": {"GREETING": "hello", "LOG_LEVEL": "debug"}}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let env = get_json(&mc, "t-conf.mc.test", "/env").await;
+    assert_eq!(env["GREETING"], "hello");
+    assert_eq!(
+        env["LOG_LEVEL"], "debug",
+        "the admin's value beats the manifest's"
+    );
+    let bad = api
+        .client_patch("/api/apps/t-conf/env", json!({"set": {"PORT": "1"}}))
+        .await;
+    assert_eq!(bad.status(), 400);
+
+    let resp = api
+        .post(
+            "/api/apps/t-conf/domains",
+            json!({"domain": "www.custom.example"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        get_json(&mc, "www.custom.example", "/").await["app"],
+        "t-conf"
+    );
+    let taken = api
+        .post(
+            "/api/apps/t-conf/domains",
+            json!({"domain": mc.admin_host()}),
+        )
+        .await;
+    assert_eq!(taken.status(), 409);
+    assert_eq!(
+        api.delete("/api/apps/t-conf/domains/www.custom.example")
+            .await
+            .status(),
+        200
+    );
+    let gone = mc
+        .client_for(&["www.custom.example"])
+        .get(mc.https_url("www.custom.example", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
+async fn minicloud_restarts_do_not_touch_running_apps_or_leave_duplicates() {
+    let mut mc = minicloud().await;
+    let _cleanup = Cleanup(&mc, "t-keep");
+    add_app(&mc, "t-keep", "probe:v1").await;
+    let id_before = docker(&["inspect", "-f", "{{.Id}}", "mc-t-keep-1"]);
+
+    // At rest: a crash and a restart adopt the running container.
+    mc.kill();
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Running}}", "mc-t-keep-1"]),
+        "true",
+        "the app keeps running while minicloud is down"
+    );
+    mc.start_again().await;
+    let host = "t-keep.mc.test";
+    wait_for(
+        "the app to be routed again",
+        Duration::from_secs(20),
+        || async {
+            let r = mc
+                .client_for(&[host])
+                .get(mc.https_url(host, "/"))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 200).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.Id}}", "mc-t-keep-1"]),
+        id_before
+    );
+
+    // Mid-way: killed during a deploy, the next start finishes nothing half-way.
+    let api_url = mc.api_url("/api/apps/t-keep/deploy");
+    let deploy = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(api_url)
+            .bearer_auth(support::TOKEN)
+            .json(&json!({"image": image("probe:v3")}))
+            .send()
+            .await
+    });
+    wait_for("revision 2 to start", Duration::from_secs(20), || async {
+        containers_of("t-keep")
+            .contains(&"mc-t-keep-2".to_string())
+            .then_some(())
+    })
+    .await;
+    mc.kill();
+    let _ = deploy.await;
+    mc.start_again().await;
+    wait_for(
+        "the interrupted revision to be cleaned up",
+        Duration::from_secs(20),
+        || async {
+            (containers_of("t-keep") == vec!["mc-t-keep-1", "mc-t-keep.worker-1"]).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(get_json(&mc, host, "/").await["version"], "v1");
+    let history: Vec<Value> = mc
+        .api()
+        .get("/api/apps/t-keep/deploys")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1]["state"], "failed");
+    assert!(history[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("interrupted"));
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.Id}}", "mc-t-keep-1"]),
+        id_before
+    );
+}
