@@ -154,7 +154,7 @@ async fn a_forced_renewal_swaps_the_certificate_while_the_edge_keeps_serving() {
     );
     assert_eq!(orders_in_log(&mc.log(), "renew.example.com"), 2);
 
-    // Forced renewals are limited per hour, and a host that is not routed is refused.
+    // A host that is not routed is refused (limits: see the lifecycle unit tests).
     let resp = mc
         .api()
         .post(
