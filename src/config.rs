@@ -37,9 +37,20 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub access_log: bool,
     pub log_format: LogFormat,
+    /// Contact for the ACME account; certificates are ordered only once it is set.
+    pub acme_email: Option<String>,
+    /// The ACME directory URL (named shortcuts resolved).
+    pub acme_directory: String,
+    /// PEM file of roots trusted for the ACME server's own HTTPS (a private or test CA).
+    pub acme_ca_root: Option<PathBuf>,
     /// How long a new revision may take to answer its health probe.
     pub health_timeout: Duration,
 }
+
+/// Let's Encrypt's production directory: the default.
+pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (untrusted certificates, generous limits).
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -116,6 +127,9 @@ const SETTINGS: &[(&str, &str)] = &[
     ("shutdown_grace", "5"),
     ("access_log", "true"),
     ("log_format", "text"),
+    ("acme_email", ""),
+    ("acme_directory", "letsencrypt"),
+    ("acme_ca_root", ""),
     ("health_timeout", "60"),
 ];
 
@@ -247,6 +261,13 @@ impl Sources {
         });
         let access_log = parse!("access_log", boolean);
         let log_format = parse!("log_format", |v: &str| v.parse::<LogFormat>());
+        let acme_email = parse!("acme_email", acme_email);
+        let acme_directory = parse!("acme_directory", acme_directory);
+        let acme_ca_root = parse!("acme_ca_root", |v: &str| if v.is_empty() {
+            Err("must not be empty".to_string())
+        } else {
+            Ok(PathBuf::from(v))
+        });
         let health_timeout = parse!("health_timeout", |v: &str| match v.parse::<u64>() {
             Ok(n) if (1..=3600).contains(&n) => Ok(Duration::from_secs(n)),
             _ => Err("expected whole seconds from 1 to 3600".to_string()),
@@ -277,6 +298,7 @@ impl Sources {
             Some(shutdown_grace),
             Some(access_log),
             Some(log_format),
+            Some(acme_directory),
             Some(health_timeout),
         ) = (
             domain,
@@ -288,6 +310,7 @@ impl Sources {
             shutdown_grace,
             access_log,
             log_format,
+            acme_directory,
             health_timeout,
         )
         else {
@@ -305,6 +328,9 @@ impl Sources {
             shutdown_grace,
             access_log,
             log_format,
+            acme_email,
+            acme_directory,
+            acme_ca_root,
             health_timeout,
         })
     }
@@ -322,6 +348,30 @@ fn boolean(v: &str) -> Result<bool, String> {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
         _ => Err("expected true or false".into()),
+    }
+}
+
+fn acme_email(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    match v.split_once('@') {
+        Some((user, domain))
+            if !user.is_empty() && domain.contains('.') && !v.contains(char::is_whitespace) =>
+        {
+            Ok(v.to_string())
+        }
+        _ => Err("expected an email address, e.g. you@example.com".into()),
+    }
+}
+
+fn acme_directory(v: &str) -> Result<String, String> {
+    match v {
+        "letsencrypt" | "letsencrypt-production" => Ok(LETSENCRYPT.into()),
+        "letsencrypt-staging" => Ok(LETSENCRYPT_STAGING.into()),
+        url if url.starts_with("https://") && url.len() > "https://".len() => Ok(url.into()),
+        _ => Err(
+            "expected 'letsencrypt', 'letsencrypt-staging' or an https:// ACME directory URL"
+                .into(),
+        ),
     }
 }
 
@@ -410,6 +460,34 @@ mod tests {
             !text.contains("short-secret"),
             "a secret was echoed:\n{text}"
         );
+    }
+
+    #[test]
+    fn acme_is_off_by_default_and_shortcuts_resolve() {
+        let c = Sources::new().resolve().unwrap();
+        assert!(c.acme_email.is_none());
+        assert_eq!(c.acme_directory, LETSENCRYPT);
+        let c = Sources::new()
+            .env([
+                ("MINICLOUD_ACME_EMAIL", "me@example.com"),
+                ("MINICLOUD_ACME_DIRECTORY", "letsencrypt-staging"),
+                ("MINICLOUD_ACME_CA_ROOT", "/etc/ca.pem"),
+            ])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.acme_email.as_deref(), Some("me@example.com"));
+        assert_eq!(c.acme_directory, LETSENCRYPT_STAGING);
+        assert_eq!(c.acme_ca_root, Some(PathBuf::from("/etc/ca.pem")));
+        let err = Sources::new()
+            .env([
+                ("MINICLOUD_ACME_EMAIL", "nobody"),
+                ("MINICLOUD_ACME_DIRECTORY", "http://ca.test/dir"),
+            ])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MINICLOUD_ACME_EMAIL: 'nobody'"), "{err}");
+        assert!(err.contains("MINICLOUD_ACME_DIRECTORY"), "{err}");
     }
 
     #[test]

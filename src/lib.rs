@@ -8,6 +8,7 @@
 pub mod api;
 pub mod apps;
 pub mod auth;
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod docker;

@@ -30,6 +30,9 @@ enum Command {
     /// Routes to services on this machine that minicloud does not deploy.
     #[command(subcommand)]
     Routes(RoutesCommand),
+    /// Certificates of the hosts minicloud serves (ACME).
+    #[command(subcommand)]
+    Certs(CertsCommand),
 }
 
 #[derive(Args)]
@@ -103,11 +106,28 @@ enum RoutesCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Each host's certificate: pending, valid, renewing, failed (with why and when it is retried).
+    #[command(visible_alias = "ls")]
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Order a new certificate for HOST now; the current one serves until the new one is valid.
+    Renew {
+        host: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Routes(cmd) => run_client(routes(cmd)),
+        Command::Certs(cmd) => run_client(certs(cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -205,6 +225,46 @@ async fn routes(cmd: RoutesCommand) -> anyhow::Result<()> {
                 .delete(&format!("/api/routes/{}", encode_segment(&host)))
                 .await?;
             println!("removed {host}");
+        }
+    }
+    Ok(())
+}
+
+async fn certs(cmd: CertsCommand) -> anyhow::Result<()> {
+    use minicloud::certs::{format_time, CertState, CertificateStatus};
+    match cmd {
+        CertsCommand::List { client: c } => {
+            let certs: Vec<CertificateStatus> = client(&c)?.get("/api/certificates").await?;
+            let time = |t: Option<i64>| t.map(format_time).unwrap_or_else(|| "-".into());
+            let rows: Vec<Vec<String>> = certs
+                .iter()
+                .map(|s| {
+                    let state = serde_json::to_value(s.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    let next = match s.state {
+                        CertState::Failed => format!("retry {}", time(s.next_retry)),
+                        _ if s.renew_at.is_some() => format!("renew {}", time(s.renew_at)),
+                        _ => "-".into(),
+                    };
+                    let detail = s
+                        .error
+                        .clone()
+                        .or_else(|| s.reason.clone())
+                        .unwrap_or_default();
+                    vec![s.host.clone(), state, time(s.not_after), next, detail]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(&["host", "state", "expires", "next", "detail"], &rows)
+            );
+        }
+        CertsCommand::Renew { host, client: c } => {
+            let path = format!("/api/certificates/{}/renew", encode_segment(&host));
+            let _: CertificateStatus = client(&c)?.post(&path, &serde_json::json!({})).await?;
+            println!("renewal of {host} requested: see `minicloud certs list`");
         }
     }
     Ok(())

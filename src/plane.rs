@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use minicloud_proxy::{Edge, HostPattern, Upstream};
 
+use crate::certs::CertsHandle;
 use crate::config::Config;
 use crate::store::{Store, StoreError};
 
@@ -15,6 +16,8 @@ pub struct Plane {
     pub config: Arc<Config>,
     pub store: Store,
     pub edge: Edge,
+    /// Wakes the certificate manager (a host was added, a renewal was asked for).
+    pub certs: CertsHandle,
 }
 
 impl Plane {
@@ -23,6 +26,7 @@ impl Plane {
             config: Arc::new(config),
             store,
             edge,
+            certs: CertsHandle::default(),
         }
     }
 

@@ -49,6 +49,7 @@ pub fn set_route(
     plane
         .edge
         .update(|draft| draft.set_route(record.host.clone(), record.upstream));
+    plane.certs.hosts_changed();
     Ok(record)
 }
 

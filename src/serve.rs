@@ -22,6 +22,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Edge(#[from] EdgeError),
+    #[error(transparent)]
+    Certs(#[from] crate::certs::CertsError),
     #[error("cannot listen on {addr} ({what}): {source}{hint}")]
     Bind {
         addr: SocketAddr,
@@ -80,6 +82,8 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     };
     let plane = Plane::new(config, store, edge.clone());
     plane.publish_stored_state(api_addr)?;
+    crate::certs::publish_stored(&plane)?;
+    let certs = crate::certs::Manager::new(plane.clone())?;
     let apps = Apps::new(plane.clone(), app_settings)?;
 
     let mut server = EdgeServer::new(edge, &edge_config)?;
@@ -96,6 +100,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         ControlPlane {
             state: ApiState { plane, apps },
             listener: Mutex::new(Some(api_listener)),
+            certs: Mutex::new(certs),
         },
     );
     server.run();
@@ -133,6 +138,8 @@ struct ControlPlane {
     state: ApiState,
     /// Bound before start so the edge's admin route is known; taken once by `start`.
     listener: Mutex<Option<TcpListener>>,
+    /// The certificate manager (`None` when ACME is off); taken once by `start`.
+    certs: Mutex<Option<crate::certs::Manager>>,
 }
 
 #[async_trait]
@@ -153,6 +160,14 @@ impl BackgroundService for ControlPlane {
                 return;
             }
         };
+        let certs = self
+            .certs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(manager) = certs {
+            tokio::spawn(manager.run(shutdown.clone()));
+        }
         let apps = self.state.apps.clone();
         tokio::spawn(async move {
             // Apps kept running while minicloud was down; find them and route to them again.

@@ -114,7 +114,7 @@ impl Edge {
         desired
             .self_signed
             .iter()
-            .chain(desired.certs.iter())
+            .chain(desired.served_certs())
             .map(|(p, c)| (p.clone(), c.info.clone()))
             .collect()
     }
@@ -154,8 +154,16 @@ impl Desired {
 
     fn cert_table(&self) -> CertTable {
         let mut all = self.self_signed.clone();
-        all.extend(self.certs.iter().map(|(p, c)| (p.clone(), c.clone())));
+        all.extend(self.served_certs().map(|(p, c)| (p.clone(), c.clone())));
         CertTable::from_certs(&all)
+    }
+
+    /// Installed certificates of hosts that are routed: one kept for a host whose route was
+    /// removed is not served (strangers learn nothing), but is back at once if it returns.
+    fn served_certs(&self) -> impl Iterator<Item = (&HostPattern, &Certificate)> {
+        self.certs
+            .iter()
+            .filter(|(p, _)| self.routes.contains_key(*p))
     }
 }
 
@@ -265,6 +273,21 @@ mod tests {
         edge.update(|d| d.remove_certificate(&host));
         let fallback = edge.certificates()[&host].source;
         assert_eq!(fallback, CertSource::SelfSigned);
+    }
+
+    #[test]
+    fn an_installed_certificate_is_served_only_while_routed() {
+        let edge = Edge::new();
+        let host = pattern("a.test");
+        let mut real = Certificate::self_signed(&host).unwrap();
+        real.info.source = CertSource::Acme;
+        edge.update(|d| d.set_certificate(host.clone(), real));
+        assert!(edge.snapshot().certs.lookup("a.test").is_none());
+        assert!(edge.certificates().is_empty());
+        edge.update(|d| d.set_route(host.clone(), "127.0.0.1:1".parse().unwrap()));
+        assert_eq!(edge.certificates()[&host].source, CertSource::Acme);
+        edge.update(|d| d.remove_route(&host));
+        assert!(edge.snapshot().certs.lookup("a.test").is_none());
     }
 
     #[test]

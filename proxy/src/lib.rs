@@ -7,6 +7,7 @@
 //! configuration: the binary owns those.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 mod edge;
 mod host;
 mod pages;

@@ -5,6 +5,7 @@
 //! with a status that says whose fault it is; internal details go to the log only.
 
 mod apps;
+mod certificates;
 mod error;
 mod hooks;
 mod routes;
@@ -47,6 +48,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/health", get(health))
         .route("/routes", get(routes::list).post(routes::create))
         .route("/routes/{host}", delete(routes::remove))
+        .route("/certificates", get(certificates::list))
+        .route("/certificates/{host}/renew", post(certificates::renew))
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{name}", get(apps::show).delete(apps::remove))
         .route("/apps/{name}/deploy", post(apps::deploy))

@@ -161,6 +161,10 @@ impl Apps {
                 };
             }
         });
+        if upstream.is_some() {
+            // New hosts may need a CA certificate.
+            self.plane.certs.hosts_changed();
+        }
         Ok(())
     }
 
@@ -377,6 +381,7 @@ impl Apps {
             self.plane
                 .edge
                 .update(|d| d.set_route(HostPattern::Exact(host), up));
+            self.plane.certs.hosts_changed();
         }
         Ok(record)
     }

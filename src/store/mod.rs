@@ -17,9 +17,12 @@ use serde::Serialize;
 use minicloud_proxy::HostPattern;
 
 use crate::apps::name::AppName;
+use minicloud_proxy::acme::CertRecord;
+use minicloud_proxy::Hostname;
 
 pub use records::{
-    AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord, TokenRecord,
+    AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
+    TokenRecord,
 };
 
 /// Bumped when a record's meaning changes; `open` refuses a newer store than it knows.
@@ -28,6 +31,8 @@ const SCHEMA_VERSION: u64 = 1;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ROUTES: TableDefinition<&str, &[u8]> = TableDefinition::new("routes");
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+const ACME_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_accounts");
+const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
 const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
 /// Keyed `<app>/<revision, 10 digits>` so one app's deploys are one ordered range.
 const DEPLOYS: TableDefinition<&str, &[u8]> = TableDefinition::new("deploys");
@@ -47,6 +52,11 @@ pub enum StoreError {
     InUse { path: PathBuf },
     #[error("could not create {path}: {source}")]
     CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not make {path} private (mode 0600): {source}")]
+    Permissions {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -89,6 +99,17 @@ impl Store {
             },
             other => db_err(other),
         })?;
+        // It holds certificate and ACME account keys: readable by minicloud's user only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+                |source| StoreError::Permissions {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            )?;
+        }
         let txn = db.begin_write().map_err(db_err)?;
         {
             let mut meta = txn.open_table(META).map_err(db_err)?;
@@ -107,6 +128,8 @@ impl Store {
             }
             txn.open_table(ROUTES).map_err(db_err)?;
             txn.open_table(TOKENS).map_err(db_err)?;
+            txn.open_table(ACME_ACCOUNTS).map_err(db_err)?;
+            txn.open_table(CERTIFICATES).map_err(db_err)?;
             txn.open_table(APPS).map_err(db_err)?;
             txn.open_table(DEPLOYS).map_err(db_err)?;
         }
@@ -180,6 +203,30 @@ impl Store {
                 .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
+    }
+
+    // --- ACME accounts: key is the CA's directory URL (one account per CA).
+
+    pub fn acme_account(&self, directory: &str) -> Result<Option<AcmeAccountRecord>, StoreError> {
+        self.get(ACME_ACCOUNTS, "acme_accounts", directory)
+    }
+
+    pub fn put_acme_account(&self, account: &AcmeAccountRecord) -> Result<(), StoreError> {
+        self.put(ACME_ACCOUNTS, &account.directory, account)
+    }
+
+    // --- certificates: key is the host name; the value holds the certificate and its key.
+
+    pub fn certificates(&self) -> Result<Vec<CertRecord>, StoreError> {
+        self.list(CERTIFICATES, "certificates")
+    }
+
+    pub fn certificate(&self, host: &Hostname) -> Result<Option<CertRecord>, StoreError> {
+        self.get(CERTIFICATES, "certificates", host.as_str())
+    }
+
+    pub fn put_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
+        self.put(CERTIFICATES, record.host.as_str(), record)
     }
 
     // --- apps and their deploys
@@ -374,6 +421,29 @@ mod tests {
             store.routes().unwrap(),
             vec![route("a.test", "127.0.0.1:3")]
         );
+    }
+
+    #[test]
+    fn certificate_records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let host = Hostname::parse("a.test").unwrap();
+        let mut record = CertRecord::new(host.clone());
+        record.start_attempt(5);
+        {
+            let store = Store::open(&path).unwrap();
+            store.put_certificate(&record).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(store.certificate(&host).unwrap(), Some(record.clone()));
+        assert_eq!(store.certificates().unwrap(), vec![record]);
+        assert!(store.acme_account("https://ca.test/dir").unwrap().is_none());
     }
 
     #[test]

@@ -26,6 +26,16 @@ pub struct TokenRecord {
     pub created_at: i64,
 }
 
+/// The ACME account minicloud uses with one CA directory (its key is in `key`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct AcmeAccountRecord {
+    pub directory: String,
+    pub email: String,
+    pub key: minicloud_proxy::acme::AccountKey,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
 /// An app: what the person asked for. What runs is in its [`DeployRecord`]s.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppRecord {

@@ -2,6 +2,7 @@
 //! over real sockets, run small upstreams, wait for conditions with a deadline.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod acme;
 pub mod upstream;
 
 use std::net::{SocketAddr, TcpListener};
@@ -90,13 +91,18 @@ impl Minicloud {
     }
 
     pub async fn start_with(extra_env: Vec<(String, String)>) -> Self {
+        Self::start_on_http_port(extra_env, free_port()).await
+    }
+
+    /// Like `start_with`, with a chosen HTTP port (ACME tests: the port Pebble validates on).
+    pub async fn start_on_http_port(extra_env: Vec<(String, String)>, http_port: u16) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
         let mut mc = Self {
             child: None,
             data_dir: tmp.path().to_path_buf(),
             log_path: tmp.path().join("minicloud.log"),
             _tmp: Some(tmp),
-            http_port: free_port(),
+            http_port,
             https_port: free_port(),
             api_port: free_port(),
             domain: "mc.test".into(),
