@@ -34,6 +34,8 @@ pub async fn probe(
     };
     let url = format!("http://{addr}{}", path.unwrap_or("/"));
     let deadline = Instant::now() + timeout;
+    // Most apps answer within a second: look often at first, then settle to a gentler pace.
+    let mut pause = Duration::from_millis(50);
     loop {
         let last = match client.get(&url).send().await {
             Ok(resp)
@@ -63,7 +65,8 @@ pub async fn probe(
         if Instant::now() >= deadline {
             return Health::Unhealthy(format!("not healthy after {}s: {last}", timeout.as_secs()));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
     }
 }
 
