@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use minicloud_proxy::error_chain;
+
 use crate::docker::{ContainerState, Docker};
 
 /// How a probe ended.
@@ -46,7 +48,7 @@ pub async fn probe(
                 return Health::Healthy;
             }
             Ok(resp) => format!("GET {url} answered {}", resp.status()),
-            Err(e) => format!("GET {url} failed: {}", root_cause(&e)),
+            Err(e) => format!("GET {url} failed: {}", error_chain(&e)),
         };
         match docker.inspect(container).await {
             Ok(info)
@@ -68,12 +70,4 @@ pub async fn probe(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(500));
     }
-}
-
-fn root_cause(e: &dyn std::error::Error) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
