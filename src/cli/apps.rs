@@ -246,7 +246,11 @@ fn history_table(deploys: &[DeployView], now: i64) -> String {
             vec![
                 d.revision.to_string(),
                 d.state.clone(),
-                d.image.clone(),
+                // The digest has its own column.
+                d.image
+                    .split_once('@')
+                    .map_or(d.image.as_str(), |(image, _)| image)
+                    .to_owned(),
                 Some(format::short_digest(&d.digest))
                     .filter(|s| !s.is_empty())
                     .unwrap_or_else(|| "-".into()),
@@ -433,7 +437,10 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines[0].starts_with("REVISION   STATE"), "{out}");
         assert!(lines[1].starts_with("2          failed"), "{out}");
-        assert!(lines[1].ends_with("1 minute ago   no answer"), "{out}");
+        assert!(
+            lines[1].contains(" 1 minute ago ") && lines[1].ends_with("   no answer"),
+            "{out}"
+        );
         assert!(lines[2].contains("0123456789ab ") && lines[2].contains("16 minutes ago"));
     }
 }
