@@ -144,3 +144,214 @@ fn help_teaches_the_commands() {
     let help = stdout(&out);
     assert!(help.contains("HOST") && help.contains("UPSTREAM") && help.contains("MINICLOUD_URL"));
 }
+
+#[test]
+fn apps_and_domains_help_and_local_argument_errors() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_minicloud"))
+            .args(args)
+            // Nothing listens here: a request would fail with "cannot reach", not our error.
+            .env(
+                "MINICLOUD_URL",
+                format!("http://127.0.0.1:{}", support::free_port()),
+            )
+            .env("MINICLOUD_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    for (args, expected) in [
+        (vec!["apps", "--help"], "minicloud apps add"),
+        (vec!["apps", "add", "--help"], "--registry-password-stdin"),
+        (vec!["apps", "logs", "--help"], "--follow"),
+        (vec!["apps", "env", "--help"], "apps env set blog"),
+        (vec!["apps", "rm", "--help"], "--with-data"),
+        (vec!["domains", "--help"], "minicloud domains add blog"),
+    ] {
+        let out = run(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let help = stdout(&out);
+        assert!(help.contains(expected), "{args:?} help: {help}");
+        assert!(help.contains("Example"), "{args:?} has examples: {help}");
+    }
+
+    for (args, expected) in [
+        (
+            vec![
+                "apps",
+                "add",
+                "127.0.0.1:5000/probe:v1",
+                "--env",
+                "NOEQUALS",
+            ],
+            "--env 'NOEQUALS': expected KEY=VALUE",
+        ),
+        (
+            vec!["apps", "env", "set", "probe", "A=1", "=2"],
+            "'=2': expected KEY=VALUE",
+        ),
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = stderr(&out);
+        assert!(
+            err.contains(expected),
+            "{err:?} should mention {expected:?}"
+        );
+        assert!(
+            !err.contains("cannot reach"),
+            "no request was sent: {err:?}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    }
+
+    // The registry password comes only from stdin, and only with a user.
+    let out = run(&["apps", "add", "x/y", "--registry-user", "u"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--registry-password-stdin"));
+}
+
+#[tokio::test]
+async fn apps_list_with_no_apps_says_how_to_add_one() {
+    let mc = Minicloud::start().await;
+    let out = minicloud(&mc, &["apps", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("No apps"), "{}", stdout(&out));
+
+    let out = minicloud(&mc, &["apps", "show", "nothing-here"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("no app named 'nothing-here'"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+}
+
+/// Removes the app through the CLI when dropped, so a failing test leaves nothing running.
+struct RemoveApp {
+    url: String,
+    name: String,
+}
+
+impl Drop for RemoveApp {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_minicloud"))
+            .args(["apps", "rm", &self.name, "--with-data"])
+            .env("MINICLOUD_URL", &self.url)
+            .env("MINICLOUD_TOKEN", TOKEN)
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn apps_add_show_history_and_rm_a_real_image() {
+    let mc = Minicloud::start_with(vec![("MINICLOUD_HEALTH_TIMEOUT".into(), "20".into())]).await;
+    // Container names are global to the engine: unique per run.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("cli-probe-{:x}{nanos:x}", std::process::id());
+    // Declared after `mc`: dropped first, while minicloud still answers.
+    let _cleanup = RemoveApp {
+        url: mc.api_url(""),
+        name: name.clone(),
+    };
+
+    let out = minicloud(
+        &mc,
+        &[
+            "apps",
+            "add",
+            "127.0.0.1:5000/probe:v1",
+            "--name",
+            &name,
+            "--env",
+            "GREETING=hello",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let url = format!("https://{name}.{}:{}", mc.domain, mc.https_port);
+    let result = stdout(&out);
+    assert_eq!(
+        result.trim_end(),
+        format!("{name} is running at {url} (revision 1)")
+    );
+    let progress = stderr(&out);
+    assert!(
+        progress.lines().any(|l| l.starts_with("==> ")),
+        "{progress}"
+    );
+    assert!(
+        !progress.contains('\r'),
+        "no pull line when not a TTY: {progress:?}"
+    );
+
+    let out = minicloud(&mc, &["apps", "show", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let show = stdout(&out);
+    assert!(
+        show.contains("state:") && show.contains("running"),
+        "{show}"
+    );
+    assert!(show.contains(&url), "{show}");
+
+    let out = minicloud(&mc, &["apps", "list"]);
+    let listing = stdout(&out);
+    let row = listing.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with(&name) && row.contains("running"),
+        "{listing}"
+    );
+
+    let out = minicloud(&mc, &["apps", "history", &name]);
+    assert!(
+        stdout(&out)
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .contains("succeeded"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = minicloud(&mc, &["apps", "env", &name]);
+    assert!(stdout(&out).contains("GREETING=hello"), "{}", stdout(&out));
+
+    let out = minicloud(&mc, &["apps", "logs", &name, "-n", "5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = minicloud(&mc, &["apps", "rm", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = minicloud(&mc, &["apps", "list"]);
+    assert!(stdout(&out).contains("No apps"), "{}", stdout(&out));
+}
+
+#[test]
+fn manifest_check_reads_files_and_images_and_names_every_problem() {
+    let run = |target: &str| {
+        Command::new(env!("CARGO_BIN_EXE_minicloud"))
+            .args(["manifest", "check", target])
+            .output()
+            .unwrap()
+    };
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/probe/images/probe.yml");
+    let out = run(file);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("runners:  worker"));
+
+    let out = run(&support::image("probe-json:v1"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("name:     probe"));
+
+    let out = run(&support::image("bad-manifest:v1"));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    for problem in ["unknown key", "70000", "unknown need 'redis'"] {
+        assert!(err.contains(problem), "{err}");
+    }
+    let out = run(&support::image("no-manifest:v1"));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has no app manifest"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,11 +1,21 @@
 //! `ApiClient`: the CLI's HTTP client for the control plane API.
+//!
+//! Ordinary calls time out after [`CALL_TIMEOUT`]; streams (deploy progress, followed logs)
+//! have no overall timeout, since a deploy may legitimately take many minutes.
 
-use reqwest::{Method, StatusCode};
+use std::time::Duration;
+
+use reqwest::{header, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::secret::Secret;
 use minicloud_proxy::error_chain;
+
+/// How long an ordinary (non-streaming) call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting may take, streams included.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -39,7 +49,7 @@ impl ApiClient {
             .ok_or_else(|| ClientError::BadUrl(url.to_string()))?;
         let http = reqwest::Client::builder()
             .danger_accept_invalid_certs(insecure)
-            .timeout(std::time::Duration::from_secs(60))
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| ClientError::Unreachable {
                 url: url.to_string(),
@@ -62,8 +72,87 @@ impl ApiClient {
         self.decode(path, &text)
     }
 
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let text = self.call(Method::PATCH, path, Some(body)).await?;
+        self.decode(path, &text)
+    }
+
     pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
         self.call(Method::DELETE, path, None::<&()>).await.map(drop)
+    }
+
+    /// Like [`ApiClient::delete`], for calls that answer with a body.
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let text = self.call(Method::DELETE, path, None::<&()>).await?;
+        self.decode(path, &text)
+    }
+
+    /// Starts a call whose answer is read as it arrives, asking for `accept`, with no overall
+    /// timeout. An error status is turned into [`ClientError::Api`] as for any call; a
+    /// success is handed back unread.
+    pub async fn open<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        accept: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let request = self
+            .request(method, path, body)?
+            .header(header::ACCEPT, accept);
+        let response = self.send(request).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let url = response.url().to_string();
+        let status = response.status();
+        let text = response.text().await.map_err(|e| ClientError::Protocol {
+            url,
+            why: e.to_string(),
+        })?;
+        Err(api_error(status, &text))
+    }
+
+    /// What a failed read of a streamed answer means to a person.
+    pub fn stream_error(&self, e: &reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            url: self.base.to_string(),
+            why: format!("the connection broke: {}", error_chain(e)),
+        }
+    }
+
+    fn request<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|_| ClientError::BadUrl(format!("{}{path}", self.base)))?;
+        let mut request = self
+            .http
+            .request(method, url)
+            .bearer_auth(self.token.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Ok(request)
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        request.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.to_string(),
+            why: error_chain(&e),
+        })
     }
 
     async fn call<B: Serialize>(
@@ -72,34 +161,18 @@ impl ApiClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<String, ClientError> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|_| ClientError::BadUrl(format!("{}{path}", self.base)))?;
-        let mut request = self
-            .http
-            .request(method, url.clone())
-            .bearer_auth(self.token.expose());
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.to_string(),
-            why: error_chain(&e),
-        })?;
+        let request = self.request(method, path, body)?.timeout(CALL_TIMEOUT);
+        let response = self.send(request).await?;
+        let url = response.url().to_string();
         let status = response.status();
         let text = response.text().await.map_err(|e| ClientError::Protocol {
-            url: url.to_string(),
-            why: e.to_string(),
+            url,
+            why: error_chain(&e),
         })?;
         if status.is_success() {
             return Ok(text);
         }
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| format!("{status}"));
-        Err(ClientError::Api { status, message })
+        Err(api_error(status, &text))
     }
 
     fn decode<T: DeserializeOwned>(&self, path: &str, text: &str) -> Result<T, ClientError> {
@@ -108,4 +181,13 @@ impl ApiClient {
             why: e.to_string(),
         })
     }
+}
+
+/// The API's `{"error": "..."}`, or the bare status when the body is not that.
+fn api_error(status: StatusCode, text: &str) -> ClientError {
+    let message = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| format!("{status}"));
+    ClientError::Api { status, message }
 }
