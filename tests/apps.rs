@@ -297,6 +297,8 @@ async fn rollback_and_the_webhook_redeploy() {
         .unwrap();
     assert_eq!(back["revision"], 4);
     assert_eq!(get_json(&mc, host, "/").await["version"], "v1");
+    assert!(back["serving_image"].as_str().unwrap().ends_with("probe:v1"), "{back}");
+    assert!(back["image"].as_str().unwrap().ends_with("probe:v2"), "{back}");
     let history: Vec<Value> = api
         .get("/api/apps/t-roll/deploys")
         .await

@@ -31,9 +31,11 @@ pub struct AppStatus {
     pub name: AppName,
     pub state: AppState,
     pub revision: Option<u64>,
-    /// What the app deploys from.
+    /// What the app deploys from (the next `deploy` pulls this).
     pub image: String,
-    /// What the serving revision runs.
+    /// What the serving revision runs, by tag; differs from `image` after a rollback.
+    pub serving_image: Option<String>,
+    /// The digest the serving revision runs.
     pub digest: Option<String>,
     pub url: String,
     pub domains: Vec<String>,
@@ -129,6 +131,13 @@ impl Apps {
             state,
             revision: record.current,
             image: record.image.canonical(),
+            serving_image: serving.map(|d| match d.image.tag() {
+                Some(tag) => d
+                    .image
+                    .with_tag(tag)
+                    .map_or_else(|_| d.image.canonical(), |i| i.canonical()),
+                None => d.image.canonical(),
+            }),
             digest: serving.map(|d| d.digest.clone()),
             url: self.app_url(&record.name),
             domains: self.hosts(record).iter().map(ToString::to_string).collect(),

@@ -125,7 +125,7 @@ pub async fn list(api: &ApiClient) -> anyhow::Result<()> {
                 a.name.clone(),
                 a.state.clone(),
                 a.revision.map_or("-".into(), |r| r.to_string()),
-                a.image.clone(),
+                a.serving_image.clone().unwrap_or_else(|| a.image.clone()),
                 a.url.clone(),
             ]
         })
@@ -154,7 +154,14 @@ fn show_text(app: &AppView) -> String {
         "revision",
         app.revision.map_or("none".into(), |r| r.to_string()),
     ));
-    lines.push(("image", app.image.clone()));
+    let serving = app
+        .serving_image
+        .clone()
+        .unwrap_or_else(|| app.image.clone());
+    if serving != app.image {
+        lines.push(("deploys from", app.image.clone()));
+    }
+    lines.push(("image", serving));
     if let Some(digest) = &app.digest {
         lines.push(("digest", digest.clone()));
     }

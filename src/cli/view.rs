@@ -14,6 +14,8 @@ pub struct AppView {
     #[serde(default)]
     pub image: String,
     #[serde(default)]
+    pub serving_image: Option<String>,
+    #[serde(default)]
     pub digest: Option<String>,
     #[serde(default)]
     pub url: String,
