@@ -207,13 +207,31 @@ async fn an_unhealthy_revision_fails_with_its_logs_and_the_previous_keeps_servin
     let mc = minicloud().await;
     let _cleanup = Cleanup("t-sick");
     add_app(&mc, "t-sick", "probe:v2").await;
-    let resp = mc
-        .api()
-        .post(
-            "/api/apps/t-sick/deploy",
-            json!({"image": image("probe:v3")}),
-        )
-        .await;
+    let api_url = mc.api_url("/api/apps/t-sick/deploy");
+    let slow_deploy = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(api_url)
+            .bearer_auth(support::TOKEN)
+            .json(&json!({"image": image("probe:v3")}))
+            .send()
+            .await
+            .unwrap()
+    });
+    // One operation per app: a second one while the first runs is refused and says why.
+    wait_for(
+        "the deploy to hold the app",
+        Duration::from_secs(10),
+        || async {
+            let show: Value = mc.api().get("/api/apps/t-sick").await.json().await.ok()?;
+            (show["state"] == "deploying").then_some(())
+        },
+    )
+    .await;
+    let busy = mc.api().post("/api/apps/t-sick/restart", json!({})).await;
+    assert_eq!(busy.status(), 409);
+    let busy = busy.json::<Value>().await.unwrap()["error"].to_string();
+    assert!(busy.contains("a deploy is in progress"), "{busy}");
+    let resp = slow_deploy.await.unwrap();
     assert_eq!(resp.status(), 422);
     let error = resp.json::<Value>().await.unwrap()["error"]
         .as_str()
@@ -297,8 +315,17 @@ async fn rollback_and_the_webhook_redeploy() {
         .unwrap();
     assert_eq!(back["revision"], 4);
     assert_eq!(get_json(&mc, host, "/").await["version"], "v1");
-    assert!(back["serving_image"].as_str().unwrap().ends_with("probe:v1"), "{back}");
-    assert!(back["image"].as_str().unwrap().ends_with("probe:v2"), "{back}");
+    assert!(
+        back["serving_image"]
+            .as_str()
+            .unwrap()
+            .ends_with("probe:v1"),
+        "{back}"
+    );
+    assert!(
+        back["image"].as_str().unwrap().ends_with("probe:v2"),
+        "{back}"
+    );
     let history: Vec<Value> = api
         .get("/api/apps/t-roll/deploys")
         .await
