@@ -1,0 +1,71 @@
+//! `ServiceError`: how provisioning fails, naming the service, its address (never with
+//! credentials) and what it said.
+
+use std::path::PathBuf;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The app declared a need this minicloud has no service for.
+    #[error("{app} needs {need}, but {service} is not configured: set {setting}")]
+    NotConfigured {
+        app: String,
+        need: &'static str,
+        service: &'static str,
+        setting: &'static str,
+    },
+    /// No connection: down, wrong address, firewall, timeout.
+    #[error("cannot reach {service} at {address}: {why}")]
+    Unreachable {
+        service: &'static str,
+        address: String,
+        why: String,
+    },
+    /// Connected, and the service said no (bad admin credentials, missing privilege, ...).
+    #[error("{service} at {address} refused: {said}")]
+    Refused {
+        service: &'static str,
+        address: String,
+        said: String,
+    },
+    /// A name that would not be safe as an identifier; nothing was sent anywhere.
+    #[error("'{name}' cannot name a database, vhost or user: {why}")]
+    BadName { name: String, why: String },
+    #[error("storage {path}: {why}")]
+    Storage { path: PathBuf, why: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    /// The service is down or unreachable (as opposed to refusing or misconfigured).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
+    }
+}
+
+/// Replaces every occurrence of a secret in a message: a server quoting a statement back
+/// ("... near 'IDENTIFIED BY ...'") must not carry a password into an error.
+pub(super) fn scrub(message: &str, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(message.to_owned(), |m, s| m.replace(s, "<redacted>"))
+}
+
+/// An error and its sources, joined: `error sending request: tcp connect error: Connection
+/// refused (os error 111)` says more than its first part.
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
