@@ -571,3 +571,262 @@ async fn unreachable_or_refusing_services_are_named_without_credentials() {
         .unwrap();
     assert!(!text.contains(stored.password.expose()));
 }
+
+// --- end to end: the probe, deployed through minicloud, uses all three
+
+/// A TCP forwarder on loopback to a real service, that a test can take down and bring back
+/// on the same port: "MariaDB stopped" without stopping the MariaDB other tests share.
+struct Switch {
+    port: u16,
+    target: std::net::SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Switch {
+    async fn new(target: &str) -> Self {
+        let mut s = Self {
+            port: support::free_port(),
+            target: target.parse().unwrap(),
+            task: None,
+        };
+        s.up().await;
+        s
+    }
+
+    async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let target = self.target;
+        self.task = Some(tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Stops listening: new connections are refused (open ones are left alone).
+    async fn down(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Removes the app's containers when the test ends, even when it fails.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for name in support::containers_of(&self.0) {
+            support::docker(&["rm", "-f", &name]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
+    let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
+    let mut mariadb = Switch::new("127.0.0.1:3306").await;
+    let admin_url =
+        mariadb_admin_url().replace("@127.0.0.1:3306", &format!("@127.0.0.1:{}", mariadb.port));
+    assert!(admin_url.contains(&mariadb.port.to_string()), "{admin_url}");
+    let mc = support::Minicloud::start_with(
+        [
+            ("MINICLOUD_HEALTH_TIMEOUT", "30"),
+            ("MINICLOUD_MARIADB_URL", admin_url.as_str()),
+            ("MINICLOUD_MARIADB_APP_HOST", gateway.as_str()),
+            ("MINICLOUD_RABBITMQ_API", rabbitmq_api_url().as_str()),
+            ("MINICLOUD_RABBITMQ_APP_HOST", gateway.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    )
+    .await;
+    let name = app("e2e").to_string();
+    let _cleanup = Cleanup(name.clone());
+    let api = mc.api();
+    let resp = api
+        .post(
+            "/api/apps",
+            serde_json::json!({"image": support::image("probe-services:v1"), "name": name}),
+        )
+        .await;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["revision"], 1, "{body}");
+
+    let host = format!("{name}.{}", mc.domain);
+    let web = mc.client_for(&[&host]);
+    let url = |path: &str| mc.https_url(&host, path);
+    let send = |req: reqwest::RequestBuilder| async move {
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    };
+
+    // The environment: the database and the vhost are the app's, on the host gateway.
+    let env: serde_json::Value = web
+        .get(url("/env"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let db_url = env["DATABASE_URL"].as_str().unwrap().to_owned();
+    let user = ServiceName::derive(&name).unwrap().to_string();
+    assert!(db_url.starts_with(&format!("mysql://{user}:")), "{db_url}");
+    assert!(
+        db_url.ends_with(&format!("@{gateway}:3306/{user}")),
+        "{db_url}"
+    );
+    assert_eq!(env["AMQP_URL"], env["RABBITMQ_URL"]);
+
+    // Write a row, two messages (take one), a file.
+    assert_eq!(send(web.post(url("/db")).body("row-1")).await.0, 201);
+    assert_eq!(
+        send(web.get(url("/db"))).await,
+        (200, "[\n  \"row-1\"\n]\n".into())
+    );
+    for m in ["msg-1", "msg-2"] {
+        assert_eq!(send(web.post(url("/amqp")).body(m)).await.0, 201);
+    }
+    assert_eq!(send(web.get(url("/amqp"))).await, (200, "msg-1".into()));
+    assert_eq!(send(web.put(url("/file/note")).body("kept")).await.0, 201);
+
+    // MariaDB unreachable: the update fails naming it, revision 1 keeps serving.
+    mariadb.down().await;
+    let resp = api
+        .post(
+            &format!("/api/apps/{name}/deploy"),
+            serde_json::json!({"force": true}),
+        )
+        .await;
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 422, "{text}");
+    assert!(
+        text.contains(&format!(
+            "cannot reach MariaDB at 127.0.0.1:{}",
+            mariadb.port
+        )),
+        "{text}"
+    );
+    assert!(text.contains("revision 1 keeps serving"), "{text}");
+    assert_eq!(send(web.get(url("/db"))).await.0, 200);
+    assert_eq!(
+        support::containers_of(&name).len(),
+        2,
+        "web and runner of revision 1 only"
+    );
+
+    // Back: the retry succeeds, and everything survived the new revision.
+    mariadb.up().await;
+    let resp = api
+        .post(
+            &format!("/api/apps/{name}/deploy"),
+            serde_json::json!({"force": true}),
+        )
+        .await;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revision"], 2, "{body}");
+    assert_eq!(
+        send(web.get(url("/db"))).await,
+        (200, "[\n  \"row-1\"\n]\n".into())
+    );
+    assert_eq!(send(web.get(url("/amqp"))).await, (200, "msg-2".into()));
+    assert_eq!(send(web.get(url("/amqp"))).await.0, 404);
+    assert_eq!(send(web.get(url("/file/note"))).await, (200, "kept".into()));
+
+    // Rotate: a new revision with new passwords; the old one is refused, the app works.
+    let resp = api
+        .post(
+            &format!("/api/apps/{name}/rotate-credentials"),
+            serde_json::json!({}),
+        )
+        .await;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revision"], 3, "{body}");
+    let env: serde_json::Value = web
+        .get(url("/env"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_db_url = env["DATABASE_URL"].as_str().unwrap().to_owned();
+    assert_ne!(new_db_url, db_url);
+    let old_from_host = db_url.replace(&format!("@{gateway}:"), "@127.0.0.1:");
+    let err = mysql_async::Conn::from_url(old_from_host)
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(&err), Some(ACCESS_DENIED), "{err}");
+    assert_eq!(send(web.post(url("/db")).body("row-2")).await.0, 201);
+    assert_eq!(
+        send(web.get(url("/db"))).await,
+        (200, "[\n  \"row-1\",\n  \"row-2\"\n]\n".into())
+    );
+    assert_eq!(send(web.post(url("/amqp")).body("msg-3")).await.0, 201);
+    assert_eq!(send(web.get(url("/amqp"))).await, (200, "msg-3".into()));
+
+    // No password in minicloud's log.
+    let password = |u: &str| {
+        u.split(':')
+            .nth(2)
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let log = mc.log();
+    for secret in [password(&db_url), password(&new_db_url)] {
+        assert!(!log.contains(&secret), "a password is in the log");
+    }
+
+    // Removed with its data: database, user, vhost and directory are gone.
+    let resp = api.delete(&format!("/api/apps/{name}?data=true")).await;
+    assert_eq!(resp.status(), 204);
+    let mut admin = admin_conn().await;
+    let dbs: Vec<String> = admin.query("SHOW DATABASES").await.unwrap();
+    let users: Vec<String> = admin.query("SELECT User FROM mysql.user").await.unwrap();
+    admin.disconnect().await.unwrap();
+    assert!(!dbs.contains(&user) && !users.contains(&user));
+    let vhost = reqwest::Client::new()
+        .get(format!(
+            "{}/api/vhosts/{user}",
+            test_env("MINICLOUD_TEST_RABBITMQ_API_URL")
+        ))
+        .basic_auth(
+            test_env("MINICLOUD_TEST_RABBITMQ_ADMIN_USER"),
+            Some(test_env("MINICLOUD_TEST_RABBITMQ_ADMIN_PASSWORD")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(vhost, 404);
+    assert!(!mc.data_dir.join("apps").join(&name).exists());
+    assert!(support::containers_of(&name).is_empty());
+}

@@ -69,3 +69,13 @@ pub(super) fn chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+/// The innermost error: for a connection that failed, the operating system's words
+/// (`Connection refused (os error 111)`) without the layers of wrappers around them.
+pub(super) fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut last = e;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
+}

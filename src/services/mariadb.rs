@@ -8,7 +8,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 
-use super::error::{chain, scrub};
+use super::error::{chain, root_cause, scrub};
 use super::names::{quote_ident, quote_str, sql_account, ServiceName};
 use super::{account, app_url, Credentials, Provisioner, ServiceError, ServiceKind};
 use crate::apps::name::AppName;
@@ -84,7 +84,7 @@ impl MariaDb {
                 address: self.settings.address.clone(),
                 said: scrub(&format!("{} (error {})", s.message, s.code), secrets),
             },
-            mysql_async::Error::Io(io) => self.unreachable(scrub(&chain(&io), secrets)),
+            mysql_async::Error::Io(io) => self.unreachable(scrub(&root_cause(&io), secrets)),
             // The URL error would quote the URL, password and all.
             mysql_async::Error::Url(_) => self.unreachable("the admin URL is invalid".into()),
             other => ServiceError::Refused {
@@ -107,7 +107,7 @@ impl MariaDb {
                 address: self.settings.address.clone(),
                 said: scrub(&format!("{} (error {})", s.message, s.code), &secrets),
             }),
-            Ok(Err(e)) => Err(self.unreachable(scrub(&chain(&e), &secrets))),
+            Ok(Err(e)) => Err(self.unreachable(scrub(&root_cause(&e), &secrets))),
             Err(_) => {
                 Err(self.unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())))
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::error::{chain, scrub};
+use super::error::{root_cause, scrub};
 use super::names::ServiceName;
 use super::{account, app_url, Credentials, Provisioner, ServiceError, ServiceKind};
 use crate::apps::name::AppName;
@@ -124,7 +124,7 @@ impl RabbitMq {
             .map_err(|e| ServiceError::Unreachable {
                 service: API,
                 address: self.address(),
-                why: scrub(&chain(&e.without_url()), &secrets),
+                why: scrub(&root_cause(&e.without_url()), &secrets),
             })?;
         let status = response.status();
         if status.is_success() || (missing_ok && status == StatusCode::NOT_FOUND) {
