@@ -566,3 +566,39 @@ async fn minicloud_restarts_do_not_touch_running_apps_or_leave_duplicates() {
         id_before
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_docker_engine_is_a_clear_error_and_the_edge_keeps_serving() {
+    let mc = Minicloud::start_with(vec![(
+        "DOCKER_HOST".into(),
+        "unix:///nonexistent/docker.sock".into(),
+    )])
+    .await;
+    let upstream = support::upstream::start("still-here").await;
+    mc.api().add_route("edge.example.com", upstream.addr).await;
+
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps",
+            json!({"image": image("probe:v1"), "name": "t-nodocker"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 503);
+    let error = resp.json::<Value>().await.unwrap()["error"].to_string();
+    assert!(error.contains("cannot reach the Docker engine"), "{error}");
+    assert!(error.contains("/nonexistent/docker.sock"), "{error}");
+    assert!(containers_of("t-nodocker").is_empty());
+    assert_eq!(mc.api().get("/api/apps/t-nodocker").await.status(), 404);
+
+    let body = mc
+        .client_for(&["edge.example.com"])
+        .get(mc.https_url("edge.example.com", "/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "still-here");
+}

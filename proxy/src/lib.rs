@@ -26,3 +26,17 @@ pub use tls::{CertError, CertInfo, CertPem, CertSource, CertTable, Certificate};
 /// Pingora's hook for work beside the proxy, and the shutdown signal it receives.
 pub use pingora_core::server::ShutdownWatch;
 pub use pingora_core::services::background::BackgroundService;
+
+/// An error with its sources joined by `: `. Connection errors (reqwest, hyper, rustls) hide
+/// the useful part, "connection refused" or "unknown issuer", in their sources; one line with
+/// all of them is what a person needs. Shared by the edge and the control plane.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.dedup();
+    parts.join(": ")
+}

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use minicloud_proxy::error_chain;
+
 use crate::docker::{ContainerState, Docker};
 
 /// How a probe ended.
@@ -34,6 +36,8 @@ pub async fn probe(
     };
     let url = format!("http://{addr}{}", path.unwrap_or("/"));
     let deadline = Instant::now() + timeout;
+    // Most apps answer within a second: look often at first, then settle to a gentler pace.
+    let mut pause = Duration::from_millis(50);
     loop {
         let last = match client.get(&url).send().await {
             Ok(resp)
@@ -44,7 +48,7 @@ pub async fn probe(
                 return Health::Healthy;
             }
             Ok(resp) => format!("GET {url} answered {}", resp.status()),
-            Err(e) => format!("GET {url} failed: {}", root_cause(&e)),
+            Err(e) => format!("GET {url} failed: {}", error_chain(&e)),
         };
         match docker.inspect(container).await {
             Ok(info)
@@ -63,14 +67,7 @@ pub async fn probe(
         if Instant::now() >= deadline {
             return Health::Unhealthy(format!("not healthy after {}s: {last}", timeout.as_secs()));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
     }
-}
-
-fn root_cause(e: &dyn std::error::Error) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }

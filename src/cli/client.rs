@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::secret::Secret;
+use minicloud_proxy::error_chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -107,16 +108,4 @@ impl ApiClient {
             why: e.to_string(),
         })
     }
-}
-
-/// reqwest hides the useful part (connection refused, certificate unknown) in sources.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.dedup();
-    parts.join(": ")
 }

@@ -275,16 +275,7 @@ impl Docker {
             .api()
             .inspect_container(name, None)
             .await
-            .map_err(|e| {
-                if is_not_found(&e) {
-                    DockerError::NotFound {
-                        kind: "container",
-                        name: name.to_owned(),
-                    }
-                } else {
-                    DockerError::engine("inspect container", name, e)
-                }
-            })?;
+            .map_err(|e| DockerError::container("inspect container", name, e))?;
         let config = c.config.unwrap_or_default();
         let host = c.host_config.unwrap_or_default();
         let state = c.state.unwrap_or_default();
@@ -370,11 +361,7 @@ impl Docker {
         match self.api().stop_container(name, Some(opts)).await {
             // 304: already stopped.
             Err(e) if status(&e) == Some(304) => Ok(()),
-            Err(e) if is_not_found(&e) => Err(DockerError::NotFound {
-                kind: "container",
-                name: name.to_owned(),
-            }),
-            other => other.map_err(|e| DockerError::engine("stop container", name, e)),
+            other => other.map_err(|e| DockerError::container("stop container", name, e)),
         }
     }
 
@@ -404,16 +391,7 @@ impl Docker {
                 target: name.to_owned(),
                 reason: "the engine sent no sample".to_owned(),
             })?
-            .map_err(|e| {
-                if is_not_found(&e) {
-                    DockerError::NotFound {
-                        kind: "container",
-                        name: name.to_owned(),
-                    }
-                } else {
-                    DockerError::engine("read stats of container", name, e)
-                }
-            })?;
+            .map_err(|e| DockerError::container("read stats of container", name, e))?;
         Ok(stats_from(&sample))
     }
 }

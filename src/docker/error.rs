@@ -51,6 +51,23 @@ impl DockerError {
             reason: reason(&err),
         }
     }
+
+    /// Like [`DockerError::engine`] for a call on one container, where "no such container"
+    /// becomes [`DockerError::NotFound`].
+    pub(crate) fn container(
+        action: &'static str,
+        name: impl Into<String>,
+        err: bollard::errors::Error,
+    ) -> Self {
+        if is_not_found(&err) {
+            DockerError::NotFound {
+                kind: "container",
+                name: name.into(),
+            }
+        } else {
+            DockerError::engine(action, name, err)
+        }
+    }
 }
 
 /// The engine's own message when it sent one, else bollard's description (transport errors).

@@ -6,7 +6,6 @@ use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 
-use super::error::is_not_found;
 use super::{Docker, DockerError};
 
 impl Docker {
@@ -29,16 +28,7 @@ impl Docker {
             .api()
             .logs(name, Some(opts))
             .map(move |r| {
-                r.map_err(|e| {
-                    if is_not_found(&e) {
-                        DockerError::NotFound {
-                            kind: "container",
-                            name: owned.clone(),
-                        }
-                    } else {
-                        DockerError::engine("read logs of container", owned.clone(), e)
-                    }
-                })
+                r.map_err(|e| DockerError::container("read logs of container", owned.clone(), e))
             })
             .boxed();
         lines(chunks)

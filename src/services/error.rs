@@ -54,22 +54,6 @@ pub(super) fn scrub(message: &str, secrets: &[&str]) -> String {
         .fold(message.to_owned(), |m, s| m.replace(s, "<redacted>"))
 }
 
-/// An error and its sources, joined: `error sending request: tcp connect error: Connection
-/// refused (os error 111)` says more than its first part.
-pub(super) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
 /// The innermost error: for a connection that failed, the operating system's words
 /// (`Connection refused (os error 111)`) without the layers of wrappers around them.
 pub(super) fn root_cause(e: &dyn std::error::Error) -> String {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 
-use super::error::{chain, root_cause, scrub};
+use minicloud_proxy::error_chain;
+
+use super::error::{root_cause, scrub};
 use super::names::{quote_ident, quote_str, sql_account, ServiceName};
 use super::{account, app_url, Credentials, Provisioner, ServiceError, ServiceKind};
 use crate::apps::name::AppName;
@@ -90,7 +92,7 @@ impl MariaDb {
             other => ServiceError::Refused {
                 service: SERVICE,
                 address: self.settings.address.clone(),
-                said: scrub(&chain(&other), secrets),
+                said: scrub(&error_chain(&other), secrets),
             },
         }
     }

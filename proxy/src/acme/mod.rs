@@ -10,6 +10,8 @@
 //! port for any host. Wildcard names need DNS-01, which is not done here.
 
 mod client;
+
+use crate::error_chain;
 pub mod lifecycle;
 
 pub use client::{AccountKey, AcmeClient, AcmeSettings};
@@ -57,16 +59,4 @@ impl AcmeError {
         };
         Self::Ca { step, detail }
     }
-}
-
-/// Connection errors hide the useful part (refused, unknown issuer) in their sources.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.dedup();
-    parts.join(": ")
 }
