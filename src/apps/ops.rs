@@ -403,6 +403,12 @@ impl Apps {
         self.route_app(&record, None)?;
         self.remove_containers(name, |_| true).await;
         if with_data {
+            // Marked stopped first: if removing the data fails half-way, a restart of
+            // minicloud does not bring the app back up without it.
+            self.plane.store.put_app(&AppRecord {
+                stopped: true,
+                ..record
+            })?;
             self.services.remove(name).await?;
         }
         self.plane.store.delete_app(name)?;
