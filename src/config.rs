@@ -14,6 +14,7 @@ use std::time::Duration;
 use minicloud_proxy::Hostname;
 
 use crate::secret::Secret;
+use crate::services::{self, MariaDbSettings, RabbitMqSettings};
 
 /// Validated settings of a running minicloud.
 #[derive(Debug, Clone)]
@@ -45,6 +46,10 @@ pub struct Config {
     pub acme_ca_root: Option<PathBuf>,
     /// How long a new revision may take to answer its health probe.
     pub health_timeout: Duration,
+    /// The shared MariaDB; apps that need a database cannot deploy without it.
+    pub mariadb: Option<MariaDbSettings>,
+    /// The shared RabbitMQ; apps that need a message bus cannot deploy without it.
+    pub rabbitmq: Option<RabbitMqSettings>,
 }
 
 /// Let's Encrypt's production directory: the default.
@@ -95,7 +100,7 @@ impl fmt::Display for Invalid {
             Origin::Env => env_name(self.key),
             Origin::Flag => format!("--{}", self.key.replace('_', "-")),
         };
-        if self.origin == Origin::Env && self.key == "admin_token" {
+        if SECRET_KEYS.contains(&self.key) {
             // Never echo a secret back, even a bad one.
             write!(f, "{source}: {}", self.why)
         } else {
@@ -131,7 +136,14 @@ const SETTINGS: &[(&str, &str)] = &[
     ("acme_directory", "letsencrypt"),
     ("acme_ca_root", ""),
     ("health_timeout", "60"),
+    ("mariadb_url", ""),
+    ("mariadb_app_host", ""),
+    ("rabbitmq_api", ""),
+    ("rabbitmq_app_host", ""),
 ];
+
+/// Settings whose values carry a credential: an error about them never repeats the value.
+const SECRET_KEYS: &[&str] = &["admin_token", "mariadb_url", "rabbitmq_api"];
 
 pub fn env_name(key: &str) -> String {
     format!("MINICLOUD_{}", key.to_ascii_uppercase())
@@ -272,6 +284,53 @@ impl Sources {
             Ok(n) if (1..=3600).contains(&n) => Ok(Duration::from_secs(n)),
             _ => Err("expected whole seconds from 1 to 3600".to_string()),
         });
+        let mariadb_url = parse!("mariadb_url", services::mariadb::parse_admin_url);
+        let mariadb_app_host = parse!("mariadb_app_host", |v: &str| services::app_host(
+            v,
+            services::mariadb::DEFAULT_PORT
+        ));
+        let rabbitmq_api = parse!("rabbitmq_api", services::rabbitmq::parse_api_url);
+        let rabbitmq_app_host = parse!("rabbitmq_app_host", |v: &str| services::app_host(
+            v,
+            services::rabbitmq::DEFAULT_PORT
+        ));
+        // An app host alone would be silently ignored: say which setting is missing.
+        for (host_key, admin_key, admin_missing) in [
+            (
+                "mariadb_app_host",
+                "mariadb_url",
+                field("mariadb_url").is_none(),
+            ),
+            (
+                "rabbitmq_app_host",
+                "rabbitmq_api",
+                field("rabbitmq_api").is_none(),
+            ),
+        ] {
+            if let (Some((key, value, origin)), true) = (field(host_key), admin_missing) {
+                let why = format!("has no effect without {}", env_name(admin_key));
+                check(key, Some(why), value, origin);
+            }
+        }
+        let mariadb = mariadb_url.map(|(admin_url, address)| MariaDbSettings {
+            // Default: apps reach MariaDB where minicloud does (true under docker-compose).
+            app_host: mariadb_app_host.unwrap_or_else(|| address.clone()),
+            admin_url,
+            address,
+        });
+        let rabbitmq = rabbitmq_api.map(|(api, user, password)| {
+            let default_host = format!(
+                "{}:{}",
+                api.host_str().unwrap_or_default(),
+                services::rabbitmq::DEFAULT_PORT
+            );
+            RabbitMqSettings {
+                app_host: rabbitmq_app_host.unwrap_or(default_host),
+                api,
+                user,
+                password,
+            }
+        });
 
         if let (Some(h), Some(s)) = (http_port, https_port) {
             if h == s {
@@ -332,6 +391,8 @@ impl Sources {
             acme_directory,
             acme_ca_root,
             health_timeout,
+            mariadb,
+            rabbitmq,
         })
     }
 }
@@ -488,6 +549,63 @@ mod tests {
             .to_string();
         assert!(err.contains("MINICLOUD_ACME_EMAIL: 'nobody'"), "{err}");
         assert!(err.contains("MINICLOUD_ACME_DIRECTORY"), "{err}");
+    }
+
+    #[test]
+    fn services_are_optional_and_their_secrets_never_echoed() {
+        let c = Sources::new().resolve().unwrap();
+        assert!(c.mariadb.is_none() && c.rabbitmq.is_none());
+        let c = Sources::new()
+            .env([
+                ("MINICLOUD_MARIADB_URL", "mysql://root:pw1@mariadb"),
+                ("MINICLOUD_RABBITMQ_API", "http://admin:pw2@rabbitmq:15672"),
+                ("MINICLOUD_RABBITMQ_APP_HOST", "172.18.0.1"),
+            ])
+            .resolve()
+            .unwrap();
+        let db = c.mariadb.as_ref().unwrap();
+        assert_eq!(
+            (db.address.as_str(), db.app_host.as_str()),
+            ("mariadb:3306", "mariadb:3306")
+        );
+        let mq = c.rabbitmq.as_ref().unwrap();
+        assert_eq!(mq.api.as_str(), "http://rabbitmq:15672/");
+        assert_eq!(mq.app_host, "172.18.0.1:5672");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("pw1") && !debug.contains("pw2"), "{debug}");
+
+        let err = Sources::new()
+            .file("f.toml", "mariadb_url = \"postgres://root:pw1@db\"\n")
+            .unwrap()
+            .env([
+                ("MINICLOUD_RABBITMQ_API", "http://rabbitmq:15672"),
+                ("MINICLOUD_MARIADB_APP_HOST", "db host"),
+            ])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("config file key 'mariadb_url': expected a mysql://"),
+            "{err}"
+        );
+        assert!(
+            err.contains("MINICLOUD_RABBITMQ_API: the URL needs the admin's credentials"),
+            "{err}"
+        );
+        assert!(
+            err.contains("MINICLOUD_MARIADB_APP_HOST: 'db host'"),
+            "{err}"
+        );
+        assert!(!err.contains("pw1"), "{err}");
+        let err = Sources::new()
+            .env([("MINICLOUD_RABBITMQ_APP_HOST", "rabbitmq")])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has no effect without MINICLOUD_RABBITMQ_API"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,4 +16,5 @@ pub mod plane;
 pub mod routes;
 pub mod secret;
 pub mod serve;
+pub mod services;
 pub mod store;

@@ -165,9 +165,10 @@ pub async fn lifecycle(
             "restart" => op_apps.restart(&op_name).await.map(drop)?,
             "stop" => op_apps.stop(&op_name).await?,
             "start" => op_apps.start(&op_name).await.map(drop)?,
+            "rotate-credentials" => op_apps.rotate_credentials(&op_name).await.map(drop)?,
             other => {
                 return Err(AppError::Invalid(format!(
-                    "unknown action '{other}' (expected restart, stop or start)"
+                    "unknown action '{other}' (expected restart, stop, start or rotate-credentials)"
                 )))
             }
         }

@@ -7,6 +7,7 @@ use axum::Json;
 use crate::apps::AppError;
 use crate::docker::DockerError;
 use crate::routes::RouteError;
+use crate::services::ServiceError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,9 @@ impl From<AppError> for ApiError {
             AppError::Docker(DockerError::NotFound { .. }) => Self::NotFound(message),
             AppError::Docker(_) => Self::Unprocessable(message),
             AppError::Store(e) => e.into(),
+            AppError::Service(ServiceError::Store(e)) => e.into(),
+            AppError::Service(e) if e.is_unreachable() => Self::Unavailable(message),
+            AppError::Service(_) => Self::Unprocessable(message),
         }
     }
 }

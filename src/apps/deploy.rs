@@ -2,7 +2,6 @@
 //! health → one route swap → N-1 drained and removed. Any failure before the swap removes
 //! N's containers and leaves N-1 serving; the outcome is stored either way.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use super::error::AppError;
 use super::events::AppEvent;
 use super::health::{self, Health};
 use super::image_ref::ImageRef;
-use super::manifest::{self, Manifest, Need};
+use super::manifest::{self, Manifest};
 use super::name::AppName;
 use super::Apps;
 use crate::docker::{ContainerSpec, ManagedLabels, RegistryAuth, Role, DEFAULT_NETWORK};
@@ -147,14 +146,32 @@ impl Apps {
         let manifest = manifest::parse(&manifest_file, &manifest_text)
             .map_err(|e| AppError::Invalid(e.to_string()))?;
 
-        // 3. Services, storage and the environment.
-        let services = BTreeMap::new();
-        let data_dir = if manifest.needs.contains(&Need::Storage) {
-            Some(self.ensure_storage(name)?)
-        } else {
-            None
-        };
-        let env = build_env(name, &manifest, &self.app_url(name), &record.env, &services);
+        // 3. Services, storage and the environment. A failure here leaves no container and
+        //    no deploy record; the serving revision goes on, and a retry provisions again.
+        if !manifest.needs.is_empty() {
+            let needs: Vec<&str> = manifest.needs.iter().map(|n| n.as_str()).collect();
+            self.events
+                .step(name, format!("provisioning {}", needs.join(", ")));
+        }
+        let provisioned = self
+            .services
+            .provision(name, &manifest.needs)
+            .await
+            .map_err(|e| {
+                let still = match record.current {
+                    Some(rev) => format!("; revision {rev} keeps serving"),
+                    None => String::new(),
+                };
+                AppError::DeployFailed(format!("deploy of {name} failed: {e}{still}"))
+            })?;
+        let data_dir = provisioned.data_dir;
+        let env = build_env(
+            name,
+            &manifest,
+            &self.app_url(name),
+            &record.env,
+            &provisioned.env,
+        );
 
         // 4. Revision N, recorded as in progress before any container exists, so a crash
         //    from here on is found and cleaned up by reconcile.

@@ -1,6 +1,7 @@
 //! `AppError`: how an app operation fails, in words a person can act on.
 
 use crate::docker::DockerError;
+use crate::services::ServiceError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,4 +24,7 @@ pub enum AppError {
     Docker(#[from] DockerError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A provisioner failed outside a deploy (removal with data, rotation).
+    #[error(transparent)]
+    Service(#[from] ServiceError),
 }

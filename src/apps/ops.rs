@@ -18,6 +18,7 @@ use super::name::AppName;
 use crate::docker::{Docker, DockerError};
 use crate::plane::{now, Plane};
 use crate::secret::Secret;
+use crate::services::Services;
 use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, StoreError};
 
 /// Default memory limit of an app's containers.
@@ -36,6 +37,8 @@ pub struct Apps {
     pub(super) plane: Plane,
     pub(super) settings: AppSettings,
     pub events: Events,
+    /// The provisioners: database, message bus, storage.
+    pub services: Services,
     /// Labels this minicloud's containers (see `docker::labels::INSTANCE`).
     instance: Arc<str>,
     docker: Arc<tokio::sync::Mutex<Option<Docker>>>,
@@ -64,6 +67,7 @@ impl Apps {
     pub fn new(plane: Plane, settings: AppSettings) -> Result<Self, StoreError> {
         let instance = plane.store.instance_id()?.into();
         Ok(Self {
+            services: Services::new(&plane.config, plane.store.clone()),
             plane,
             settings,
             events: Events::default(),
@@ -178,21 +182,11 @@ impl Apps {
     }
 
     pub(super) fn ensure_storage(&self, app: &AppName) -> Result<PathBuf, AppError> {
-        let dir = self.storage_dir(app);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            AppError::Invalid(format!("cannot create storage {}: {e}", dir.display()))
-        })?;
-        // The image's user is unknown here and may not be root: let any user of the
-        // container write. The directory is reachable only through this app's mount.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).map_err(|e| {
-            AppError::Invalid(format!("cannot open up storage {}: {e}", dir.display()))
-        })?;
-        Ok(dir)
+        Ok(self.services.storage().ensure_dir(app)?)
     }
 
     pub fn storage_dir(&self, app: &AppName) -> PathBuf {
-        self.plane.config.data_dir.join("apps").join(app.as_str())
+        self.services.storage().dir(app)
     }
 
     // --- operations
@@ -400,22 +394,44 @@ impl Apps {
         Ok(record)
     }
 
-    /// Removes the app's routes, containers and record; its storage only with `with_data`.
+    /// Removes the app's routes, containers and record; with `with_data`, also its database,
+    /// vhost, their users and its storage. The data goes before the record, so a removal that
+    /// fails there (MariaDB down) can be asked for again.
     pub async fn remove(&self, name: &AppName, with_data: bool) -> Result<(), AppError> {
         let _lock = self.lock(name, "a removal")?;
         let record = self.app_record(name)?;
         self.route_app(&record, None)?;
         self.remove_containers(name, |_| true).await;
-        self.plane.store.delete_app(name)?;
         if with_data {
-            let dir = self.storage_dir(name);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| {
-                    AppError::Invalid(format!("cannot remove storage {}: {e}", dir.display()))
-                })?;
-            }
+            // Marked stopped first: if removing the data fails half-way, a restart of
+            // minicloud does not bring the app back up without it.
+            self.plane.store.put_app(&AppRecord {
+                stopped: true,
+                ..record
+            })?;
+            self.services.remove(name).await?;
         }
+        self.plane.store.delete_app(name)?;
         Ok(())
+    }
+
+    /// New credentials for the app's database and message bus, then a redeploy of the
+    /// serving revision with them. Connections the old revision already holds keep working
+    /// until it is drained; new ones need the new password.
+    pub async fn rotate_credentials(&self, name: &AppName) -> Result<Deployed, AppError> {
+        let lock = self.lock(name, "a credential rotation")?;
+        let revision = self.current_revision(name)?;
+        let deploy = self
+            .plane
+            .store
+            .deploy(name, revision)?
+            .ok_or_else(|| AppError::Invalid(format!("{name} has no revision {revision}")))?;
+        let manifest = super::manifest::parse(&deploy.manifest_file, &deploy.manifest_text)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        self.services.rotate(name, &manifest.needs).await?;
+        let source = Source::Revision { revision };
+        self.spawn_deploy(lock, name, source, "credential rotation", false)
+            .await
     }
 
     pub fn deploys(&self, name: &AppName) -> Result<Vec<DeployRecord>, AppError> {

@@ -17,12 +17,13 @@ use serde::Serialize;
 use minicloud_proxy::HostPattern;
 
 use crate::apps::name::AppName;
+use crate::services::ServiceKind;
 use minicloud_proxy::acme::CertRecord;
 use minicloud_proxy::Hostname;
 
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
-    TokenRecord,
+    ServiceRecord, TokenRecord,
 };
 
 /// Bumped when a record's meaning changes; `open` refuses a newer store than it knows.
@@ -37,11 +38,18 @@ const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
 /// Keyed `<app>/<revision, 10 digits>` so one app's deploys are one ordered range.
 const DEPLOYS: TableDefinition<&str, &[u8]> = TableDefinition::new("deploys");
 
+/// Keyed `<app>/<kind>` (`shop/mariadb`) so one app's services are one range.
+const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+
+fn service_key(app: &AppName, kind: ServiceKind) -> String {
+    format!("{app}/{kind}")
+}
+
 fn deploy_key(app: &AppName, revision: u64) -> String {
     format!("{app}/{revision:010}")
 }
 
-/// The key range holding every deploy of `app` (`/` sorts just before `0`).
+/// The key range holding every deploy (or service) of `app` (`/` sorts just before `0`).
 fn deploy_range(app: &AppName) -> (String, String) {
     (format!("{app}/"), format!("{app}0"))
 }
@@ -132,6 +140,7 @@ impl Store {
             txn.open_table(CERTIFICATES).map_err(db_err)?;
             txn.open_table(APPS).map_err(db_err)?;
             txn.open_table(DEPLOYS).map_err(db_err)?;
+            txn.open_table(SERVICES).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
@@ -302,6 +311,39 @@ impl Store {
         Ok(existed)
     }
 
+    // --- services: an app's credentials per shared service. Kept when an app is removed
+    //     without its data (its database still exists); deleted with the data.
+
+    pub fn service(
+        &self,
+        app: &AppName,
+        kind: ServiceKind,
+    ) -> Result<Option<ServiceRecord>, StoreError> {
+        self.get(SERVICES, "services", &service_key(app, kind))
+    }
+
+    /// Every service record of `app`.
+    pub fn services(&self, app: &AppName) -> Result<Vec<ServiceRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(SERVICES).map_err(db_err)?;
+        let (start, end) = deploy_range(app);
+        let mut out = Vec::new();
+        for entry in table.range(start.as_str()..end.as_str()).map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push(decode("services", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn put_service(&self, record: &ServiceRecord) -> Result<(), StoreError> {
+        self.put(SERVICES, &service_key(&record.app, record.kind), record)
+    }
+
+    /// Returns whether the record existed.
+    pub fn delete_service(&self, app: &AppName, kind: ServiceKind) -> Result<bool, StoreError> {
+        self.delete(SERVICES, &service_key(app, kind))
+    }
+
     // --- generic record access
 
     fn get<T: DeserializeOwned>(
@@ -444,6 +486,39 @@ mod tests {
         assert_eq!(store.certificate(&host).unwrap(), Some(record.clone()));
         assert_eq!(store.certificates().unwrap(), vec![record]);
         assert!(store.acme_account("https://ca.test/dir").unwrap().is_none());
+    }
+
+    #[test]
+    fn service_records_are_per_app_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let rec = |app: &str, kind| ServiceRecord {
+            app: AppName::try_new(app).unwrap(),
+            kind,
+            user: format!("app_{app}"),
+            password: crate::secret::Secret::new("pw"),
+            created_at: 1,
+            rotated_at: None,
+        };
+        // `a-b` sorts between `a/` and `a0`: it must not show up among a's services.
+        for r in [
+            rec("a", ServiceKind::Mariadb),
+            rec("a", ServiceKind::Rabbitmq),
+            rec("a-b", ServiceKind::Mariadb),
+        ] {
+            store.put_service(&r).unwrap();
+        }
+        let a = AppName::try_new("a").unwrap();
+        assert_eq!(store.services(&a).unwrap().len(), 2);
+        assert_eq!(
+            store.service(&a, ServiceKind::Rabbitmq).unwrap(),
+            Some(rec("a", ServiceKind::Rabbitmq))
+        );
+        assert!(store.delete_service(&a, ServiceKind::Mariadb).unwrap());
+        assert!(!store.delete_service(&a, ServiceKind::Mariadb).unwrap());
+        assert_eq!(store.services(&a).unwrap().len(), 1);
+        let json = serde_json::to_string(&rec("a", ServiceKind::Mariadb)).unwrap();
+        assert!(json.contains(r#""kind":"mariadb""#), "{json}");
     }
 
     #[test]

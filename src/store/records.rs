@@ -104,3 +104,16 @@ impl std::fmt::Debug for DeployRecord {
             .finish_non_exhaustive()
     }
 }
+
+/// An app's account on a shared service (MariaDB, RabbitMQ). The password lives here and
+/// nowhere else minicloud keeps; the provisioners make the servers agree with it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceRecord {
+    pub app: AppName,
+    pub kind: crate::services::ServiceKind,
+    pub user: String,
+    pub password: Secret,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub rotated_at: Option<i64>,
+}

@@ -1,6 +1,8 @@
-//! Routing: one module per endpoint group. To add a group (e.g. `/db`, `/amqp`), write a module
+//! Routing: one module per endpoint group. To add a group write a module
 //! with `async fn handle(req, config) -> Response` and add its arm below.
 
+pub mod amqp;
+pub mod db;
 pub mod files;
 pub mod info;
 pub mod stream;
@@ -23,6 +25,8 @@ pub async fn handle(req: Request, config: &Config) -> Response {
         (&Method::GET, "/sse") => stream::sse(),
         (&Method::GET, "/ws") => ws::upgrade(req),
         (_, p) if p.starts_with("/file/") => files::handle(req, config).await,
+        (_, "/db") => db::handle(req).await,
+        (_, "/amqp") => amqp::handle(req).await,
         _ => http::not_found(),
     }
 }
