@@ -34,16 +34,20 @@ APP = "app.bench.test"
 RC = "rc.bench.test"  # the host whose upstream the route-change test flips
 TOKEN = "bench-admin-token-0123456789"
 N_HOSTS = 1000
-SMALL_BODY = "upstream {name}: a small response body of 64 bytes ........"[:63] + "\n"
+
+
+def small_body(name):
+    return f"upstream {name}: a small response body of 64 bytes".ljust(63, ".") + "\n"
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # Modes: how long and how often. The full run stays under 15 minutes on 2 cores.
 MODES = {
     "full": dict(rounds=5, dur=2, dur_c1000=3, warm=1, idle_conns=10_000, after_wait=60,
-                 rc_reps=30, change_load_s=8, change_every_s=0.5),
-    "short": dict(rounds=3, dur=1, dur_c1000=2, warm=1, idle_conns=2_000, after_wait=10,
-                  rc_reps=8, change_load_s=4, change_every_s=0.5),
+                 rc_reps=30, rc_reps_nginx=8, change_load_s=8, change_every_s=0.5),
+    "short": dict(rounds=2, dur=1, dur_c1000=2, warm=0.5, idle_conns=1_000, after_wait=5,
+                  rc_reps=8, rc_reps_nginx=3, change_load_s=4, change_every_s=0.5),
 }
 
 
@@ -242,8 +246,7 @@ def write_upstream_conf(work, port_a, port_b):
     www = work / "www"
     www.mkdir(exist_ok=True)
     (www / "100k.bin").write_bytes(os.urandom(100 * 1024))
-    body_a = SMALL_BODY.format(name="a").replace('"', "")
-    body_b = SMALL_BODY.format(name="b").replace('"', "")
+    body_a, body_b = small_body("a"), small_body("b")
     conf = f"""
 worker_processes 1;
 worker_rlimit_nofile 19000;
@@ -348,6 +351,9 @@ def write_haproxy_conf(work, name, https, http_, up_a, up_b, pem, access_log, ho
     conf = f"""global
     nbthread 1
     maxconn 19000
+    # HAProxy wants 2 descriptors per connection up front; the machine's hard limit may be
+    # lower. Warn instead of refusing: the bench holds at most ~10,000 client connections.
+    no strict-limits
     pidfile {work}/{name}.pid
     ssl-default-bind-options ssl-min-ver TLSv1.3
 {log_global}
@@ -610,7 +616,7 @@ class Bench:
                 raise RuntimeError(f"{name} exited at start (see logs/{name}.out)")
             try:
                 c = http.client.HTTPConnection("127.0.0.1", api, timeout=2)
-                c.request("GET", "/api/health")
+                c.request("GET", "/api/health", headers={"Authorization": f"Bearer {TOKEN}"})
                 if c.getresponse().status == 200:
                     c.close()
                     break
@@ -718,7 +724,8 @@ class Bench:
         full = self.args.mode == "full"
         cs = []
         conns = [10, 100, 1000] if full else [100]
-        for body, path in (("small", "/small"), ("100 KB", "/100k")):
+        bodies = (("small", "/small"), ("100 KB", "/100k")) if full else (("small", "/small"),)
+        for body, path in bodies:
             for c in conns:
                 cs.append(dict(id=f"https_{path[1:]}_c{c}", label=f"HTTPS keep-alive, {body}, {c} conn",
                                scheme="https", path=path, conns=c, script="keepalive",
@@ -730,7 +737,7 @@ class Bench:
         cs.append(dict(id="https_small_logs", label="HTTPS keep-alive, small, 100 conn, access log ON",
                        scheme="https", path="/small", conns=100, script="keepalive", dur=m["dur"],
                        logs=True))
-        for body, path in (("small", "/small"), ("100 KB", "/100k")):
+        for body, path in bodies:
             cs.append(dict(id=f"http_{path[1:]}_c100", label=f"plain HTTP keep-alive, {body}, 100 conn",
                            scheme="http", path=path, conns=100, script="keepalive", dur=m["dur"],
                            no_minicloud=True))
@@ -857,7 +864,7 @@ class Bench:
         crit = Path(self.args.target_dir) / "criterion"
         for g in ("route_lookup", "sni_cert_lookup"):
             shutil.rmtree(crit / g, ignore_errors=True)
-        extra = ["--warm-up-time", "0.3", "--measurement-time", "1"] if self.args.mode == "short" else []
+        extra = ["--warm-up-time", "0.1", "--measurement-time", "0.3"] if self.args.mode == "short" else []
         root = Path(__file__).resolve().parent.parent
         env = {**os.environ, "CARGO_TARGET_DIR": self.args.target_dir}
         out = subprocess.run(["taskset", "-c", LOAD_CORE, "cargo", "bench", "--quiet", "--bench",
@@ -920,31 +927,42 @@ class Bench:
         out["minicloud_change_client_errors"] = state.get("errors", 0)
         out["minicloud_change_misses"] = misses
 
-        # nginx: rewrite the host's server block, `nginx -s reload`, first request on the new one.
-        d = self.daemons["nginx"]
-        port = self.ports["nginx"][0]
-        state = {}
-        lat, misses = [], 0
-        for i in range(reps):
-            want = "b" if i % 2 == 0 else "a"
-            t0 = time.perf_counter()
-            d.rc.write_text(nginx_rc_block(port, f"up_{want}"))
-            subprocess.run(["nginx", "-e", str(self.work / "logs/nginx-error.log"), "-p",
-                            str(self.work), "-c", str(d.conf), "-s", "reload"],
-                           check=True, capture_output=True, timeout=30)
-            t2 = poll_until(port, want, state, time.monotonic() + 10)
-            if t2 is None:
-                misses += 1
-                continue
-            lat.append((t2 - t0) * 1e3)
-            self.wait_nginx_settled(d)
-        out["nginx_change_ms"] = lat
-        out["nginx_change_client_errors"] = state.get("errors", 0)
-        out["nginx_change_misses"] = misses
+        # nginx: rewrite the host's server block, `nginx -s reload`, first request on the new
+        # one; with 1,000 TLS hosts (like minicloud here) and with one host (the reload floor).
+        for inst, key in (("nginx", "nginx"), ("nginx-logs", "nginx_1host")):
+            d = self.daemons[inst]
+            port = self.ports[inst][0]
+            state = {}
+            lat, misses = [], 0
+            budget = time.monotonic() + 120
+            for i in range(self.mode["rc_reps_nginx"] if inst == "nginx" else reps):
+                if time.monotonic() > budget:
+                    break
+                want = "b" if i % 2 == 0 else "a"
+                t0 = time.perf_counter()
+                self.nginx_switch(inst, want)
+                t2 = poll_until(port, want, state, time.monotonic() + 20)
+                if t2 is None:
+                    misses += 1
+                    continue
+                lat.append((t2 - t0) * 1e3)
+                self.wait_nginx_settled(d)
+            out[f"{key}_change_ms"] = lat
+            out[f"{key}_change_client_errors"] = state.get("errors", 0)
+            out[f"{key}_change_misses"] = misses
+            if state.get("conn"):
+                state["conn"].close()
         med = lambda xs: sorted(xs)[len(xs) // 2] if xs else float("nan")
         log(f"route change live after: minicloud {med(out['minicloud_change_ms']):.2f} ms "
             f"(API call {med(out['minicloud_api_call_ms']):.2f} ms), nginx reload "
-            f"{med(out['nginx_change_ms']):.1f} ms")
+            f"{med(out['nginx_change_ms']):.1f} ms (1 host: {med(out['nginx_1host_change_ms']):.1f} ms)")
+
+    def nginx_switch(self, inst, want):
+        d = self.daemons[inst]
+        d.rc.write_text(nginx_rc_block(self.ports[inst][0], f"up_{want}"))
+        subprocess.run(["nginx", "-e", str(self.work / f"logs/{inst}-error.log"), "-p",
+                        str(self.work), "-c", str(d.conf), "-s", "reload"],
+                       check=True, capture_output=True, timeout=60)
 
     def wait_nginx_settled(self, d, limit_s=10):
         """Until the old worker has gone: one master and one worker."""
@@ -968,11 +986,7 @@ class Bench:
                 if api:
                     self.add_route(api, RC, up[want])
                 else:
-                    d = self.daemons["nginx"]
-                    d.rc.write_text(nginx_rc_block(https, f"up_{want}"))
-                    subprocess.run(["nginx", "-e", str(self.work / "logs/nginx-error.log"), "-p",
-                                    str(self.work), "-c", str(d.conf), "-s", "reload"],
-                                   capture_output=True, timeout=30)
+                    self.nginx_switch("nginx", want)
                 changes += 1
                 time.sleep(every)
             if api:
@@ -1018,6 +1032,13 @@ class Bench:
 
     def main(self):
         os.sched_setaffinity(0, {int(LOAD_CORE)})
+        try:
+            # Everything the bench starts inherits this: on a shared machine, other work
+            # (compiles) then yields to the proxies, wrk and the upstream, which cuts the noise.
+            os.nice(-10)
+            self.results["meta"]["nice"] = -10
+        except OSError:
+            self.results["meta"]["nice"] = 0
         self.check_ports_free()
         t0 = time.monotonic()
         try:

@@ -141,11 +141,16 @@ def table(res):
                 f"{len(mc)} changes (minicloud: API call; nginx: file + `nginx -s reload`)",
             only({"minicloud": f"{fmt_num(med(mc))} ({fmt_num(p90(mc))})" + (f" · **{r:.3f}×**" if r else ""),
                   "nginx": f"{fmt_num(med(ng))} ({fmt_num(p90(ng))})"}))
+        n1 = ctl.get("nginx_1host_change_ms", [])
+        if n1:
+            row("", f"… nginx with a single host instead of 1,000, median (p90) ms, {len(n1)} reloads",
+                only({"nginx": f"{fmt_num(med(n1))} ({fmt_num(p90(n1))})"}))
         row("", "… of which the API call itself, median ms",
             only({"minicloud": fmt_num(med(ctl.get("minicloud_api_call_ms", [])))}))
         row("", "… errors/reconnects seen by the polling client",
             only({"minicloud": str(ctl.get("minicloud_change_client_errors", "–")),
-                  "nginx": str(ctl.get("nginx_change_client_errors", "–"))}))
+                  "nginx": f"{ctl.get('nginx_change_client_errors', '–')} "
+                           f"(1 host: {ctl.get('nginx_1host_change_client_errors', '–')})"}))
         for_load = {}
         for p in ("minicloud", "nginx"):
             u = ctl.get(f"{p}_under_changes")

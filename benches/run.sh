@@ -44,7 +44,10 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v cmake >/dev/null || need+=(cmake)
-python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
+# Debian's python3 with its matplotlib, whatever other python3 comes first on PATH.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+"$PY" -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
 [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || [ ${#EXTRA[@]} -eq 0 ] || need+=(libjemalloc2)
 want_caddy=0
 command -v caddy >/dev/null || want_caddy=1
@@ -98,10 +101,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-python3 "$ROOT/benches/bench.py" --mode "$MODE" --work "$WORK" --out "$OUT" \
+"$PY" "$ROOT/benches/bench.py" --mode "$MODE" --work "$WORK" --out "$OUT" \
     --minicloud "$MINICLOUD_BIN" --target-dir "$CARGO_TARGET_DIR" "${EXTRA[@]}"
 
-python3 "$ROOT/benches/report.py" "$OUT/results.json" --md "$OUT/results.md" --png "$OUT/chart.png"
+"$PY" "$ROOT/benches/report.py" "$OUT/results.json" --md "$OUT/results.md" --png "$OUT/chart.png"
 echo
 echo "==> results in ${OUT#"$ROOT"/}/ (results.md, chart.png, results.json, logs/)"
 if [ $PUBLISH -eq 1 ]; then
