@@ -33,6 +33,8 @@ DOMAIN = "bench.test"
 APP = "app.bench.test"
 RC = "rc.bench.test"  # the host whose upstream the route-change test flips
 TOKEN = "bench-admin-token-0123456789"
+# minicloud with jemalloc preloaded runs these load cases (for its peak) and every memory phase.
+JEMALLOC_CASES = ("https_small_c100", "https_100k_c1000")
 N_HOSTS = 1000
 
 
@@ -45,8 +47,8 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # Modes: how long and how often. The full run stays under 15 minutes on 2 cores.
 MODES = {
     "full": dict(rounds=5, dur=2, dur_c1000=3, warm=1, idle_conns=10_000, after_wait=60,
-                 rc_reps=30, rc_reps_nginx=8, change_load_s=8, change_every_s=0.5),
-    "short": dict(rounds=2, dur=1, dur_c1000=2, warm=0.5, idle_conns=1_000, after_wait=5,
+                 rc_reps=30, rc_reps_nginx=5, change_load_s=8, change_every_s=0.5),
+    "short": dict(rounds=2, dur=1, dur_c1000=2, warm=1, idle_conns=1_000, after_wait=5,
                   rc_reps=8, rc_reps_nginx=3, change_load_s=4, change_every_s=0.5),
 }
 
@@ -519,7 +521,7 @@ class PeakSampler(threading.Thread):
 
 async def hold_idle(port, n, sni, deadline_s):
     """Opens n TLS keep-alive connections, one request each, then leaves them idle."""
-    sem = asyncio.Semaphore(200)
+    sem = asyncio.Semaphore(400)
     conns = []
     req = f"GET /small HTTP/1.1\r\nHost: {APP}\r\n\r\n".encode()
 
@@ -710,7 +712,7 @@ class Bench:
             wait_ready(self.ports[name][0], APP, daemon=d)
         self.proxies = ["minicloud", "nginx", "haproxy"] + (["caddy"] if self.have_caddy else [])
         if self.args.jemalloc:
-            self.proxies.insert(1, "minicloud-jemalloc")
+            self.proxies.append("minicloud-jemalloc")
         log("all daemons up: " + ", ".join(self.daemons))
 
     def stop_all(self):
@@ -733,14 +735,15 @@ class Bench:
         cs.append(dict(id="https_newconn", label="HTTPS new connection per request, small, 32 conn",
                        scheme="https", path="/small", conns=32, script="close", dur=m["dur"]))
         cs.append(dict(id="https_manyhosts", label="HTTPS keep-alive, 1,000 hosts, small, 100 conn",
-                       scheme="https", path="/small", conns=100, script="many", dur=m["dur"]))
+                       scheme="https", path="/small", conns=100, script="many", dur=m["dur"],
+                       direct_as="https_small_c100"))
         cs.append(dict(id="https_small_logs", label="HTTPS keep-alive, small, 100 conn, access log ON",
                        scheme="https", path="/small", conns=100, script="keepalive", dur=m["dur"],
                        logs=True))
         for body, path in bodies:
             cs.append(dict(id=f"http_{path[1:]}_c100", label=f"plain HTTP keep-alive, {body}, 100 conn",
                            scheme="http", path=path, conns=100, script="keepalive", dur=m["dur"],
-                           no_minicloud=True))
+                           no_minicloud=True, direct_as=f"https_{path[1:]}_c100"))
         return cs
 
     def url(self, proxy, case):
@@ -782,11 +785,15 @@ class Bench:
         sampler = PeakSampler()
         sampler.start()
 
-        def who(case):
+        def who(case, rnd=0):
             ps = [p for p in self.proxies if not (case.get("no_minicloud") and p.startswith("minicloud"))]
+            if "minicloud-jemalloc" in ps and case["id"] not in JEMALLOC_CASES:
+                ps.remove("minicloud-jemalloc")
             if case.get("logs"):
                 ps = [p for p in ps if p + "-logs" in self.daemons]
-            if not case.get("logs"):
+            # Straight to the upstream: the same in many cases, so measured once per kind of
+            # request, and in every other round only (it is the reference, not a contestant).
+            if not case.get("logs") and not case.get("direct_as") and rnd % 2 == 0:
                 ps = ps + ["direct"]
             return ps
 
@@ -798,16 +805,16 @@ class Bench:
         for case in cases:
             for p in who(case):
                 self.one(p, case, self.mode["warm"], sampler)
-        total = sum(len(who(c)) for c in cases) * self.mode["rounds"]
+        total = sum(len(who(c, r)) for c in cases for r in range(self.mode["rounds"]))
         k = 0
         for rnd in range(self.mode["rounds"]):
             for case in cases:
-                for p in who(case):
+                for p in who(case, rnd):
                     r = self.one(p, case, case["dur"], sampler)
                     runs.setdefault(case["id"], {}).setdefault(p, []).append(r)
                     k += 1
                 log(f"round {rnd + 1}/{self.mode['rounds']} {case['id']}: " + "  ".join(
-                    f"{p} {runs[case['id']][p][-1]['rps']:,.0f}" for p in who(case))
+                    f"{p} {runs[case['id']][p][-1]['rps']:,.0f}" for p in who(case, rnd))
                     + f"   [{k}/{total}]")
         elapsed = time.monotonic() - t_start
         busy1 = system_busy()

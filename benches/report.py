@@ -65,6 +65,8 @@ def table(res):
         runs = res["runs"].get(case["id"], {})
         if not runs:
             continue
+        direct_runs = res["runs"].get(case.get("direct_as") or case["id"], {}).get("direct", [])
+        runs = {**runs, "direct": direct_runs} if not case.get("logs") else runs
         get = lambda p, k: [r.get(k) for r in runs.get(p, [])]
         direct_rps = med(get("direct", "rps"))
         nginx = {k: med(get("nginx", k)) for k in ("rps", "p50_us", "p99_us", "cpu_s_per_100k")}
@@ -191,7 +193,8 @@ def notes(res):
     out.append(f"- {s.get('rounds')} interleaved rounds (each case: minicloud, nginx, HAProxy, Caddy, "
                f"direct, in turn); {s.get('dur')} s per run ({s.get('dur_c1000')} s at 1,000 "
                f"connections), after a {s.get('warm')} s warm-up of each case and proxy. Figures are "
-               "medians; ± is half the range across rounds; ×nginx is the ratio to nginx's median "
+               "medians; ± is half the range across rounds (direct: measured in every other round, "
+               "once per kind of request, and repeated in the rows that send the same one); ×nginx is the ratio to nginx's median "
                "(for req/s higher is better; for latency, CPU and memory lower is better).")
     out.append("- Each proxy has one worker thread (nginx `worker_processes 1`, HAProxy `nbthread 1`, "
                "Caddy `GOMAXPROCS=1`, minicloud `MINICLOUD_THREADS=1`) and runs pinned to core 0; wrk "
@@ -238,6 +241,7 @@ def chart(res, path):
     colors = {"minicloud": "#d9480f", "minicloud-jemalloc": "#f08c00", "nginx": "#2b8a3e",
               "haproxy": "#1971c2", "caddy": "#7048e8"}
     cases = [c for c in res["cases"] if res["runs"].get(c["id"], {}).get("nginx")]
+    proxies_all = proxies
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 9), gridspec_kw={"height_ratios": [3, 2]})
     width = 0.8 / len(proxies)
     for i, p in enumerate(proxies):

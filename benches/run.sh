@@ -4,6 +4,7 @@
 #   benches/run.sh            # the full run (about 13 minutes on 2 cores)
 #   benches/run.sh --short    # a quick check of a change (about 2 minutes)
 #   benches/run.sh --publish  # also copy the table and chart to benches/results/ for the README
+#   benches/run.sh --no-jemalloc  # skip the minicloud + jemalloc (LD_PRELOAD) memory variant
 #
 # Installs what it needs from Debian (nginx, haproxy, caddy, wrk, matplotlib), builds minicloud
 # in release mode and the Criterion micro-benchmarks, then hands over to benches/bench.py, which
@@ -18,13 +19,13 @@ cd "$ROOT"
 
 MODE=full
 PUBLISH=0
-EXTRA=()
+EXTRA=(--jemalloc)
 for arg in "$@"; do
     case "$arg" in
         --short) MODE=short ;;
         --publish) PUBLISH=1 ;;
-        --jemalloc) EXTRA+=(--jemalloc) ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --no-jemalloc) EXTRA=() ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
     esac
 done
