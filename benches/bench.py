@@ -19,6 +19,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -560,6 +561,9 @@ class Bench:
         self.work = Path(args.work)
         self.out = Path(args.out)
         (self.work / "logs").mkdir(parents=True, exist_ok=True)
+        # nginx workers run as an unprivileged user: they must reach the 100 KB file and the
+        # temp dirs below the work dir, which mktemp made private.
+        os.chmod(self.work, 0o755)
         b = args.port_base
         self.ports = {
             "upstream_a": b + 80, "upstream_b": b + 82,
@@ -651,6 +655,11 @@ class Bench:
         # The upstream shares core 1 with wrk, away from the proxy under test.
         self.daemons["upstream"] = up
         wait_ready(up_a, None, daemon=up)
+        c = Conn(up_a)
+        status, body = c.get(APP, "/100k")
+        c.close()
+        if status != 200 or len(body) != 100 * 1024:
+            raise RuntimeError(f"upstream: GET /100k gave {status} with {len(body)} bytes")
 
         cert, key, pem = self.make_cert()
         hosts = host_names()
@@ -710,6 +719,13 @@ class Bench:
             if name == "upstream":
                 continue
             wait_ready(self.ports[name][0], APP, daemon=d)
+            # Every proxy must really serve both bodies, or the figures measure error pages.
+            c = Conn(self.ports[name][0], APP)
+            for path, size in (("/small", 64), ("/100k", 100 * 1024)):
+                status, body = c.get(APP, path)
+                if status != 200 or len(body) != size:
+                    raise RuntimeError(f"{name}: GET {path} gave {status} with {len(body)} bytes")
+            c.close()
         self.proxies = ["minicloud", "nginx", "haproxy"] + (["caddy"] if self.have_caddy else [])
         if self.args.jemalloc:
             self.proxies.append("minicloud-jemalloc")
@@ -1070,6 +1086,9 @@ class Bench:
 
 
 def main():
+    # SIGTERM (run.sh's timeout, a developer's kill) unwinds through Bench.main's finally,
+    # which stops every daemon.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=MODES, default="full")
     ap.add_argument("--work", required=True)

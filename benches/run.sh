@@ -112,5 +112,14 @@ if [ $PUBLISH -eq 1 ]; then
     mkdir -p benches/results
     cp "$OUT/results.md" benches/results/latest.md
     cp "$OUT/chart.png" benches/results/latest.png
-    echo "==> copied to benches/results/latest.md and latest.png"
+    "$PY" - "$ROOT/README.md" "$ROOT/benches/results/latest.md" <<'PYEOF'
+import re, sys
+readme, latest = sys.argv[1], sys.argv[2]
+text = open(readme).read()
+body = open(latest).read().replace("### ", "#### ", 1)
+new = "<!-- bench:start -->\n![benchmark chart](benches/results/latest.png)\n\n" + body + "<!-- bench:end -->"
+text = re.sub(r"<!-- bench:start -->.*?<!-- bench:end -->", lambda m: new, text, flags=re.S)
+open(readme, "w").write(text)
+PYEOF
+    echo "==> copied to benches/results/latest.md and latest.png, and into README.md"
 fi
