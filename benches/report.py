@@ -261,7 +261,10 @@ def chart(res, path):
                 color=colors.get(p, "grey"))
     ax1.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     ax1.set_xticks(range(len(cases)))
-    ax1.set_xticklabels([c["label"].replace(", ", "\n", 1) for c in cases], fontsize=7, rotation=0)
+    short = lambda l: (l.replace("HTTPS ", "").replace("plain HTTP", "plain").replace("keep-alive, ", "")
+                       .replace("new connection per request", "handshake/req").replace(" conn", " c")
+                       .replace(", ", "\n"))
+    ax1.set_xticklabels([short(c["label"]) for c in cases], fontsize=7)
     ax1.set_ylabel("requests/s ÷ nginx (higher is better)")
     ax1.legend(fontsize=8, ncol=len(proxies))
     ax1.set_title(f"minicloud edge vs nginx, HAProxy, Caddy — {meta.get('date')}\n{meta.get('machine')}",
