@@ -269,6 +269,26 @@ Examples:
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// The app's database and message-bus accounts (passwords masked unless --reveal).
+    #[command(after_help = "\
+Examples:
+  minicloud apps services blog
+  minicloud apps services blog --reveal      # prints passwords: mind who is watching
+  minicloud apps rotate-credentials blog     # new passwords, then a redeploy")]
+    Services {
+        name: String,
+        /// Show the passwords and full connection URLs.
+        #[arg(long)]
+        reveal: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Give the app new database and message-bus passwords and redeploy it with them.
+    RotateCredentials {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Print the serving revision's log.
     #[command(after_help = "\
 Examples:
@@ -500,6 +520,14 @@ async fn apps(cmd: AppsCommand) -> anyhow::Result<()> {
         A::Stop { name, client: c } => apps::lifecycle(&client(&c)?, &name, "stop").await,
         A::Start { name, client: c } => apps::lifecycle(&client(&c)?, &name, "start").await,
         A::History { name, client: c } => apps::history(&client(&c)?, &name).await,
+        A::Services {
+            name,
+            reveal,
+            client: c,
+        } => apps::services(&client(&c)?, &name, reveal).await,
+        A::RotateCredentials { name, client: c } => {
+            apps::lifecycle(&client(&c)?, &name, "rotate-credentials").await
+        }
         A::Logs {
             name,
             tail,

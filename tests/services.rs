@@ -790,6 +790,29 @@ async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
     assert_eq!(send(web.post(url("/amqp")).body("msg-3")).await.0, 201);
     assert_eq!(send(web.get(url("/amqp"))).await, (200, "msg-3".into()));
 
+    // The services view masks passwords; only an explicit reveal shows them.
+    let masked: serde_json::Value = api
+        .get(&format!("/api/apps/{name}/services"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let masked_text = masked.to_string();
+    assert!(masked_text.contains("********"), "{masked_text}");
+    assert!(
+        !masked_text.contains(&new_db_url),
+        "a password leaked: {masked_text}"
+    );
+    assert_eq!(masked.as_array().unwrap().len(), 2, "{masked_text}");
+    let revealed: serde_json::Value = api
+        .get(&format!("/api/apps/{name}/services?reveal=true"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(revealed[0]["kind"], "mariadb");
+    assert_eq!(revealed[0]["env"]["DATABASE_URL"], new_db_url.as_str());
+
     // No password in minicloud's log.
     let password = |u: &str| {
         u.split(':')
@@ -829,4 +852,56 @@ async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
     assert_eq!(vhost, 404);
     assert!(!mc.data_dir.join("apps").join(&name).exists());
     assert!(support::containers_of(&name).is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_first_deploy_leaves_no_database_behind() {
+    let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
+    // MariaDB works; RabbitMQ's API is a closed port, so provisioning fails after the
+    // database was made.
+    let closed = format!("http://admin:pw@127.0.0.1:{}", support::free_port());
+    let mc = support::Minicloud::start_with(
+        [
+            ("MINICLOUD_MARIADB_URL", mariadb_admin_url()),
+            ("MINICLOUD_MARIADB_APP_HOST", gateway.clone()),
+            ("MINICLOUD_RABBITMQ_API", closed),
+            ("MINICLOUD_RABBITMQ_APP_HOST", gateway),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    )
+    .await;
+    let name = app("first").to_string();
+    let _cleanup = Cleanup(name.clone());
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps",
+            serde_json::json!({"image": support::image("probe-services:v1"), "name": name}),
+        )
+        .await;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("RabbitMQ"),
+        "{body}"
+    );
+
+    let database = ServiceName::derive(&name).unwrap().to_string();
+    let mut admin = admin_conn().await;
+    let found: Vec<String> = admin
+        .exec(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (database.clone(),),
+        )
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "{database} was left behind");
+    assert!(!mc.data_path().join("apps").join(&name).exists());
+    assert_eq!(
+        mc.api().get(&format!("/api/apps/{name}")).await.status(),
+        404
+    );
 }

@@ -272,6 +272,30 @@ pub async fn remove_domain(
 }
 
 #[derive(Deserialize)]
+pub struct ServicesParams {
+    #[serde(default)]
+    reveal: bool,
+}
+
+/// The app's service accounts; passwords masked unless `?reveal=true` asks for them.
+pub async fn services(
+    State(apps): State<Apps>,
+    Path(name): Path<String>,
+    Query(params): Query<ServicesParams>,
+) -> Result<Json<Vec<crate::services::ServiceView>>, ApiError> {
+    let name = app_name(&name)?;
+    apps.app_record(&name)?;
+    if params.reveal {
+        tracing::info!(app = %name, "service credentials revealed through the API");
+    }
+    let view = apps
+        .services
+        .view(&name, params.reveal)
+        .map_err(AppError::from)?;
+    Ok(Json(view))
+}
+
+#[derive(Deserialize)]
 pub struct RemoveParams {
     #[serde(default)]
     data: bool,

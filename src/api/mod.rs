@@ -60,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
             get(apps::get_env).patch(apps::patch_env),
         )
         .route("/apps/{name}/logs", get(apps::logs))
+        .route("/apps/{name}/services", get(apps::services))
         .route("/apps/{name}/domains", post(apps::add_domain))
         .route("/apps/{name}/domains/{domain}", delete(apps::remove_domain))
         .route("/apps/{name}/{action}", post(apps::lifecycle))

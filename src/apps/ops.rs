@@ -53,6 +53,14 @@ pub struct AppLock {
     _guard: OwnedMutexGuard<()>,
 }
 
+/// What existed of an app's name before its first deploy, so a failed one removes only what
+/// it made itself.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BeforeFirstDeploy {
+    had_accounts: bool,
+    had_storage: bool,
+}
+
 /// What a person asks for when adding an app.
 #[derive(Debug, Clone)]
 pub struct NewApp {
@@ -201,6 +209,10 @@ impl Apps {
             super::env::check_admin_var(key).map_err(AppError::Invalid)?;
         }
         let lock = self.lock(&name, "the first deploy")?;
+        let before = BeforeFirstDeploy {
+            had_accounts: !self.plane.store.services(&name)?.is_empty(),
+            had_storage: self.storage_dir(&name).exists(),
+        };
         if self.plane.store.app(&name)?.is_some() {
             return Err(AppError::Exists(name.to_string()));
         }
@@ -225,7 +237,7 @@ impl Apps {
             force: false,
         };
         let deployed = self
-            .spawn_deploy(lock, &name, source, "create", true)
+            .spawn_deploy(lock, &name, source, "create", Some(before))
             .await?;
         Ok((self.app_record(&name)?, deployed))
     }
@@ -255,7 +267,7 @@ impl Apps {
             image: image.unwrap_or(record.image),
             force,
         };
-        self.spawn_deploy(lock, name, source, trigger, false).await
+        self.spawn_deploy(lock, name, source, trigger, None).await
     }
 
     /// Runs an earlier revision's image again as a new revision (the default: the last
@@ -291,14 +303,14 @@ impl Apps {
         let source = Source::Revision {
             revision: target.revision,
         };
-        self.spawn_deploy(lock, name, source, &trigger, false).await
+        self.spawn_deploy(lock, name, source, &trigger, None).await
     }
 
     /// Replaces the serving revision's containers with fresh ones, without downtime.
     pub async fn restart(&self, name: &AppName) -> Result<Deployed, AppError> {
         let lock = self.lock(name, "a restart")?;
         let revision = self.current_revision(name)?;
-        self.spawn_deploy(lock, name, Source::Revision { revision }, "restart", false)
+        self.spawn_deploy(lock, name, Source::Revision { revision }, "restart", None)
             .await
     }
 
@@ -325,7 +337,7 @@ impl Apps {
         let revision = self.current_revision(name)?;
         record.stopped = false;
         self.plane.store.put_app(&record)?;
-        self.spawn_deploy(lock, name, Source::Revision { revision }, "start", false)
+        self.spawn_deploy(lock, name, Source::Revision { revision }, "start", None)
             .await
     }
 
@@ -353,7 +365,7 @@ impl Apps {
         match record.current {
             Some(revision) if !record.stopped => {
                 let source = Source::Revision { revision };
-                self.spawn_deploy(lock, name, source, "environment change", false)
+                self.spawn_deploy(lock, name, source, "environment change", None)
                     .await
                     .map(Some)
             }
@@ -430,7 +442,7 @@ impl Apps {
             .map_err(|e| AppError::Invalid(e.to_string()))?;
         self.services.rotate(name, &manifest.needs).await?;
         let source = Source::Revision { revision };
-        self.spawn_deploy(lock, name, source, "credential rotation", false)
+        self.spawn_deploy(lock, name, source, "credential rotation", None)
             .await
     }
 
@@ -488,7 +500,7 @@ impl Apps {
         name: &AppName,
         source: Source,
         trigger: &str,
-        first: bool,
+        first: Option<BeforeFirstDeploy>,
     ) -> Result<Deployed, AppError> {
         let this = self.clone();
         let name = name.clone();
@@ -496,9 +508,24 @@ impl Apps {
         tokio::spawn(async move {
             let _lock = lock;
             let result = this.run_deploy(&name, source, &trigger).await;
-            if result.is_err() && first {
-                // Nothing of a failed first deploy stays: no record, history or container.
+            if let (Err(_), Some(before)) = (&result, first) {
+                // Nothing of a failed first deploy stays: no record, history or container,
+                // and no account or directory this attempt made. What an earlier app of the
+                // same name left on purpose (removed without its data) stays.
                 this.remove_containers(&name, |_| true).await;
+                if !before.had_accounts {
+                    if let Err(e) = this.services.remove_accounts(&name).await {
+                        tracing::warn!(app = %name, error = %e, "cannot remove the accounts of a failed first deploy");
+                    }
+                }
+                if !before.had_storage {
+                    let dir = this.storage_dir(&name);
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            tracing::warn!(app = %name, error = %e, "cannot remove the storage of a failed first deploy");
+                        }
+                    }
+                }
                 this.plane.store.delete_app(&name)?;
             }
             result

@@ -234,6 +234,35 @@ pub async fn lifecycle(api: &ApiClient, name: &str, verb: &str) -> anyhow::Resul
     deploying(api, Method::POST, &path, None, name).await
 }
 
+pub async fn services(api: &ApiClient, name: &str, reveal: bool) -> anyhow::Result<()> {
+    let path = app_path(
+        name,
+        if reveal {
+            "/services?reveal=true"
+        } else {
+            "/services"
+        },
+    );
+    let services: Vec<serde_json::Value> = api.get(&path).await?;
+    if services.is_empty() {
+        println!("{name} has no database or message-bus account (its manifest needs none).");
+        return Ok(());
+    }
+    let text = |v: &serde_json::Value, key: &str| v[key].as_str().unwrap_or("").to_owned();
+    for s in &services {
+        println!("{}:", text(s, "kind"));
+        for key in ["user", "resource", "host", "password"] {
+            println!("  {key:<9} {}", text(s, key));
+        }
+        if let Some(env) = s["env"].as_object() {
+            for (k, v) in env {
+                println!("  {k}={}", v.as_str().unwrap_or(""));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn history(api: &ApiClient, name: &str) -> anyhow::Result<()> {
     let deploys: Vec<DeployView> = api.get(&app_path(name, "/deploys")).await?;
     if deploys.is_empty() {

@@ -21,6 +21,9 @@ pub mod mariadb;
 pub mod names;
 pub mod rabbitmq;
 pub mod storage;
+mod view;
+
+pub use view::ServiceView;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -235,6 +238,13 @@ impl Services {
     /// user (where minicloud holds credentials for them) and its storage directory. Nothing of
     /// any other app. Stops at the first failure; calling it again continues.
     pub async fn remove(&self, app: &AppName) -> Result<(), ServiceError> {
+        self.remove_accounts(app).await?;
+        self.storage.remove(app).await
+    }
+
+    /// Removes the app's database and vhost with their users (where minicloud holds
+    /// credentials for them), leaving its storage directory.
+    pub async fn remove_accounts(&self, app: &AppName) -> Result<(), ServiceError> {
         if let Some(db) = &self.mariadb {
             if db.store.service(app, ServiceKind::Mariadb)?.is_some() {
                 db.remove(app).await?;
@@ -245,7 +255,7 @@ impl Services {
                 mq.remove(app).await?;
             }
         }
-        self.storage.remove(app).await
+        Ok(())
     }
 
     fn configured_mariadb(&self, app: &AppName) -> Result<&MariaDb, ServiceError> {
