@@ -3,6 +3,11 @@
 
 use std::process::ExitCode;
 
+/// jemalloc gives memory back to the system after a burst of load; glibc's malloc held on to
+/// hundreds of megabytes under Pingora (see the benchmarks in `benches/`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
