@@ -53,19 +53,20 @@ impl Drop for Cleanup<'_> {
 
 #[tokio::test]
 async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
+    let app = support::unique("t-serve");
     let mc = minicloud().await;
-    let _cleanup = Cleanup("t-serve");
-    let app = add_app(&mc, "t-serve", "probe:v1").await;
-    assert_eq!(app["revision"], 1);
-    assert!(app["digest"].as_str().unwrap().starts_with("sha256:"));
+    let _cleanup = Cleanup(&app);
+    let added = add_app(&mc, &app, "probe:v1").await;
+    assert_eq!(added["revision"], 1);
+    assert!(added["digest"].as_str().unwrap().starts_with("sha256:"));
 
-    let host = "t-serve.mc.test";
+    let host = &format!("{app}.mc.test");
     let root = get_json(&mc, host, "/").await;
     assert_eq!(root["version"], "v1");
-    assert_eq!(root["app"], "t-serve");
+    assert_eq!(root["app"], app.as_str());
     let env = get_json(&mc, host, "/env").await;
     assert_eq!(env["PORT"], "8080");
-    assert_eq!(env["APP_NAME"], "t-serve");
+    assert_eq!(env["APP_NAME"], app.as_str());
     assert_eq!(env["APP_URL"], format!("https://{host}:{}", mc.https_port));
     assert_eq!(
         env["LOG_LEVEL"], "info",
@@ -73,7 +74,7 @@ async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
     );
 
     // The container as the engine sees it.
-    let web = "mc-t-serve-1";
+    let web = &format!("mc-{app}-1");
     let inspect = docker(&[
         "inspect",
         "-f",
@@ -83,7 +84,7 @@ async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
     assert_eq!(inspect, "unless-stopped 268435456 json-file 1");
 
     // The runner runs the same image with the same environment, and no route.
-    let runner = "mc-t-serve.worker-1";
+    let runner = &format!("mc-{app}.worker-1");
     let logs = wait_for(
         "the runner to log its env",
         Duration::from_secs(10),
@@ -93,14 +94,17 @@ async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
         },
     )
     .await;
-    assert!(logs.contains("t-serve worker v1"), "{logs}");
+    assert!(logs.contains(&format!("{app} worker v1")), "{logs}");
     assert!(logs.contains("\"APP_URL\""), "{logs}");
-    assert_eq!(containers_of("t-serve"), vec![web, runner]);
+    assert_eq!(
+        containers_of(&app),
+        vec![web.to_string(), runner.to_string()]
+    );
 
     // The status view.
     let show: Value = mc
         .api()
-        .get("/api/apps/t-serve")
+        .get(&format!("/api/apps/{app}"))
         .await
         .json()
         .await
@@ -110,7 +114,7 @@ async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
     assert!(show["webhook_url"]
         .as_str()
         .unwrap()
-        .contains("/hooks/deploy/t-serve/"));
+        .contains(&format!("/hooks/deploy/{app}/")));
     let list: Vec<Value> = mc.api().get("/api/apps").await.json().await.unwrap();
     assert_eq!(list.len(), 1);
     assert!(
@@ -119,8 +123,11 @@ async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
     );
 
     // Removing it takes everything away.
-    assert_eq!(mc.api().delete("/api/apps/t-serve").await.status(), 204);
-    assert!(containers_of("t-serve").is_empty());
+    assert_eq!(
+        mc.api().delete(&format!("/api/apps/{app}")).await.status(),
+        204
+    );
+    assert!(containers_of(&app).is_empty());
     let gone = mc
         .client_for(&[host])
         .get(mc.https_url(host, "/"))
@@ -132,10 +139,11 @@ async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
 
 #[tokio::test]
 async fn an_update_under_continuous_load_fails_no_request() {
+    let app = support::unique("t-load");
     let mc = minicloud().await;
-    let _cleanup = Cleanup("t-load");
-    add_app(&mc, "t-load", "probe:v1").await;
-    let host = "t-load.mc.test";
+    let _cleanup = Cleanup(&app);
+    add_app(&mc, &app, "probe:v1").await;
+    let host = &format!("{app}.mc.test");
     let client = mc.client_for(&[host]);
     let url = mc.https_url(host, "/");
 
@@ -174,7 +182,7 @@ async fn an_update_under_continuous_load_fails_no_request() {
     let resp = mc
         .api()
         .post(
-            "/api/apps/t-load/deploy",
+            &format!("/api/apps/{app}/deploy"),
             json!({"image": image("probe:v2")}),
         )
         .await;
@@ -196,18 +204,19 @@ async fn an_update_under_continuous_load_fails_no_request() {
     );
     assert_eq!(get_json(&mc, host, "/").await["version"], "v2");
     assert_eq!(
-        containers_of("t-load"),
-        vec!["mc-t-load-2", "mc-t-load.worker-2"],
+        containers_of(&app),
+        vec![format!("mc-{app}-2"), format!("mc-{app}.worker-2")],
         "revision 1 was drained and removed"
     );
 }
 
 #[tokio::test]
 async fn an_unhealthy_revision_fails_with_its_logs_and_the_previous_keeps_serving() {
+    let app = support::unique("t-sick");
     let mc = minicloud().await;
-    let _cleanup = Cleanup("t-sick");
-    add_app(&mc, "t-sick", "probe:v2").await;
-    let api_url = mc.api_url("/api/apps/t-sick/deploy");
+    let _cleanup = Cleanup(&app);
+    add_app(&mc, &app, "probe:v2").await;
+    let api_url = mc.api_url(&format!("/api/apps/{app}/deploy"));
     let slow_deploy = tokio::spawn(async move {
         reqwest::Client::new()
             .post(api_url)
@@ -222,12 +231,21 @@ async fn an_unhealthy_revision_fails_with_its_logs_and_the_previous_keeps_servin
         "the deploy to hold the app",
         Duration::from_secs(10),
         || async {
-            let show: Value = mc.api().get("/api/apps/t-sick").await.json().await.ok()?;
+            let show: Value = mc
+                .api()
+                .get(&format!("/api/apps/{app}"))
+                .await
+                .json()
+                .await
+                .ok()?;
             (show["state"] == "deploying").then_some(())
         },
     )
     .await;
-    let busy = mc.api().post("/api/apps/t-sick/restart", json!({})).await;
+    let busy = mc
+        .api()
+        .post(&format!("/api/apps/{app}/restart"), json!({}))
+        .await;
     assert_eq!(busy.status(), 409);
     let busy = busy.json::<Value>().await.unwrap()["error"].to_string();
     assert!(busy.contains("a deploy is in progress"), "{busy}");
@@ -244,14 +262,17 @@ async fn an_unhealthy_revision_fails_with_its_logs_and_the_previous_keeps_servin
     );
     assert!(error.contains("revision 1 keeps serving"), "{error}");
 
-    assert_eq!(get_json(&mc, "t-sick.mc.test", "/").await["version"], "v2");
     assert_eq!(
-        containers_of("t-sick"),
-        vec!["mc-t-sick-1", "mc-t-sick.worker-1"]
+        get_json(&mc, &format!("{app}.mc.test"), "/").await["version"],
+        "v2"
+    );
+    assert_eq!(
+        containers_of(&app),
+        vec![format!("mc-{app}-1"), format!("mc-{app}.worker-1")]
     );
     let history: Vec<Value> = mc
         .api()
-        .get("/api/apps/t-sick/deploys")
+        .get(&format!("/api/apps/{app}/deploys"))
         .await
         .json()
         .await
@@ -262,7 +283,13 @@ async fn an_unhealthy_revision_fails_with_its_logs_and_the_previous_keeps_servin
         .as_str()
         .unwrap()
         .contains("never healthy"));
-    let show: Value = mc.api().get("/api/apps/t-sick").await.json().await.unwrap();
+    let show: Value = mc
+        .api()
+        .get(&format!("/api/apps/{app}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(show["state"], "running");
     assert_eq!(show["revision"], 1);
     assert!(
@@ -277,14 +304,15 @@ async fn an_unhealthy_revision_fails_with_its_logs_and_the_previous_keeps_servin
 
 #[tokio::test]
 async fn rollback_and_the_webhook_redeploy() {
+    let app = support::unique("t-roll");
     let mc = minicloud().await;
-    let _cleanup = Cleanup("t-roll");
-    add_app(&mc, "t-roll", "probe:v1").await;
+    let _cleanup = Cleanup(&app);
+    add_app(&mc, &app, "probe:v1").await;
     let api = mc.api();
-    let host = "t-roll.mc.test";
+    let host = &format!("{app}.mc.test");
     let resp = api
         .post(
-            "/api/apps/t-roll/deploy",
+            &format!("/api/apps/{app}/deploy"),
             json!({"image": image("probe:v2")}),
         )
         .await;
@@ -293,14 +321,14 @@ async fn rollback_and_the_webhook_redeploy() {
 
     // The same digest again does nothing; forced, it makes a new revision.
     let same: Value = api
-        .post("/api/apps/t-roll/deploy", json!({}))
+        .post(&format!("/api/apps/{app}/deploy"), json!({}))
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(same["revision"], 2);
     let forced: Value = api
-        .post("/api/apps/t-roll/deploy", json!({"force": true}))
+        .post(&format!("/api/apps/{app}/deploy"), json!({"force": true}))
         .await
         .json()
         .await
@@ -308,7 +336,7 @@ async fn rollback_and_the_webhook_redeploy() {
     assert_eq!(forced["revision"], 3);
 
     let back: Value = api
-        .post("/api/apps/t-roll/rollback", json!({}))
+        .post(&format!("/api/apps/{app}/rollback"), json!({}))
         .await
         .json()
         .await
@@ -327,7 +355,7 @@ async fn rollback_and_the_webhook_redeploy() {
         "{back}"
     );
     let history: Vec<Value> = api
-        .get("/api/apps/t-roll/deploys")
+        .get(&format!("/api/apps/{app}/deploys"))
         .await
         .json()
         .await
@@ -336,7 +364,12 @@ async fn rollback_and_the_webhook_redeploy() {
     assert_eq!(history[3]["digest"], history[0]["digest"]);
 
     // The webhook: wrong secrets say nothing; the right one redeploys the app's tag (v2).
-    let show: Value = api.get("/api/apps/t-roll").await.json().await.unwrap();
+    let show: Value = api
+        .get(&format!("/api/apps/{app}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     let webhook_path = show["webhook_url"]
         .as_str()
         .unwrap()
@@ -346,7 +379,7 @@ async fn rollback_and_the_webhook_redeploy() {
     let payload = json!({"push_data": {"tag": "v2"}, "repository": {"repo_name": "probe"}});
     let http = reqwest::Client::new();
     for wrong in [
-        "/hooks/deploy/t-roll/nope",
+        &format!("/hooks/deploy/{app}/nope"),
         "/hooks/deploy/unknown-app/nope",
     ] {
         let resp = http
@@ -384,7 +417,7 @@ async fn rollback_and_the_webhook_redeploy() {
     // Through the edge as well, where Docker Hub would call it.
     let client = mc.client_for(&[&mc.admin_host()]);
     let resp = client
-        .post(mc.https_url(&mc.admin_host(), "/hooks/deploy/t-roll/nope"))
+        .post(mc.https_url(&mc.admin_host(), &format!("/hooks/deploy/{app}/nope")))
         .json(&payload)
         .send()
         .await
@@ -459,48 +492,52 @@ async fn bad_images_and_manifests_are_clear_errors_that_leave_nothing_behind() {
 
 #[tokio::test]
 async fn environment_and_domains_change_what_is_served() {
+    let app = support::unique("t-conf");
     let mc = minicloud().await;
-    let _cleanup = Cleanup("t-conf");
-    add_app(&mc, "t-conf", "probe:v1").await;
+    let _cleanup = Cleanup(&app);
+    add_app(&mc, &app, "probe:v1").await;
     let api = mc.api();
     let resp = api
         .client_patch(
-            "/api/apps/t-conf/env",
+            &format!("/api/apps/{app}/env"),
             json!({"set": {"GREETING": "hello", "LOG_LEVEL": "debug"}}),
         )
         .await;
     assert_eq!(resp.status(), 200);
-    let env = get_json(&mc, "t-conf.mc.test", "/env").await;
+    let env = get_json(&mc, &format!("{app}.mc.test"), "/env").await;
     assert_eq!(env["GREETING"], "hello");
     assert_eq!(
         env["LOG_LEVEL"], "debug",
         "the admin's value beats the manifest's"
     );
     let bad = api
-        .client_patch("/api/apps/t-conf/env", json!({"set": {"PORT": "1"}}))
+        .client_patch(
+            &format!("/api/apps/{app}/env"),
+            json!({"set": {"PORT": "1"}}),
+        )
         .await;
     assert_eq!(bad.status(), 400);
 
     let resp = api
         .post(
-            "/api/apps/t-conf/domains",
+            &format!("/api/apps/{app}/domains"),
             json!({"domain": "www.custom.example"}),
         )
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         get_json(&mc, "www.custom.example", "/").await["app"],
-        "t-conf"
+        app.as_str()
     );
     let taken = api
         .post(
-            "/api/apps/t-conf/domains",
+            &format!("/api/apps/{app}/domains"),
             json!({"domain": mc.admin_host()}),
         )
         .await;
     assert_eq!(taken.status(), 409);
     assert_eq!(
-        api.delete("/api/apps/t-conf/domains/www.custom.example")
+        api.delete(&format!("/api/apps/{app}/domains/www.custom.example"))
             .await
             .status(),
         200
@@ -516,20 +553,26 @@ async fn environment_and_domains_change_what_is_served() {
 
 #[tokio::test]
 async fn minicloud_restarts_do_not_touch_running_apps_or_leave_duplicates() {
+    let app = support::unique("t-keep");
     let mut mc = minicloud().await;
-    let _cleanup = Cleanup("t-keep");
-    add_app(&mc, "t-keep", "probe:v1").await;
-    let id_before = docker(&["inspect", "-f", "{{.Id}}", "mc-t-keep-1"]);
+    let _cleanup = Cleanup(&app);
+    add_app(&mc, &app, "probe:v1").await;
+    let id_before = docker(&["inspect", "-f", "{{.Id}}", &format!("mc-{app}-1")]);
 
     // At rest: a crash and a restart adopt the running container.
     mc.kill();
     assert_eq!(
-        docker(&["inspect", "-f", "{{.State.Running}}", "mc-t-keep-1"]),
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}}",
+            &format!("mc-{app}-1")
+        ]),
         "true",
         "the app keeps running while minicloud is down"
     );
     mc.start_again().await;
-    let host = "t-keep.mc.test";
+    let host = &format!("{app}.mc.test");
     wait_for(
         "the app to be routed again",
         Duration::from_secs(20),
@@ -545,12 +588,12 @@ async fn minicloud_restarts_do_not_touch_running_apps_or_leave_duplicates() {
     )
     .await;
     assert_eq!(
-        docker(&["inspect", "-f", "{{.Id}}", "mc-t-keep-1"]),
+        docker(&["inspect", "-f", "{{.Id}}", &format!("mc-{app}-1")]),
         id_before
     );
 
     // Mid-way: killed during a deploy, the next start finishes nothing half-way.
-    let api_url = mc.api_url("/api/apps/t-keep/deploy");
+    let api_url = mc.api_url(&format!("/api/apps/{app}/deploy"));
     let deploy = tokio::spawn(async move {
         reqwest::Client::new()
             .post(api_url)
@@ -560,8 +603,8 @@ async fn minicloud_restarts_do_not_touch_running_apps_or_leave_duplicates() {
             .await
     });
     wait_for("revision 2 to start", Duration::from_secs(20), || async {
-        containers_of("t-keep")
-            .contains(&"mc-t-keep-2".to_string())
+        containers_of(&app)
+            .contains(&&format!("mc-{app}-2").to_string())
             .then_some(())
     })
     .await;
@@ -572,14 +615,15 @@ async fn minicloud_restarts_do_not_touch_running_apps_or_leave_duplicates() {
         "the interrupted revision to be cleaned up",
         Duration::from_secs(20),
         || async {
-            (containers_of("t-keep") == vec!["mc-t-keep-1", "mc-t-keep.worker-1"]).then_some(())
+            (containers_of(&app) == vec![format!("mc-{app}-1"), format!("mc-{app}.worker-1")])
+                .then_some(())
         },
     )
     .await;
     assert_eq!(get_json(&mc, host, "/").await["version"], "v1");
     let history: Vec<Value> = mc
         .api()
-        .get("/api/apps/t-keep/deploys")
+        .get(&format!("/api/apps/{app}/deploys"))
         .await
         .json()
         .await
@@ -591,13 +635,14 @@ async fn minicloud_restarts_do_not_touch_running_apps_or_leave_duplicates() {
         .unwrap()
         .contains("interrupted"));
     assert_eq!(
-        docker(&["inspect", "-f", "{{.Id}}", "mc-t-keep-1"]),
+        docker(&["inspect", "-f", "{{.Id}}", &format!("mc-{app}-1")]),
         id_before
     );
 }
 
 #[tokio::test]
 async fn an_unreachable_docker_engine_is_a_clear_error_and_the_edge_keeps_serving() {
+    let app = support::unique("t-nodocker");
     let mc = Minicloud::start_with(vec![(
         "DOCKER_HOST".into(),
         "unix:///nonexistent/docker.sock".into(),
@@ -610,15 +655,18 @@ async fn an_unreachable_docker_engine_is_a_clear_error_and_the_edge_keeps_servin
         .api()
         .post(
             "/api/apps",
-            json!({"image": image("probe:v1"), "name": "t-nodocker"}),
+            json!({"image": image("probe:v1"), "name": &app}),
         )
         .await;
     assert_eq!(resp.status(), 503);
     let error = resp.json::<Value>().await.unwrap()["error"].to_string();
     assert!(error.contains("cannot reach the Docker engine"), "{error}");
     assert!(error.contains("/nonexistent/docker.sock"), "{error}");
-    assert!(containers_of("t-nodocker").is_empty());
-    assert_eq!(mc.api().get("/api/apps/t-nodocker").await.status(), 404);
+    assert!(containers_of(&app).is_empty());
+    assert_eq!(
+        mc.api().get(&format!("/api/apps/{app}")).await.status(),
+        404
+    );
 
     let body = mc
         .client_for(&["edge.example.com"])

@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
+/// `prefix` with a random suffix: app names that no concurrent test run shares.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
 /// The local registry the test script fills with the probe images.
 pub fn registry() -> String {
     std::env::var("MINICLOUD_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
