@@ -604,7 +604,7 @@ async fn minicloud_restarts_do_not_touch_running_apps_or_leave_duplicates() {
     });
     wait_for("revision 2 to start", Duration::from_secs(20), || async {
         containers_of(&app)
-            .contains(&&format!("mc-{app}-2").to_string())
+            .contains(&format!("mc-{app}-2"))
             .then_some(())
     })
     .await;
