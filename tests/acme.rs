@@ -55,15 +55,7 @@ async fn a_routed_host_gets_a_certificate_that_only_pebbles_root_needs_to_trust(
     // The admin host gets one too; the app answers over the trusted certificate.
     wait_for_state(&mc, &mc.admin_host(), "valid", ISSUE_TIMEOUT).await;
     verified_serial(mc.https_addr(), &mc.admin_host(), &root).await;
-    let body = mc
-        .client_for(&["issue.example.com"])
-        .get(mc.https_url("issue.example.com", "/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = mc.get_text("issue.example.com", "/").await;
     assert_eq!(body, "issued");
 
     // A name nobody routed is never ordered, whatever SNI a stranger sends.
@@ -298,14 +290,6 @@ async fn a_ca_that_is_down_ends_as_a_readable_failure_and_serving_goes_on() {
         "{error}"
     );
     assert!(status["next_retry"].as_i64().unwrap() > now() + 200);
-    let body = mc
-        .client_for(&["down.example.com"])
-        .get(mc.https_url("down.example.com", "/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = mc.get_text("down.example.com", "/").await;
     assert_eq!(body, "down");
 }

@@ -102,20 +102,14 @@ async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
     );
 
     // The status view.
-    let show: Value = mc
-        .api()
-        .get(&format!("/api/apps/{app}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let show: Value = mc.api().get_json(&format!("/api/apps/{app}")).await;
     assert_eq!(show["state"], "running");
     assert!(show["memory_bytes"].as_u64().unwrap() > 0);
     assert!(show["webhook_url"]
         .as_str()
         .unwrap()
         .contains(&format!("/hooks/deploy/{app}/")));
-    let list: Vec<Value> = mc.api().get("/api/apps").await.json().await.unwrap();
+    let list: Vec<Value> = mc.api().get_json("/api/apps").await;
     assert_eq!(list.len(), 1);
     assert!(
         list[0]["webhook_url"].is_null(),
@@ -270,26 +264,14 @@ async fn an_unhealthy_revision_fails_with_its_logs_and_the_previous_keeps_servin
         containers_of(&app),
         vec![format!("mc-{app}-1"), format!("mc-{app}.worker-1")]
     );
-    let history: Vec<Value> = mc
-        .api()
-        .get(&format!("/api/apps/{app}/deploys"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let history: Vec<Value> = mc.api().get_json(&format!("/api/apps/{app}/deploys")).await;
     assert_eq!(history.len(), 2);
     assert_eq!(history[1]["state"], "failed");
     assert!(history[1]["reason"]
         .as_str()
         .unwrap()
         .contains("never healthy"));
-    let show: Value = mc
-        .api()
-        .get(&format!("/api/apps/{app}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let show: Value = mc.api().get_json(&format!("/api/apps/{app}")).await;
     assert_eq!(show["state"], "running");
     assert_eq!(show["revision"], 1);
     assert!(
@@ -354,22 +336,12 @@ async fn rollback_and_the_webhook_redeploy() {
         back["image"].as_str().unwrap().ends_with("probe:v2"),
         "{back}"
     );
-    let history: Vec<Value> = api
-        .get(&format!("/api/apps/{app}/deploys"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let history: Vec<Value> = api.get_json(&format!("/api/apps/{app}/deploys")).await;
     assert_eq!(history[3]["trigger"], "rollback to revision 1");
     assert_eq!(history[3]["digest"], history[0]["digest"]);
 
     // The webhook: wrong secrets say nothing; the right one redeploys the app's tag (v2).
-    let show: Value = api
-        .get(&format!("/api/apps/{app}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let show: Value = api.get_json(&format!("/api/apps/{app}")).await;
     let webhook_path = show["webhook_url"]
         .as_str()
         .unwrap()
@@ -477,7 +449,7 @@ async fn bad_images_and_manifests_are_clear_errors_that_leave_nothing_behind() {
     let error = resp.json::<Value>().await.unwrap()["error"].to_string();
     assert!(error.contains("cloud_manifest"), "{error}");
     assert!(error.contains("70000"), "{error}");
-    let apps: Vec<Value> = api.get("/api/apps").await.json().await.unwrap();
+    let apps: Vec<Value> = api.get_json("/api/apps").await;
     assert!(apps.is_empty());
     let leftovers = docker(&[
         "ps",
@@ -621,13 +593,7 @@ async fn minicloud_restarts_do_not_touch_running_apps_or_leave_duplicates() {
     )
     .await;
     assert_eq!(get_json(&mc, host, "/").await["version"], "v1");
-    let history: Vec<Value> = mc
-        .api()
-        .get(&format!("/api/apps/{app}/deploys"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let history: Vec<Value> = mc.api().get_json(&format!("/api/apps/{app}/deploys")).await;
     assert_eq!(history.len(), 2);
     assert_eq!(history[1]["state"], "failed");
     assert!(history[1]["reason"]
@@ -668,14 +634,6 @@ async fn an_unreachable_docker_engine_is_a_clear_error_and_the_edge_keeps_servin
         404
     );
 
-    let body = mc
-        .client_for(&["edge.example.com"])
-        .get(mc.https_url("edge.example.com", "/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = mc.get_text("edge.example.com", "/").await;
     assert_eq!(body, "still-here");
 }

@@ -46,15 +46,7 @@ async fn routes_add_list_and_remove_from_the_command_line() {
     );
 
     // Served right away.
-    let body = mc
-        .client_for(&["cli.example.com"])
-        .get(mc.https_url("cli.example.com", "/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = mc.get_text("cli.example.com", "/").await;
     assert_eq!(body, "cli");
 
     let out = minicloud(&mc, &["routes", "rm", "cli.example.com"]);

@@ -314,7 +314,7 @@ async fn the_api_needs_a_token_and_explains_bad_input() {
         api.delete("/api/routes/missing.example.com").await.status(),
         404
     );
-    let routes: Vec<serde_json::Value> = api.get("/api/routes").await.json().await.unwrap();
+    let routes: Vec<serde_json::Value> = api.get_json("/api/routes").await;
     assert!(routes.is_empty(), "nothing was stored by bad requests");
 }
 

@@ -791,12 +791,7 @@ async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
     assert_eq!(send(web.get(url("/amqp"))).await, (200, "msg-3".into()));
 
     // The services view masks passwords; only an explicit reveal shows them.
-    let masked: serde_json::Value = api
-        .get(&format!("/api/apps/{name}/services"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let masked: serde_json::Value = api.get_json(&format!("/api/apps/{name}/services")).await;
     let masked_text = masked.to_string();
     assert!(masked_text.contains("********"), "{masked_text}");
     assert!(
@@ -805,11 +800,8 @@ async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
     );
     assert_eq!(masked.as_array().unwrap().len(), 2, "{masked_text}");
     let revealed: serde_json::Value = api
-        .get(&format!("/api/apps/{name}/services?reveal=true"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/apps/{name}/services?reveal=true"))
+        .await;
     assert_eq!(revealed[0]["kind"], "mariadb");
     assert_eq!(revealed[0]["env"]["DATABASE_URL"], new_db_url.as_str());
 

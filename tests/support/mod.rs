@@ -196,6 +196,18 @@ impl Minicloud {
         builder.build().expect("client")
     }
 
+    /// GETs `path` on `host` through the edge over HTTPS and returns the body.
+    pub async fn get_text(&self, host: &str, path: &str) -> String {
+        self.client_for(&[host])
+            .get(self.https_url(host, path))
+            .send()
+            .await
+            .expect("the edge answers")
+            .text()
+            .await
+            .expect("a body")
+    }
+
     /// The API, directly on its loopback address.
     pub fn api(&self) -> Api {
         Api {
@@ -278,6 +290,11 @@ impl Api {
             .send()
             .await
             .expect("API answers")
+    }
+
+    /// GETs `path` and decodes the JSON answer.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.get(path).await.json().await.expect("a JSON answer")
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
