@@ -452,6 +452,14 @@ impl Config {
             .expect("admin.<valid domain> is a valid host name")
     }
 
+    /// The URL people use for `host`: `https://host`, with the port when it is not 443.
+    pub fn https_url(&self, host: &Hostname) -> String {
+        match self.https_port {
+            443 => format!("https://{host}"),
+            port => format!("https://{host}:{port}"),
+        }
+    }
+
     pub fn state_path(&self) -> PathBuf {
         self.data_dir.join("minicloud").join("state.redb")
     }

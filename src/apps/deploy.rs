@@ -143,8 +143,7 @@ impl Apps {
                 docker.read_manifest(&image).await?
             }
         };
-        let manifest = manifest::parse(&manifest_file, &manifest_text)
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let manifest = manifest::parse(&manifest_file, &manifest_text)?;
 
         // 3. Services, storage and the environment. A failure here leaves no container and
         //    no deploy record; the serving revision goes on, and a retry provisions again.

@@ -1,5 +1,6 @@
 //! `AppError`: how an app operation fails, in words a person can act on.
 
+use super::manifest::ManifestError;
 use crate::docker::DockerError;
 use crate::services::ServiceError;
 use crate::store::StoreError;
@@ -27,4 +28,11 @@ pub enum AppError {
     /// A provisioner failed outside a deploy (removal with data, rotation).
     #[error(transparent)]
     Service(#[from] ServiceError),
+}
+
+/// A manifest that does not validate is bad input, whoever reads it.
+impl From<ManifestError> for AppError {
+    fn from(e: ManifestError) -> Self {
+        AppError::Invalid(e.to_string())
+    }
 }

@@ -143,11 +143,7 @@ impl Apps {
     }
 
     pub fn app_url(&self, app: &AppName) -> String {
-        let host = self.default_host(app);
-        match self.plane.config.https_port {
-            443 => format!("https://{host}"),
-            port => format!("https://{host}:{port}"),
-        }
+        self.plane.config.https_url(&self.default_host(app))
     }
 
     /// Every host an app answers at.
@@ -247,8 +243,7 @@ impl Apps {
         let docker = self.docker().await?;
         docker.pull(image, None, |_| {}).await?;
         let (file, text) = docker.read_manifest(image).await?;
-        let manifest =
-            super::manifest::parse(&file, &text).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let manifest = super::manifest::parse(&file, &text)?;
         Ok(manifest.name)
     }
 
@@ -433,17 +428,26 @@ impl Apps {
     pub async fn rotate_credentials(&self, name: &AppName) -> Result<Deployed, AppError> {
         let lock = self.lock(name, "a credential rotation")?;
         let revision = self.current_revision(name)?;
-        let deploy = self
-            .plane
-            .store
-            .deploy(name, revision)?
-            .ok_or_else(|| AppError::Invalid(format!("{name} has no revision {revision}")))?;
-        let manifest = super::manifest::parse(&deploy.manifest_file, &deploy.manifest_text)
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let (_, manifest) = self.revision(name, revision)?;
         self.services.rotate(name, &manifest.needs).await?;
         let source = Source::Revision { revision };
         self.spawn_deploy(lock, name, source, "credential rotation", None)
             .await
+    }
+
+    /// A recorded revision and its manifest, parsed again from the stored text.
+    pub(super) fn revision(
+        &self,
+        app: &AppName,
+        revision: u64,
+    ) -> Result<(DeployRecord, super::manifest::Manifest), AppError> {
+        let deploy = self
+            .plane
+            .store
+            .deploy(app, revision)?
+            .ok_or_else(|| AppError::Invalid(format!("{app} has no revision {revision}")))?;
+        let manifest = super::manifest::parse(&deploy.manifest_file, &deploy.manifest_text)?;
+        Ok((deploy, manifest))
     }
 
     pub fn deploys(&self, name: &AppName) -> Result<Vec<DeployRecord>, AppError> {

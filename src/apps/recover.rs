@@ -80,9 +80,7 @@ impl Apps {
             }
             Action::Serve { app, revision } => {
                 let record = self.app_record(app)?;
-                let deploy = self.deploy_record(app, *revision)?;
-                let manifest = manifest::parse(&deploy.manifest_file, &deploy.manifest_text)
-                    .map_err(|e| AppError::Invalid(e.to_string()))?;
+                let (_, manifest) = self.revision(app, *revision)?;
                 let info = docker.inspect(&web_container(app, *revision)).await?;
                 let ip = info
                     .ip_on(crate::docker::DEFAULT_NETWORK)
@@ -94,9 +92,7 @@ impl Apps {
             Action::CreateWeb { app, revision } => {
                 let _lock = self.lock(app, "recovery after a restart")?;
                 let record = self.app_record(app)?;
-                let deploy = self.deploy_record(app, *revision)?;
-                let manifest = manifest::parse(&deploy.manifest_file, &deploy.manifest_text)
-                    .map_err(|e| AppError::Invalid(e.to_string()))?;
+                let (deploy, manifest) = self.revision(app, *revision)?;
                 let data_dir = manifest
                     .needs
                     .contains(&manifest::Need::Storage)
@@ -117,9 +113,7 @@ impl Apps {
                 runner,
             } => {
                 let record = self.app_record(app)?;
-                let deploy = self.deploy_record(app, *revision)?;
-                let manifest = manifest::parse(&deploy.manifest_file, &deploy.manifest_text)
-                    .map_err(|e| AppError::Invalid(e.to_string()))?;
+                let (deploy, manifest) = self.revision(app, *revision)?;
                 // CreateWeb of the same revision already started every runner.
                 let web_created = manifest.runners.iter().any(|r| &r.name == runner)
                     && docker.inspect(&web_container(app, *revision)).await.is_ok();
@@ -141,16 +135,5 @@ impl Apps {
             }
         }
         Ok(())
-    }
-
-    fn deploy_record(
-        &self,
-        app: &super::name::AppName,
-        revision: u64,
-    ) -> Result<crate::store::DeployRecord, AppError> {
-        self.plane
-            .store
-            .deploy(app, revision)?
-            .ok_or_else(|| AppError::Invalid(format!("{app} revision {revision} has no record")))
     }
 }

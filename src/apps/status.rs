@@ -83,11 +83,7 @@ impl Apps {
             }
         }
         status.storage_bytes = dir_size(&self.storage_dir(name));
-        let admin = self.plane.config.admin_host();
-        let base = match self.plane.config.https_port {
-            443 => format!("https://{admin}"),
-            port => format!("https://{admin}:{port}"),
-        };
+        let base = self.plane.config.https_url(&self.plane.config.admin_host());
         status.webhook_url = Some(format!(
             "{base}/hooks/deploy/{name}/{}",
             record.webhook_secret.expose()
