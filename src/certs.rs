@@ -23,7 +23,8 @@ use minicloud_proxy::acme::{
 use minicloud_proxy::{CertSource, Certificate, HostPattern, Hostname, ShutdownWatch};
 use tokio::sync::Notify;
 
-use crate::plane::{now, Plane};
+use crate::model::{format_time, now};
+use crate::plane::Plane;
 use crate::store::{AcmeAccountRecord, StoreError};
 
 /// The longest the manager sleeps between checks (jittered by up to a tenth, earlier).
@@ -231,17 +232,6 @@ pub fn force_renewal(plane: &Plane, host: &str) -> Result<CertificateStatus, Cer
         || CertificateStatus::pending(host.to_string()),
         |r| CertificateStatus::from_record(&r),
     ))
-}
-
-/// RFC 3339, UTC, to the second.
-pub fn format_time(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 /// Installs the stored CA certificates of routed hosts, so a restart serves them at once and

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use minicloud_proxy::Hostname;
 
-use crate::secret::Secret;
+use crate::model::secret::Secret;
 use crate::services::{self, MariaDbSettings, RabbitMqSettings};
 
 /// Validated settings of a running minicloud.

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use minicloud::cli::{apps, encode_segment, table, ApiClient};
 use minicloud::config::{LogFormat, Sources};
-use minicloud::secret::Secret;
+use minicloud::model::secret::Secret;
 use minicloud::store::RouteRecord;
 
 /// minicloud: your own small cloud on one server.
@@ -614,7 +614,8 @@ async fn routes(cmd: RoutesCommand) -> anyhow::Result<()> {
 }
 
 async fn certs(cmd: CertsCommand) -> anyhow::Result<()> {
-    use minicloud::certs::{format_time, CertState, CertificateStatus};
+    use minicloud::certs::{CertState, CertificateStatus};
+    use minicloud::model::format_time;
     match cmd {
         CertsCommand::List { client: c } => {
             let certs: Vec<CertificateStatus> = client(&c)?.get("/api/certificates").await?;

@@ -3,7 +3,8 @@
 
 use minicloud_proxy::{HostPattern, Upstream};
 
-use crate::plane::{now, Plane};
+use crate::model::now;
+use crate::plane::Plane;
 use crate::store::{RouteRecord, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,8 @@ use crate::api::ApiState;
 use crate::apps::{AppSettings, Apps};
 use crate::auth::{self, Bootstrap};
 use crate::config::Config;
-use crate::plane::{now, Plane};
+use crate::model::now;
+use crate::plane::Plane;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

@@ -11,11 +11,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use minicloud::apps::image_ref::ImageRef;
-use minicloud::apps::manifest;
 use minicloud::docker::{
     ContainerSpec, ContainerState, Docker, DockerError, ManagedLabels, PullProgress, Role,
 };
+use minicloud::model::image_ref::ImageRef;
+use minicloud::model::manifest;
 
 const REGISTRY: &str = "127.0.0.1:5000";
 

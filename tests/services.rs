@@ -12,12 +12,13 @@ use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::BasicProperties;
 use mysql_async::prelude::Queryable;
 
-use minicloud::apps::manifest::Need;
-use minicloud::apps::name::AppName;
-use minicloud::secret::Secret;
+use minicloud::model::manifest::Need;
+use minicloud::model::name::AppName;
+use minicloud::model::secret::Secret;
+use minicloud::model::ServiceKind;
 use minicloud::services::{
     self, Credentials, MariaDb, MariaDbSettings, Provisioner, RabbitMq, RabbitMqSettings,
-    ServiceError, ServiceKind, ServiceName, Services,
+    ServiceError, ServiceName, Services,
 };
 use minicloud::store::Store;
 

@@ -20,9 +20,9 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::ApiError;
-use crate::apps::image_ref::ImageRef;
-use crate::apps::name::AppName;
 use crate::apps::{AppError, AppStatus, Apps, Deployed, NewApp};
+use crate::model::image_ref::ImageRef;
+use crate::model::name::AppName;
 use crate::store::{DeployRecord, RegistryCredentials};
 
 fn app_name(raw: &str) -> Result<AppName, ApiError> {
@@ -55,7 +55,7 @@ pub async fn create(
     let registry_auth = match (body.registry_username, body.registry_password) {
         (Some(username), Some(password)) => Some(RegistryCredentials {
             username,
-            password: crate::secret::Secret::new(password),
+            password: crate::model::secret::Secret::new(password),
         }),
         (None, None) => None,
         _ => {

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::apps::name::AppName;
 use crate::apps::Apps;
+use crate::model::name::AppName;
 
 /// The part of Docker Hub's payload we read.
 #[derive(serde::Deserialize)]

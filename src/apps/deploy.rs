@@ -11,12 +11,12 @@ use super::env::build_env;
 use super::error::AppError;
 use super::events::AppEvent;
 use super::health::{self, Health};
-use super::image_ref::ImageRef;
-use super::manifest::{self, Manifest};
-use super::name::AppName;
 use super::Apps;
 use crate::docker::{ContainerSpec, ManagedLabels, RegistryAuth, Role, DEFAULT_NETWORK};
-use crate::plane::now;
+use crate::model::image_ref::ImageRef;
+use crate::model::manifest::{self, Manifest};
+use crate::model::name::AppName;
+use crate::model::now;
 use crate::store::{AppRecord, DeployOutcome, DeployRecord};
 
 /// How long the old revision keeps its containers after the route moved, so requests already

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::manifest::Manifest;
-use super::name::AppName;
+use crate::model::manifest::Manifest;
+use crate::model::name::AppName;
 
 /// Builds the complete environment for one revision.
 ///
@@ -39,7 +39,7 @@ pub fn check_admin_var(name: &str) -> Result<(), String> {
             "'{name}' is not a variable name (letters, digits and '_', not starting with a digit)"
         ));
     }
-    if super::manifest::INJECTED_ENV.contains(&name) {
+    if crate::model::manifest::INJECTED_ENV.contains(&name) {
         return Err(format!(
             "'{name}' is set by minicloud and cannot be overridden"
         ));
@@ -50,7 +50,7 @@ pub fn check_admin_var(name: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apps::manifest;
+    use crate::model::manifest;
 
     fn manifest() -> Manifest {
         manifest::parse(

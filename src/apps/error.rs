@@ -1,7 +1,7 @@
 //! `AppError`: how an app operation fails, in words a person can act on.
 
-use super::manifest::ManifestError;
 use crate::docker::DockerError;
+use crate::model::manifest::ManifestError;
 use crate::services::ServiceError;
 use crate::store::StoreError;
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::name::AppName;
+use crate::model::name::AppName;
 
 /// One thing that happened to an app.
 #[derive(Debug, Clone, Serialize)]

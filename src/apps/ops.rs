@@ -13,11 +13,12 @@ use tokio::sync::OwnedMutexGuard;
 use super::deploy::{web_container, Deployed, Source};
 use super::error::AppError;
 use super::events::Events;
-use super::image_ref::ImageRef;
-use super::name::AppName;
 use crate::docker::{Docker, DockerError};
-use crate::plane::{now, Plane};
-use crate::secret::Secret;
+use crate::model::image_ref::ImageRef;
+use crate::model::name::AppName;
+use crate::model::now;
+use crate::model::secret::Secret;
+use crate::plane::Plane;
 use crate::services::Services;
 use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, StoreError};
 
@@ -243,7 +244,7 @@ impl Apps {
         let docker = self.docker().await?;
         docker.pull(image, None, |_| {}).await?;
         let (file, text) = docker.read_manifest(image).await?;
-        let manifest = super::manifest::parse(&file, &text)?;
+        let manifest = crate::model::manifest::parse(&file, &text)?;
         Ok(manifest.name)
     }
 
@@ -440,13 +441,13 @@ impl Apps {
         &self,
         app: &AppName,
         revision: u64,
-    ) -> Result<(DeployRecord, super::manifest::Manifest), AppError> {
+    ) -> Result<(DeployRecord, crate::model::manifest::Manifest), AppError> {
         let deploy = self
             .plane
             .store
             .deploy(app, revision)?
             .ok_or_else(|| AppError::Invalid(format!("{app} has no revision {revision}")))?;
-        let manifest = super::manifest::parse(&deploy.manifest_file, &deploy.manifest_text)?;
+        let manifest = crate::model::manifest::parse(&deploy.manifest_file, &deploy.manifest_text)?;
         Ok((deploy, manifest))
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::docker::{ContainerInfo, ContainerState, Role};
 
-use super::name::AppName;
+use crate::model::name::AppName;
 
 /// What should run for one app.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,10 +3,10 @@
 
 use super::deploy::web_container;
 use super::error::AppError;
-use super::manifest;
 use super::reconcile::{plan_reconcile, Action, Desired};
 use super::Apps;
-use crate::plane::now;
+use crate::model::manifest;
+use crate::model::now;
 use crate::store::DeployOutcome;
 use minicloud_proxy::Upstream;
 

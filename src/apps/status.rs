@@ -5,9 +5,9 @@ use serde::Serialize;
 
 use super::deploy::web_container;
 use super::error::AppError;
-use super::name::AppName;
 use super::Apps;
 use crate::docker::{ContainerInfo, ContainerState};
+use crate::model::name::AppName;
 use crate::store::{AppRecord, DeployOutcome};
 
 /// An app's state, derived from the store, the engine and the edge.

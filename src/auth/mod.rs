@@ -7,7 +7,7 @@
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::secret::Secret;
+use crate::model::secret::Secret;
 use crate::store::{Store, StoreError, TokenRecord};
 
 /// Every token starts with this, so a leaked one is easy to recognise and grep for.

@@ -25,7 +25,7 @@ pub struct NewApp {
     pub env: BTreeMap<String, String>,
     pub memory_mb: Option<u64>,
     /// Username and password for a private registry.
-    pub registry: Option<(String, crate::secret::Secret)>,
+    pub registry: Option<(String, crate::model::secret::Secret)>,
 }
 
 /// Parses `KEY=VALUE` arguments; the value may be empty or contain `=`.
@@ -44,7 +44,7 @@ pub fn parse_assignments(args: &[String], flag: &str) -> anyhow::Result<BTreeMap
 
 /// Reads a registry password from stdin (as `docker login --password-stdin` does): all of
 /// it, without the final line end.
-pub fn read_password_stdin() -> anyhow::Result<crate::secret::Secret> {
+pub fn read_password_stdin() -> anyhow::Result<crate::model::secret::Secret> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
         .context("could not read the registry password from stdin")?;
@@ -52,7 +52,7 @@ pub fn read_password_stdin() -> anyhow::Result<crate::secret::Secret> {
     if password.is_empty() {
         bail!("--registry-password-stdin: stdin was empty");
     }
-    Ok(crate::secret::Secret::new(password))
+    Ok(crate::model::secret::Secret::new(password))
 }
 
 fn app_path(name: &str, rest: &str) -> String {
@@ -269,7 +269,7 @@ pub async fn history(api: &ApiClient, name: &str) -> anyhow::Result<()> {
         println!("{name} has not been deployed yet.");
         return Ok(());
     }
-    print!("{}", history_table(&deploys, now()));
+    print!("{}", history_table(&deploys, crate::model::now()));
     Ok(())
 }
 
@@ -305,12 +305,6 @@ fn history_table(deploys: &[DeployView], now: i64) -> String {
         ],
         &rows,
     )
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Copies the app's log to stdout as it arrives; with `follow`, until interrupted.

@@ -9,7 +9,7 @@ use reqwest::{header, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::secret::Secret;
+use crate::model::secret::Secret;
 use minicloud_proxy::error_chain;
 
 /// How long an ordinary (non-streaming) call may take.

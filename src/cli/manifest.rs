@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::apps::image_ref::ImageRef;
-use crate::apps::manifest::{self, Manifest};
 use crate::docker::{Docker, DockerError};
+use crate::model::image_ref::ImageRef;
+use crate::model::manifest::{self, Manifest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {

@@ -18,8 +18,8 @@ use futures_util::StreamExt;
 
 use super::error::{is_not_found, status};
 use super::{labels, Docker, DockerError};
-use crate::apps::image_ref::ImageRef;
-use crate::apps::name::AppName;
+use crate::model::image_ref::ImageRef;
+use crate::model::name::AppName;
 
 /// What a container does for its app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

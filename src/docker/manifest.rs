@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 
 use super::error::{is_not_found, reason};
 use super::{labels, Docker, DockerError};
-use crate::apps::image_ref::ImageRef;
+use crate::model::image_ref::ImageRef;
 
 /// Where the manifest may be, in the order they are tried.
 pub const MANIFEST_FILES: &[&str] = &["/cloud_manifest.yml", "/cloud_manifest.json"];

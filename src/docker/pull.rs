@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 
 use super::error::reason;
 use super::{Docker, DockerError};
-use crate::apps::image_ref::ImageRef;
+use crate::model::image_ref::ImageRef;
 
 /// Credentials for a private registry. `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]

@@ -12,9 +12,10 @@ use minicloud_proxy::error_chain;
 
 use super::error::{root_cause, scrub};
 use super::names::{quote_ident, quote_str, sql_account, ServiceName};
-use super::{account, app_url, Credentials, Provisioner, ServiceError, ServiceKind};
-use crate::apps::name::AppName;
-use crate::secret::Secret;
+use super::{account, app_url, Credentials, Provisioner, ServiceError};
+use crate::model::name::AppName;
+use crate::model::secret::Secret;
+use crate::model::ServiceKind;
 use crate::store::Store;
 
 pub const SERVICE: &str = "MariaDB";

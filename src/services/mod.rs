@@ -30,13 +30,12 @@ use std::future::Future;
 use std::path::PathBuf;
 
 use rand::distr::{Alphanumeric, SampleString};
-use serde::{Deserialize, Serialize};
 
-use crate::apps::manifest::Need;
-use crate::apps::name::AppName;
 use crate::config::Config;
-use crate::plane::now;
-use crate::secret::Secret;
+use crate::model::name::AppName;
+use crate::model::now;
+use crate::model::secret::Secret;
+use crate::model::{Need, ServiceKind};
 use crate::store::{ServiceRecord, Store};
 
 pub use error::ServiceError;
@@ -47,39 +46,6 @@ pub use storage::Storage;
 
 /// Length of generated passwords: alphanumeric, so ~238 bits, and nothing to escape.
 pub const PASSWORD_LEN: usize = 40;
-
-/// Which service a provisioner (or a stored credential) is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceKind {
-    Mariadb,
-    Rabbitmq,
-    Storage,
-}
-
-impl ServiceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mariadb => "mariadb",
-            Self::Rabbitmq => "rabbitmq",
-            Self::Storage => "storage",
-        }
-    }
-
-    pub fn for_need(need: Need) -> Self {
-        match need {
-            Need::Database => Self::Mariadb,
-            Need::Messagebus => Self::Rabbitmq,
-            Need::Storage => Self::Storage,
-        }
-    }
-}
-
-impl std::fmt::Display for ServiceKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One kind of service an app can be given.
 ///

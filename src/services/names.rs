@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use crate::apps::name::AppName;
+use crate::model::name::AppName;
 
 use super::ServiceError;
 
@@ -99,7 +99,7 @@ mod tests {
     fn names_derive_from_app_names() {
         let app = AppName::try_new("my-app-2").unwrap();
         assert_eq!(ServiceName::for_app(&app).unwrap().as_str(), "app_my_app_2");
-        let longest = AppName::try_new("a".repeat(crate::apps::name::MAX_LEN)).unwrap();
+        let longest = AppName::try_new("a".repeat(crate::model::name::MAX_LEN)).unwrap();
         assert!(ServiceName::for_app(&longest).is_ok());
     }
 

@@ -10,9 +10,10 @@ use serde_json::json;
 
 use super::error::{root_cause, scrub};
 use super::names::ServiceName;
-use super::{account, app_url, Credentials, Provisioner, ServiceError, ServiceKind};
-use crate::apps::name::AppName;
-use crate::secret::Secret;
+use super::{account, app_url, Credentials, Provisioner, ServiceError};
+use crate::model::name::AppName;
+use crate::model::secret::Secret;
+use crate::model::ServiceKind;
 use crate::store::Store;
 
 pub const SERVICE: &str = "RabbitMQ";

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{Provisioner, ServiceError, ServiceKind};
-use crate::apps::name::AppName;
+use super::{Provisioner, ServiceError};
+use crate::model::name::AppName;
+use crate::model::ServiceKind;
 
 /// The storage provisioner: only the data dir, no credentials. Cheap to clone.
 #[derive(Debug, Clone)]

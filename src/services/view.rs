@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 use super::names::ServiceName;
-use super::{Credentials, Provisioner, ServiceError, ServiceKind, Services};
-use crate::apps::name::AppName;
-use crate::secret::Secret;
+use super::{Credentials, Provisioner, ServiceError, Services};
+use crate::model::name::AppName;
+use crate::model::secret::Secret;
+use crate::model::ServiceKind;
 
 /// Shown instead of a password unless it is revealed.
 const MASK: &str = "********";

@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use minicloud_proxy::HostPattern;
 
-use crate::apps::name::AppName;
-use crate::services::ServiceKind;
+use crate::model::name::AppName;
+use crate::model::ServiceKind;
 use minicloud_proxy::acme::CertRecord;
 use minicloud_proxy::Hostname;
 
@@ -496,7 +496,7 @@ mod tests {
             app: AppName::try_new(app).unwrap(),
             kind,
             user: format!("app_{app}"),
-            password: crate::secret::Secret::new("pw"),
+            password: crate::model::secret::Secret::new("pw"),
             created_at: 1,
             rotated_at: None,
         };

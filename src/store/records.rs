@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use minicloud_proxy::{HostPattern, Hostname, Upstream};
 
-use crate::apps::image_ref::ImageRef;
-use crate::apps::name::AppName;
-use crate::secret::Secret;
+use crate::model::image_ref::ImageRef;
+use crate::model::name::AppName;
+use crate::model::secret::Secret;
 
 /// An external route: a host served by a process on this machine rather than an app.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -110,7 +110,7 @@ impl std::fmt::Debug for DeployRecord {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceRecord {
     pub app: AppName,
-    pub kind: crate::services::ServiceKind,
+    pub kind: crate::model::ServiceKind,
     pub user: String,
     pub password: Secret,
     /// Unix seconds.

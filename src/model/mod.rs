@@ -1,0 +1,23 @@
+//! The vocabulary every layer speaks: pure types and rules, no I/O, and no `crate::` import
+//! from outside this module (`tests/module_graph.rs` keeps it so).
+//!
+//! App names ([`AppName`]), image references ([`ImageRef`]), the app contract read from an
+//! image ([`Manifest`], [`Need`]), the shared services ([`ServiceKind`]), credentials
+//! ([`Secret`]), time ([`time`]), and who does what ([`Actor`], [`Operation`], [`Trigger`],
+//! [`OpId`]).
+
+pub mod image_ref;
+pub mod manifest;
+pub mod name;
+mod ops;
+pub mod secret;
+mod service;
+pub mod time;
+
+pub use image_ref::ImageRef;
+pub use manifest::{Manifest, Need};
+pub use name::AppName;
+pub use ops::{Actor, OpId, Operation, Trigger};
+pub use secret::Secret;
+pub use service::ServiceKind;
+pub use time::{format_time, now};
