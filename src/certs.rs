@@ -1,8 +1,9 @@
 //! CA certificates for the hosts minicloud routes: the manager task that orders and renews
 //! them, the status people see, and forced renewals.
 //!
-//! The manager is the only writer of certificate records. It wakes when a route is added
-//! ([`CertsHandle::hosts_changed`]), when a person forces a renewal, and on a jittered timer;
+//! The manager writes certificate records (a forced renewal only sets a record's `forced`
+//! mark). It wakes on the bus's facts (routes changed, a renewal asked for, a lagged receiver
+//! meaning "look again") and on a jittered timer;
 //! each time it asks the pure `plan` what is due and does it, one host at a time. A record is
 //! stored before the edge changes, and the attempt is stored before the order is made, so the
 //! rate limits hold across crashes and restarts. What the edge serves for a host changes only
@@ -13,7 +14,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use minicloud_proxy::acme::{
@@ -21,10 +21,11 @@ use minicloud_proxy::acme::{
     RenewBasis,
 };
 use minicloud_proxy::{CertSource, Certificate, HostPattern, Hostname, ShutdownWatch};
-use tokio::sync::Notify;
+use tokio::sync::broadcast;
 
+use crate::bus::{Event, EventKind, Op};
+use crate::ctx::Ctx;
 use crate::model::{format_time, now};
-use crate::plane::Plane;
 use crate::store::{AcmeAccountRecord, StoreError};
 
 /// The longest the manager sleeps between checks (jittered by up to a tenth, earlier).
@@ -57,41 +58,6 @@ pub enum CertsError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// How the rest of the control plane reaches the manager. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct CertsHandle {
-    inner: Arc<HandleInner>,
-}
-
-#[derive(Default)]
-struct HandleInner {
-    wake: Notify,
-    forced: Mutex<BTreeSet<Hostname>>,
-}
-
-impl CertsHandle {
-    /// A host may need a certificate: look now rather than at the next timer.
-    pub fn hosts_changed(&self) {
-        self.inner.wake.notify_one();
-    }
-
-    fn force(&self, host: Hostname) {
-        self.lock_forced().insert(host);
-        self.inner.wake.notify_one();
-    }
-
-    fn take_forced(&self) -> BTreeSet<Hostname> {
-        std::mem::take(&mut *self.lock_forced())
-    }
-
-    fn lock_forced(&self) -> std::sync::MutexGuard<'_, BTreeSet<Hostname>> {
-        self.inner
-            .forced
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
 }
 
 /// A host's certificate as a person sees it.
@@ -177,15 +143,15 @@ impl CertificateStatus {
 }
 
 /// Every routed host (and the admin host) with its certificate state.
-pub fn list_certificates(plane: &Plane) -> Result<Vec<CertificateStatus>, CertsError> {
-    let records: BTreeMap<Hostname, CertRecord> = plane
+pub fn list_certificates(ctx: &Ctx) -> Result<Vec<CertificateStatus>, CertsError> {
+    let records: BTreeMap<Hostname, CertRecord> = ctx
         .store
         .certificates()?
         .into_iter()
         .map(|r| (r.host.clone(), r))
         .collect();
-    let acme_on = plane.config.acme_email.is_some();
-    Ok(plane
+    let acme_on = ctx.config.acme_email.is_some();
+    Ok(ctx
         .edge
         .routes()
         .into_keys()
@@ -205,12 +171,12 @@ pub fn list_certificates(plane: &Plane) -> Result<Vec<CertificateStatus>, CertsE
 }
 
 /// Asks for a new certificate for `host` now (the current one keeps serving meanwhile).
-pub fn force_renewal(plane: &Plane, host: &str) -> Result<CertificateStatus, CertsError> {
-    if plane.config.acme_email.is_none() {
+pub fn force_renewal(ctx: &Ctx, op: &Op, host: &str) -> Result<CertificateStatus, CertsError> {
+    if ctx.config.acme_email.is_none() {
         return Err(CertsError::AcmeOff);
     }
     let host = Hostname::parse(host).map_err(|e| CertsError::Invalid(e.to_string()))?;
-    if !plane
+    if !ctx
         .edge
         .routes()
         .contains_key(&HostPattern::Exact(host.clone()))
@@ -219,7 +185,7 @@ pub fn force_renewal(plane: &Plane, host: &str) -> Result<CertificateStatus, Cer
             host: host.to_string(),
         });
     }
-    let record = plane.store.certificate(&host)?;
+    let record = ctx.store.certificate(&host)?;
     if let Some(limited) = record.as_ref().and_then(|r| r.limit(now()).err()) {
         return Err(CertsError::Limited {
             host: host.to_string(),
@@ -227,21 +193,27 @@ pub fn force_renewal(plane: &Plane, host: &str) -> Result<CertificateStatus, Cer
             until: format_time(limited.until),
         });
     }
-    plane.certs.force(host.clone());
-    Ok(record.map_or_else(
-        || CertificateStatus::pending(host.to_string()),
-        |r| CertificateStatus::from_record(&r),
-    ))
+    // The mark is stored, so a renewal asked for is not lost to a lagged bus or a restart.
+    let mut marked = record.unwrap_or_else(|| CertRecord::new(host.clone()));
+    marked.forced = true;
+    ctx.store.put_certificate(&marked)?;
+    ctx.bus.send(
+        op,
+        EventKind::RenewalRequested {
+            host: host.to_string(),
+        },
+    );
+    Ok(CertificateStatus::from_record(&marked))
 }
 
 /// Installs the stored CA certificates of routed hosts, so a restart serves them at once and
 /// orders nothing. Called at start, before the listeners open.
-pub fn publish_stored(plane: &Plane) -> Result<(), StoreError> {
-    if plane.config.acme_email.is_none() {
+pub fn publish_stored(ctx: &Ctx) -> Result<(), StoreError> {
+    if ctx.config.acme_email.is_none() {
         return Ok(());
     }
     let mut certs = Vec::new();
-    for record in plane.store.certificates()? {
+    for record in ctx.store.certificates()? {
         let Some(pem) = record.cert.clone() else {
             continue;
         };
@@ -253,7 +225,7 @@ pub fn publish_stored(plane: &Plane) -> Result<(), StoreError> {
         }
     }
     let count = certs.len();
-    plane.edge.update(|draft| {
+    ctx.edge.update(|draft| {
         for (host, cert) in certs {
             draft.set_certificate(host, cert);
         }
@@ -262,21 +234,39 @@ pub fn publish_stored(plane: &Plane) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Waits for a fact that may change what is due: routes changed, a renewal asked for, or a
+/// lagged receiver (it may have missed either). Progress and other facts do not wake it.
+async fn wakes(events: &mut broadcast::Receiver<Event>) {
+    loop {
+        match events.recv().await {
+            Ok(Event {
+                kind: EventKind::RoutesChanged | EventKind::RenewalRequested { .. },
+                ..
+            })
+            | Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
 /// The manager task, ready to run on the control plane's runtime.
 pub struct Manager {
-    plane: Plane,
+    ctx: Ctx,
+    /// Subscribed when the manager is made, so no fact sent before `run` is missed.
+    events: broadcast::Receiver<Event>,
     settings: AcmeSettings,
     client: Option<AcmeClient>,
 }
 
 impl Manager {
     /// `None` when ACME is off. Reads the CA root file now, so a bad path stops the start.
-    pub fn new(plane: Plane) -> Result<Option<Self>, CertsError> {
-        let Some(email) = plane.config.acme_email.clone() else {
+    pub fn new(ctx: Ctx) -> Result<Option<Self>, CertsError> {
+        let Some(email) = ctx.config.acme_email.clone() else {
             tracing::info!("{ACME_OFF}");
             return Ok(None);
         };
-        let ca_root_pem = match &plane.config.acme_ca_root {
+        let ca_root_pem = match &ctx.config.acme_ca_root {
             Some(path) => {
                 Some(
                     std::fs::read_to_string(path).map_err(|source| CertsError::CaRoot {
@@ -288,12 +278,13 @@ impl Manager {
             None => None,
         };
         let settings = AcmeSettings {
-            directory: plane.config.acme_directory.clone(),
+            directory: ctx.config.acme_directory.clone(),
             email,
             ca_root_pem,
         };
         Ok(Some(Self {
-            plane,
+            events: ctx.bus.subscribe(),
+            ctx,
             settings,
             client: None,
         }))
@@ -311,7 +302,7 @@ impl Manager {
                 }
             };
             tokio::select! {
-                _ = self.plane.certs.inner.wake.notified() => {}
+                _ = wakes(&mut self.events) => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,
             }
@@ -324,7 +315,7 @@ impl Manager {
     /// Does what is due; returns how long to sleep before looking again.
     async fn tick(&mut self) -> Result<Duration, StoreError> {
         let hosts: BTreeSet<Hostname> = self
-            .plane
+            .ctx
             .edge
             .routes()
             .into_keys()
@@ -334,20 +325,12 @@ impl Manager {
             })
             .collect();
         let mut records: BTreeMap<Hostname, CertRecord> = self
-            .plane
+            .ctx
             .store
             .certificates()?
             .into_iter()
             .map(|r| (r.host.clone(), r))
             .collect();
-        for host in self.plane.certs.take_forced() {
-            if let Some(record) = records.get_mut(&host) {
-                record.forced = true;
-                self.plane.store.put_certificate(record)?;
-            } else {
-                records.insert(host.clone(), CertRecord::new(host));
-            }
-        }
         for action in plan(now(), &hosts, &records) {
             match action {
                 Action::Issue(host) | Action::Renew(host) => {
@@ -360,7 +343,7 @@ impl Manager {
                 Action::CheckRenewalInfo(host) => {
                     if let Some(record) = records.get_mut(&host) {
                         self.check_renewal_info(record).await;
-                        self.plane.store.put_certificate(record)?;
+                        self.ctx.store.put_certificate(record)?;
                     }
                 }
             }
@@ -376,12 +359,12 @@ impl Manager {
     async fn order(&mut self, mut record: CertRecord) -> Result<CertRecord, StoreError> {
         let host = record.host.clone();
         record.start_attempt(now());
-        self.plane.store.put_certificate(&record)?;
+        self.ctx.store.put_certificate(&record)?;
         let started = Instant::now();
         let outcome = match self.client().await {
             Ok(client) => tokio::time::timeout(
                 ORDER_TIMEOUT,
-                client.issue(&self.plane.edge, &host, record.cert.as_ref()),
+                client.issue(&self.ctx.edge, &host, record.cert.as_ref()),
             )
             .await
             .unwrap_or_else(|_| {
@@ -416,7 +399,7 @@ impl Manager {
                     Some((w, retry)) => record.apply_renewal_info(now(), w, retry, jitter),
                     None => record.no_renewal_info(),
                 }
-                self.plane.store.put_certificate(&record)?;
+                self.ctx.store.put_certificate(&record)?;
                 tracing::info!(
                     %host,
                     serial = %cert.info.serial,
@@ -425,13 +408,13 @@ impl Manager {
                     "certificate issued"
                 );
                 let pattern = HostPattern::Exact(host);
-                self.plane
+                self.ctx
                     .edge
                     .update(|draft| draft.set_certificate(pattern, cert));
             }
             Err(e) => {
                 record.fail(now(), e.to_string(), rand::random::<f64>());
-                self.plane.store.put_certificate(&record)?;
+                self.ctx.store.put_certificate(&record)?;
                 tracing::warn!(
                     %host,
                     error = %e,
@@ -466,7 +449,7 @@ impl Manager {
     /// The account, connected on first use (so a CA that is down at start delays nothing).
     async fn client(&mut self) -> Result<AcmeClient, AcmeError> {
         if self.client.is_none() {
-            let store = &self.plane.store;
+            let store = &self.ctx.store;
             let stored =
                 store
                     .acme_account(&self.settings.directory)

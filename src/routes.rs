@@ -3,8 +3,9 @@
 
 use minicloud_proxy::{HostPattern, Upstream};
 
+use crate::bus::Op;
+use crate::ctx::Ctx;
 use crate::model::now;
-use crate::plane::Plane;
 use crate::store::{RouteRecord, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,11 +33,12 @@ pub fn parse_route(host: &str, upstream: &str) -> Result<(HostPattern, Upstream)
 /// Adds or replaces the route for `host`. Stored first, then served: what is served never
 /// runs ahead of what a restart would restore.
 pub fn set_route(
-    plane: &Plane,
+    ctx: &Ctx,
+    op: &Op,
     host: HostPattern,
     upstream: Upstream,
 ) -> Result<RouteRecord, RouteError> {
-    if host == HostPattern::Exact(plane.config.admin_host()) {
+    if host == HostPattern::Exact(ctx.config.admin_host()) {
         return Err(RouteError::Reserved {
             host: host.to_string(),
         });
@@ -46,30 +48,30 @@ pub fn set_route(
         upstream,
         created_at: now(),
     };
-    plane.store.put_route(&record)?;
-    plane
-        .edge
+    ctx.store.put_route(&record)?;
+    ctx.edge
         .update(|draft| draft.set_route(record.host.clone(), record.upstream));
-    plane.certs.hosts_changed();
+    ctx.routes_changed(op);
     Ok(record)
 }
 
-pub fn remove_route(plane: &Plane, host: &str) -> Result<(), RouteError> {
+pub fn remove_route(ctx: &Ctx, op: &Op, host: &str) -> Result<(), RouteError> {
     let host = HostPattern::parse(host).map_err(|e| RouteError::Invalid(e.to_string()))?;
-    if host == HostPattern::Exact(plane.config.admin_host()) {
+    if host == HostPattern::Exact(ctx.config.admin_host()) {
         return Err(RouteError::Reserved {
             host: host.to_string(),
         });
     }
-    if !plane.store.delete_route(&host)? {
+    if !ctx.store.delete_route(&host)? {
         return Err(RouteError::NotFound {
             host: host.to_string(),
         });
     }
-    plane.edge.update(|draft| draft.remove_route(&host));
+    ctx.edge.update(|draft| draft.remove_route(&host));
+    ctx.routes_changed(op);
     Ok(())
 }
 
-pub fn list_routes(plane: &Plane) -> Result<Vec<RouteRecord>, RouteError> {
-    Ok(plane.store.routes()?)
+pub fn list_routes(ctx: &Ctx) -> Result<Vec<RouteRecord>, RouteError> {
+    Ok(ctx.store.routes()?)
 }

@@ -3,19 +3,21 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use minicloud_proxy::{
     BackgroundService, Edge, EdgeConfig, EdgeError, EdgeServer, ProxySettings, ShutdownWatch,
 };
 
-use crate::api::ApiState;
 use crate::apps::{AppSettings, Apps};
 use crate::auth::{self, Bootstrap};
 use crate::config::Config;
-use crate::model::now;
-use crate::plane::Plane;
+use crate::ctx::Ctx;
+use crate::model::{now, Actor};
 use crate::store::{Store, StoreError};
+use crate::tasks::Tasks;
+use crate::web::WebState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -81,25 +83,25 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     let app_settings = AppSettings {
         health_timeout: config.health_timeout,
     };
-    let plane = Plane::new(config, store, edge.clone());
-    plane.publish_stored_state(api_addr)?;
-    crate::certs::publish_stored(&plane)?;
-    let certs = crate::certs::Manager::new(plane.clone())?;
-    let apps = Apps::new(plane.clone(), app_settings)?;
+    let ctx = Ctx::new(config, store, edge.clone());
+    ctx.publish_stored_state(api_addr)?;
+    crate::certs::publish_stored(&ctx)?;
+    let certs = crate::certs::Manager::new(ctx.clone())?;
+    let apps = Apps::new(ctx.clone(), app_settings)?;
 
     let mut server = EdgeServer::new(edge, &edge_config)?;
     tracing::info!(
         http = %http_addr,
         https = %https_addr,
         api = %api_addr,
-        admin = %format!("https://{}:{}/", plane.config.admin_host(), plane.config.https_port),
-        routes = plane.edge.snapshot().routes.len(),
+        admin = %format!("https://{}:{}/", ctx.config.admin_host(), ctx.config.https_port),
+        routes = ctx.edge.snapshot().routes.len(),
         "minicloud starting"
     );
     server.add_background(
         "control plane",
         ControlPlane {
-            state: ApiState { plane, apps },
+            state: WebState { ctx, apps },
             listener: Mutex::new(Some(api_listener)),
             certs: Mutex::new(certs),
         },
@@ -134,9 +136,12 @@ fn probe_bind(addr: SocketAddr, what: &'static str) -> Result<(), ServeError> {
     bind(addr, what).map(drop)
 }
 
+/// How long background tasks get to finish after the shutdown signal.
+const TASKS_GRACE: Duration = Duration::from_secs(5);
+
 /// The control plane as a Pingora background service: serves the API until shutdown.
 struct ControlPlane {
-    state: ApiState,
+    state: WebState,
     /// Bound before start so the edge's admin route is known; taken once by `start`.
     listener: Mutex<Option<TcpListener>>,
     /// The certificate manager (`None` when ACME is off); taken once by `start`.
@@ -145,7 +150,7 @@ struct ControlPlane {
 
 #[async_trait]
 impl BackgroundService for ControlPlane {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
+    async fn start(&self, shutdown: ShutdownWatch) {
         let taken = self
             .listener
             .lock()
@@ -166,34 +171,50 @@ impl BackgroundService for ControlPlane {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        if let Some(manager) = certs {
-            tokio::spawn(manager.run(shutdown.clone()));
-        }
-        let apps = self.state.apps.clone();
-        tokio::spawn(async move {
-            // Apps kept running while minicloud was down; find them and route to them again.
-            match apps.reconcile().await {
-                Ok(done) => tracing::info!(
-                    served = done.served,
-                    created = done.created,
-                    removed = done.removed,
-                    failed = done.failed.len(),
-                    "apps reconciled"
-                ),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot reconcile apps; the edge keeps serving")
-                }
-            }
-        });
-        let app = crate::api::router(self.state.clone());
-        let stop = async move {
-            let _ = shutdown.changed().await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "control plane API stopped");
-        }
+        run_control_plane(self.state.clone(), listener, certs, shutdown).await;
     }
+}
+
+/// The control plane proper: starts the background tasks (certificate manager, start-up
+/// reconcile), serves the API on `listener` until `shutdown`, then stops the tasks. Public so
+/// tests can run it in process on a port-0 listener.
+pub async fn run_control_plane(
+    state: WebState,
+    listener: tokio::net::TcpListener,
+    certs: Option<crate::certs::Manager>,
+    mut shutdown: ShutdownWatch,
+) {
+    let mut tasks = Tasks::new(shutdown.clone());
+    if let Some(manager) = certs {
+        tasks.spawn("certificate manager", |stop| manager.run(stop));
+    }
+    let apps = state.apps.clone();
+    tasks.spawn("start-up reconcile", |_| async move {
+        // Apps kept running while minicloud was down; find them and route to them again.
+        let op = apps.bus().begin(Actor::System);
+        match apps.reconcile(&op).await {
+            Ok(done) => tracing::info!(
+                served = done.served,
+                created = done.created,
+                removed = done.removed,
+                failed = done.failed.len(),
+                "apps reconciled"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reconcile apps; the edge keeps serving")
+            }
+        }
+    });
+    tracing::info!(tasks = ?tasks.names(), "control plane started");
+    let app = crate::web::router(state);
+    let stop = async move {
+        let _ = shutdown.changed().await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::error!(error = %e, "control plane API stopped");
+    }
+    tasks.stop(TASKS_GRACE).await;
 }

@@ -8,15 +8,15 @@ use std::time::Duration;
 use minicloud_proxy::Upstream;
 
 use super::env::build_env;
-use super::error::AppError;
-use super::events::AppEvent;
+use super::error::{AppError, DeployFailure};
 use super::health::{self, Health};
 use super::Apps;
+use crate::bus::{EventKind, Op};
 use crate::docker::{ContainerSpec, ManagedLabels, RegistryAuth, Role, DEFAULT_NETWORK};
 use crate::model::image_ref::ImageRef;
 use crate::model::manifest::{self, Manifest};
 use crate::model::name::AppName;
-use crate::model::now;
+use crate::model::{now, Trigger};
 use crate::store::{AppRecord, DeployOutcome, DeployRecord};
 
 /// How long the old revision keeps its containers after the route moved, so requests already
@@ -34,6 +34,23 @@ pub enum Source {
     Pull { image: ImageRef, force: bool },
     /// Run an earlier revision's exact image again (rollback, restart, env change).
     Revision { revision: u64 },
+}
+
+/// Why a revision's containers did not come up healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartFailure {
+    pub reason: String,
+    /// The web container's last log lines, repeats folded; `None` when it logged nothing.
+    pub log_tail: Option<String>,
+}
+
+impl StartFailure {
+    fn new(reason: impl ToString) -> Self {
+        Self {
+            reason: reason.to_string(),
+            log_tail: None,
+        }
+    }
 }
 
 /// How a deploy ended when it did not fail.
@@ -57,38 +74,43 @@ impl Apps {
     /// Runs a deploy to the end. The caller holds the app's lock.
     pub(super) async fn run_deploy(
         &self,
+        op: &Op,
         app: &AppName,
         source: Source,
-        trigger: &str,
+        trigger: Trigger,
     ) -> Result<Deployed, AppError> {
-        let result = self.try_deploy(app, source, trigger).await;
-        match &result {
-            Ok(Deployed::New(revision)) => self.events.send(AppEvent::Deployed {
-                app: app.clone(),
+        let result = self.try_deploy(op, app, source, trigger).await;
+        let app = app.clone();
+        let fact = match &result {
+            Ok(Deployed::New(revision)) => EventKind::Deployed {
+                app,
                 revision: *revision,
-            }),
-            Ok(Deployed::Unchanged(revision)) => self.events.send(AppEvent::Unchanged {
-                app: app.clone(),
+            },
+            Ok(Deployed::Unchanged(revision)) => EventKind::Unchanged {
+                app,
                 revision: *revision,
-            }),
-            Err(e) => self.events.send(AppEvent::Failed {
-                app: app.clone(),
+            },
+            Err(e) => EventKind::Failed {
+                app,
                 reason: e.to_string(),
-            }),
-        }
+            },
+        };
+        self.ctx.bus.send(op, fact);
         result
     }
 
     async fn try_deploy(
         &self,
+        op: &Op,
         name: &AppName,
         source: Source,
-        trigger: &str,
+        trigger: Trigger,
     ) -> Result<Deployed, AppError> {
+        let bus = &self.ctx.bus;
         let record = self.app_record(name)?;
         let docker = self.docker().await?;
         let serving = match record.current {
-            Some(rev) => self.plane.store.deploy(name, rev)?,
+            Some(rev) => self.ctx.store.deploy(name, rev)?,
             None => None,
         };
 
@@ -99,36 +121,33 @@ impl Apps {
         };
         let (image, digest, env_source) = match source {
             Source::Pull { image, force } => {
-                self.events
-                    .step(name, format!("pulling {}", image.canonical()));
+                bus.step(op, name, format!("pulling {}", image.canonical()));
                 let auth = record.registry_auth.as_ref().map(|c| RegistryAuth {
                     username: c.username.clone(),
                     password: c.password.expose().to_owned(),
                 });
-                let events = self.events.clone();
-                let app_for_progress = name.clone();
                 let pulled = docker
-                    .pull(&image, auth.as_ref(), move |p| {
-                        events.send(AppEvent::Pull {
-                            app: app_for_progress.clone(),
+                    .pull(&image, auth.as_ref(), |p| {
+                        let pull = EventKind::Pull {
+                            app: name.clone(),
                             layers_done: p.layers_done,
                             layers_total: p.layers_total,
                             bytes_done: p.bytes_done,
                             bytes_total: p.bytes_total,
-                        })
+                        };
+                        bus.send(op, pull)
                     })
                     .await?;
                 if let Some(current) = &serving {
                     if current.digest == pulled.digest && !force {
-                        self.events
-                            .step(name, format!("{} is already running", pulled.digest));
+                        bus.step(op, name, format!("{} is already running", pulled.digest));
                         return Ok(Deployed::Unchanged(current.revision));
                     }
                 }
                 (pulled.image, pulled.digest, None)
             }
             Source::Revision { revision } => {
-                let old = self.plane.store.deploy(name, revision)?.ok_or_else(|| {
+                let old = self.ctx.store.deploy(name, revision)?.ok_or_else(|| {
                     AppError::Invalid(format!("{name} has no revision {revision}"))
                 })?;
                 (old.image.clone(), old.digest.clone(), Some(old))
@@ -139,7 +158,7 @@ impl Apps {
         let (manifest_file, manifest_text) = match &env_source {
             Some(old) => (old.manifest_file.clone(), old.manifest_text.clone()),
             None => {
-                self.events.step(name, "reading the app manifest");
+                bus.step(op, name, "reading the app manifest");
                 docker.read_manifest(&image).await?
             }
         };
@@ -149,19 +168,18 @@ impl Apps {
         //    no deploy record; the serving revision goes on, and a retry provisions again.
         if !manifest.needs.is_empty() {
             let needs: Vec<&str> = manifest.needs.iter().map(|n| n.as_str()).collect();
-            self.events
-                .step(name, format!("provisioning {}", needs.join(", ")));
+            bus.step(op, name, format!("provisioning {}", needs.join(", ")));
         }
         let provisioned = self
             .services
             .provision(name, &manifest.needs)
             .await
-            .map_err(|e| {
-                let still = match record.current {
-                    Some(rev) => format!("; revision {rev} keeps serving"),
-                    None => String::new(),
-                };
-                AppError::DeployFailed(format!("deploy of {name} failed: {e}{still}"))
+            .map_err(|e| DeployFailure {
+                app: name.clone(),
+                revision: None,
+                reason: e.to_string(),
+                log_tail: None,
+                still_serving: record.current,
             })?;
         let data_dir = provisioned.data_dir;
         let env = build_env(
@@ -183,16 +201,16 @@ impl Apps {
             manifest_file,
             manifest_text,
             env,
-            trigger: trigger.to_owned(),
+            trigger: trigger.to_string(),
             started_at: now(),
             finished_at: None,
             outcome: DeployOutcome::InProgress,
         };
-        self.plane.store.put_app_and_deploy(&record, &deploy)?;
+        self.ctx.store.put_app_and_deploy(&record, &deploy)?;
 
         // 5. Start, probe, swap; or clean up and record why not.
         match self
-            .start_revision(&record, &deploy, &manifest, data_dir.as_deref())
+            .start_revision(op, &record, &deploy, &manifest, data_dir.as_deref())
             .await
         {
             Ok(upstream) => {
@@ -203,9 +221,10 @@ impl Apps {
                 }
                 deploy.outcome = DeployOutcome::Succeeded;
                 deploy.finished_at = Some(now());
-                self.plane.store.put_app_and_deploy(&record, &deploy)?;
-                self.route_app(&record, Some(upstream))?;
-                self.events.step(
+                self.ctx.store.put_app_and_deploy(&record, &deploy)?;
+                self.route_app(op, &record, Some(upstream))?;
+                bus.step(
+                    op,
                     name,
                     format!("revision {revision} serves at {}", self.app_url(name)),
                 );
@@ -215,45 +234,50 @@ impl Apps {
                 self.remove_other_revisions(name, revision).await;
                 Ok(Deployed::New(revision))
             }
-            Err(reason) => {
+            Err(failed) => {
                 self.remove_revision(name, revision).await;
+                let record = self.app_record(name)?;
+                let failure = DeployFailure {
+                    app: name.clone(),
+                    revision: Some(revision),
+                    reason: failed.reason,
+                    log_tail: failed.log_tail,
+                    still_serving: record.current,
+                };
                 deploy.outcome = DeployOutcome::Failed {
-                    reason: reason.clone(),
+                    reason: failure.recorded_reason(),
                 };
                 deploy.finished_at = Some(now());
-                let record = self.app_record(name)?;
-                self.plane.store.put_app_and_deploy(&record, &deploy)?;
-                let still = match record.current {
-                    Some(rev) => format!("; revision {rev} keeps serving"),
-                    None => String::new(),
-                };
-                Err(AppError::DeployFailed(format!(
-                    "deploy of {name} revision {revision} failed: {reason}{still}"
-                )))
+                self.ctx.store.put_app_and_deploy(&record, &deploy)?;
+                Err(failure.into())
             }
         }
     }
 
     /// Starts the web container and runners of a recorded revision and waits until the web
-    /// container is healthy. Returns its upstream; on error, a reason for the deploy record.
+    /// container is healthy. Returns its upstream, or why not.
     pub(super) async fn start_revision(
         &self,
+        op: &Op,
         record: &AppRecord,
         deploy: &DeployRecord,
         manifest: &Manifest,
         data_dir: Option<&std::path::Path>,
-    ) -> Result<Upstream, String> {
-        let docker = self.docker().await.map_err(|e| e.to_string())?;
+    ) -> Result<Upstream, StartFailure> {
+        let bus = &self.ctx.bus;
+        let docker = self.docker().await.map_err(StartFailure::new)?;
         let name = &record.name;
         let web = self.container_spec(record, deploy, None, data_dir);
-        self.events.step(
+        bus.step(
+            op,
             name,
             format!("starting revision {} ({})", deploy.revision, web.name),
         );
-        let running = docker.run(&web).await.map_err(|e| e.to_string())?;
+        let running = docker.run(&web).await.map_err(StartFailure::new)?;
         let addr = SocketAddr::new(running.ip, manifest.http_port());
         let health_path = manifest.health.as_ref().map(|h| h.path.as_str());
-        self.events.step(
+        bus.step(
+            op,
             name,
             format!("waiting for {addr}{} to answer", health_path.unwrap_or("")),
         );
@@ -272,19 +296,21 @@ impl Apps {
                 .unwrap_or_default();
             let logs = collapse_repeats(logs.trim_end());
             return Err(if logs.is_empty() {
-                format!("{why}; the container logged nothing")
+                StartFailure::new(format!("{why}; the container logged nothing"))
             } else {
-                format!("{why}; its last log lines:\n{logs}")
+                StartFailure {
+                    reason: why.to_string(),
+                    log_tail: Some(logs),
+                }
             });
         }
         for runner in &manifest.runners {
             let spec = self.container_spec(record, deploy, Some(runner), data_dir);
-            self.events
-                .step(name, format!("starting runner {}", spec.name));
+            bus.step(op, name, format!("starting runner {}", spec.name));
             docker
                 .run(&spec)
                 .await
-                .map_err(|e| format!("runner {}: {e}", runner.name))?;
+                .map_err(|e| StartFailure::new(format!("runner {}: {e}", runner.name)))?;
         }
         Ok(Upstream(addr))
     }
@@ -327,7 +353,7 @@ impl Apps {
 
     fn next_revision(&self, app: &AppName) -> Result<u64, AppError> {
         Ok(self
-            .plane
+            .ctx
             .store
             .deploys(app)?
             .last()

@@ -1,7 +1,11 @@
 //! `AppError`: how an app operation fails, in words a person can act on.
 
+use serde::Serialize;
+
 use crate::docker::DockerError;
+use crate::locks::Busy;
 use crate::model::manifest::ManifestError;
+use crate::model::AppName;
 use crate::services::ServiceError;
 use crate::store::StoreError;
 
@@ -14,11 +18,11 @@ pub enum AppError {
     #[error("{0}")]
     Invalid(String),
     /// Another operation on the same app holds its lock.
-    #[error("{app} is busy: {operation} is in progress; try again when it has finished")]
-    Busy { app: String, operation: String },
+    #[error(transparent)]
+    Busy(#[from] Busy),
     /// The deploy ran and failed; the previous revision (if any) keeps serving.
-    #[error("{0}")]
-    DeployFailed(String),
+    #[error(transparent)]
+    DeployFailed(#[from] DeployFailure),
     #[error("'{host}' is already served by {owner}")]
     HostTaken { host: String, owner: String },
     #[error(transparent)]
@@ -34,5 +38,65 @@ pub enum AppError {
 impl From<ManifestError> for AppError {
     fn from(e: ManifestError) -> Self {
         AppError::Invalid(e.to_string())
+    }
+}
+
+/// A deploy that ran and failed, with what a person needs to act on it: which revision
+/// failed, why, the last lines it logged, and which revision keeps serving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployFailure {
+    pub app: AppName,
+    /// The revision that was tried; `None` when it failed before one was recorded.
+    pub revision: Option<u64>,
+    pub reason: String,
+    /// The failed container's last log lines (repeats folded), when it logged any.
+    pub log_tail: Option<String>,
+    /// The revision that serves as before, if any.
+    pub still_serving: Option<u64>,
+}
+
+impl DeployFailure {
+    /// The reason with the log lines, as a deploy's history records it.
+    pub fn recorded_reason(&self) -> String {
+        match &self.log_tail {
+            Some(logs) => format!("{}; its last log lines:\n{logs}", self.reason),
+            None => self.reason.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for DeployFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "deploy of {}", self.app)?;
+        if let Some(rev) = self.revision {
+            write!(f, " revision {rev}")?;
+        }
+        write!(f, " failed: {}", self.recorded_reason())?;
+        if let Some(rev) = self.still_serving {
+            write!(f, "; revision {rev} keeps serving")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DeployFailure {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_reads_as_one_sentence_with_its_log_lines() {
+        let failure = DeployFailure {
+            app: AppName::try_new("blog").unwrap(),
+            revision: Some(2),
+            reason: "no answer in 20s".into(),
+            log_tail: Some("boom".into()),
+            still_serving: Some(1),
+        };
+        assert_eq!(
+            failure.to_string(),
+            "deploy of blog revision 2 failed: no answer in 20s; its last log lines:\nboom; revision 1 keeps serving"
+        );
     }
 }

@@ -1,8 +1,7 @@
 //! Apps: what an app is, and its whole lifecycle on Docker.
 //!
-//! The pure vocabulary: the validated app name ([`name::AppName`]), the image reference people
-//! paste ([`image_ref::ImageRef`]), the app contract read from the image
-//! ([`manifest::Manifest`]), the environment ([`env`]) and reconcile planning ([`reconcile`]).
+//! Pure parts: the environment ([`env`]) and reconcile planning ([`reconcile`]); the names,
+//! images and manifests they work on are `crate::model`'s.
 //! The I/O: [`Apps`] owns every operation on apps (one at a time per app), runs deploys
 //! ([`deploy`]), probes health ([`health`]) and recovers at start ([`recover`]); it reaches
 //! the engine only through `crate::docker`.
@@ -10,7 +9,6 @@
 pub mod deploy;
 pub mod env;
 pub mod error;
-pub mod events;
 pub mod health;
 mod ops;
 pub mod reconcile;
@@ -18,8 +16,7 @@ mod recover;
 mod status;
 
 pub use deploy::Deployed;
-pub use error::AppError;
-pub use events::{AppEvent, Events};
-pub use ops::{AppLock, AppSettings, Apps, NewApp, DEFAULT_MEMORY_MB};
+pub use error::{AppError, DeployFailure};
+pub use ops::{AppSettings, Apps, DeployRequest, EnvChange, NewApp, DEFAULT_MEMORY_MB};
 pub use recover::Recovered;
 pub use status::{AppState, AppStatus};

@@ -1,29 +1,30 @@
 //! The app operations the API, UI and CLI call: create, deploy, roll back, restart, stop,
-//! start, env, domains, remove, status. One operation per app at a time.
+//! start, env, domains, remove, status. Each takes the [`Op`] it runs as (its id and actor)
+//! and a typed request, validates it itself (so every face gets the same answer), and holds
+//! the app's lock from `ctx.locks` while it runs: one operation per app at a time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use minicloud_proxy::{HostPattern, Hostname, Upstream};
 use rand::RngCore;
-use tokio::sync::OwnedMutexGuard;
 
 use super::deploy::{web_container, Deployed, Source};
-use super::error::AppError;
-use super::events::Events;
+use super::error::{AppError, DeployFailure};
+use crate::bus::{EventKind, Op};
+use crate::ctx::Ctx;
 use crate::docker::{Docker, DockerError};
-use crate::model::image_ref::ImageRef;
-use crate::model::name::AppName;
-use crate::model::now;
-use crate::model::secret::Secret;
-use crate::plane::Plane;
-use crate::services::Services;
+use crate::locks::AppLock;
+use crate::model::{now, Actor, AppName, ImageRef, Operation, Secret, Trigger};
+use crate::services::{ServiceView, Services};
 use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, StoreError};
 
 /// Default memory limit of an app's containers.
 pub const DEFAULT_MEMORY_MB: u64 = 256;
+/// The memory limits a person may choose, in MB.
+pub const MEMORY_RANGE_MB: std::ops::RangeInclusive<u64> = 16..=65536;
 
 /// Settings of the app lifecycle.
 #[derive(Debug, Clone)]
@@ -35,23 +36,13 @@ pub struct AppSettings {
 /// The app lifecycle owner. Cheap to clone.
 #[derive(Clone)]
 pub struct Apps {
-    pub(super) plane: Plane,
+    pub(super) ctx: Ctx,
     pub(super) settings: AppSettings,
-    pub events: Events,
     /// The provisioners: database, message bus, storage.
-    pub services: Services,
+    pub(super) services: Services,
     /// Labels this minicloud's containers (see `docker::labels::INSTANCE`).
     instance: Arc<str>,
     docker: Arc<tokio::sync::Mutex<Option<Docker>>>,
-    locks: Arc<Mutex<HashMap<AppName, Slot>>>,
-}
-
-/// One app's operation lock, and the operation holding it (for "busy" messages).
-type Slot = (Arc<tokio::sync::Mutex<()>>, String);
-
-/// Held while an operation runs on one app.
-pub struct AppLock {
-    _guard: OwnedMutexGuard<()>,
 }
 
 /// What existed of an app's name before its first deploy, so a failed one removes only what
@@ -66,23 +57,39 @@ pub(super) struct BeforeFirstDeploy {
 #[derive(Debug, Clone)]
 pub struct NewApp {
     pub image: ImageRef,
+    /// Without one, the name the image's manifest declares.
     pub name: Option<AppName>,
-    pub registry_auth: Option<RegistryCredentials>,
+    /// A private registry's login: both or neither.
+    pub registry_username: Option<String>,
+    pub registry_password: Option<Secret>,
     pub env: BTreeMap<String, String>,
     pub memory_mb: Option<u64>,
 }
 
+/// A deploy of a new image, or of the app's own reference again.
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    pub image: Option<ImageRef>,
+    /// Deploy even when the digest is the one already serving.
+    pub force: bool,
+}
+
+/// Variables to set and to unset, in one change.
+#[derive(Debug, Clone, Default)]
+pub struct EnvChange {
+    pub set: BTreeMap<String, String>,
+    pub unset: Vec<String>,
+}
+
 impl Apps {
-    pub fn new(plane: Plane, settings: AppSettings) -> Result<Self, StoreError> {
-        let instance = plane.store.instance_id()?.into();
+    pub fn new(ctx: Ctx, settings: AppSettings) -> Result<Self, StoreError> {
+        let instance = ctx.store.instance_id()?.into();
         Ok(Self {
-            services: Services::new(&plane.config, plane.store.clone()),
-            plane,
+            services: Services::new(&ctx.config, ctx.store.clone()),
+            ctx,
             settings,
-            events: Events::default(),
             instance,
             docker: Arc::default(),
-            locks: Arc::default(),
         })
     }
 
@@ -101,34 +108,18 @@ impl Apps {
         Ok(docker)
     }
 
-    /// Takes the app's lock, or says what holds it.
-    pub fn lock(&self, app: &AppName, operation: &str) -> Result<AppLock, AppError> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = locks
-            .entry(app.clone())
-            .or_insert_with(|| (Arc::default(), String::new()));
-        match Arc::clone(&entry.0).try_lock_owned() {
-            Ok(guard) => {
-                entry.1 = operation.to_owned();
-                Ok(AppLock { _guard: guard })
-            }
-            Err(_) => Err(AppError::Busy {
-                app: app.to_string(),
-                operation: entry.1.clone(),
-            }),
-        }
+    /// Takes the app's lock for `operation`, or says what holds it.
+    pub(super) fn lock(&self, app: &AppName, operation: Operation) -> Result<AppLock, AppError> {
+        Ok(self.ctx.locks.lock(app, operation)?)
     }
 
-    /// Whether an operation is running on `app`, and which.
-    pub fn busy(&self, app: &AppName) -> Option<String> {
-        let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        let (mutex, operation) = locks.get(app)?;
-        let held = mutex.try_lock().is_err();
-        held.then(|| operation.clone())
+    /// Where the operations' events go.
+    pub fn bus(&self) -> &crate::bus::Bus {
+        &self.ctx.bus
     }
 
     pub fn app_record(&self, name: &AppName) -> Result<AppRecord, AppError> {
-        self.plane
+        self.ctx
             .store
             .app(name)?
             .ok_or_else(|| AppError::NotFound(name.to_string()))
@@ -136,7 +127,7 @@ impl Apps {
 
     /// `<app>.<domain>`.
     pub fn default_host(&self, app: &AppName) -> Hostname {
-        self.plane
+        self.ctx
             .config
             .domain
             .child(app.as_str())
@@ -144,7 +135,7 @@ impl Apps {
     }
 
     pub fn app_url(&self, app: &AppName) -> String {
-        self.plane.config.https_url(&self.default_host(app))
+        self.ctx.config.https_url(&self.default_host(app))
     }
 
     /// Every host an app answers at.
@@ -157,11 +148,12 @@ impl Apps {
     /// Points all of an app's hosts at `upstream` (or removes them), in one snapshot.
     pub(super) fn route_app(
         &self,
+        op: &Op,
         record: &AppRecord,
         upstream: Option<Upstream>,
     ) -> Result<(), AppError> {
         let hosts = self.hosts(record);
-        self.plane.edge.update(|draft| {
+        self.ctx.edge.update(|draft| {
             for host in hosts {
                 let pattern = HostPattern::Exact(host);
                 match upstream {
@@ -172,14 +164,14 @@ impl Apps {
         });
         if upstream.is_some() {
             // New hosts may need a CA certificate.
-            self.plane.certs.hosts_changed();
+            self.ctx.routes_changed(op);
         }
         Ok(())
     }
 
     /// Where the app's web container currently gets traffic, read back from the edge.
     pub fn serving_upstream(&self, app: &AppName) -> Option<Upstream> {
-        self.plane
+        self.ctx
             .edge
             .routes()
             .get(&HostPattern::Exact(self.default_host(app)))
@@ -197,20 +189,32 @@ impl Apps {
     // --- operations
 
     /// Adds an app and runs its first deploy. A first deploy that fails leaves nothing.
-    pub async fn create(&self, new: NewApp) -> Result<(AppRecord, Deployed), AppError> {
+    pub async fn create(&self, op: &Op, new: NewApp) -> Result<(AppRecord, Deployed), AppError> {
+        let registry_auth = match (new.registry_username, new.registry_password) {
+            (Some(username), Some(password)) => Some(RegistryCredentials { username, password }),
+            (None, None) => None,
+            _ => {
+                return Err(AppError::Invalid(
+                    "give both registry_username and registry_password, or neither".into(),
+                ))
+            }
+        };
+        if let Some(memory) = new.memory_mb {
+            check_memory(memory)?;
+        }
+        for key in new.env.keys() {
+            super::env::check_admin_var(key).map_err(AppError::Invalid)?;
+        }
         let name = match new.name {
             Some(n) => n,
             None => self.name_from_image(&new.image).await?,
         };
-        for key in new.env.keys() {
-            super::env::check_admin_var(key).map_err(AppError::Invalid)?;
-        }
-        let lock = self.lock(&name, "the first deploy")?;
+        let lock = self.lock(&name, Operation::Create)?;
         let before = BeforeFirstDeploy {
-            had_accounts: !self.plane.store.services(&name)?.is_empty(),
+            had_accounts: !self.ctx.store.services(&name)?.is_empty(),
             had_storage: self.storage_dir(&name).exists(),
         };
-        if self.plane.store.app(&name)?.is_some() {
+        if self.ctx.store.app(&name)?.is_some() {
             return Err(AppError::Exists(name.to_string()));
         }
         self.check_hosts_free(&name, &[self.default_host(&name)])?;
@@ -219,7 +223,7 @@ impl Apps {
         let record = AppRecord {
             name: name.clone(),
             image: new.image.clone(),
-            registry_auth: new.registry_auth,
+            registry_auth,
             env: new.env,
             domains: BTreeSet::new(),
             memory_mb: new.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
@@ -228,13 +232,13 @@ impl Apps {
             current: None,
             created_at: now(),
         };
-        self.plane.store.put_app(&record)?;
+        self.ctx.store.put_app(&record)?;
         let source = Source::Pull {
             image: new.image,
             force: false,
         };
         let deployed = self
-            .spawn_deploy(lock, &name, source, "create", Some(before))
+            .spawn_deploy(lock, op, &name, source, Trigger::Create, Some(before))
             .await?;
         Ok((self.app_record(&name)?, deployed))
     }
@@ -248,30 +252,40 @@ impl Apps {
         Ok(manifest.name)
     }
 
-    /// Deploys `image` (or the app's own reference again).
+    /// Deploys the requested image (or the app's own reference again). A registry's webhook
+    /// deploys as [`Trigger::Webhook`], everyone else as [`Trigger::Api`].
     pub async fn deploy(
         &self,
+        op: &Op,
         name: &AppName,
-        image: Option<ImageRef>,
-        force: bool,
-        trigger: &str,
+        request: DeployRequest,
     ) -> Result<Deployed, AppError> {
-        let lock = self.lock(name, "a deploy")?;
+        let lock = self.lock(name, Operation::Deploy)?;
         let record = self.app_record(name)?;
         // The app's own reference changes only when a deploy of the new one succeeds.
         let source = Source::Pull {
-            image: image.unwrap_or(record.image),
-            force,
+            image: request.image.unwrap_or(record.image),
+            force: request.force,
         };
-        self.spawn_deploy(lock, name, source, trigger, None).await
+        let trigger = match op.actor {
+            Actor::Webhook(_) => Trigger::Webhook,
+            _ => Trigger::Api,
+        };
+        self.spawn_deploy(lock, op, name, source, trigger, None)
+            .await
     }
 
     /// Runs an earlier revision's image again as a new revision (the default: the last
     /// successful revision before the serving one).
-    pub async fn rollback(&self, name: &AppName, to: Option<u64>) -> Result<Deployed, AppError> {
-        let lock = self.lock(name, "a rollback")?;
+    pub async fn rollback(
+        &self,
+        op: &Op,
+        name: &AppName,
+        to: Option<u64>,
+    ) -> Result<Deployed, AppError> {
+        let lock = self.lock(name, Operation::Rollback)?;
         let record = self.app_record(name)?;
-        let deploys = self.plane.store.deploys(name)?;
+        let deploys = self.ctx.store.deploys(name)?;
         let target = match to {
             Some(rev) => deploys
                 .iter()
@@ -295,73 +309,82 @@ impl Apps {
                     })?
             }
         };
-        let trigger = format!("rollback to revision {}", target.revision);
+        let trigger = Trigger::Rollback {
+            to: target.revision,
+        };
         let source = Source::Revision {
             revision: target.revision,
         };
-        self.spawn_deploy(lock, name, source, &trigger, None).await
+        self.spawn_deploy(lock, op, name, source, trigger, None)
+            .await
     }
 
     /// Replaces the serving revision's containers with fresh ones, without downtime.
-    pub async fn restart(&self, name: &AppName) -> Result<Deployed, AppError> {
-        let lock = self.lock(name, "a restart")?;
+    pub async fn restart(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
+        let lock = self.lock(name, Operation::Restart)?;
         let revision = self.current_revision(name)?;
-        self.spawn_deploy(lock, name, Source::Revision { revision }, "restart", None)
+        let source = Source::Revision { revision };
+        self.spawn_deploy(lock, op, name, source, Trigger::Restart, None)
             .await
     }
 
     /// Stops serving and stops the containers; they stay for `start` and their logs.
-    pub async fn stop(&self, name: &AppName) -> Result<(), AppError> {
-        let _lock = self.lock(name, "a stop")?;
+    pub async fn stop(&self, op: &Op, name: &AppName) -> Result<(), AppError> {
+        let _lock = self.lock(name, Operation::Stop)?;
         let mut record = self.app_record(name)?;
         record.stopped = true;
-        self.plane.store.put_app(&record)?;
-        self.route_app(&record, None)?;
+        self.ctx.store.put_app(&record)?;
+        self.route_app(op, &record, None)?;
         let docker = self.docker().await?;
         for c in docker.list_managed().await? {
             if c.managed.as_ref().is_some_and(|l| l.app == *name) {
                 docker.stop(&c.name, Duration::from_secs(10)).await?;
             }
         }
+        self.ctx
+            .bus
+            .send(op, EventKind::Stopped { app: name.clone() });
         Ok(())
     }
 
     /// Starts a stopped app again: its serving revision, with fresh containers.
-    pub async fn start(&self, name: &AppName) -> Result<Deployed, AppError> {
-        let lock = self.lock(name, "a start")?;
+    pub async fn start(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
+        let lock = self.lock(name, Operation::Start)?;
         let mut record = self.app_record(name)?;
         let revision = self.current_revision(name)?;
         record.stopped = false;
-        self.plane.store.put_app(&record)?;
-        self.spawn_deploy(lock, name, Source::Revision { revision }, "start", None)
+        self.ctx.store.put_app(&record)?;
+        let source = Source::Revision { revision };
+        self.spawn_deploy(lock, op, name, source, Trigger::Start, None)
             .await
     }
 
-    /// Sets and unsets variables, then redeploys the serving revision with them.
+    /// Sets and unsets variables, then redeploys the serving revision with them. A change
+    /// that changes nothing deploys nothing.
     pub async fn set_env(
         &self,
+        op: &Op,
         name: &AppName,
-        set: BTreeMap<String, String>,
-        unset: Vec<String>,
+        change: EnvChange,
     ) -> Result<Option<Deployed>, AppError> {
-        for key in set.keys() {
+        for key in change.set.keys() {
             super::env::check_admin_var(key).map_err(AppError::Invalid)?;
         }
-        let lock = self.lock(name, "an environment change")?;
+        let lock = self.lock(name, Operation::EnvChange)?;
         let mut record = self.app_record(name)?;
         let before = record.env.clone();
-        record.env.extend(set);
-        for key in unset {
+        record.env.extend(change.set);
+        for key in change.unset {
             record.env.remove(&key);
         }
         if record.env == before {
             return Ok(None);
         }
-        self.plane.store.put_app(&record)?;
+        self.ctx.store.put_app(&record)?;
         match record.current {
             Some(revision) if !record.stopped => {
                 let source = Source::Revision { revision };
-                self.spawn_deploy(lock, name, source, "environment change", None)
+                self.spawn_deploy(lock, op, name, source, Trigger::EnvChange, None)
                     .await
                     .map(Some)
             }
@@ -369,71 +392,111 @@ impl Apps {
         }
     }
 
-    pub async fn add_domain(&self, name: &AppName, domain: &str) -> Result<AppRecord, AppError> {
+    pub async fn add_domain(
+        &self,
+        op: &Op,
+        name: &AppName,
+        domain: &str,
+    ) -> Result<AppRecord, AppError> {
         let host = Hostname::parse(domain).map_err(|e| AppError::Invalid(e.to_string()))?;
-        let _lock = self.lock(name, "a domain change")?;
+        let _lock = self.lock(name, Operation::DomainChange)?;
         let mut record = self.app_record(name)?;
         if record.domains.contains(&host) || host == self.default_host(name) {
             return Ok(record);
         }
         self.check_hosts_free(name, std::slice::from_ref(&host))?;
         record.domains.insert(host.clone());
-        self.plane.store.put_app(&record)?;
+        self.ctx.store.put_app(&record)?;
         if let (Some(up), false) = (self.serving_upstream(name), record.stopped) {
-            self.plane
+            self.ctx
                 .edge
                 .update(|d| d.set_route(HostPattern::Exact(host), up));
-            self.plane.certs.hosts_changed();
+            self.ctx.routes_changed(op);
         }
         Ok(record)
     }
 
-    pub async fn remove_domain(&self, name: &AppName, domain: &str) -> Result<AppRecord, AppError> {
+    pub async fn remove_domain(
+        &self,
+        op: &Op,
+        name: &AppName,
+        domain: &str,
+    ) -> Result<AppRecord, AppError> {
         let host = Hostname::parse(domain).map_err(|e| AppError::Invalid(e.to_string()))?;
-        let _lock = self.lock(name, "a domain change")?;
+        let _lock = self.lock(name, Operation::DomainChange)?;
         let mut record = self.app_record(name)?;
         if !record.domains.remove(&host) {
             return Err(AppError::Invalid(format!("{name} has no domain {host}")));
         }
-        self.plane.store.put_app(&record)?;
-        self.plane
+        self.ctx.store.put_app(&record)?;
+        self.ctx
             .edge
             .update(|d| d.remove_route(&HostPattern::Exact(host)));
+        self.ctx.routes_changed(op);
         Ok(record)
     }
 
     /// Removes the app's routes, containers and record; with `with_data`, also its database,
     /// vhost, their users and its storage. The data goes before the record, so a removal that
     /// fails there (MariaDB down) can be asked for again.
-    pub async fn remove(&self, name: &AppName, with_data: bool) -> Result<(), AppError> {
-        let _lock = self.lock(name, "a removal")?;
+    pub async fn remove(&self, op: &Op, name: &AppName, with_data: bool) -> Result<(), AppError> {
+        let _lock = self.lock(name, Operation::Remove)?;
         let record = self.app_record(name)?;
-        self.route_app(&record, None)?;
+        self.route_app(op, &record, None)?;
         self.remove_containers(name, |_| true).await;
         if with_data {
             // Marked stopped first: if removing the data fails half-way, a restart of
             // minicloud does not bring the app back up without it.
-            self.plane.store.put_app(&AppRecord {
+            self.ctx.store.put_app(&AppRecord {
                 stopped: true,
                 ..record
             })?;
             self.services.remove(name).await?;
         }
-        self.plane.store.delete_app(name)?;
+        self.ctx.store.delete_app(name)?;
+        self.ctx
+            .bus
+            .send(op, EventKind::Removed { app: name.clone() });
         Ok(())
     }
 
     /// New credentials for the app's database and message bus, then a redeploy of the
     /// serving revision with them. Connections the old revision already holds keep working
     /// until it is drained; new ones need the new password.
-    pub async fn rotate_credentials(&self, name: &AppName) -> Result<Deployed, AppError> {
-        let lock = self.lock(name, "a credential rotation")?;
+    pub async fn rotate_credentials(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
+        let lock = self.lock(name, Operation::RotateCredentials)?;
         let revision = self.current_revision(name)?;
         let (_, manifest) = self.revision(name, revision)?;
         self.services.rotate(name, &manifest.needs).await?;
         let source = Source::Revision { revision };
-        self.spawn_deploy(lock, name, source, "credential rotation", None)
+        self.spawn_deploy(lock, op, name, source, Trigger::CredentialRotation, None)
             .await
+    }
+
+    /// The app's service accounts; passwords masked unless `reveal`.
+    pub fn service_accounts(
+        &self,
+        name: &AppName,
+        reveal: bool,
+    ) -> Result<Vec<ServiceView>, AppError> {
+        self.app_record(name)?;
+        Ok(self.services.view(name, reveal)?)
+    }
+
+    /// The serving revision's log lines, the last `tail` of them, then (with `follow`) the
+    /// new ones as they come.
+    pub async fn logs(
+        &self,
+        name: &AppName,
+        tail: usize,
+        follow: bool,
+    ) -> Result<impl futures_util::Stream<Item = Result<String, DockerError>>, AppError> {
+        let record = self.app_record(name)?;
+        let container = self
+            .serving_container(&record)
+            .ok_or_else(|| AppError::Invalid(format!("{name} has no revision to show logs of")))?;
+        let docker = self.docker().await?;
+        Ok(docker.logs(&container, Some(tail), follow))
     }
 
     /// A recorded revision and its manifest, parsed again from the stored text.
@@ -443,7 +506,7 @@ impl Apps {
         revision: u64,
     ) -> Result<(DeployRecord, crate::model::manifest::Manifest), AppError> {
         let deploy = self
-            .plane
+            .ctx
             .store
             .deploy(app, revision)?
             .ok_or_else(|| AppError::Invalid(format!("{app} has no revision {revision}")))?;
@@ -453,7 +516,7 @@ impl Apps {
 
     pub fn deploys(&self, name: &AppName) -> Result<Vec<DeployRecord>, AppError> {
         self.app_record(name)?;
-        Ok(self.plane.store.deploys(name)?)
+        Ok(self.ctx.store.deploys(name)?)
     }
 
     fn current_revision(&self, name: &AppName) -> Result<u64, AppError> {
@@ -464,9 +527,9 @@ impl Apps {
 
     /// Refuses hosts that another app, an external route or the admin UI already uses.
     fn check_hosts_free(&self, app: &AppName, hosts: &[Hostname]) -> Result<(), AppError> {
-        let admin = self.plane.config.admin_host();
-        let external = self.plane.store.routes()?;
-        let apps = self.plane.store.apps()?;
+        let admin = self.ctx.config.admin_host();
+        let external = self.ctx.store.routes()?;
+        let apps = self.ctx.store.apps()?;
         for host in hosts {
             if *host == admin {
                 return Err(AppError::HostTaken {
@@ -502,17 +565,19 @@ impl Apps {
     async fn spawn_deploy(
         &self,
         lock: AppLock,
+        op: &Op,
         name: &AppName,
         source: Source,
-        trigger: &str,
+        trigger: Trigger,
         first: Option<BeforeFirstDeploy>,
     ) -> Result<Deployed, AppError> {
         let this = self.clone();
         let name = name.clone();
-        let trigger = trigger.to_owned();
+        let op = op.clone();
+        let task_name = name.clone();
         tokio::spawn(async move {
             let _lock = lock;
-            let result = this.run_deploy(&name, source, &trigger).await;
+            let result = this.run_deploy(&op, &name, source, trigger).await;
             if let (Err(_), Some(before)) = (&result, first) {
                 // Nothing of a failed first deploy stays: no record, history or container,
                 // and no account or directory this attempt made. What an earlier app of the
@@ -531,16 +596,38 @@ impl Apps {
                         }
                     }
                 }
-                this.plane.store.delete_app(&name)?;
+                this.ctx.store.delete_app(&name)?;
             }
             result
         })
         .await
-        .unwrap_or_else(|e| Err(AppError::DeployFailed(format!("the deploy task died: {e}"))))
+        .unwrap_or_else(|e| {
+            Err(DeployFailure {
+                app: task_name,
+                revision: None,
+                reason: format!("the deploy task died: {e}"),
+                log_tail: None,
+                still_serving: None,
+            }
+            .into())
+        })
     }
 
     /// The web container's name of the serving revision.
     pub fn serving_container(&self, record: &AppRecord) -> Option<String> {
         record.current.map(|rev| web_container(&record.name, rev))
+    }
+}
+
+/// A memory limit a person chose, checked against [`MEMORY_RANGE_MB`].
+fn check_memory(memory_mb: u64) -> Result<(), AppError> {
+    if MEMORY_RANGE_MB.contains(&memory_mb) {
+        Ok(())
+    } else {
+        Err(AppError::Invalid(format!(
+            "memory_mb must be between {} and {}",
+            MEMORY_RANGE_MB.start(),
+            MEMORY_RANGE_MB.end()
+        )))
     }
 }

@@ -2,11 +2,12 @@
 //! containers that already run as they should.
 
 use super::deploy::web_container;
-use super::error::AppError;
+use super::error::{AppError, DeployFailure};
 use super::reconcile::{plan_reconcile, Action, Desired};
 use super::Apps;
-use crate::model::manifest;
-use crate::model::now;
+use crate::bus::Op;
+use crate::locks::AppLock;
+use crate::model::{manifest, now, Operation};
 use crate::store::DeployOutcome;
 use minicloud_proxy::Upstream;
 
@@ -20,24 +21,30 @@ pub struct Recovered {
 }
 
 impl Apps {
-    /// Marks deploys a restart interrupted as failed, then applies the reconcile plan.
-    pub async fn reconcile(&self) -> Result<Recovered, AppError> {
+    /// Marks deploys a restart interrupted as failed, then applies the reconcile plan. Holds
+    /// every app's lock throughout, so no API call interleaves with it (they are refused as
+    /// busy with start-up reconcile, and may be asked again a moment later).
+    pub async fn reconcile(&self, op: &Op) -> Result<Recovered, AppError> {
+        let apps = self.ctx.store.apps()?;
+        let _locks = apps
+            .iter()
+            .map(|app| self.lock(&app.name, Operation::Reconcile))
+            .collect::<Result<Vec<AppLock>, AppError>>()?;
         let docker = self.docker().await?;
-        let apps = self.plane.store.apps()?;
         let mut desired = Vec::with_capacity(apps.len());
         for app in &apps {
-            for mut d in self.plane.store.deploys(&app.name)? {
+            for mut d in self.ctx.store.deploys(&app.name)? {
                 if d.outcome == DeployOutcome::InProgress {
                     d.outcome = DeployOutcome::Failed {
                         reason: "interrupted: minicloud stopped during the deploy".into(),
                     };
                     d.finished_at = Some(now());
-                    self.plane.store.put_app_and_deploy(app, &d)?;
+                    self.ctx.store.put_app_and_deploy(app, &d)?;
                 }
             }
             let runners = match app.current {
                 Some(rev) => self
-                    .plane
+                    .ctx
                     .store
                     .deploy(&app.name, rev)?
                     .and_then(|d| manifest::parse(&d.manifest_file, &d.manifest_text).ok())
@@ -55,7 +62,7 @@ impl Apps {
         let actual = docker.list_managed().await?;
         let mut report = Recovered::default();
         for action in plan_reconcile(&desired, &actual) {
-            if let Err(e) = self.apply(&action, &mut report).await {
+            if let Err(e) = self.apply(op, &action, &mut report).await {
                 tracing::error!(?action, error = %e, "reconcile step failed");
                 report.failed.push(format!("{action:?}: {e}"));
             }
@@ -63,7 +70,12 @@ impl Apps {
         Ok(report)
     }
 
-    async fn apply(&self, action: &Action, report: &mut Recovered) -> Result<(), AppError> {
+    async fn apply(
+        &self,
+        op: &Op,
+        action: &Action,
+        report: &mut Recovered,
+    ) -> Result<(), AppError> {
         let docker = self.docker().await?;
         match action {
             Action::Remove { container } => {
@@ -86,11 +98,10 @@ impl Apps {
                     .ip_on(crate::docker::DEFAULT_NETWORK)
                     .ok_or_else(|| AppError::Invalid(format!("{} has no address", info.name)))?;
                 let upstream = Upstream(std::net::SocketAddr::new(ip, manifest.http_port()));
-                self.route_app(&record, Some(upstream))?;
+                self.route_app(op, &record, Some(upstream))?;
                 report.served += 1;
             }
             Action::CreateWeb { app, revision } => {
-                let _lock = self.lock(app, "recovery after a restart")?;
                 let record = self.app_record(app)?;
                 let (deploy, manifest) = self.revision(app, *revision)?;
                 let data_dir = manifest
@@ -101,10 +112,16 @@ impl Apps {
                 // Runners are started with the web container; drop stale ones first.
                 self.remove_revision(app, *revision).await;
                 let upstream = self
-                    .start_revision(&record, &deploy, &manifest, data_dir.as_deref())
+                    .start_revision(op, &record, &deploy, &manifest, data_dir.as_deref())
                     .await
-                    .map_err(AppError::DeployFailed)?;
-                self.route_app(&record, Some(upstream))?;
+                    .map_err(|failed| DeployFailure {
+                        app: app.clone(),
+                        revision: Some(*revision),
+                        reason: failed.reason,
+                        log_tail: failed.log_tail,
+                        still_serving: None,
+                    })?;
+                self.route_app(op, &record, Some(upstream))?;
                 report.created += 1;
             }
             Action::CreateRunner {

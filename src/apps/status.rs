@@ -58,7 +58,7 @@ impl Apps {
             Ok(d) => d.list_managed().await.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        self.plane
+        self.ctx
             .store
             .apps()?
             .iter()
@@ -83,7 +83,7 @@ impl Apps {
             }
         }
         status.storage_bytes = dir_size(&self.storage_dir(name));
-        let base = self.plane.config.https_url(&self.plane.config.admin_host());
+        let base = self.ctx.config.https_url(&self.ctx.config.admin_host());
         status.webhook_url = Some(format!(
             "{base}/hooks/deploy/{name}/{}",
             record.webhook_secret.expose()
@@ -96,7 +96,7 @@ impl Apps {
         record: &AppRecord,
         containers: &[ContainerInfo],
     ) -> Result<AppStatus, AppError> {
-        let deploys = self.plane.store.deploys(&record.name)?;
+        let deploys = self.ctx.store.deploys(&record.name)?;
         let serving = record
             .current
             .and_then(|rev| deploys.iter().find(|d| d.revision == rev));
@@ -104,7 +104,7 @@ impl Apps {
             Some(DeployOutcome::Failed { reason }) => Some(reason.clone()),
             _ => None,
         };
-        let operation = self.busy(&record.name);
+        let operation = self.ctx.locks.busy(&record.name).map(|op| op.to_string());
         let web_running = record.current.is_some_and(|rev| {
             let name = web_container(&record.name, rev);
             containers

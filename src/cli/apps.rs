@@ -72,7 +72,13 @@ async fn deploying(
             println!("{}", describe(&app, finished));
             Ok(())
         }
-        Outcome::Failed { status: 422, error } => bail!(format::deploy_failure(target, &error)),
+        Outcome::Failed {
+            deploy: Some(failed),
+            ..
+        } => bail!(format::deploy_failure(&failed)),
+        Outcome::Failed {
+            status: 422, error, ..
+        } => bail!("deploy of {target} failed: {error}"),
         Outcome::Failed { error, .. } => bail!(error),
     }
 }

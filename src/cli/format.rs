@@ -51,35 +51,35 @@ pub fn first_line(text: &str, max: usize) -> String {
     cut
 }
 
-/// A deploy failure for the terminal: the API's reason (which may end in the failed
-/// revision's log lines) under `deploy of <target> failed:`, the log lines indented, and the
-/// note about which revision keeps serving on a line of its own.
-pub fn deploy_failure(target: &str, reason: &str) -> String {
-    let reason = reason.trim_end();
-    let mut text = if reason.starts_with("deploy of ") {
-        reason.to_owned()
-    } else {
-        format!("deploy of {target} failed: {reason}")
-    };
-    let mut still = None;
-    if text.contains('\n') {
-        // The API appends "; revision N keeps serving" after the quoted log lines.
-        if let Some(at) = text.rfind("; revision ") {
-            if text[at..].ends_with(" keeps serving") && !text[at..].contains('\n') {
-                still = Some(text[at + 2..].to_owned());
-                text.truncate(at);
+/// A deploy failure for the terminal: what failed and why, the failed revision's last log
+/// lines indented under it, and which revision keeps serving on a line of its own.
+pub fn deploy_failure(failed: &super::progress::FailedDeploy) -> String {
+    let mut out = format!("deploy of {}", failed.app);
+    if let Some(rev) = failed.revision {
+        out.push_str(&format!(" revision {rev}"));
+    }
+    out.push_str(&format!(" failed: {}", failed.reason.trim_end()));
+    let still = failed
+        .still_serving
+        .map(|rev| format!("revision {rev} keeps serving"));
+    match &failed.log_tail {
+        Some(logs) => {
+            out.push_str("; its last log lines:");
+            for line in logs.trim_end().lines() {
+                out.push_str("\n    ");
+                out.push_str(line);
+            }
+            if let Some(still) = still {
+                out.push('\n');
+                out.push_str(&still);
             }
         }
-    }
-    let mut lines = text.lines();
-    let mut out = lines.next().unwrap_or("").to_owned();
-    for line in lines {
-        out.push_str("\n    ");
-        out.push_str(line);
-    }
-    if let Some(still) = still {
-        out.push('\n');
-        out.push_str(&still);
+        None => {
+            if let Some(still) = still {
+                out.push_str("; ");
+                out.push_str(&still);
+            }
+        }
     }
     out
 }
@@ -117,21 +117,24 @@ mod tests {
 
     #[test]
     fn a_failed_deploy_indents_its_log_lines() {
-        let reason = "deploy of probe revision 2 failed: no answer in 20s; its last log lines:\nboom\nbang; revision 1 keeps serving";
+        let failed = |log_tail: Option<&str>, still_serving| super::super::progress::FailedDeploy {
+            app: "probe".into(),
+            revision: Some(2),
+            reason: "no answer in 20s".into(),
+            log_tail: log_tail.map(str::to_owned),
+            still_serving,
+        };
         assert_eq!(
-            deploy_failure("probe", reason),
+            deploy_failure(&failed(Some("boom\nbang"), Some(1))),
             "deploy of probe revision 2 failed: no answer in 20s; its last log lines:\n    boom\n    bang\nrevision 1 keeps serving"
         );
         assert_eq!(
-            deploy_failure("nginx:1", "manifest unknown"),
-            "deploy of nginx:1 failed: manifest unknown"
+            deploy_failure(&failed(None, Some(1))),
+            "deploy of probe revision 2 failed: no answer in 20s; revision 1 keeps serving"
         );
         assert_eq!(
-            deploy_failure(
-                "p",
-                "deploy of p revision 1 failed: x; revision 0 keeps serving"
-            ),
-            "deploy of p revision 1 failed: x; revision 0 keeps serving"
+            deploy_failure(&failed(None, None)),
+            "deploy of probe revision 2 failed: no answer in 20s"
         );
     }
 }

@@ -46,6 +46,17 @@ struct ResultEvent {
     app: Option<AppView>,
     status: Option<u16>,
     error: Option<String>,
+    deploy: Option<FailedDeploy>,
+}
+
+/// A deploy that ran and failed, as the API describes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FailedDeploy {
+    pub app: String,
+    pub revision: Option<u64>,
+    pub reason: String,
+    pub log_tail: Option<String>,
+    pub still_serving: Option<u64>,
 }
 
 /// How a deploy ended, from its last progress event.
@@ -63,9 +74,13 @@ pub enum Outcome {
         app: Box<AppView>,
         finished: Option<Finished>,
     },
-    /// The operation failed; `status` is the HTTP status it would have had (422: the deploy
-    /// ran and failed).
-    Failed { status: u16, error: String },
+    /// The operation failed; `status` is the HTTP status it would have had, and `deploy`
+    /// the details when a deploy ran and failed.
+    Failed {
+        status: u16,
+        error: String,
+        deploy: Option<FailedDeploy>,
+    },
 }
 
 /// Shows progress events on `out`. Pure apart from writing to `out`, so tests pass a `Vec`.
@@ -219,6 +234,7 @@ pub async fn run<B: Serialize>(
             error: result
                 .error
                 .unwrap_or_else(|| "the operation failed".into()),
+            deploy: result.deploy,
         }),
     }
 }

@@ -1,32 +1,35 @@
-//! The control plane's shared handle: configuration, state store and the edge, together.
-//! Operations (routes, later apps, backups) take a `&Plane`; the API, UI and CLI call those
-//! operations and nothing below them.
+//! The control plane's one context: site configuration, the state store, the edge, the event
+//! bus and the app locks. Operations (apps, routes, certificates, later backups) take a
+//! `&Ctx`; the API, the web pages and the CLI call those operations and nothing below them.
 
 use std::sync::Arc;
 
 use minicloud_proxy::{Edge, HostPattern, Upstream};
 
-use crate::certs::CertsHandle;
+use crate::bus::{Bus, EventKind, Op};
 use crate::config::Config;
+use crate::locks::AppLocks;
+use crate::model::Actor;
 use crate::store::{Store, StoreError};
 
 /// Cheap to clone; every clone is the same control plane.
 #[derive(Clone)]
-pub struct Plane {
+pub struct Ctx {
     pub config: Arc<Config>,
     pub store: Store,
     pub edge: Edge,
-    /// Wakes the certificate manager (a host was added, a renewal was asked for).
-    pub certs: CertsHandle,
+    pub bus: Bus,
+    pub locks: AppLocks,
 }
 
-impl Plane {
+impl Ctx {
     pub fn new(config: Config, store: Store, edge: Edge) -> Self {
         Self {
             config: Arc::new(config),
             store,
             edge,
-            certs: CertsHandle::default(),
+            bus: Bus::default(),
+            locks: AppLocks::default(),
         }
     }
 
@@ -42,5 +45,15 @@ impl Plane {
             }
         });
         Ok(())
+    }
+
+    /// Tells the bus that the served hosts changed (so certificates are looked at now).
+    pub fn routes_changed(&self, op: &Op) {
+        self.bus.send(op, EventKind::RoutesChanged);
+    }
+
+    /// A new operation started by `actor`.
+    pub fn begin(&self, actor: Actor) -> Op {
+        self.bus.begin(actor)
     }
 }

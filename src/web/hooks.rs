@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::apps::Apps;
-use crate::model::name::AppName;
+use crate::apps::{Apps, DeployRequest, Deployed};
+use crate::model::{Actor, AppName};
 
 /// The part of Docker Hub's payload we read.
 #[derive(serde::Deserialize)]
@@ -51,11 +51,10 @@ pub async fn deploy(
         .into_response();
     }
     // Docker Hub waits only a few seconds for an answer: deploy in the background.
+    let op = apps.bus().begin(Actor::Webhook(name.clone()));
     tokio::spawn(async move {
-        match apps.deploy(&name, None, false, "webhook").await {
-            Ok(d) => {
-                tracing::info!(app = %name, outcome = %super::apps::describe(&d), "webhook deploy")
-            }
+        match apps.deploy(&op, &name, DeployRequest::default()).await {
+            Ok(d) => tracing::info!(app = %name, outcome = %describe(&d), "webhook deploy"),
             Err(e) => tracing::warn!(app = %name, error = %e, "webhook deploy failed"),
         }
     });
@@ -64,6 +63,14 @@ pub async fn deploy(
         Json(serde_json::json!({"status": "deploying"})),
     )
         .into_response()
+}
+
+/// How a webhook's deploy ended, for the log.
+fn describe(deployed: &Deployed) -> String {
+    match deployed {
+        Deployed::New(rev) => format!("deployed revision {rev}"),
+        Deployed::Unchanged(rev) => format!("revision {rev} already runs this image"),
+    }
 }
 
 /// Compares without an early exit, so timing says nothing about how much of a guess was right.

@@ -1,0 +1,59 @@
+//! The admin host's HTTP surface, composed once: the JSON API under `/api` (bearer token),
+//! Docker Hub's webhook under `/hooks` (the secret in its path), and later the admin pages.
+//! Errors take one JSON shape ([`WebError`]); bodies are capped at [`BODY_LIMIT`].
+//!
+//! Handlers parse input into typed requests, call one operation with the caller's [`Actor`]
+//! and answer with its result; they hold no rules of their own.
+//!
+//! [`Actor`]: crate::model::Actor
+
+mod api;
+mod error;
+mod extract;
+mod hooks;
+mod progress;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+use axum::Router;
+
+use crate::apps::Apps;
+use crate::ctx::Ctx;
+
+pub use error::WebError;
+
+/// The largest request body any call accepts: the biggest real one is an environment.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// What handlers can extract: the context and the app operations.
+#[derive(Clone)]
+pub struct WebState {
+    pub ctx: Ctx,
+    pub apps: Apps,
+}
+
+impl axum::extract::FromRef<WebState> for Ctx {
+    fn from_ref(s: &WebState) -> Self {
+        s.ctx.clone()
+    }
+}
+
+impl axum::extract::FromRef<WebState> for Apps {
+    fn from_ref(s: &WebState) -> Self {
+        s.apps.clone()
+    }
+}
+
+/// The whole HTTP surface of the admin host.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .nest("/api", api::router(state.clone()))
+        // The webhook authenticates by the secret in its path (Docker Hub sends no token).
+        .route("/hooks/deploy/{name}/{secret}", post(hooks::deploy))
+        .fallback(|| async { WebError::Unauthorized })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests;
