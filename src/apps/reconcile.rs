@@ -118,6 +118,8 @@ pub fn plan_reconcile(desired: &[Desired], actual: &[ContainerInfo]) -> Vec<Acti
             }
         }
     }
+    // What runs gets its routes back first; clean-up and re-creation follow.
+    actions.sort_by_key(|a| !matches!(a, Action::Serve { .. }));
     actions
 }
 
@@ -216,10 +218,14 @@ mod tests {
         assert!(plan.contains(&Action::Remove {
             container: "mc-gone-1".into()
         }));
-        assert!(plan.contains(&Action::Serve {
-            app: app("a"),
-            revision: 2
-        }));
+        assert_eq!(
+            plan[0],
+            Action::Serve {
+                app: app("a"),
+                revision: 2
+            },
+            "serving comes before clean-up"
+        );
         assert_eq!(plan.len(), 4);
     }
 
