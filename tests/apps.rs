@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{containers_of, docker, image, wait_for, Minicloud};
+use support::{containers_of, docker, image, wait_for, AppCleanup as Cleanup, Minicloud};
 
 /// Starts minicloud with a short health timeout, so unhealthy revisions fail fast.
 async fn minicloud() -> Minicloud {
@@ -38,17 +38,6 @@ async fn get_json(mc: &Minicloud, host: &str, path: &str) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-/// Removes the app (and its containers) when the test ends, even when it fails.
-struct Cleanup<'a>(&'a str);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for name in containers_of(self.0) {
-            docker(&["rm", "-f", &name]);
-        }
-    }
 }
 
 #[tokio::test]

@@ -1,11 +1,20 @@
 //! Shared helpers for integration tests: start `minicloud serve` on free ports, talk to it
-//! over real sockets, run small upstreams, wait for conditions with a deadline.
+//! over real sockets, run small upstreams, wait for conditions with a deadline. The test
+//! environment's variables (`env`), the shared services (`services`), loopback networking
+//! (`net`) and the app clean-up guard (`cleanup`) each have one module here.
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod acme;
+pub mod cleanup;
+pub mod env;
+pub mod net;
+pub mod services;
 pub mod upstream;
 
-use std::net::{SocketAddr, TcpListener};
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use {cleanup::AppCleanup, env::test_env, net::free_port};
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -20,7 +29,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// The local registry the test script fills with the probe images.
 pub fn registry() -> String {
-    std::env::var("MINICLOUD_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+    env::try_test_env("MINICLOUD_TEST_REGISTRY").unwrap_or_else(|| "127.0.0.1:5000".into())
 }
 
 /// A probe image reference in the local registry, e.g. `probe:v1`.
@@ -50,14 +59,6 @@ pub fn containers_of(app: &str) -> Vec<String> {
     let mut names: Vec<String> = listing.lines().map(str::to_owned).collect();
     names.sort();
     names
-}
-
-/// A free TCP port on loopback (bound then released; good enough for tests on one machine).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
