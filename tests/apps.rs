@@ -388,7 +388,7 @@ async fn rollback_and_the_webhook_redeploy() {
 
 #[tokio::test]
 async fn bad_images_and_manifests_are_clear_errors_that_leave_nothing_behind() {
-    let mc = minicloud().await;
+    let mut mc = minicloud().await;
     let api = mc.api();
     for (name, img, status, expected) in [
         (
@@ -440,11 +440,16 @@ async fn bad_images_and_manifests_are_clear_errors_that_leave_nothing_behind() {
     assert!(error.contains("70000"), "{error}");
     let apps: Vec<Value> = api.get_json("/api/apps").await;
     assert!(apps.is_empty());
+    // Only this minicloud's readers: other tests read manifests on the same engine meanwhile.
+    let status = mc.stop();
+    assert!(status.success(), "minicloud exited with {status}");
     let leftovers = docker(&[
         "ps",
         "-a",
         "--filter",
         "label=minicloud.tmp",
+        "--filter",
+        &format!("label=minicloud.instance={}", mc.instance_id()),
         "--format",
         "{{.Names}}",
     ]);

@@ -266,6 +266,16 @@ impl Minicloud {
     pub fn data_path(&self) -> &Path {
         &self.data_dir
     }
+
+    /// This minicloud's instance id, the `minicloud.instance` label on the containers it makes.
+    /// The state store is the server's alone while it runs: call this after `stop`.
+    pub fn instance_id(&self) -> String {
+        assert!(self.child.is_none(), "stop minicloud first");
+        let path = self.data_dir.join("minicloud").join("state.redb");
+        minicloud::store::Store::open(&path)
+            .and_then(|store| store.instance_id())
+            .expect("the instance id in the state store")
+    }
 }
 
 impl Drop for Minicloud {
