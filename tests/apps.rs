@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{containers_of, docker, image, wait_for, Minicloud};
+use support::{containers_of, docker, image, wait_for, AppCleanup as Cleanup, Minicloud};
 
 /// Starts minicloud with a short health timeout, so unhealthy revisions fail fast.
 async fn minicloud() -> Minicloud {
@@ -38,17 +38,6 @@ async fn get_json(mc: &Minicloud, host: &str, path: &str) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-/// Removes the app (and its containers) when the test ends, even when it fails.
-struct Cleanup<'a>(&'a str);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for name in containers_of(self.0) {
-            docker(&["rm", "-f", &name]);
-        }
-    }
 }
 
 #[tokio::test]
@@ -399,7 +388,7 @@ async fn rollback_and_the_webhook_redeploy() {
 
 #[tokio::test]
 async fn bad_images_and_manifests_are_clear_errors_that_leave_nothing_behind() {
-    let mc = minicloud().await;
+    let mut mc = minicloud().await;
     let api = mc.api();
     for (name, img, status, expected) in [
         (
@@ -451,11 +440,16 @@ async fn bad_images_and_manifests_are_clear_errors_that_leave_nothing_behind() {
     assert!(error.contains("70000"), "{error}");
     let apps: Vec<Value> = api.get_json("/api/apps").await;
     assert!(apps.is_empty());
+    // Only this minicloud's readers: other tests read manifests on the same engine meanwhile.
+    let status = mc.stop();
+    assert!(status.success(), "minicloud exited with {status}");
     let leftovers = docker(&[
         "ps",
         "-a",
         "--filter",
         "label=minicloud.tmp",
+        "--filter",
+        &format!("label=minicloud.instance={}", mc.instance_id()),
         "--format",
         "{{.Names}}",
     ]);

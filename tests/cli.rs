@@ -5,7 +5,7 @@ mod support;
 
 use std::process::{Command, Output};
 
-use support::{upstream, Minicloud, TOKEN};
+use support::{upstream, AppCleanup, Minicloud, TOKEN};
 
 fn minicloud(mc: &Minicloud, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_minicloud"))
@@ -216,36 +216,12 @@ async fn apps_list_with_no_apps_says_how_to_add_one() {
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
 }
 
-/// Removes the app through the CLI when dropped, so a failing test leaves nothing running.
-struct RemoveApp {
-    url: String,
-    name: String,
-}
-
-impl Drop for RemoveApp {
-    fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_minicloud"))
-            .args(["apps", "rm", &self.name, "--with-data"])
-            .env("MINICLOUD_URL", &self.url)
-            .env("MINICLOUD_TOKEN", TOKEN)
-            .output();
-    }
-}
-
 #[tokio::test]
 async fn apps_add_show_history_and_rm_a_real_image() {
     let mc = Minicloud::start_with(vec![("MINICLOUD_HEALTH_TIMEOUT".into(), "20".into())]).await;
     // Container names are global to the engine: unique per run.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let name = format!("cli-probe-{:x}{nanos:x}", std::process::id());
-    // Declared after `mc`: dropped first, while minicloud still answers.
-    let _cleanup = RemoveApp {
-        url: mc.api_url(""),
-        name: name.clone(),
-    };
+    let name = support::unique("cli-probe");
+    let _cleanup = AppCleanup(&name);
 
     let out = minicloud(
         &mc,

@@ -29,13 +29,18 @@ impl Docker {
     pub async fn read_manifest(&self, image: &ImageRef) -> Result<(String, String), DockerError> {
         let shown = image.canonical();
         let name = format!("mc-manifest-{:016x}", rand::random::<u64>());
+        let mut marks = std::collections::HashMap::from([(labels::TMP.to_owned(), "1".to_owned())]);
+        // Whose reader it is, so one minicloud can tell its leftovers from another's.
+        if let Some(id) = &self.instance {
+            marks.insert(labels::INSTANCE.to_owned(), id.clone());
+        }
         let body = ContainerCreateBody {
             image: Some(image.pull_reference()),
             // Never run, but the engine refuses to create a container of an image without a
             // command (a file-only image `FROM scratch` has none), so give it a placeholder.
             cmd: Some(vec!["/minicloud-never-started".to_owned()]),
             network_disabled: Some(true),
-            labels: Some([(labels::TMP.to_owned(), "1".to_owned())].into()),
+            labels: Some(marks),
             ..Default::default()
         };
         let opts = CreateContainerOptionsBuilder::default().name(&name).build();

@@ -6,13 +6,12 @@
 //! the proxy's, and a commit is one small fsync.
 
 mod records;
+mod table;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use redb::{Database, ReadableTable, TableDefinition};
 
 use minicloud_proxy::HostPattern;
 
@@ -25,21 +24,78 @@ pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
     ServiceRecord, TokenRecord,
 };
+use table::{Keyed, Record};
 
 /// Bumped when a record's meaning changes; `open` refuses a newer store than it knows.
 const SCHEMA_VERSION: u64 = 1;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const ROUTES: TableDefinition<&str, &[u8]> = TableDefinition::new("routes");
-const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
-const ACME_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_accounts");
-const CERTIFICATES: TableDefinition<&str, &[u8]> = TableDefinition::new("certificates");
-const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+
+// --- the tables and their keys: the file format, built here and nowhere else.
+
+/// Keyed by the host pattern as written (`app.example.com`, `*.example.com`).
+impl Record for RouteRecord {
+    const NAME: &'static str = "routes";
+}
+impl Keyed for RouteRecord {
+    fn key(&self) -> String {
+        self.host.to_string()
+    }
+}
+
+/// Keyed by the SHA-256 of the token, hex; the token itself is never stored.
+impl Record for TokenRecord {
+    const NAME: &'static str = "tokens";
+}
+
+/// Keyed by the CA's directory URL (one account per CA).
+impl Record for AcmeAccountRecord {
+    const NAME: &'static str = "acme_accounts";
+}
+impl Keyed for AcmeAccountRecord {
+    fn key(&self) -> String {
+        self.directory.clone()
+    }
+}
+
+/// Keyed by the host name; the value holds the certificate and its key.
+impl Record for CertRecord {
+    const NAME: &'static str = "certificates";
+}
+impl Keyed for CertRecord {
+    fn key(&self) -> String {
+        self.host.as_str().to_owned()
+    }
+}
+
+impl Record for AppRecord {
+    const NAME: &'static str = "apps";
+}
+impl Keyed for AppRecord {
+    fn key(&self) -> String {
+        self.name.as_str().to_owned()
+    }
+}
+
 /// Keyed `<app>/<revision, 10 digits>` so one app's deploys are one ordered range.
-const DEPLOYS: TableDefinition<&str, &[u8]> = TableDefinition::new("deploys");
+impl Record for DeployRecord {
+    const NAME: &'static str = "deploys";
+}
+impl Keyed for DeployRecord {
+    fn key(&self) -> String {
+        deploy_key(&self.app, self.revision)
+    }
+}
 
 /// Keyed `<app>/<kind>` (`shop/mariadb`) so one app's services are one range.
-const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
+impl Record for ServiceRecord {
+    const NAME: &'static str = "services";
+}
+impl Keyed for ServiceRecord {
+    fn key(&self) -> String {
+        service_key(&self.app, self.kind)
+    }
+}
 
 fn service_key(app: &AppName, kind: ServiceKind) -> String {
     format!("{app}/{kind}")
@@ -49,8 +105,9 @@ fn deploy_key(app: &AppName, revision: u64) -> String {
     format!("{app}/{revision:010}")
 }
 
-/// The key range holding every deploy (or service) of `app` (`/` sorts just before `0`).
-fn deploy_range(app: &AppName) -> (String, String) {
+/// The key range holding every record of `app` in a table keyed `<app>/...` (deploys,
+/// services): `/` sorts just before `0`.
+fn app_range(app: &AppName) -> (String, String) {
     (format!("{app}/"), format!("{app}0"))
 }
 
@@ -134,13 +191,13 @@ impl Store {
                     meta.insert("schema", SCHEMA_VERSION).map_err(db_err)?;
                 }
             }
-            txn.open_table(ROUTES).map_err(db_err)?;
-            txn.open_table(TOKENS).map_err(db_err)?;
-            txn.open_table(ACME_ACCOUNTS).map_err(db_err)?;
-            txn.open_table(CERTIFICATES).map_err(db_err)?;
-            txn.open_table(APPS).map_err(db_err)?;
-            txn.open_table(DEPLOYS).map_err(db_err)?;
-            txn.open_table(SERVICES).map_err(db_err)?;
+            table::create::<RouteRecord>(&txn)?;
+            table::create::<TokenRecord>(&txn)?;
+            table::create::<AcmeAccountRecord>(&txn)?;
+            table::create::<CertRecord>(&txn)?;
+            table::create::<AppRecord>(&txn)?;
+            table::create::<DeployRecord>(&txn)?;
+            table::create::<ServiceRecord>(&txn)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })
@@ -165,108 +222,98 @@ impl Store {
         Ok(format!("{id:016x}"))
     }
 
-    // --- routes: key is the host pattern as written (`app.example.com`, `*.example.com`).
+    // --- routes
 
     pub fn routes(&self) -> Result<Vec<RouteRecord>, StoreError> {
-        self.list(ROUTES, "routes")
+        self.list()
     }
 
     pub fn put_route(&self, route: &RouteRecord) -> Result<(), StoreError> {
-        self.put(ROUTES, &route.host.to_string(), route)
+        self.put(route)
     }
 
     /// Returns whether the route existed.
     pub fn delete_route(&self, host: &HostPattern) -> Result<bool, StoreError> {
-        self.delete(ROUTES, &host.to_string())
+        self.delete::<RouteRecord>(&host.to_string())
     }
 
-    // --- tokens: key is the SHA-256 of the token, hex; the token itself is never stored.
+    // --- tokens
 
     pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.get(TOKENS, "tokens", hash)
+        self.get(hash)
     }
 
     pub fn tokens(&self) -> Result<Vec<(String, TokenRecord)>, StoreError> {
-        self.list_keyed(TOKENS, "tokens")
+        self.list_keyed()
     }
 
     /// Stores a token, replacing any other token of the same name, in one transaction.
     pub fn replace_token(&self, hash: &str, token: &TokenRecord) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
-            let mut table = txn.open_table(TOKENS).map_err(db_err)?;
+            let mut table = txn.open_table(TokenRecord::TABLE).map_err(db_err)?;
             let same_name: Vec<String> = table
                 .iter()
                 .map_err(db_err)?
                 .filter_map(|entry| {
                     let (k, v) = entry.ok()?;
-                    let rec: TokenRecord = serde_json::from_slice(v.value()).ok()?;
+                    let rec: TokenRecord = table::decode(k.value(), v.value()).ok()?;
                     (rec.name == token.name).then(|| k.value().to_string())
                 })
                 .collect();
             for key in same_name {
                 table.remove(key.as_str()).map_err(db_err)?;
             }
-            table
-                .insert(hash, encode(token).as_slice())
-                .map_err(db_err)?;
         }
+        table::insert_at(&txn, hash, token)?;
         txn.commit().map_err(db_err)
     }
 
-    // --- ACME accounts: key is the CA's directory URL (one account per CA).
+    // --- ACME accounts
 
     pub fn acme_account(&self, directory: &str) -> Result<Option<AcmeAccountRecord>, StoreError> {
-        self.get(ACME_ACCOUNTS, "acme_accounts", directory)
+        self.get(directory)
     }
 
     pub fn put_acme_account(&self, account: &AcmeAccountRecord) -> Result<(), StoreError> {
-        self.put(ACME_ACCOUNTS, &account.directory, account)
+        self.put(account)
     }
 
-    // --- certificates: key is the host name; the value holds the certificate and its key.
+    // --- certificates
 
     pub fn certificates(&self) -> Result<Vec<CertRecord>, StoreError> {
-        self.list(CERTIFICATES, "certificates")
+        self.list()
     }
 
     pub fn certificate(&self, host: &Hostname) -> Result<Option<CertRecord>, StoreError> {
-        self.get(CERTIFICATES, "certificates", host.as_str())
+        self.get(host.as_str())
     }
 
     pub fn put_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
-        self.put(CERTIFICATES, record.host.as_str(), record)
+        self.put(record)
     }
 
     // --- apps and their deploys
 
     pub fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
-        self.list(APPS, "apps")
+        self.list()
     }
 
     pub fn app(&self, name: &AppName) -> Result<Option<AppRecord>, StoreError> {
-        self.get(APPS, "apps", name.as_str())
+        self.get(name.as_str())
     }
 
     pub fn put_app(&self, app: &AppRecord) -> Result<(), StoreError> {
-        self.put(APPS, app.name.as_str(), app)
+        self.put(app)
     }
 
     /// Every deploy of `app`, oldest first.
     pub fn deploys(&self, app: &AppName) -> Result<Vec<DeployRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(DEPLOYS).map_err(db_err)?;
-        let (start, end) = deploy_range(app);
-        let mut out = Vec::new();
-        for entry in table.range(start.as_str()..end.as_str()).map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            out.push(decode("deploys", k.value(), v.value())?);
-        }
-        Ok(out)
+        self.list_range(app_range(app))
     }
 
     pub fn deploy(&self, app: &AppName, revision: u64) -> Result<Option<DeployRecord>, StoreError> {
-        self.get(DEPLOYS, "deploys", &deploy_key(app, revision))
+        self.get(&deploy_key(app, revision))
     }
 
     /// Writes an app and one of its deploys together: a deploy's outcome and the app's
@@ -277,17 +324,8 @@ impl Store {
         deploy: &DeployRecord,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        txn.open_table(APPS)
-            .map_err(db_err)?
-            .insert(app.name.as_str(), encode(app).as_slice())
-            .map_err(db_err)?;
-        txn.open_table(DEPLOYS)
-            .map_err(db_err)?
-            .insert(
-                deploy_key(&deploy.app, deploy.revision).as_str(),
-                encode(deploy).as_slice(),
-            )
-            .map_err(db_err)?;
+        table::insert(&txn, app)?;
+        table::insert(&txn, deploy)?;
         txn.commit().map_err(db_err)
     }
 
@@ -295,14 +333,14 @@ impl Store {
     pub fn delete_app(&self, app: &AppName) -> Result<bool, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         let existed = txn
-            .open_table(APPS)
+            .open_table(AppRecord::TABLE)
             .map_err(db_err)?
             .remove(app.as_str())
             .map_err(db_err)?
             .is_some();
         {
-            let mut deploys = txn.open_table(DEPLOYS).map_err(db_err)?;
-            let (start, end) = deploy_range(app);
+            let mut deploys = txn.open_table(DeployRecord::TABLE).map_err(db_err)?;
+            let (start, end) = app_range(app);
             deploys
                 .retain_in(start.as_str()..end.as_str(), |_, _| false)
                 .map_err(db_err)?;
@@ -319,120 +357,28 @@ impl Store {
         app: &AppName,
         kind: ServiceKind,
     ) -> Result<Option<ServiceRecord>, StoreError> {
-        self.get(SERVICES, "services", &service_key(app, kind))
+        self.get(&service_key(app, kind))
     }
 
     /// Every service record of `app`.
     pub fn services(&self, app: &AppName) -> Result<Vec<ServiceRecord>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(SERVICES).map_err(db_err)?;
-        let (start, end) = deploy_range(app);
-        let mut out = Vec::new();
-        for entry in table.range(start.as_str()..end.as_str()).map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            out.push(decode("services", k.value(), v.value())?);
-        }
-        Ok(out)
+        self.list_range(app_range(app))
     }
 
     pub fn put_service(&self, record: &ServiceRecord) -> Result<(), StoreError> {
-        self.put(SERVICES, &service_key(&record.app, record.kind), record)
+        self.put(record)
     }
 
     /// Returns whether the record existed.
     pub fn delete_service(&self, app: &AppName, kind: ServiceKind) -> Result<bool, StoreError> {
-        self.delete(SERVICES, &service_key(app, kind))
+        self.delete::<ServiceRecord>(&service_key(app, kind))
     }
-
-    // --- generic record access
-
-    fn get<T: DeserializeOwned>(
-        &self,
-        def: TableDefinition<&str, &[u8]>,
-        name: &'static str,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(def).map_err(db_err)?;
-        let value = table.get(key).map_err(db_err)?;
-        value.map(|v| decode(name, key, v.value())).transpose()
-    }
-
-    fn list<T: DeserializeOwned>(
-        &self,
-        def: TableDefinition<&str, &[u8]>,
-        name: &'static str,
-    ) -> Result<Vec<T>, StoreError> {
-        Ok(self
-            .list_keyed(def, name)?
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect())
-    }
-
-    fn list_keyed<T: DeserializeOwned>(
-        &self,
-        def: TableDefinition<&str, &[u8]>,
-        name: &'static str,
-    ) -> Result<Vec<(String, T)>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(def).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            let key = k.value().to_string();
-            let value = decode(name, &key, v.value())?;
-            out.push((key, value));
-        }
-        Ok(out)
-    }
-
-    fn put<T: Serialize>(
-        &self,
-        def: TableDefinition<&str, &[u8]>,
-        key: &str,
-        value: &T,
-    ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        txn.open_table(def)
-            .map_err(db_err)?
-            .insert(key, encode(value).as_slice())
-            .map_err(db_err)?;
-        txn.commit().map_err(db_err)
-    }
-
-    fn delete(&self, def: TableDefinition<&str, &[u8]>, key: &str) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let existed = txn
-            .open_table(def)
-            .map_err(db_err)?
-            .remove(key)
-            .map_err(db_err)?
-            .is_some();
-        txn.commit().map_err(db_err)?;
-        Ok(existed)
-    }
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("records serialize to JSON")
-}
-
-fn decode<T: DeserializeOwned>(
-    table: &'static str,
-    key: &str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        table,
-        key: key.to_string(),
-        why: e.to_string(),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::ReadableDatabase;
 
     fn route(host: &str, upstream: &str) -> RouteRecord {
         RouteRecord {
@@ -519,6 +465,113 @@ mod tests {
         assert_eq!(store.services(&a).unwrap().len(), 1);
         let json = serde_json::to_string(&rec("a", ServiceKind::Mariadb)).unwrap();
         assert!(json.contains(r#""kind":"mariadb""#), "{json}");
+    }
+
+    /// The file format: table names, keys and JSON values as version 1 wrote them with the
+    /// raw redb API. A store written before the typed tables must read the same, and what the
+    /// typed tables write must be byte for byte what the old code wrote.
+    #[test]
+    fn records_are_stored_under_the_same_tables_keys_and_values_as_before() {
+        fn raw(name: &str) -> TableDefinition<'_, &'static str, &'static [u8]> {
+            TableDefinition::new(name)
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let shop = AppName::try_new("shop").unwrap();
+        let image: crate::model::image_ref::ImageRef = "registry.test/shop:v1".parse().unwrap();
+        let app = AppRecord {
+            name: shop.clone(),
+            image: image.clone(),
+            registry_auth: None,
+            env: [("A".to_owned(), "1".to_owned())].into(),
+            domains: [Hostname::parse("shop.example").unwrap()].into(),
+            memory_mb: 256,
+            webhook_secret: crate::model::secret::Secret::new("hook"),
+            stopped: false,
+            current: Some(3),
+            created_at: 1,
+        };
+        let deploy = DeployRecord {
+            app: shop.clone(),
+            revision: 3,
+            image,
+            digest: "sha256:00".into(),
+            manifest_file: "/cloud_manifest.yml".into(),
+            manifest_text: "port: 8080".into(),
+            env: Default::default(),
+            trigger: "cli".into(),
+            started_at: 2,
+            finished_at: None,
+            outcome: DeployOutcome::Failed { reason: "x".into() },
+        };
+        let service = ServiceRecord {
+            app: shop.clone(),
+            kind: ServiceKind::Mariadb,
+            user: "app_shop".into(),
+            password: crate::model::secret::Secret::new("pw"),
+            created_at: 1,
+            rotated_at: Some(2),
+        };
+        let route = route("*.b.test", "127.0.0.1:2");
+        let token = TokenRecord {
+            name: "ci".into(),
+            created_at: 4,
+        };
+        let cert = CertRecord::new(Hostname::parse("a.test").unwrap());
+        fn json(v: &impl serde::Serialize) -> Vec<u8> {
+            serde_json::to_vec(v).unwrap()
+        }
+        let rows: Vec<(&str, &str, Vec<u8>)> = vec![
+            ("apps", "shop", json(&app)),
+            ("deploys", "shop/0000000003", json(&deploy)),
+            ("services", "shop/mariadb", json(&service)),
+            ("routes", "*.b.test", json(&route)),
+            ("tokens", "h1", json(&token)),
+            ("certificates", "a.test", json(&cert)),
+        ];
+        // Written the old way.
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert("schema", 1).unwrap();
+            for (table, key, value) in &rows {
+                txn.open_table(raw(table))
+                    .unwrap()
+                    .insert(*key, value.as_slice())
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.app(&shop).unwrap(), Some(app.clone()));
+            assert_eq!(store.deploy(&shop, 3).unwrap(), Some(deploy.clone()));
+            assert_eq!(store.deploys(&shop).unwrap(), vec![deploy.clone()]);
+            assert_eq!(store.services(&shop).unwrap(), vec![service.clone()]);
+            assert_eq!(store.routes().unwrap(), vec![route.clone()]);
+            assert_eq!(store.token("h1").unwrap(), Some(token.clone()));
+            assert_eq!(store.certificates().unwrap(), vec![cert.clone()]);
+        }
+        // Written the new way, into a fresh file.
+        let path = dir.path().join("new.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            store.put_app_and_deploy(&app, &deploy).unwrap();
+            store.put_service(&service).unwrap();
+            store.put_route(&route).unwrap();
+            store.replace_token("h1", &token).unwrap();
+            store.put_certificate(&cert).unwrap();
+        }
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        for (table, key, value) in &rows {
+            let t = txn.open_table(raw(table)).unwrap();
+            let stored = t
+                .get(*key)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{table}/{key}"));
+            assert_eq!(stored.value(), value.as_slice(), "{table}/{key}");
+        }
     }
 
     #[test]

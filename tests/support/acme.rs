@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::env::test_env;
 use super::{wait_for, Minicloud};
 
 /// Pebble's settings; a test fails, rather than skips, when they are missing.
@@ -18,25 +19,16 @@ pub struct Pebble {
     pub challtestsrv: String,
 }
 
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run scripts/test-env.sh, then \
-             set -a; . \"${{TMPDIR:-/tmp}}/minicloud-test-env/test-env.env\"; set +a"
-        )
-    })
-}
-
 impl Pebble {
     pub fn from_env() -> Self {
         Self {
-            directory: var("MINICLOUD_TEST_ACME_DIRECTORY"),
-            ca_file: var("MINICLOUD_TEST_ACME_CA_FILE"),
-            roots_url: var("MINICLOUD_TEST_ACME_ROOTS_URL"),
-            http_port: var("MINICLOUD_TEST_ACME_HTTP_PORT")
+            directory: test_env("MINICLOUD_TEST_ACME_DIRECTORY"),
+            ca_file: test_env("MINICLOUD_TEST_ACME_CA_FILE"),
+            roots_url: test_env("MINICLOUD_TEST_ACME_ROOTS_URL"),
+            http_port: test_env("MINICLOUD_TEST_ACME_HTTP_PORT")
                 .parse()
                 .expect("MINICLOUD_TEST_ACME_HTTP_PORT is a port"),
-            challtestsrv: var("MINICLOUD_TEST_CHALLTESTSRV_URL"),
+            challtestsrv: test_env("MINICLOUD_TEST_CHALLTESTSRV_URL"),
         }
     }
 

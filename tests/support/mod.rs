@@ -1,11 +1,20 @@
 //! Shared helpers for integration tests: start `minicloud serve` on free ports, talk to it
-//! over real sockets, run small upstreams, wait for conditions with a deadline.
+//! over real sockets, run small upstreams, wait for conditions with a deadline. The test
+//! environment's variables (`env`), the shared services (`services`), loopback networking
+//! (`net`) and the app clean-up guard (`cleanup`) each have one module here.
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod acme;
+pub mod cleanup;
+pub mod env;
+pub mod net;
+pub mod services;
 pub mod upstream;
 
-use std::net::{SocketAddr, TcpListener};
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use {cleanup::AppCleanup, env::test_env, net::free_port};
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -20,7 +29,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// The local registry the test script fills with the probe images.
 pub fn registry() -> String {
-    std::env::var("MINICLOUD_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+    env::try_test_env("MINICLOUD_TEST_REGISTRY").unwrap_or_else(|| "127.0.0.1:5000".into())
 }
 
 /// A probe image reference in the local registry, e.g. `probe:v1`.
@@ -50,14 +59,6 @@ pub fn containers_of(app: &str) -> Vec<String> {
     let mut names: Vec<String> = listing.lines().map(str::to_owned).collect();
     names.sort();
     names
-}
-
-/// A free TCP port on loopback (bound then released; good enough for tests on one machine).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
@@ -264,6 +265,16 @@ impl Minicloud {
 
     pub fn data_path(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// This minicloud's instance id, the `minicloud.instance` label on the containers it makes.
+    /// The state store is the server's alone while it runs: call this after `stop`.
+    pub fn instance_id(&self) -> String {
+        assert!(self.child.is_none(), "stop minicloud first");
+        let path = self.data_dir.join("minicloud").join("state.redb");
+        minicloud::store::Store::open(&path)
+            .and_then(|store| store.instance_id())
+            .expect("the instance id in the state store")
     }
 }
 

@@ -1,0 +1,272 @@
+//! The shared services end to end: the probe, deployed through a running minicloud, uses
+//! MariaDB, RabbitMQ and its storage across revisions, a service outage and a rotation; and a
+//! failed first deploy leaves nothing behind. The provisioners on their own are tested in
+//! `provisioners.rs`.
+
+mod support;
+
+use mysql_async::prelude::Queryable;
+
+use minicloud::services::ServiceName;
+use support::net::Switch;
+use support::services::{
+    admin_conn, app, mariadb_admin_url, rabbitmq_admin, rabbitmq_api, rabbitmq_api_url,
+    server_code, ACCESS_DENIED,
+};
+use support::{test_env, AppCleanup};
+
+#[tokio::test]
+async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
+    let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
+    let mut mariadb = Switch::new("127.0.0.1:3306").await;
+    let admin_url =
+        mariadb_admin_url().replace("@127.0.0.1:3306", &format!("@127.0.0.1:{}", mariadb.port));
+    assert!(admin_url.contains(&mariadb.port.to_string()), "{admin_url}");
+    let mc = support::Minicloud::start_with(
+        [
+            ("MINICLOUD_HEALTH_TIMEOUT", "30"),
+            ("MINICLOUD_MARIADB_URL", admin_url.as_str()),
+            ("MINICLOUD_MARIADB_APP_HOST", gateway.as_str()),
+            ("MINICLOUD_RABBITMQ_API", rabbitmq_api_url().as_str()),
+            ("MINICLOUD_RABBITMQ_APP_HOST", gateway.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    )
+    .await;
+    let name = app("e2e").to_string();
+    let _cleanup = AppCleanup(&name);
+    let api = mc.api();
+    let resp = api
+        .post(
+            "/api/apps",
+            serde_json::json!({"image": support::image("probe-services:v1"), "name": name}),
+        )
+        .await;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["revision"], 1, "{body}");
+
+    let host = format!("{name}.{}", mc.domain);
+    let web = mc.client_for(&[&host]);
+    let url = |path: &str| mc.https_url(&host, path);
+    let send = |req: reqwest::RequestBuilder| async move {
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    };
+
+    // The environment: the database and the vhost are the app's, on the host gateway.
+    let env: serde_json::Value = web
+        .get(url("/env"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let db_url = env["DATABASE_URL"].as_str().unwrap().to_owned();
+    let user = ServiceName::derive(&name).unwrap().to_string();
+    assert!(db_url.starts_with(&format!("mysql://{user}:")), "{db_url}");
+    assert!(
+        db_url.ends_with(&format!("@{gateway}:3306/{user}")),
+        "{db_url}"
+    );
+    assert_eq!(env["AMQP_URL"], env["RABBITMQ_URL"]);
+
+    // Write a row, two messages (take one), a file.
+    assert_eq!(send(web.post(url("/db")).body("row-1")).await.0, 201);
+    assert_eq!(
+        send(web.get(url("/db"))).await,
+        (200, "[\n  \"row-1\"\n]\n".into())
+    );
+    for m in ["msg-1", "msg-2"] {
+        assert_eq!(send(web.post(url("/amqp")).body(m)).await.0, 201);
+    }
+    assert_eq!(send(web.get(url("/amqp"))).await, (200, "msg-1".into()));
+    assert_eq!(send(web.put(url("/file/note")).body("kept")).await.0, 201);
+
+    // MariaDB unreachable: the update fails naming it, revision 1 keeps serving.
+    mariadb.down().await;
+    let resp = api
+        .post(
+            &format!("/api/apps/{name}/deploy"),
+            serde_json::json!({"force": true}),
+        )
+        .await;
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 422, "{text}");
+    assert!(
+        text.contains(&format!(
+            "cannot reach MariaDB at 127.0.0.1:{}",
+            mariadb.port
+        )),
+        "{text}"
+    );
+    assert!(text.contains("revision 1 keeps serving"), "{text}");
+    assert_eq!(send(web.get(url("/db"))).await.0, 200);
+    assert_eq!(
+        support::containers_of(&name).len(),
+        2,
+        "web and runner of revision 1 only"
+    );
+
+    // Back: the retry succeeds, and everything survived the new revision.
+    mariadb.up().await;
+    let resp = api
+        .post(
+            &format!("/api/apps/{name}/deploy"),
+            serde_json::json!({"force": true}),
+        )
+        .await;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revision"], 2, "{body}");
+    assert_eq!(
+        send(web.get(url("/db"))).await,
+        (200, "[\n  \"row-1\"\n]\n".into())
+    );
+    assert_eq!(send(web.get(url("/amqp"))).await, (200, "msg-2".into()));
+    assert_eq!(send(web.get(url("/amqp"))).await.0, 404);
+    assert_eq!(send(web.get(url("/file/note"))).await, (200, "kept".into()));
+
+    // Rotate: a new revision with new passwords; the old one is refused, the app works.
+    let resp = api
+        .post(
+            &format!("/api/apps/{name}/rotate-credentials"),
+            serde_json::json!({}),
+        )
+        .await;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revision"], 3, "{body}");
+    let env: serde_json::Value = web
+        .get(url("/env"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_db_url = env["DATABASE_URL"].as_str().unwrap().to_owned();
+    assert_ne!(new_db_url, db_url);
+    let old_from_host = db_url.replace(&format!("@{gateway}:"), "@127.0.0.1:");
+    let err = mysql_async::Conn::from_url(old_from_host)
+        .await
+        .unwrap_err();
+    assert_eq!(server_code(&err), Some(ACCESS_DENIED), "{err}");
+    assert_eq!(send(web.post(url("/db")).body("row-2")).await.0, 201);
+    assert_eq!(
+        send(web.get(url("/db"))).await,
+        (200, "[\n  \"row-1\",\n  \"row-2\"\n]\n".into())
+    );
+    assert_eq!(send(web.post(url("/amqp")).body("msg-3")).await.0, 201);
+    assert_eq!(send(web.get(url("/amqp"))).await, (200, "msg-3".into()));
+
+    // The services view masks passwords; only an explicit reveal shows them.
+    let masked: serde_json::Value = api.get_json(&format!("/api/apps/{name}/services")).await;
+    let masked_text = masked.to_string();
+    assert!(masked_text.contains("********"), "{masked_text}");
+    assert!(
+        !masked_text.contains(&new_db_url),
+        "a password leaked: {masked_text}"
+    );
+    assert_eq!(masked.as_array().unwrap().len(), 2, "{masked_text}");
+    let revealed: serde_json::Value = api
+        .get_json(&format!("/api/apps/{name}/services?reveal=true"))
+        .await;
+    assert_eq!(revealed[0]["kind"], "mariadb");
+    assert_eq!(revealed[0]["env"]["DATABASE_URL"], new_db_url.as_str());
+
+    // No password in minicloud's log.
+    let password = |u: &str| {
+        u.split(':')
+            .nth(2)
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let log = mc.log();
+    for secret in [password(&db_url), password(&new_db_url)] {
+        assert!(!log.contains(&secret), "a password is in the log");
+    }
+
+    // Removed with its data: database, user, vhost and directory are gone.
+    let resp = api.delete(&format!("/api/apps/{name}?data=true")).await;
+    assert_eq!(resp.status(), 204);
+    let mut admin = admin_conn().await;
+    let dbs: Vec<String> = admin.query("SHOW DATABASES").await.unwrap();
+    let users: Vec<String> = admin.query("SELECT User FROM mysql.user").await.unwrap();
+    admin.disconnect().await.unwrap();
+    assert!(!dbs.contains(&user) && !users.contains(&user));
+    let (admin_user, admin_pw) = rabbitmq_admin();
+    let vhost = reqwest::Client::new()
+        .get(format!("{}/api/vhosts/{user}", rabbitmq_api()))
+        .basic_auth(admin_user, Some(admin_pw))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(vhost, 404);
+    assert!(!mc.data_dir.join("apps").join(&name).exists());
+    assert!(support::containers_of(&name).is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_first_deploy_leaves_no_database_behind() {
+    let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
+    // MariaDB works; RabbitMQ's API is a closed port, so provisioning fails after the
+    // database was made.
+    let closed = format!("http://admin:pw@127.0.0.1:{}", support::free_port());
+    let mc = support::Minicloud::start_with(
+        [
+            ("MINICLOUD_MARIADB_URL", mariadb_admin_url()),
+            ("MINICLOUD_MARIADB_APP_HOST", gateway.clone()),
+            ("MINICLOUD_RABBITMQ_API", closed),
+            ("MINICLOUD_RABBITMQ_APP_HOST", gateway),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    )
+    .await;
+    let name = app("first").to_string();
+    let _cleanup = AppCleanup(&name);
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps",
+            serde_json::json!({"image": support::image("probe-services:v1"), "name": name}),
+        )
+        .await;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("RabbitMQ"),
+        "{body}"
+    );
+
+    let database = ServiceName::derive(&name).unwrap().to_string();
+    let mut admin = admin_conn().await;
+    let found: Vec<String> = admin
+        .exec(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (database.clone(),),
+        )
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "{database} was left behind");
+    assert!(!mc.data_path().join("apps").join(&name).exists());
+    assert_eq!(
+        mc.api().get(&format!("/api/apps/{name}")).await.status(),
+        404
+    );
+}
