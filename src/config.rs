@@ -14,7 +14,7 @@ use std::time::Duration;
 use minicloud_proxy::Hostname;
 
 use crate::model::secret::Secret;
-use crate::services::{self, MariaDbSettings, RabbitMqSettings};
+use crate::services::{self, MariaDbSettings, RabbitMqSettings, ServicesSettings};
 
 /// Validated settings of a running minicloud.
 #[derive(Debug, Clone)]
@@ -457,6 +457,15 @@ impl Config {
         match self.https_port {
             443 => format!("https://{host}"),
             port => format!("https://{host}:{port}"),
+        }
+    }
+
+    /// What the app services are built from.
+    pub fn services(&self) -> ServicesSettings {
+        ServicesSettings {
+            mariadb: self.mariadb.clone(),
+            rabbitmq: self.rabbitmq.clone(),
+            data_dir: self.data_dir.clone(),
         }
     }
 

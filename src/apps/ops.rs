@@ -76,7 +76,7 @@ impl Apps {
     pub fn new(plane: Plane, settings: AppSettings) -> Result<Self, StoreError> {
         let instance = plane.store.instance_id()?.into();
         Ok(Self {
-            services: Services::new(&plane.config, plane.store.clone()),
+            services: Services::new(plane.config.services(), plane.store.clone()),
             plane,
             settings,
             events: Events::default(),
