@@ -195,6 +195,18 @@ impl Sources {
         Ok(self)
     }
 
+    /// Layers the TOML config file at `path`.
+    pub fn read_file(self, path: &std::path::Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.file(&name, &text),
+            Err(e) => Err(ConfigError::File {
+                path: name,
+                why: e.to_string(),
+            }),
+        }
+    }
+
     /// Layers environment variables (pass the process environment or a test map).
     pub fn env<'a>(mut self, vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         for (name, value) in vars {
