@@ -1,7 +1,11 @@
 //! The command line's words: every clap type of the `minicloud` binary, with the help text
 //! people read. Parsing only; what each command does lives in the sibling modules.
 
-use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Arg, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+
+use crate::config::keys::KEYS;
 
 /// minicloud: your own small cloud on one server.
 ///
@@ -73,48 +77,67 @@ Examples:
   minicloud domains list blog
   minicloud domains rm blog blog.example.com";
 
-#[derive(Args)]
+/// `serve`'s flags: `--config`, and one per key of the config table that has a flag (with the
+/// table's help), so the table stays the only list of settings.
 pub struct ServeArgs {
     /// TOML config file; its keys are the flag names with '_' (e.g. http_port = 8080).
-    #[arg(long, env = "MINICLOUD_CONFIG", value_name = "FILE")]
-    pub config: Option<std::path::PathBuf>,
-    /// Base domain: apps answer at <app>.<domain>, the admin UI at admin.<domain>. [env: MINICLOUD_DOMAIN] [default: localhost]
-    #[arg(long)]
-    pub domain: Option<String>,
-    /// Where state, app storage and backups live. [env: MINICLOUD_DATA_DIR] [default: ./data]
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<String>,
-    /// IP address the HTTP and HTTPS ports listen on. [env: MINICLOUD_LISTEN] [default: 0.0.0.0]
-    #[arg(long, value_name = "IP")]
-    pub listen: Option<String>,
-    /// HTTP port (ACME challenges and redirects to HTTPS). [env: MINICLOUD_HTTP_PORT] [default: 80]
-    #[arg(long, value_name = "PORT")]
-    pub http_port: Option<String>,
-    /// HTTPS port. [env: MINICLOUD_HTTPS_PORT] [default: 443]
-    #[arg(long, value_name = "PORT")]
-    pub https_port: Option<String>,
-    /// The control plane API's own address, for a local CLI. [env: MINICLOUD_API_LISTEN] [default: 127.0.0.1:7780]
-    #[arg(long, value_name = "IP:PORT")]
-    pub api_listen: Option<String>,
-    /// Proxy worker threads. [env: MINICLOUD_THREADS] [default: number of CPUs]
-    #[arg(long, value_name = "N")]
-    pub threads: Option<String>,
+    pub config: Option<PathBuf>,
+    /// The flags given, by config key.
+    flags: Vec<(&'static str, String)>,
 }
 
 impl ServeArgs {
     /// The flags given, by config key.
     pub fn flags(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [
-            ("domain", &self.domain),
-            ("data_dir", &self.data_dir),
-            ("listen", &self.listen),
-            ("http_port", &self.http_port),
-            ("https_port", &self.https_port),
-            ("api_listen", &self.api_listen),
-            ("threads", &self.threads),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        self.flags.iter().map(|(k, v)| (*k, v.as_str()))
+    }
+}
+
+impl FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let flags = KEYS
+            .iter()
+            .filter(|k| k.flag.is_some())
+            .filter_map(|k| {
+                let value = matches.get_one::<String>(k.name)?;
+                Some((k.name, value.clone()))
+            })
+            .collect();
+        Ok(Self {
+            config: matches.get_one::<PathBuf>("config").cloned(),
+            flags,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for ServeArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let config = Arg::new("config")
+            .long("config")
+            .env("MINICLOUD_CONFIG")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("TOML config file; its keys are the flag names with '_' (e.g. http_port = 8080)");
+        KEYS.iter().filter_map(|k| Some((k, k.flag?))).fold(
+            cmd.arg(config),
+            |cmd, (key, value_name)| {
+                cmd.arg(
+                    Arg::new(key.name)
+                        .long(key.flag_name())
+                        .value_name(value_name)
+                        .help(key.flag_help()),
+                )
+            },
+        )
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }
 
