@@ -51,7 +51,7 @@ impl Key {
 
     /// `MINICLOUD_DATA_DIR` for `data_dir`.
     pub fn env(&self) -> String {
-        format!("MINICLOUD_{}", self.name.to_ascii_uppercase())
+        super::env_name(self.name)
     }
 
     /// `data-dir` for `data_dir` (without the dashes in front).
