@@ -287,7 +287,7 @@ async fn provision_gives_every_need_and_remove_takes_only_that_app() {
         ])
         .resolve()
         .unwrap();
-    let services = Services::new(&config, env.store.clone());
+    let services = Services::new(config.services(), env.store.clone());
     let needs = BTreeSet::from(Need::ALL);
     let (a, b) = (app("rm-a"), app("rm-b"));
     let pa = services.provision(&a, &needs).await.unwrap();
@@ -338,7 +338,7 @@ async fn provision_gives_every_need_and_remove_takes_only_that_app() {
         .env([("MINICLOUD_DATA_DIR", env.data_dir.to_str().unwrap())])
         .resolve()
         .unwrap();
-    let err = Services::new(&bare, env.store.clone())
+    let err = Services::new(bare.services(), env.store.clone())
         .provision(&a, &needs)
         .await
         .unwrap_err()

@@ -85,7 +85,7 @@ impl Apps {
     pub fn new(ctx: Ctx, settings: AppSettings) -> Result<Self, StoreError> {
         let instance = ctx.store.instance_id()?.into();
         Ok(Self {
-            services: Services::new(&ctx.config, ctx.store.clone()),
+            services: Services::new(ctx.config.services(), ctx.store.clone()),
             ctx,
             settings,
             instance,

@@ -1,17 +1,17 @@
 //! `minicloud apps …` and `minicloud domains …`: the app verbs of the API, printed for
 //! people. Results go to stdout, deploy progress to stderr (see [`super::progress`]).
 //!
-//! Arguments arrive already parsed by clap in `main.rs`; what clap cannot check
+//! Arguments arrive already parsed by clap (see [`super::args`]); what clap cannot check
 //! (`KEY=VALUE`) is checked here by [`parse_assignments`] before any request is sent.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::{bail, Context};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::json;
 
+use super::error::CliError;
 use super::format;
 use super::progress::{self, Finished, Outcome};
 use super::table;
@@ -29,14 +29,21 @@ pub struct NewApp {
 }
 
 /// Parses `KEY=VALUE` arguments; the value may be empty or contain `=`.
-pub fn parse_assignments(args: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>> {
+pub fn parse_assignments(
+    args: &[String],
+    flag: &str,
+) -> Result<BTreeMap<String, String>, CliError> {
     let mut vars = BTreeMap::new();
     for arg in args {
         match arg.split_once('=') {
             Some((key, value)) if !key.is_empty() => {
                 vars.insert(key.to_owned(), value.to_owned());
             }
-            _ => bail!("{flag} '{arg}': expected KEY=VALUE (e.g. LOG_LEVEL=debug)"),
+            _ => {
+                return Err(CliError::message(format!(
+                    "{flag} '{arg}': expected KEY=VALUE (e.g. LOG_LEVEL=debug)"
+                )))
+            }
         }
     }
     Ok(vars)
@@ -44,13 +51,19 @@ pub fn parse_assignments(args: &[String], flag: &str) -> anyhow::Result<BTreeMap
 
 /// Reads a registry password from stdin (as `docker login --password-stdin` does): all of
 /// it, without the final line end.
-pub fn read_password_stdin() -> anyhow::Result<crate::model::secret::Secret> {
+pub fn read_password_stdin() -> Result<crate::model::secret::Secret, CliError> {
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-        .context("could not read the registry password from stdin")?;
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+        CliError::Io {
+            what: "could not read the registry password from stdin",
+            source,
+        }
+    })?;
     let password = text.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
-        bail!("--registry-password-stdin: stdin was empty");
+        return Err(CliError::message(
+            "--registry-password-stdin: stdin was empty",
+        ));
     }
     Ok(crate::model::secret::Secret::new(password))
 }
@@ -66,7 +79,7 @@ async fn deploying(
     path: &str,
     body: Option<&serde_json::Value>,
     target: &str,
-) -> anyhow::Result<()> {
+) -> Result<(), CliError> {
     match progress::run(api, method, path, body).await? {
         Outcome::Done { app, finished } => {
             println!("{}", describe(&app, finished));
@@ -75,11 +88,13 @@ async fn deploying(
         Outcome::Failed {
             deploy: Some(failed),
             ..
-        } => bail!(format::deploy_failure(&failed)),
+        } => Err(CliError::message(format::deploy_failure(&failed))),
         Outcome::Failed {
             status: 422, error, ..
-        } => bail!("deploy of {target} failed: {error}"),
-        Outcome::Failed { error, .. } => bail!(error),
+        } => Err(CliError::message(format!(
+            "deploy of {target} failed: {error}"
+        ))),
+        Outcome::Failed { error, .. } => Err(CliError::message(error)),
     }
 }
 
@@ -99,7 +114,7 @@ fn describe(app: &AppView, finished: Option<Finished>) -> String {
     }
 }
 
-pub async fn add(api: &ApiClient, new: NewApp) -> anyhow::Result<()> {
+pub async fn add(api: &ApiClient, new: NewApp) -> Result<(), CliError> {
     let mut body = json!({ "image": new.image });
     if let Some(name) = &new.name {
         body["name"] = json!(name);
@@ -118,7 +133,7 @@ pub async fn add(api: &ApiClient, new: NewApp) -> anyhow::Result<()> {
     deploying(api, Method::POST, "/api/apps", Some(&body), target).await
 }
 
-pub async fn list(api: &ApiClient) -> anyhow::Result<()> {
+pub async fn list(api: &ApiClient) -> Result<(), CliError> {
     let apps: Vec<AppView> = api.get("/api/apps").await?;
     if apps.is_empty() {
         println!("No apps. Add one with: minicloud apps add IMAGE");
@@ -143,7 +158,7 @@ pub async fn list(api: &ApiClient) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn show(api: &ApiClient, name: &str) -> anyhow::Result<()> {
+pub async fn show(api: &ApiClient, name: &str) -> Result<(), CliError> {
     let app: AppView = api.get(&app_path(name, "")).await?;
     print!("{}", show_text(&app));
     Ok(())
@@ -210,7 +225,7 @@ pub async fn deploy(
     name: &str,
     image: Option<&str>,
     force: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), CliError> {
     let mut body = json!({ "force": force });
     if let Some(image) = image {
         body["image"] = json!(image);
@@ -225,7 +240,7 @@ pub async fn deploy(
     .await
 }
 
-pub async fn rollback(api: &ApiClient, name: &str, revision: Option<u64>) -> anyhow::Result<()> {
+pub async fn rollback(api: &ApiClient, name: &str, revision: Option<u64>) -> Result<(), CliError> {
     let body = match revision {
         Some(r) => json!({ "revision": r }),
         None => json!({}),
@@ -235,12 +250,12 @@ pub async fn rollback(api: &ApiClient, name: &str, revision: Option<u64>) -> any
 }
 
 /// `restart`, `stop` or `start`.
-pub async fn lifecycle(api: &ApiClient, name: &str, verb: &str) -> anyhow::Result<()> {
+pub async fn lifecycle(api: &ApiClient, name: &str, verb: &str) -> Result<(), CliError> {
     let path = app_path(name, &format!("/{verb}"));
     deploying(api, Method::POST, &path, None, name).await
 }
 
-pub async fn services(api: &ApiClient, name: &str, reveal: bool) -> anyhow::Result<()> {
+pub async fn services(api: &ApiClient, name: &str, reveal: bool) -> Result<(), CliError> {
     let path = app_path(
         name,
         if reveal {
@@ -269,7 +284,7 @@ pub async fn services(api: &ApiClient, name: &str, reveal: bool) -> anyhow::Resu
     Ok(())
 }
 
-pub async fn history(api: &ApiClient, name: &str) -> anyhow::Result<()> {
+pub async fn history(api: &ApiClient, name: &str) -> Result<(), CliError> {
     let deploys: Vec<DeployView> = api.get(&app_path(name, "/deploys")).await?;
     if deploys.is_empty() {
         println!("{name} has not been deployed yet.");
@@ -319,7 +334,7 @@ pub async fn logs(
     name: &str,
     tail: Option<usize>,
     follow: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), CliError> {
     let mut query = Vec::new();
     if let Some(n) = tail {
         query.push(format!("tail={n}"));
@@ -348,13 +363,16 @@ pub async fn logs(
         match written {
             // `apps logs probe | head` closing the pipe is a normal way to stop.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            other => other.context("could not write the log to stdout")?,
+            other => other.map_err(|source| CliError::Io {
+                what: "could not write the log to stdout",
+                source,
+            })?,
         }
     }
     Ok(())
 }
 
-pub async fn env_list(api: &ApiClient, name: &str) -> anyhow::Result<()> {
+pub async fn env_list(api: &ApiClient, name: &str) -> Result<(), CliError> {
     let vars: BTreeMap<String, String> = api.get(&app_path(name, "/env")).await?;
     if vars.is_empty() {
         println!("{name} has no variables of its own. Set one with: minicloud apps env set {name} KEY=VALUE");
@@ -371,13 +389,13 @@ pub async fn env_change(
     name: &str,
     set: BTreeMap<String, String>,
     unset: Vec<String>,
-) -> anyhow::Result<()> {
+) -> Result<(), CliError> {
     let body = json!({ "set": set, "unset": unset });
     let path = app_path(name, "/env");
     deploying(api, Method::PATCH, &path, Some(&body), name).await
 }
 
-pub async fn remove(api: &ApiClient, name: &str, with_data: bool) -> anyhow::Result<()> {
+pub async fn remove(api: &ApiClient, name: &str, with_data: bool) -> Result<(), CliError> {
     let query = if with_data { "?data=true" } else { "" };
     api.delete(&app_path(name, query)).await?;
     if with_data {
@@ -388,21 +406,21 @@ pub async fn remove(api: &ApiClient, name: &str, with_data: bool) -> anyhow::Res
     Ok(())
 }
 
-pub async fn domain_add(api: &ApiClient, name: &str, domain: &str) -> anyhow::Result<()> {
+pub async fn domain_add(api: &ApiClient, name: &str, domain: &str) -> Result<(), CliError> {
     let body = json!({ "domain": domain });
     let app: AppView = api.post(&app_path(name, "/domains"), &body).await?;
     println!("{domain} → {}", app.name);
     Ok(())
 }
 
-pub async fn domain_remove(api: &ApiClient, name: &str, domain: &str) -> anyhow::Result<()> {
+pub async fn domain_remove(api: &ApiClient, name: &str, domain: &str) -> Result<(), CliError> {
     let path = app_path(name, &format!("/domains/{}", encode_segment(domain)));
     let _: AppView = api.delete_json(&path).await?;
     println!("removed {domain} from {name}");
     Ok(())
 }
 
-pub async fn domain_list(api: &ApiClient, name: &str) -> anyhow::Result<()> {
+pub async fn domain_list(api: &ApiClient, name: &str) -> Result<(), CliError> {
     let app: AppView = api.get(&app_path(name, "")).await?;
     for domain in &app.domains {
         println!("{domain}");

@@ -1,19 +1,29 @@
-//! The client side of the CLI: talks to a running minicloud's API and prints for people.
-//!
-//! `main.rs` holds the clap definitions and dispatches here; each command's work lives in
-//! its module (`apps` for apps and domains, `manifest` for `manifest check`), with pure helpers (`format`, `sse`, `table`)
-//! beside them.
+//! The command line. `args` holds the clap definitions; `main.rs` parses them and hands
+//! `serve` to [`serve::run`] (settings and logging, then the platform) and every other command
+//! to [`run`], the client side, which talks to a running minicloud's API and prints for
+//! people. Each command's work lives in its module (`apps` for apps and domains, `routes`,
+//! `certs`, `manifest` for `manifest check`), with pure helpers (`format`, `sse`, `table`)
+//! beside them. The API's answers are read through this module's own lenient `view` types,
+//! never the server's.
 
 pub mod apps;
+pub mod args;
+pub mod certs;
 pub mod client;
+mod error;
 pub mod format;
 pub mod manifest;
 pub mod progress;
+pub mod routes;
+mod run;
+pub mod serve;
 pub mod sse;
 pub mod table;
 pub mod view;
 
 pub use client::{ApiClient, ClientError};
+pub use error::CliError;
+pub use run::run;
 
 /// A value made safe to be one segment of an API path (`/api/routes/{host}`).
 pub fn encode_segment(s: &str) -> String {

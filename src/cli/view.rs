@@ -52,3 +52,34 @@ pub struct DeployView {
     #[serde(default)]
     pub reason: Option<String>,
 }
+
+/// `GET /api/routes`, one entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RouteView {
+    pub host: String,
+    pub upstream: String,
+}
+
+/// `GET /api/certificates`, one entry. `state` is kept as the server's word (`pending`,
+/// `valid`, `renewing`, `failed`, `self-signed`, or one this CLI does not know yet).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CertView {
+    pub host: String,
+    #[serde(default)]
+    pub state: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub not_after: Option<i64>,
+    /// When the next certificate will be ordered (Unix seconds).
+    #[serde(default)]
+    pub renew_at: Option<i64>,
+    /// The last failure.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// After a failure: when it is tried again (Unix seconds).
+    #[serde(default)]
+    pub next_retry: Option<i64>,
+    /// Why a host has only a self-signed certificate.
+    #[serde(default)]
+    pub reason: Option<String>,
+}

@@ -31,7 +31,6 @@ use std::path::PathBuf;
 
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::config::Config;
 use crate::model::name::AppName;
 use crate::model::now;
 use crate::model::secret::Secret;
@@ -110,6 +109,18 @@ impl std::fmt::Debug for Provisioned {
     }
 }
 
+/// What [`Services`] is built from; the configuration builds it, so this module never reads
+/// the configuration itself.
+#[derive(Debug, Clone)]
+pub struct ServicesSettings {
+    /// The shared MariaDB; apps that need a database cannot deploy without it.
+    pub mariadb: Option<MariaDbSettings>,
+    /// The shared RabbitMQ; apps that need a message bus cannot deploy without it.
+    pub rabbitmq: Option<RabbitMqSettings>,
+    /// minicloud's data directory; app storage lives under it.
+    pub data_dir: PathBuf,
+}
+
 /// The three provisioners of one minicloud. Cheap to clone.
 #[derive(Clone)]
 pub struct Services {
@@ -119,17 +130,11 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(config: &Config, store: Store) -> Self {
+    pub fn new(settings: ServicesSettings, store: Store) -> Self {
         Self {
-            mariadb: config
-                .mariadb
-                .clone()
-                .map(|s| MariaDb::new(s, store.clone())),
-            rabbitmq: config
-                .rabbitmq
-                .clone()
-                .map(|s| RabbitMq::new(s, store.clone())),
-            storage: Storage::new(config.data_dir.clone()),
+            mariadb: settings.mariadb.map(|s| MariaDb::new(s, store.clone())),
+            rabbitmq: settings.rabbitmq.map(|s| RabbitMq::new(s, store.clone())),
+            storage: Storage::new(settings.data_dir),
         }
     }
 

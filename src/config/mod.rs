@@ -2,7 +2,11 @@
 //! validated once at start. Every bad value is reported, all at once, with where it came from.
 //!
 //! Sources are plain maps, so tests pass them directly and never touch the process
-//! environment.
+//! environment. The settings themselves are listed once, in [`keys::KEYS`]; their value
+//! parsers are in `parse`.
+
+pub mod keys;
+mod parse;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +18,8 @@ use std::time::Duration;
 use minicloud_proxy::Hostname;
 
 use crate::model::secret::Secret;
-use crate::services::{self, MariaDbSettings, RabbitMqSettings};
+use crate::services::{rabbitmq, MariaDbSettings, RabbitMqSettings, ServicesSettings};
+use keys::{Key, Parsed, KEYS};
 
 /// Validated settings of a running minicloud.
 #[derive(Debug, Clone)]
@@ -100,7 +105,7 @@ impl fmt::Display for Invalid {
             Origin::Env => env_name(self.key),
             Origin::Flag => format!("--{}", self.key.replace('_', "-")),
         };
-        if SECRET_KEYS.contains(&self.key) {
+        if Key::find(self.key).is_some_and(|k| k.secret) {
             // Never echo a secret back, even a bad one.
             write!(f, "{source}: {}", self.why)
         } else {
@@ -118,33 +123,7 @@ pub enum ConfigError {
     Invalid(Vec<Invalid>),
 }
 
-/// Every setting: its key (file key; env is `MINICLOUD_` + upper case; flag is `--key-name`)
-/// and its default.
-const SETTINGS: &[(&str, &str)] = &[
-    ("domain", "localhost"),
-    ("data_dir", "./data"),
-    ("listen", "0.0.0.0"),
-    ("http_port", "80"),
-    ("https_port", "443"),
-    ("api_listen", "127.0.0.1:7780"),
-    ("admin_token", ""),
-    ("threads", ""),
-    ("shutdown_grace", "5"),
-    ("access_log", "true"),
-    ("log_format", "text"),
-    ("acme_email", ""),
-    ("acme_directory", "letsencrypt"),
-    ("acme_ca_root", ""),
-    ("health_timeout", "60"),
-    ("mariadb_url", ""),
-    ("mariadb_app_host", ""),
-    ("rabbitmq_api", ""),
-    ("rabbitmq_app_host", ""),
-];
-
-/// Settings whose values carry a credential: an error about them never repeats the value.
-const SECRET_KEYS: &[&str] = &["admin_token", "mariadb_url", "rabbitmq_api"];
-
+/// `MINICLOUD_DATA_DIR` for `data_dir`.
 pub fn env_name(key: &str) -> String {
     format!("MINICLOUD_{}", key.to_ascii_uppercase())
 }
@@ -159,9 +138,10 @@ pub struct Sources {
 impl Sources {
     pub fn new() -> Self {
         let mut s = Self::default();
-        for (key, default) in SETTINGS {
-            if !default.is_empty() {
-                s.values.insert(key, (default.to_string(), Origin::Default));
+        for key in KEYS {
+            if let Some(default) = key.default {
+                s.values
+                    .insert(key.name, (default.to_string(), Origin::Default));
             }
         }
         s
@@ -180,9 +160,9 @@ impl Sources {
                 toml::Value::String(s) => s,
                 other => other.to_string(),
             };
-            match SETTINGS.iter().find(|(k, _)| *k == key) {
-                Some((k, _)) => {
-                    self.values.insert(k, (value, Origin::File));
+            match Key::find(&key) {
+                Some(k) => {
+                    self.values.insert(k.name, (value, Origin::File));
                 }
                 None => self.unknown.push(Invalid {
                     key: "config",
@@ -195,11 +175,23 @@ impl Sources {
         Ok(self)
     }
 
+    /// Layers the TOML config file at `path`.
+    pub fn read_file(self, path: &std::path::Path) -> Result<Self, ConfigError> {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.file(&name, &text),
+            Err(e) => Err(ConfigError::File {
+                path: name,
+                why: e.to_string(),
+            }),
+        }
+    }
+
     /// Layers environment variables (pass the process environment or a test map).
     pub fn env<'a>(mut self, vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         for (name, value) in vars {
-            if let Some((k, _)) = SETTINGS.iter().find(|(k, _)| env_name(k) == name) {
-                self.values.insert(k, (value.to_string(), Origin::Env));
+            if let Some(k) = KEYS.iter().find(|k| k.env() == name) {
+                self.values.insert(k.name, (value.to_string(), Origin::Env));
             }
         }
         self
@@ -216,232 +208,111 @@ impl Sources {
     /// Validates every value and builds the `Config`, or reports every problem.
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let mut errors = self.unknown.clone();
-        let field = |key: &'static str| self.values.get(key).map(|(v, o)| (key, v.as_str(), *o));
-        let mut check = |key: &'static str, why: Option<String>, value: &str, origin: Origin| {
-            if let Some(why) = why {
+        let p = Parsed::parse(&self, &mut errors);
+        // An app host alone would be silently ignored: say which setting is missing.
+        for (host_key, admin_key) in [
+            ("mariadb_app_host", "mariadb_url"),
+            ("rabbitmq_app_host", "rabbitmq_api"),
+        ] {
+            if let (Some((value, origin)), None) =
+                (self.values.get(host_key), self.values.get(admin_key))
+            {
                 errors.push(Invalid {
-                    key,
-                    origin,
-                    value: value.to_string(),
-                    why,
+                    key: host_key,
+                    origin: *origin,
+                    value: value.clone(),
+                    why: format!("has no effect without {}", env_name(admin_key)),
                 });
             }
-        };
-
-        macro_rules! parse {
-            ($key:literal, $parser:expr) => {{
-                match field($key) {
-                    Some((key, value, origin)) => match $parser(value) {
-                        Ok(v) => Some(v),
-                        Err(why) => {
-                            check(key, Some(why), value, origin);
-                            None
-                        }
-                    },
-                    None => None,
-                }
-            }};
         }
-
-        let domain = parse!("domain", |v: &str| Hostname::parse(v)
-            .map_err(|e| e.to_string()));
-        let data_dir = parse!("data_dir", |v: &str| if v.is_empty() {
-            Err("must not be empty".to_string())
-        } else {
-            Ok(PathBuf::from(v))
-        });
-        let listen = parse!("listen", |v: &str| v
-            .parse::<IpAddr>()
-            .map_err(|_| "expected an IP address, e.g. 0.0.0.0 or ::".to_string()));
-        let http_port = parse!("http_port", port);
-        let https_port = parse!("https_port", port);
-        let api_listen = parse!("api_listen", |v: &str| v
-            .parse::<SocketAddr>()
-            .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:7780".to_string()));
-        let admin_token = parse!("admin_token", |v: &str| if v.len() < 16 {
-            Err("a token must be at least 16 characters".to_string())
-        } else {
-            Ok(Secret::new(v))
-        });
-        let threads = parse!("threads", |v: &str| match v.parse::<usize>() {
-            Ok(n) if (1..=64).contains(&n) => Ok(n),
-            _ => Err("expected a number of threads from 1 to 64".to_string()),
-        });
-        let shutdown_grace = parse!("shutdown_grace", |v: &str| match v.parse::<u64>() {
-            Ok(n) if n <= 3600 => Ok(Duration::from_secs(n)),
-            _ => Err("expected whole seconds from 0 to 3600".to_string()),
-        });
-        let access_log = parse!("access_log", boolean);
-        let log_format = parse!("log_format", |v: &str| v.parse::<LogFormat>());
-        let acme_email = parse!("acme_email", acme_email);
-        let acme_directory = parse!("acme_directory", acme_directory);
-        let acme_ca_root = parse!("acme_ca_root", |v: &str| if v.is_empty() {
-            Err("must not be empty".to_string())
-        } else {
-            Ok(PathBuf::from(v))
-        });
-        let health_timeout = parse!("health_timeout", |v: &str| match v.parse::<u64>() {
-            Ok(n) if (1..=3600).contains(&n) => Ok(Duration::from_secs(n)),
-            _ => Err("expected whole seconds from 1 to 3600".to_string()),
-        });
-        let mariadb_url = parse!("mariadb_url", services::mariadb::parse_admin_url);
-        let mariadb_app_host = parse!("mariadb_app_host", |v: &str| services::app_host(
-            v,
-            services::mariadb::DEFAULT_PORT
-        ));
-        let rabbitmq_api = parse!("rabbitmq_api", services::rabbitmq::parse_api_url);
-        let rabbitmq_app_host = parse!("rabbitmq_app_host", |v: &str| services::app_host(
-            v,
-            services::rabbitmq::DEFAULT_PORT
-        ));
-        // An app host alone would be silently ignored: say which setting is missing.
-        for (host_key, admin_key, admin_missing) in [
-            (
-                "mariadb_app_host",
-                "mariadb_url",
-                field("mariadb_url").is_none(),
-            ),
-            (
-                "rabbitmq_app_host",
-                "rabbitmq_api",
-                field("rabbitmq_api").is_none(),
-            ),
-        ] {
-            if let (Some((key, value, origin)), true) = (field(host_key), admin_missing) {
-                let why = format!("has no effect without {}", env_name(admin_key));
-                check(key, Some(why), value, origin);
-            }
-        }
-        let mariadb = mariadb_url.map(|(admin_url, address)| MariaDbSettings {
-            // Default: apps reach MariaDB where minicloud does (true under docker-compose).
-            app_host: mariadb_app_host.unwrap_or_else(|| address.clone()),
-            admin_url,
-            address,
-        });
-        let rabbitmq = rabbitmq_api.map(|(api, user, password)| {
-            let default_host = format!(
-                "{}:{}",
-                api.host_str().unwrap_or_default(),
-                services::rabbitmq::DEFAULT_PORT
-            );
-            RabbitMqSettings {
-                app_host: rabbitmq_app_host.unwrap_or(default_host),
-                api,
-                user,
-                password,
-            }
-        });
-
-        if let (Some(h), Some(s)) = (http_port, https_port) {
-            if h == s {
-                let (key, value, origin) = field("https_port").expect("https_port has a value");
-                check(
-                    key,
-                    Some("must differ from the HTTP port".into()),
-                    value,
-                    origin,
-                );
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ConfigError::Invalid(errors));
-        }
-        let default_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (
-            Some(domain),
-            Some(data_dir),
-            Some(listen),
-            Some(http_port),
-            Some(https_port),
-            Some(api_listen),
-            Some(shutdown_grace),
-            Some(access_log),
-            Some(log_format),
-            Some(acme_directory),
-            Some(health_timeout),
-        ) = (
-            domain,
-            data_dir,
-            listen,
-            http_port,
-            https_port,
-            api_listen,
-            shutdown_grace,
-            access_log,
-            log_format,
-            acme_directory,
-            health_timeout,
-        )
-        else {
-            unreachable!("every setting with a default either parsed or reported an error")
-        };
-        Ok(Config {
-            domain,
-            data_dir,
-            listen,
-            http_port,
-            https_port,
-            api_listen,
-            admin_token,
-            threads: threads.unwrap_or(default_threads),
-            shutdown_grace,
-            access_log,
-            log_format,
-            acme_email,
-            acme_directory,
-            acme_ca_root,
-            health_timeout,
-            mariadb,
-            rabbitmq,
-        })
-    }
-}
-
-fn port(v: &str) -> Result<u16, String> {
-    match v.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(p),
-        _ => Err("expected a port number from 1 to 65535".into()),
-    }
-}
-
-fn boolean(v: &str) -> Result<bool, String> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err("expected true or false".into()),
-    }
-}
-
-fn acme_email(v: &str) -> Result<String, String> {
-    let v = v.trim();
-    match v.split_once('@') {
-        Some((user, domain))
-            if !user.is_empty() && domain.contains('.') && !v.contains(char::is_whitespace) =>
+        if let (Some(h), Some(s), Some((value, origin))) =
+            (p.http_port, p.https_port, self.values.get("https_port"))
         {
-            Ok(v.to_string())
+            if h == s {
+                errors.push(Invalid {
+                    key: "https_port",
+                    origin: *origin,
+                    value: value.clone(),
+                    why: "must differ from the HTTP port".into(),
+                });
+            }
         }
-        _ => Err("expected an email address, e.g. you@example.com".into()),
+        match build(p) {
+            Some(config) if errors.is_empty() => Ok(config),
+            // A key with a default is missing only when its value was invalid, so `errors`
+            // says why.
+            _ => Err(ConfigError::Invalid(errors)),
+        }
+    }
+
+    /// Parses `key`'s value, if any source gave one; an invalid value is added to `errors`.
+    fn parse<T>(
+        &self,
+        key: &'static str,
+        parser: impl Fn(&str) -> Result<T, String>,
+        errors: &mut Vec<Invalid>,
+    ) -> Option<T> {
+        let (value, origin) = self.values.get(key)?;
+        parser(value)
+            .map_err(|why| {
+                errors.push(Invalid {
+                    key,
+                    origin: *origin,
+                    value: value.clone(),
+                    why,
+                })
+            })
+            .ok()
     }
 }
 
-fn acme_directory(v: &str) -> Result<String, String> {
-    match v {
-        "letsencrypt" | "letsencrypt-production" => Ok(LETSENCRYPT.into()),
-        "letsencrypt-staging" => Ok(LETSENCRYPT_STAGING.into()),
-        url if url.starts_with("https://") && url.len() > "https://".len() => Ok(url.into()),
-        _ => Err(
-            "expected 'letsencrypt', 'letsencrypt-staging' or an https:// ACME directory URL"
-                .into(),
-        ),
-    }
+/// The `Config` from parsed values: `None` when a setting that has a default is missing, which
+/// happens only when its value was invalid.
+fn build(p: Parsed) -> Option<Config> {
+    let mariadb = p.mariadb_url.map(|(admin_url, address)| MariaDbSettings {
+        // Default: apps reach MariaDB where minicloud does (true under docker-compose).
+        app_host: p.mariadb_app_host.unwrap_or_else(|| address.clone()),
+        admin_url,
+        address,
+    });
+    let rabbitmq = p.rabbitmq_api.map(|(api, user, password)| {
+        let default_host = format!(
+            "{}:{}",
+            api.host_str().unwrap_or_default(),
+            rabbitmq::DEFAULT_PORT
+        );
+        RabbitMqSettings {
+            app_host: p.rabbitmq_app_host.unwrap_or(default_host),
+            api,
+            user,
+            password,
+        }
+    });
+    Some(Config {
+        domain: p.domain?,
+        data_dir: p.data_dir?,
+        listen: p.listen?,
+        http_port: p.http_port?,
+        https_port: p.https_port?,
+        api_listen: p.api_listen?,
+        admin_token: p.admin_token,
+        threads: p
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        shutdown_grace: p.shutdown_grace?,
+        access_log: p.access_log?,
+        log_format: p.log_format?,
+        acme_email: p.acme_email,
+        acme_directory: p.acme_directory?,
+        acme_ca_root: p.acme_ca_root,
+        health_timeout: p.health_timeout?,
+        mariadb,
+        rabbitmq,
+    })
 }
 
 fn known_keys() -> String {
-    SETTINGS
-        .iter()
-        .map(|(k, _)| *k)
-        .collect::<Vec<_>>()
-        .join(", ")
+    KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 
 impl Config {
@@ -457,6 +328,15 @@ impl Config {
         match self.https_port {
             443 => format!("https://{host}"),
             port => format!("https://{host}:{port}"),
+        }
+    }
+
+    /// What the app services are built from.
+    pub fn services(&self) -> ServicesSettings {
+        ServicesSettings {
+            mariadb: self.mariadb.clone(),
+            rabbitmq: self.rabbitmq.clone(),
+            data_dir: self.data_dir.clone(),
         }
     }
 
@@ -478,7 +358,13 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.api_listen.to_string(), "127.0.0.1:7780");
         assert!(c.admin_token.is_none());
-        assert!(c.threads >= 1);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(c.threads, cpus, "threads default to the number of CPUs");
+        let c = Sources::new()
+            .env([("MINICLOUD_THREADS", "3")])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.threads, 3);
     }
 
     #[test]

@@ -1,0 +1,433 @@
+//! The command line's words: every clap type of the `minicloud` binary, with the help text
+//! people read. Parsing only; what each command does lives in the sibling modules.
+
+use std::path::PathBuf;
+
+use clap::{Arg, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+
+use crate::config::keys::KEYS;
+
+/// minicloud: your own small cloud on one server.
+///
+/// One process is the HTTPS edge (routing by host, certificates by SNI) and the control plane
+/// that manages what it serves. Start it with `minicloud serve`; manage it with the other
+/// commands, which talk to its API.
+#[derive(Parser)]
+#[command(name = "minicloud", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the edge and the control plane (settings: file < MINICLOUD_* env < flags).
+    Serve(ServeArgs),
+    // Every other command: a client of a running minicloud's API.
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The commands that talk to a running minicloud (or, for `manifest`, to nobody).
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Apps deployed from Docker images: add, deploy, roll back, logs, env, remove.
+    #[command(subcommand, after_help = APPS_EXAMPLES)]
+    Apps(AppsCommand),
+    /// Extra domains an app answers at, besides <app>.<domain>.
+    #[command(subcommand, after_help = DOMAINS_EXAMPLES)]
+    Domains(DomainsCommand),
+    /// Routes to services on this machine that minicloud does not deploy.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
+    /// Certificates of the hosts minicloud serves (ACME).
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Check an app's cloud_manifest before deploying it.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ManifestCommand {
+    /// Check a manifest file, or the one inside an image (the local Docker engine reads it,
+    /// pulling the image if needed), and print what minicloud will make of it.
+    ///
+    /// Examples:
+    ///   minicloud manifest check ./cloud_manifest.yml
+    ///   minicloud manifest check ghcr.io/me/blog:1.2
+    Check {
+        /// A file path, or an image reference.
+        #[arg(value_name = "PATH|IMAGE")]
+        target: String,
+    },
+}
+
+const APPS_EXAMPLES: &str = "\
+Examples:
+  minicloud apps add ghcr.io/me/blog:1.2 --name blog --env LOG_LEVEL=info
+  minicloud apps list
+  minicloud apps deploy blog --image ghcr.io/me/blog:1.3
+  minicloud apps logs blog -f
+  minicloud apps rollback blog";
+
+const DOMAINS_EXAMPLES: &str = "\
+Examples:
+  minicloud domains add blog blog.example.com
+  minicloud domains list blog
+  minicloud domains rm blog blog.example.com";
+
+/// `serve`'s flags: `--config`, and one per key of the config table that has a flag (with the
+/// table's help), so the table stays the only list of settings.
+pub struct ServeArgs {
+    /// TOML config file; its keys are the flag names with '_' (e.g. http_port = 8080).
+    pub config: Option<PathBuf>,
+    /// The flags given, by config key.
+    flags: Vec<(&'static str, String)>,
+}
+
+impl ServeArgs {
+    /// The flags given, by config key.
+    pub fn flags(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.flags.iter().map(|(k, v)| (*k, v.as_str()))
+    }
+}
+
+impl FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let flags = KEYS
+            .iter()
+            .filter(|k| k.flag.is_some())
+            .filter_map(|k| {
+                let value = matches.get_one::<String>(k.name)?;
+                Some((k.name, value.clone()))
+            })
+            .collect();
+        Ok(Self {
+            config: matches.get_one::<PathBuf>("config").cloned(),
+            flags,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for ServeArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let config = Arg::new("config")
+            .long("config")
+            .env("MINICLOUD_CONFIG")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("TOML config file; its keys are the flag names with '_' (e.g. http_port = 8080)");
+        KEYS.iter().filter_map(|k| Some((k, k.flag?))).fold(
+            cmd.arg(config),
+            |cmd, (key, value_name)| {
+                cmd.arg(
+                    Arg::new(key.name)
+                        .long(key.flag_name())
+                        .value_name(value_name)
+                        .help(key.flag_help()),
+                )
+            },
+        )
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// Where the client commands find minicloud.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The API's address: the local one, or https://admin.<domain> from elsewhere.
+    #[arg(
+        long,
+        env = "MINICLOUD_URL",
+        default_value = "http://127.0.0.1:7780",
+        global = true
+    )]
+    pub url: String,
+    /// API token (printed by `minicloud serve` at first start).
+    #[arg(long, env = "MINICLOUD_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Accept a self-signed certificate on an https URL.
+    #[arg(long, env = "MINICLOUD_INSECURE", global = true)]
+    pub insecure: bool,
+}
+
+#[derive(Subcommand)]
+pub enum RoutesCommand {
+    /// List external routes.
+    #[command(visible_alias = "ls")]
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Route HOST (or *.domain) to UPSTREAM (IP:PORT), e.g. `routes add grafana.example.com 127.0.0.1:3000`.
+    Add {
+        host: String,
+        upstream: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove the route for HOST.
+    #[command(visible_alias = "remove")]
+    Rm {
+        host: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CertsCommand {
+    /// Each host's certificate: pending, valid, renewing, failed (with why and when it is retried).
+    #[command(visible_alias = "ls")]
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Order a new certificate for HOST now; the current one serves until the new one is valid.
+    Renew {
+        host: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AppsCommand {
+    /// Deploy an image as a new app, showing its progress.
+    ///
+    /// The image is pulled, its /cloud_manifest.yml read, a container started and probed,
+    /// and the app routed at https://<name>.<domain>. Accepts what you would paste:
+    /// user/app, user/app:tag, registry.host:5000/app:tag, a Docker Hub URL, ...@sha256:....
+    #[command(after_help = "\
+Examples:
+  minicloud apps add nginxdemos/hello --name hello
+  minicloud apps add 127.0.0.1:5000/probe:v1 --env GREETING=hi --memory 128
+  echo \"$TOKEN\" | minicloud apps add ghcr.io/me/private:1 --registry-user me --registry-password-stdin")]
+    Add {
+        /// The Docker image to run.
+        image: String,
+        /// The app's name (a DNS label); defaults to the manifest's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// An environment variable for the app; repeat for more.
+        #[arg(short, long, value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Memory limit in MiB (default 256).
+        #[arg(long, value_name = "MB")]
+        memory: Option<u64>,
+        /// Username for a private registry (with --registry-password-stdin).
+        #[arg(long, value_name = "USER", requires = "registry_password_stdin")]
+        registry_user: Option<String>,
+        /// Read the registry password from stdin.
+        #[arg(long, requires = "registry_user")]
+        registry_password_stdin: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List apps with their state, revision, image and URL.
+    #[command(visible_alias = "ls")]
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show an app: state, revision, image, domains, memory and CPU use, last error.
+    #[command(after_help = "Example:\n  minicloud apps show blog")]
+    Show {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Pull the app's image again (or another one) and deploy it if it changed.
+    ///
+    /// A new digest makes a new revision; the same digest does nothing unless --force.
+    #[command(after_help = "\
+Examples:
+  minicloud apps deploy blog
+  minicloud apps deploy blog --image ghcr.io/me/blog:1.3
+  minicloud apps deploy blog --force")]
+    Deploy {
+        name: String,
+        /// Deploy this image instead of the app's current one (and keep it).
+        #[arg(long)]
+        image: Option<String>,
+        /// Deploy a new revision even if the image did not change.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Deploy an earlier revision's image again (default: the one before the current).
+    #[command(after_help = "\
+Examples:
+  minicloud apps rollback blog
+  minicloud apps rollback blog --revision 3")]
+    Rollback {
+        name: String,
+        /// The revision to go back to (see `apps history`).
+        #[arg(long, value_name = "N")]
+        revision: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Restart the app's containers (a new revision, deployed without downtime).
+    #[command(after_help = "Example:\n  minicloud apps restart blog")]
+    Restart {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop the app; it stays stopped, across restarts of minicloud, until `apps start`.
+    #[command(after_help = "Example:\n  minicloud apps stop blog")]
+    Stop {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Start a stopped app again.
+    #[command(after_help = "Example:\n  minicloud apps start blog")]
+    Start {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The app's deploys, newest first: revision, result, image, digest, trigger, reason.
+    #[command(
+        visible_alias = "releases",
+        after_help = "Example:\n  minicloud apps history blog"
+    )]
+    History {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The app's database and message-bus accounts (passwords masked unless --reveal).
+    #[command(after_help = "\
+Examples:
+  minicloud apps services blog
+  minicloud apps services blog --reveal      # prints passwords: mind who is watching
+  minicloud apps rotate-credentials blog     # new passwords, then a redeploy")]
+    Services {
+        name: String,
+        /// Show the passwords and full connection URLs.
+        #[arg(long)]
+        reveal: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Give the app new database and message-bus passwords and redeploy it with them.
+    RotateCredentials {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the serving revision's log.
+    #[command(after_help = "\
+Examples:
+  minicloud apps logs blog
+  minicloud apps logs blog -n 20 -f")]
+    Logs {
+        name: String,
+        /// How many of the last lines to print (default 100).
+        #[arg(short = 'n', long, value_name = "N")]
+        tail: Option<usize>,
+        /// Keep printing new lines as they come, until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the app's own environment variables, or set and unset them (which redeploys).
+    #[command(after_help = "\
+Examples:
+  minicloud apps env blog
+  minicloud apps env set blog LOG_LEVEL=debug FEATURE_X=1
+  minicloud apps env unset blog FEATURE_X")]
+    Env(EnvArgs),
+    /// Remove the app: its containers and routes. Its data only with --with-data.
+    #[command(
+        visible_alias = "remove",
+        after_help = "\
+Examples:
+  minicloud apps rm blog
+  minicloud apps rm blog --with-data"
+    )]
+    Rm {
+        name: String,
+        /// Also delete the app's storage (it is kept otherwise).
+        #[arg(long)]
+        with_data: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct EnvArgs {
+    #[command(subcommand)]
+    pub command: Option<EnvCommand>,
+    /// The app whose variables to list.
+    #[arg(required = true)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Subcommand)]
+pub enum EnvCommand {
+    /// Set variables and redeploy the app with them.
+    Set {
+        name: String,
+        /// One or more variables.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+    },
+    /// Remove variables and redeploy the app without them.
+    Unset {
+        name: String,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DomainsCommand {
+    /// Make the app NAME answer at DOMAIN too (point its DNS at this server).
+    #[command(after_help = "Example:\n  minicloud domains add blog blog.example.com")]
+    Add {
+        name: String,
+        domain: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop answering at DOMAIN.
+    #[command(
+        visible_alias = "remove",
+        after_help = "Example:\n  minicloud domains rm blog blog.example.com"
+    )]
+    Rm {
+        name: String,
+        domain: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List every domain the app answers at, <app>.<domain> first.
+    #[command(
+        visible_alias = "ls",
+        after_help = "Example:\n  minicloud domains list blog"
+    )]
+    List {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}

@@ -1,0 +1,155 @@
+//! The dispatch of the client commands: clap's parsed words to the module that does the work.
+
+use super::args::{
+    AppsCommand, CertsCommand, ClientArgs, ClientCommand, DomainsCommand, EnvArgs, EnvCommand,
+    ManifestCommand, RoutesCommand,
+};
+use super::error::CliError;
+use super::{apps, certs, manifest, routes, ApiClient};
+use crate::model::secret::Secret;
+
+/// Runs one client command to the end on a small runtime of its own.
+pub fn run(command: ClientCommand) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            what: "could not start the async runtime",
+            source,
+        })?;
+    runtime.block_on(dispatch(command))
+}
+
+async fn dispatch(command: ClientCommand) -> Result<(), CliError> {
+    match command {
+        ClientCommand::Apps(cmd) => apps_command(cmd).await,
+        ClientCommand::Domains(cmd) => domains_command(cmd).await,
+        ClientCommand::Routes(cmd) => match cmd {
+            RoutesCommand::List { client: c } => routes::list(&client(&c)?).await,
+            RoutesCommand::Add {
+                host,
+                upstream,
+                client: c,
+            } => routes::add(&client(&c)?, &host, &upstream).await,
+            RoutesCommand::Rm { host, client: c } => routes::remove(&client(&c)?, &host).await,
+        },
+        ClientCommand::Certs(cmd) => match cmd {
+            CertsCommand::List { client: c } => certs::list(&client(&c)?).await,
+            CertsCommand::Renew { host, client: c } => certs::renew(&client(&c)?, &host).await,
+        },
+        ClientCommand::Manifest(ManifestCommand::Check { target }) => {
+            let checked = manifest::check(&target).await?;
+            print!("{}", manifest::describe(&checked));
+            println!("ok: {target} is a valid app manifest");
+            Ok(())
+        }
+    }
+}
+
+fn client(args: &ClientArgs) -> Result<ApiClient, CliError> {
+    Ok(ApiClient::new(
+        &args.url,
+        args.token.clone().map(Secret::new),
+        args.insecure,
+    )?)
+}
+
+async fn apps_command(cmd: AppsCommand) -> Result<(), CliError> {
+    use AppsCommand as A;
+    match cmd {
+        A::Add {
+            image,
+            name,
+            env,
+            memory,
+            registry_user,
+            registry_password_stdin: _,
+            client: c,
+        } => {
+            // Everything that can be wrong locally is reported before anything is sent.
+            let env = apps::parse_assignments(&env, "--env")?;
+            let api = client(&c)?;
+            let registry = match registry_user {
+                Some(user) => Some((user, apps::read_password_stdin()?)),
+                None => None,
+            };
+            let new = apps::NewApp {
+                image,
+                name,
+                env,
+                memory_mb: memory,
+                registry,
+            };
+            apps::add(&api, new).await
+        }
+        A::List { client: c } => apps::list(&client(&c)?).await,
+        A::Show { name, client: c } => apps::show(&client(&c)?, &name).await,
+        A::Deploy {
+            name,
+            image,
+            force,
+            client: c,
+        } => apps::deploy(&client(&c)?, &name, image.as_deref(), force).await,
+        A::Rollback {
+            name,
+            revision,
+            client: c,
+        } => apps::rollback(&client(&c)?, &name, revision).await,
+        A::Restart { name, client: c } => apps::lifecycle(&client(&c)?, &name, "restart").await,
+        A::Stop { name, client: c } => apps::lifecycle(&client(&c)?, &name, "stop").await,
+        A::Start { name, client: c } => apps::lifecycle(&client(&c)?, &name, "start").await,
+        A::History { name, client: c } => apps::history(&client(&c)?, &name).await,
+        A::Services {
+            name,
+            reveal,
+            client: c,
+        } => apps::services(&client(&c)?, &name, reveal).await,
+        A::RotateCredentials { name, client: c } => {
+            apps::lifecycle(&client(&c)?, &name, "rotate-credentials").await
+        }
+        A::Logs {
+            name,
+            tail,
+            follow,
+            client: c,
+        } => apps::logs(&client(&c)?, &name, tail, follow).await,
+        A::Env(EnvArgs {
+            command,
+            name,
+            client: c,
+        }) => match command {
+            None => {
+                let name = name.ok_or_else(|| CliError::message("give the app's name"))?;
+                apps::env_list(&client(&c)?, &name).await
+            }
+            Some(EnvCommand::Set { name, vars }) => {
+                let set = apps::parse_assignments(&vars, "env set")?;
+                apps::env_change(&client(&c)?, &name, set, Vec::new()).await
+            }
+            Some(EnvCommand::Unset { name, keys }) => {
+                apps::env_change(&client(&c)?, &name, Default::default(), keys).await
+            }
+        },
+        A::Rm {
+            name,
+            with_data,
+            client: c,
+        } => apps::remove(&client(&c)?, &name, with_data).await,
+    }
+}
+
+async fn domains_command(cmd: DomainsCommand) -> Result<(), CliError> {
+    match cmd {
+        DomainsCommand::Add {
+            name,
+            domain,
+            client: c,
+        } => apps::domain_add(&client(&c)?, &name, &domain).await,
+        DomainsCommand::Rm {
+            name,
+            domain,
+            client: c,
+        } => apps::domain_remove(&client(&c)?, &name, &domain).await,
+        DomainsCommand::List { name, client: c } => apps::domain_list(&client(&c)?, &name).await,
+    }
+}

@@ -1,0 +1,47 @@
+//! `minicloud serve`'s start-up: the settings from their three sources, logging, then
+//! [`crate::serve::run`].
+
+use super::args::ServeArgs;
+use crate::config::{Config, ConfigError, LogFormat, Sources};
+use crate::serve::ServeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// Reads the settings (file < `MINICLOUD_*` environment < flags), starts logging and runs
+/// minicloud until it is stopped.
+pub fn run(args: ServeArgs) -> Result<(), StartError> {
+    let config = config(&args)?;
+    init_logging(config.log_format);
+    crate::serve::run(config)?;
+    Ok(())
+}
+
+fn config(args: &ServeArgs) -> Result<Config, ConfigError> {
+    let mut sources = Sources::new();
+    if let Some(path) = &args.config {
+        sources = sources.read_file(path)?;
+    }
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("MINICLOUD_"))
+        .collect();
+    sources
+        .env(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .flags(args.flags())
+        .resolve()
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MINICLOUD_LOG")
+        .unwrap_or_else(|_| "info,pingora_core=warn,pingora_proxy=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,77 @@
+//! Value parsers of the key table: text in, a typed value or why not out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{LETSENCRYPT, LETSENCRYPT_STAGING};
+use crate::model::secret::Secret;
+
+pub(super) fn port(v: &str) -> Result<u16, String> {
+    match v.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err("expected a port number from 1 to 65535".into()),
+    }
+}
+
+pub(super) fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+/// Whole seconds from `min` to an hour.
+pub(super) fn seconds(v: &str, min: u64) -> Result<Duration, String> {
+    match v.parse::<u64>() {
+        Ok(n) if (min..=3600).contains(&n) => Ok(Duration::from_secs(n)),
+        _ => Err(format!("expected whole seconds from {min} to 3600")),
+    }
+}
+
+pub(super) fn non_empty_path(v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        Err("must not be empty".to_string())
+    } else {
+        Ok(PathBuf::from(v))
+    }
+}
+
+pub(super) fn admin_token(v: &str) -> Result<Secret, String> {
+    if v.len() < 16 {
+        Err("a token must be at least 16 characters".to_string())
+    } else {
+        Ok(Secret::new(v))
+    }
+}
+
+pub(super) fn threads(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err("expected a number of threads from 1 to 64".to_string()),
+    }
+}
+
+pub(super) fn acme_email(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    match v.split_once('@') {
+        Some((user, domain))
+            if !user.is_empty() && domain.contains('.') && !v.contains(char::is_whitespace) =>
+        {
+            Ok(v.to_string())
+        }
+        _ => Err("expected an email address, e.g. you@example.com".into()),
+    }
+}
+
+pub(super) fn acme_directory(v: &str) -> Result<String, String> {
+    match v {
+        "letsencrypt" | "letsencrypt-production" => Ok(LETSENCRYPT.into()),
+        "letsencrypt-staging" => Ok(LETSENCRYPT_STAGING.into()),
+        url if url.starts_with("https://") && url.len() > "https://".len() => Ok(url.into()),
+        _ => Err(
+            "expected 'letsencrypt', 'letsencrypt-staging' or an https:// ACME directory URL"
+                .into(),
+        ),
+    }
+}
