@@ -42,7 +42,8 @@ pub struct Apps {
     pub services: Services,
     /// Labels this minicloud's containers (see `docker::labels::INSTANCE`).
     instance: Arc<str>,
-    docker: Arc<tokio::sync::Mutex<Option<Docker>>>,
+    /// Set by the first connect that succeeds; a failed one leaves it empty for the next call.
+    docker: Arc<tokio::sync::OnceCell<Docker>>,
     locks: Arc<Mutex<HashMap<AppName, Slot>>>,
 }
 
@@ -88,17 +89,18 @@ impl Apps {
 
     /// The engine handle, connecting on first use; an unreachable engine is an error for
     /// this operation and is tried again by the next.
+    /// Once connected, no lock is taken; callers that arrive during a connect wait for it.
     pub async fn docker(&self) -> Result<Docker, DockerError> {
-        let mut slot = self.docker.lock().await;
-        if let Some(d) = slot.as_ref() {
-            return Ok(d.clone());
-        }
-        let docker = Docker::connect().await?.with_instance(&*self.instance);
-        docker
-            .ensure_network(crate::docker::DEFAULT_NETWORK)
-            .await?;
-        *slot = Some(docker.clone());
-        Ok(docker)
+        self.docker
+            .get_or_try_init(|| async {
+                let docker = Docker::connect().await?.with_instance(&*self.instance);
+                docker
+                    .ensure_network(crate::docker::DEFAULT_NETWORK)
+                    .await?;
+                Ok(docker)
+            })
+            .await
+            .cloned()
     }
 
     /// Takes the app's lock, or says what holds it.
@@ -524,11 +526,8 @@ impl Apps {
                     }
                 }
                 if !before.had_storage {
-                    let dir = this.storage_dir(&name);
-                    if let Err(e) = std::fs::remove_dir_all(&dir) {
-                        if e.kind() != std::io::ErrorKind::NotFound {
-                            tracing::warn!(app = %name, error = %e, "cannot remove the storage of a failed first deploy");
-                        }
+                    if let Err(e) = this.services.storage().remove_dir(&name).await {
+                        tracing::warn!(app = %name, error = %e, "cannot remove the storage of a failed first deploy");
                     }
                 }
                 this.plane.store.delete_app(&name)?;

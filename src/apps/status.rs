@@ -47,6 +47,10 @@ pub struct AppStatus {
     /// What is running on it now, when `deploying`.
     pub operation: Option<String>,
     pub storage_bytes: Option<u64>,
+    /// The storage walk stopped at its bounds (a very large tree): `storage_bytes` is a lower
+    /// bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub storage_at_least: bool,
     /// Docker Hub's webhook target; it holds a secret, so only the single-app view has it.
     pub webhook_url: Option<String>,
 }
@@ -82,7 +86,10 @@ impl Apps {
                 status.cpu_percent = Some((stats.cpu_percent * 10.0).round() / 10.0);
             }
         }
-        status.storage_bytes = dir_size(&self.storage_dir(name));
+        if let Some(size) = self.services.storage().size(name).await {
+            status.storage_bytes = Some(size.bytes);
+            status.storage_at_least = !size.complete;
+        }
         let base = self.plane.config.https_url(&self.plane.config.admin_host());
         status.webhook_url = Some(format!(
             "{base}/hooks/deploy/{name}/{}",
@@ -143,27 +150,8 @@ impl Apps {
             last_error,
             operation,
             storage_bytes: None,
+            storage_at_least: false,
             webhook_url: None,
         })
     }
-}
-
-/// Bytes under `dir`, or `None` when it does not exist.
-fn dir_size(dir: &std::path::Path) -> Option<u64> {
-    let mut total = 0;
-    let mut stack = vec![std::fs::read_dir(dir).ok()?];
-    while let Some(entries) = stack.pop() {
-        for entry in entries.flatten() {
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => {
-                    if let Ok(sub) = std::fs::read_dir(entry.path()) {
-                        stack.push(sub);
-                    }
-                }
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    Some(total)
 }
