@@ -78,10 +78,13 @@ async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
     let inspect = docker(&[
         "inspect",
         "-f",
-        "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Memory}} {{.HostConfig.LogConfig.Type}} {{index .Config.Labels \"minicloud.rev\"}}",
+        "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Memory}} {{.HostConfig.LogConfig.Type}} {{index .Config.Labels \"minicloud.rev\"}} {{.HostConfig.Init}}",
         web,
     ]);
-    assert_eq!(inspect, "unless-stopped 268435456 json-file 1");
+    assert_eq!(
+        inspect, "unless-stopped 268435456 json-file 1 true",
+        "Docker's init runs in front of the app unless the manifest opts out"
+    );
 
     // The runner runs the same image with the same environment, and no route.
     let runner = &format!("mc-{app}.worker-1");

@@ -245,7 +245,7 @@ impl Apps {
     ) -> Result<Upstream, String> {
         let docker = self.docker().await.map_err(|e| e.to_string())?;
         let name = &record.name;
-        let web = self.container_spec(record, deploy, None, data_dir);
+        let web = self.container_spec(record, deploy, manifest, None, data_dir);
         self.events.step(
             name,
             format!("starting revision {} ({})", deploy.revision, web.name),
@@ -278,7 +278,7 @@ impl Apps {
             });
         }
         for runner in &manifest.runners {
-            let spec = self.container_spec(record, deploy, Some(runner), data_dir);
+            let spec = self.container_spec(record, deploy, manifest, Some(runner), data_dir);
             self.events
                 .step(name, format!("starting runner {}", spec.name));
             docker
@@ -293,6 +293,7 @@ impl Apps {
         &self,
         record: &AppRecord,
         deploy: &DeployRecord,
+        manifest: &Manifest,
         runner: Option<&manifest::Runner>,
         data_dir: Option<&std::path::Path>,
     ) -> ContainerSpec {
@@ -322,6 +323,7 @@ impl Apps {
             memory_bytes: Some(record.memory_mb * 1024 * 1024),
             network: DEFAULT_NETWORK.to_owned(),
             data_dir: data_dir.map(std::path::Path::to_path_buf),
+            init: manifest.init,
         }
     }
 
