@@ -85,7 +85,7 @@ pub async fn create(
         StatusCode::CREATED,
         async move {
             let (record, _) = op_apps.create(new).await?;
-            op_apps.status(&record.name).await
+            op_apps.status_now(&record.name).await
         },
     )
     .await
@@ -123,7 +123,7 @@ pub async fn deploy(
     let op_name = name.clone();
     respond(&apps, &headers, Some(name), StatusCode::OK, async move {
         op_apps.deploy(&op_name, image, body.force, "api").await?;
-        op_apps.status(&op_name).await
+        op_apps.status_now(&op_name).await
     })
     .await
 }
@@ -146,7 +146,7 @@ pub async fn rollback(
     let op_name = name.clone();
     respond(&apps, &headers, Some(name), StatusCode::OK, async move {
         op_apps.rollback(&op_name, revision).await?;
-        op_apps.status(&op_name).await
+        op_apps.status_now(&op_name).await
     })
     .await
 }
@@ -172,7 +172,7 @@ pub async fn lifecycle(
                 )))
             }
         }
-        op_apps.status(&op_name).await
+        op_apps.status_now(&op_name).await
     };
     respond(&apps, &headers, Some(name), StatusCode::OK, op).await
 }
@@ -240,7 +240,7 @@ pub async fn patch_env(
     let op_name = name.clone();
     respond(&apps, &headers, Some(name), StatusCode::OK, async move {
         op_apps.set_env(&op_name, body.set, body.unset).await?;
-        op_apps.status(&op_name).await
+        op_apps.status_now(&op_name).await
     })
     .await
 }
@@ -259,7 +259,7 @@ pub async fn add_domain(
     let name = app_name(&name)?;
     let Json(body) = body?;
     apps.add_domain(&name, &body.domain).await?;
-    Ok(Json(apps.status(&name).await?))
+    Ok(Json(apps.status_now(&name).await?))
 }
 
 pub async fn remove_domain(
@@ -268,7 +268,7 @@ pub async fn remove_domain(
 ) -> Result<Json<AppStatus>, ApiError> {
     let name = app_name(&name)?;
     apps.remove_domain(&name, &domain).await?;
-    Ok(Json(apps.status(&name).await?))
+    Ok(Json(apps.status_now(&name).await?))
 }
 
 #[derive(Deserialize)]

@@ -4,8 +4,9 @@
 //! paste ([`image_ref::ImageRef`]), the app contract read from the image
 //! ([`manifest::Manifest`]), the environment ([`env`]) and reconcile planning ([`reconcile`]).
 //! The I/O: [`Apps`] owns every operation on apps (one at a time per app), runs deploys
-//! ([`deploy`]), probes health ([`health`]) and recovers at start ([`recover`]); it reaches
-//! the engine only through `crate::docker`.
+//! ([`deploy`]), retires old revisions in the background ([`retire`]), probes health
+//! ([`health`]) and recovers at start ([`recover`]); it reaches the engine only through
+//! `crate::docker`.
 
 pub mod deploy;
 pub mod env;
@@ -15,6 +16,7 @@ pub mod health;
 mod ops;
 pub mod reconcile;
 mod recover;
+pub mod retire;
 mod status;
 
 pub use deploy::Deployed;
@@ -22,4 +24,5 @@ pub use error::AppError;
 pub use events::{AppEvent, Events};
 pub use ops::{AppLock, AppSettings, Apps, NewApp, DEFAULT_MEMORY_MB};
 pub use recover::Recovered;
+pub use retire::Retirements;
 pub use status::{AppState, AppStatus};

@@ -13,6 +13,7 @@ use tokio::sync::OwnedMutexGuard;
 use super::deploy::{web_container, Deployed, Source};
 use super::error::AppError;
 use super::events::Events;
+use super::retire::{Retirements, STOP_TIMEOUT};
 use crate::docker::{Docker, DockerError};
 use crate::model::image_ref::ImageRef;
 use crate::model::name::AppName;
@@ -40,6 +41,8 @@ pub struct Apps {
     pub events: Events,
     /// The provisioners: database, message bus, storage.
     pub services: Services,
+    /// Old revisions being drained and removed after a deploy (see `retire`).
+    pub retirements: Retirements,
     /// Labels this minicloud's containers (see `docker::labels::INSTANCE`).
     instance: Arc<str>,
     /// Set by the first connect that succeeds; a failed one leaves it empty for the next call.
@@ -81,6 +84,7 @@ impl Apps {
             plane,
             settings,
             events: Events::default(),
+            retirements: Retirements::default(),
             instance,
             docker: Arc::default(),
             locks: Arc::default(),
@@ -321,8 +325,10 @@ impl Apps {
         self.route_app(&record, None)?;
         let docker = self.docker().await?;
         for c in docker.list_managed().await? {
-            if c.managed.as_ref().is_some_and(|l| l.app == *name) {
-                docker.stop(&c.name, Duration::from_secs(10)).await?;
+            // A retiring container is being stopped and removed already.
+            let mine = c.managed.as_ref().is_some_and(|l| l.app == *name);
+            if mine && !self.retirements.is_claimed(name, &c.id) {
+                docker.stop(&c.name, STOP_TIMEOUT).await?;
             }
         }
         Ok(())
@@ -411,6 +417,7 @@ impl Apps {
         let _lock = self.lock(name, "a removal")?;
         let record = self.app_record(name)?;
         self.route_app(&record, None)?;
+        self.retirements.supersede(name).await;
         self.remove_containers(name, |_| true).await;
         if with_data {
             // Marked stopped first: if removing the data fails half-way, a restart of
