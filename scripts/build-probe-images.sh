@@ -4,7 +4,7 @@
 #   scripts/build-probe-images.sh [REGISTRY]     # default 127.0.0.1:5000
 #
 # Images (see probe/images/README.md): probe:v1 probe:v2 probe:v3 probe-json:v1
-# probe-services:v1 no-manifest:v1 bad-manifest:v1, all FROM scratch with /probe as entrypoint.
+# probe-services:v1 no-manifest:v1 bad-manifest:v1 probe-stubborn:v1 probe-stubborn:v2, all FROM scratch with /probe as entrypoint.
 #
 # Idempotent: cargo runs only when a probe source is newer than the binary; docker reuses its
 # layer cache and the registry skips layers it has. CARGO_TARGET_DIR is honoured.
@@ -84,3 +84,5 @@ build_image probe-json:v1 probe-json.json cloud_manifest.json
 build_image probe-services:v1 probe-services.yml cloud_manifest.yml
 build_image no-manifest:v1 - -
 build_image bad-manifest:v1 bad-manifest.yml cloud_manifest.yml
+build_image probe-stubborn:v1 probe-stubborn.yml cloud_manifest.yml PROBE_IGNORE_SIGTERM=1
+build_image probe-stubborn:v2 probe-stubborn.yml cloud_manifest.yml PROBE_IGNORE_SIGTERM=1

@@ -67,10 +67,13 @@ async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
     let inspect = docker(&[
         "inspect",
         "-f",
-        "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Memory}} {{.HostConfig.LogConfig.Type}} {{index .Config.Labels \"minicloud.rev\"}}",
+        "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.Memory}} {{.HostConfig.LogConfig.Type}} {{index .Config.Labels \"minicloud.rev\"}} {{.HostConfig.Init}}",
         web,
     ]);
-    assert_eq!(inspect, "unless-stopped 268435456 json-file 1");
+    assert_eq!(
+        inspect, "unless-stopped 268435456 json-file 1 true",
+        "Docker's init runs in front of the app unless the manifest opts out"
+    );
 
     // The runner runs the same image with the same environment, and no route.
     let runner = &format!("mc-{app}.worker-1");
@@ -186,11 +189,13 @@ async fn an_update_under_continuous_load_fails_no_request() {
         "both versions served: {v2} of {ok} from v2"
     );
     assert_eq!(get_json(&mc, host, "/").await["version"], "v2");
-    assert_eq!(
-        containers_of(&app),
-        vec![format!("mc-{app}-2"), format!("mc-{app}.worker-2")],
-        "revision 1 was drained and removed"
-    );
+    let only_v2 = vec![format!("mc-{app}-2"), format!("mc-{app}.worker-2")];
+    wait_for(
+        "revision 1 to be drained and removed",
+        Duration::from_secs(60),
+        || async { (containers_of(&app) == only_v2).then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -630,4 +635,101 @@ async fn an_unreachable_docker_engine_is_a_clear_error_and_the_edge_keeps_servin
 
     let body = mc.get_text("edge.example.com", "/").await;
     assert_eq!(body, "still-here");
+}
+
+/// The state of a container as the engine reports it, or `None` when it is gone.
+fn container_state(name: &str) -> Option<String> {
+    let state = docker(&["inspect", "-f", "{{.State.Status}}", name]);
+    (!state.is_empty()).then_some(state)
+}
+
+#[tokio::test]
+async fn a_deploy_answers_when_the_new_revision_serves_and_the_old_one_retires_after() {
+    // probe-stubborn ignores SIGTERM as PID 1 (its manifest turns Docker's init off), so each
+    // of its containers takes the whole stop timeout to go: the deploy must not wait for that.
+    let app = support::unique("t-retire");
+    let mc = minicloud().await;
+    let _cleanup = Cleanup(&app);
+    add_app(&mc, &app, "probe-stubborn:v1").await;
+    let old_web = format!("mc-{app}-1");
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.HostConfig.Init}}", &old_web]),
+        "false",
+        "init: false in the manifest opts out of Docker's init"
+    );
+
+    let api = mc.api();
+    let started = std::time::Instant::now();
+    let resp = api
+        .post(
+            &format!("/api/apps/{app}/deploy"),
+            json!({"image": image("probe-stubborn:v2")}),
+        )
+        .await;
+    let answered = started.elapsed();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["revision"], 2, "{body}");
+    assert_eq!(body["state"], "running", "{body}");
+    // The structural fact: the call answered while revision 1 still existed, and said so.
+    assert!(
+        container_state(&old_web).is_some(),
+        "revision 1 is still draining or stopping when the deploy answers"
+    );
+    let retiring: Vec<&str> = body["retiring"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(retiring.contains(&old_web.as_str()), "{body}");
+    eprintln!("the update of a SIGTERM-ignoring app answered after {answered:?}");
+    assert_eq!(
+        get_json(&mc, &format!("{app}.mc.test"), "/").await["version"],
+        "v2"
+    );
+
+    // The app's lock is free at once: a second operation starts and succeeds while revision
+    // 1 is still being retired, and neither retirement touches the serving revision.
+    let restart = api
+        .post(&format!("/api/apps/{app}/restart"), json!({}))
+        .await;
+    assert_eq!(restart.status(), 200, "{}", restart.text().await.unwrap());
+    let only_v3 = vec![format!("mc-{app}-3"), format!("mc-{app}.worker-3")];
+    wait_for(
+        "revisions 1 and 2 to be retired",
+        Duration::from_secs(90),
+        || async { (containers_of(&app) == only_v3).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        get_json(&mc, &format!("{app}.mc.test"), "/").await["version"],
+        "v2"
+    );
+    let show: Value = api.get_json(&format!("/api/apps/{app}")).await;
+    assert_eq!(show["state"], "running", "{show}");
+    assert!(show.get("retiring").is_none(), "{show}");
+}
+
+#[tokio::test]
+async fn removing_an_app_supersedes_its_pending_retirement() {
+    let app = support::unique("t-retire-rm");
+    let mc = minicloud().await;
+    let _cleanup = Cleanup(&app);
+    add_app(&mc, &app, "probe:v1").await;
+    let api = mc.api();
+    let resp = api
+        .post(
+            &format!("/api/apps/{app}/deploy"),
+            json!({"image": image("probe:v2")}),
+        )
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["revision"], 2, "{body}");
+    assert!(
+        body["retiring"].is_array(),
+        "revision 1 is retiring: {body}"
+    );
+    assert_eq!(api.delete(&format!("/api/apps/{app}")).await.status(), 204);
+    assert!(
+        containers_of(&app).is_empty(),
+        "the removal took every container, the retiring ones too"
+    );
 }

@@ -382,6 +382,7 @@ async fn run_inspect_logs_list_stats_stop_remove() {
         memory_bytes: Some(64 << 20),
         network: net.clone(),
         data_dir: Some(data.path().to_owned()),
+        init: true,
     };
     let running = docker.run(&spec).await.unwrap();
     assert_eq!(running.name, web);
@@ -438,6 +439,7 @@ async fn run_inspect_logs_list_stats_stop_remove() {
             ..spec.labels.clone()
         },
         data_dir: None,
+        init: true,
         ..spec.clone()
     };
     docker.run(&worker_spec).await.unwrap();
@@ -538,6 +540,9 @@ async fn a_container_that_cannot_start_is_reported_and_not_kept() {
         memory_bytes: None,
         network: net,
         data_dir: None,
+        // Without Docker's init the engine execs the command itself and reports the failure
+        // at start; with it, init starts and then exits 127 for the missing program.
+        init: false,
     };
     let msg = docker.run(&spec).await.unwrap_err().to_string();
     eprintln!("{msg}");

@@ -13,6 +13,8 @@
 //!   once, then sleeps until SIGTERM (a runner container's env is checked through its logs);
 //! - `PROBE_UNHEALTHY=1` — never listens, logs a line every second saying so;
 //! - `PROBE_EXIT=1` — prints an error line and exits 1 at once;
+//! - `PROBE_IGNORE_SIGTERM=1` — handles SIGINT only, so as PID 1 it ignores SIGTERM (the app
+//!   Docker's init exists for);
 //! - `probe check-tcp IP:PORT...` — connects to each address, prints ok/FAIL, exits 0 if all
 //!   answered (the test environment's check that containers reach host services).
 #![forbid(unsafe_code)]
@@ -74,7 +76,8 @@ async fn run_server(config: Config) -> std::io::Result<()> {
         "probe {} ({}): listening on {addr}",
         config.version, config.app
     );
-    server::run(listener, config, shutdown_signal()).await;
+    let shutdown = shutdown_signal(config.ignore_sigterm);
+    server::run(listener, config, shutdown).await;
     println!("probe: SIGTERM received, exiting");
     Ok(())
 }
@@ -82,13 +85,13 @@ async fn run_server(config: Config) -> std::io::Result<()> {
 async fn run_worker(config: &Config) -> std::io::Result<()> {
     println!("{} worker {}", config.app, config.version);
     println!("{}", serde_json::Value::Object(routes::info::env_json()));
-    shutdown_signal().await;
+    shutdown_signal(config.ignore_sigterm).await;
     println!("probe worker: SIGTERM received, exiting");
     Ok(())
 }
 
 async fn run_unhealthy(config: &Config) -> std::io::Result<()> {
-    let shutdown = shutdown_signal();
+    let shutdown = shutdown_signal(config.ignore_sigterm);
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -105,13 +108,19 @@ async fn run_unhealthy(config: &Config) -> std::io::Result<()> {
 }
 
 /// Resolves on SIGTERM or SIGINT. As PID 1 in a container a signal without a handler is
-/// ignored, so the probe must handle both itself to stop promptly.
-async fn shutdown_signal() {
+/// ignored, so the probe must handle both itself to stop promptly. With `ignore_term` no
+/// SIGTERM handler is installed at all: SIGTERM then does what it does to such an app.
+async fn shutdown_signal(ignore_term: bool) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let Ok(mut int) = signal(SignalKind::interrupt()) else {
+        eprintln!("probe: cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    if ignore_term {
+        int.recv().await;
+        return;
+    }
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
         eprintln!("probe: cannot install signal handlers");
         return std::future::pending().await;
     };

@@ -1,15 +1,16 @@
 //! One deploy, as data flows: image → manifest → environment → containers of revision N →
-//! health → one route swap → N-1 drained and removed. Any failure before the swap removes
-//! N's containers and leaves N-1 serving; the outcome is stored either way.
+//! health → one route swap → N-1 handed to a background retirement (drained, then stopped and
+//! removed; see [`super::retire`]). The deploy answers once N serves. Any failure before the
+//! swap removes N's containers and leaves N-1 serving; the outcome is stored either way.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use minicloud_proxy::Upstream;
 
 use super::env::build_env;
 use super::error::{AppError, DeployFailure};
 use super::health::{self, Health};
+use super::retire::STOP_TIMEOUT;
 use super::Apps;
 use crate::bus::{EventKind, Op};
 use crate::docker::{ContainerSpec, ManagedLabels, RegistryAuth, Role, DEFAULT_NETWORK};
@@ -19,11 +20,6 @@ use crate::model::name::AppName;
 use crate::model::{now, Trigger};
 use crate::store::{AppRecord, DeployOutcome, DeployRecord};
 
-/// How long the old revision keeps its containers after the route moved, so requests already
-/// sent to it finish.
-const DRAIN: Duration = Duration::from_secs(2);
-/// How long a container gets to stop on SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lines of a failed revision's log quoted in the deploy's failure reason.
 const FAILURE_LOG_LINES: usize = 20;
 
@@ -228,10 +224,10 @@ impl Apps {
                     name,
                     format!("revision {revision} serves at {}", self.app_url(name)),
                 );
-                if previous.is_some() {
-                    tokio::time::sleep(DRAIN).await;
-                }
-                self.remove_other_revisions(name, revision).await;
+                // The old revision drains and goes on its own task: the lock is released
+                // and the caller answered now, not after its stop timeout.
+                self.retire_other_revisions(op, name, revision, previous.is_some())
+                    .await;
                 Ok(Deployed::New(revision))
             }
             Err(failed) => {
@@ -267,7 +263,7 @@ impl Apps {
         let bus = &self.ctx.bus;
         let docker = self.docker().await.map_err(StartFailure::new)?;
         let name = &record.name;
-        let web = self.container_spec(record, deploy, None, data_dir);
+        let web = self.container_spec(record, deploy, manifest, None, data_dir);
         bus.step(
             op,
             name,
@@ -305,7 +301,7 @@ impl Apps {
             });
         }
         for runner in &manifest.runners {
-            let spec = self.container_spec(record, deploy, Some(runner), data_dir);
+            let spec = self.container_spec(record, deploy, manifest, Some(runner), data_dir);
             bus.step(op, name, format!("starting runner {}", spec.name));
             docker
                 .run(&spec)
@@ -319,6 +315,7 @@ impl Apps {
         &self,
         record: &AppRecord,
         deploy: &DeployRecord,
+        manifest: &Manifest,
         runner: Option<&manifest::Runner>,
         data_dir: Option<&std::path::Path>,
     ) -> ContainerSpec {
@@ -348,6 +345,7 @@ impl Apps {
             memory_bytes: Some(record.memory_mb * 1024 * 1024),
             network: DEFAULT_NETWORK.to_owned(),
             data_dir: data_dir.map(std::path::Path::to_path_buf),
+            init: manifest.init,
         }
     }
 
@@ -358,11 +356,6 @@ impl Apps {
             .deploys(app)?
             .last()
             .map_or(1, |d| d.revision + 1))
-    }
-
-    /// Stops and removes every container of `app` except those of `keep`.
-    pub(super) async fn remove_other_revisions(&self, app: &AppName, keep: u64) {
-        self.remove_containers(app, |rev| rev != keep).await;
     }
 
     pub(super) async fn remove_revision(&self, app: &AppName, revision: u64) {

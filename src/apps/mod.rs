@@ -3,8 +3,9 @@
 //! Pure parts: the environment ([`env`]) and reconcile planning ([`reconcile`]); the names,
 //! images and manifests they work on are `crate::model`'s.
 //! The I/O: [`Apps`] owns every operation on apps (one at a time per app), runs deploys
-//! ([`deploy`]), probes health ([`health`]) and recovers at start ([`recover`]); it reaches
-//! the engine only through `crate::docker`.
+//! ([`deploy`]), retires old revisions in the background ([`retire`]), probes health
+//! ([`health`]) and recovers at start ([`recover`]); it reaches the engine only through
+//! `crate::docker`.
 
 pub mod deploy;
 pub mod env;
@@ -13,10 +14,12 @@ pub mod health;
 mod ops;
 pub mod reconcile;
 mod recover;
+pub mod retire;
 mod status;
 
 pub use deploy::Deployed;
 pub use error::{AppError, DeployFailure};
 pub use ops::{AppSettings, Apps, DeployRequest, EnvChange, NewApp, DEFAULT_MEMORY_MB};
 pub use recover::Recovered;
+pub use retire::Retirements;
 pub use status::{AppState, AppStatus};

@@ -13,6 +13,7 @@ use rand::RngCore;
 
 use super::deploy::{web_container, Deployed, Source};
 use super::error::{AppError, DeployFailure};
+use super::retire::{Retirements, STOP_TIMEOUT};
 use crate::bus::{EventKind, Op};
 use crate::ctx::Ctx;
 use crate::docker::{Docker, DockerError};
@@ -40,9 +41,12 @@ pub struct Apps {
     pub(super) settings: AppSettings,
     /// The provisioners: database, message bus, storage.
     pub(super) services: Services,
+    /// Old revisions being drained and removed after a deploy (see `retire`).
+    pub(super) retirements: Retirements,
     /// Labels this minicloud's containers (see `docker::labels::INSTANCE`).
     instance: Arc<str>,
-    docker: Arc<tokio::sync::Mutex<Option<Docker>>>,
+    /// Set by the first connect that succeeds; a failed one leaves it empty for the next call.
+    docker: Arc<tokio::sync::OnceCell<Docker>>,
 }
 
 /// What existed of an app's name before its first deploy, so a failed one removes only what
@@ -88,6 +92,7 @@ impl Apps {
             services: Services::new(ctx.config.services(), ctx.store.clone()),
             ctx,
             settings,
+            retirements: Retirements::default(),
             instance,
             docker: Arc::default(),
         })
@@ -95,17 +100,18 @@ impl Apps {
 
     /// The engine handle, connecting on first use; an unreachable engine is an error for
     /// this operation and is tried again by the next.
+    /// Once connected, no lock is taken; callers that arrive during a connect wait for it.
     pub async fn docker(&self) -> Result<Docker, DockerError> {
-        let mut slot = self.docker.lock().await;
-        if let Some(d) = slot.as_ref() {
-            return Ok(d.clone());
-        }
-        let docker = Docker::connect().await?.with_instance(&*self.instance);
-        docker
-            .ensure_network(crate::docker::DEFAULT_NETWORK)
-            .await?;
-        *slot = Some(docker.clone());
-        Ok(docker)
+        self.docker
+            .get_or_try_init(|| async {
+                let docker = Docker::connect().await?.with_instance(&*self.instance);
+                docker
+                    .ensure_network(crate::docker::DEFAULT_NETWORK)
+                    .await?;
+                Ok(docker)
+            })
+            .await
+            .cloned()
     }
 
     /// Takes the app's lock for `operation`, or says what holds it.
@@ -337,8 +343,10 @@ impl Apps {
         self.route_app(op, &record, None)?;
         let docker = self.docker().await?;
         for c in docker.list_managed().await? {
-            if c.managed.as_ref().is_some_and(|l| l.app == *name) {
-                docker.stop(&c.name, Duration::from_secs(10)).await?;
+            // A retiring container is being stopped and removed already.
+            let mine = c.managed.as_ref().is_some_and(|l| l.app == *name);
+            if mine && !self.retirements.is_claimed(name, &c.id) {
+                docker.stop(&c.name, STOP_TIMEOUT).await?;
             }
         }
         self.ctx
@@ -443,6 +451,7 @@ impl Apps {
         let _lock = self.lock(name, Operation::Remove)?;
         let record = self.app_record(name)?;
         self.route_app(op, &record, None)?;
+        self.retirements.supersede(name).await;
         self.remove_containers(name, |_| true).await;
         if with_data {
             // Marked stopped first: if removing the data fails half-way, a restart of
@@ -589,11 +598,8 @@ impl Apps {
                     }
                 }
                 if !before.had_storage {
-                    let dir = this.storage_dir(&name);
-                    if let Err(e) = std::fs::remove_dir_all(&dir) {
-                        if e.kind() != std::io::ErrorKind::NotFound {
-                            tracing::warn!(app = %name, error = %e, "cannot remove the storage of a failed first deploy");
-                        }
+                    if let Err(e) = this.services.storage().remove_dir(&name).await {
+                        tracing::warn!(app = %name, error = %e, "cannot remove the storage of a failed first deploy");
                     }
                 }
                 this.ctx.store.delete_app(&name)?;

@@ -142,8 +142,13 @@ impl Apps {
                         .needs
                         .contains(&manifest::Need::Storage)
                         .then(|| self.storage_dir(app));
-                    let spec =
-                        self.container_spec(&record, &deploy, Some(spec), data_dir.as_deref());
+                    let spec = self.container_spec(
+                        &record,
+                        &deploy,
+                        &manifest,
+                        Some(spec),
+                        data_dir.as_deref(),
+                    );
                     if docker.inspect(&spec.name).await.is_err() {
                         docker.run(&spec).await?;
                         report.created += 1;

@@ -46,7 +46,14 @@ pub struct AppStatus {
     pub last_error: Option<String>,
     /// What is running on it now, when `deploying`.
     pub operation: Option<String>,
+    /// Containers of earlier revisions still draining or being removed after a deploy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retiring: Vec<String>,
     pub storage_bytes: Option<u64>,
+    /// The storage walk stopped at its bounds (a very large tree): `storage_bytes` is a lower
+    /// bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub storage_at_least: bool,
     /// Docker Hub's webhook target; it holds a secret, so only the single-app view has it.
     pub webhook_url: Option<String>,
 }
@@ -66,8 +73,19 @@ impl Apps {
             .collect()
     }
 
-    /// One app, with memory and CPU use.
+    /// One app, with memory and CPU use. Takes about a second: a CPU percentage needs two
+    /// readings that far apart.
     pub async fn status(&self, name: &AppName) -> Result<AppStatus, AppError> {
+        self.status_sampled(name, true).await
+    }
+
+    /// One app as it is now, with memory but no CPU use: the answer to an operation (a
+    /// deploy answers when the new revision serves, not a CPU sample later).
+    pub async fn status_now(&self, name: &AppName) -> Result<AppStatus, AppError> {
+        self.status_sampled(name, false).await
+    }
+
+    async fn status_sampled(&self, name: &AppName, cpu: bool) -> Result<AppStatus, AppError> {
         let record = self.app_record(name)?;
         let docker = self.docker().await;
         let containers = match &docker {
@@ -77,12 +95,20 @@ impl Apps {
         let mut status = self.status_of(&record, &containers)?;
         if let (Ok(docker), Some(rev), AppState::Running) = (&docker, record.current, status.state)
         {
-            if let Ok(stats) = docker.stats(&web_container(name, rev)).await {
-                status.memory_bytes = Some(stats.memory_bytes);
-                status.cpu_percent = Some((stats.cpu_percent * 10.0).round() / 10.0);
+            let web = web_container(name, rev);
+            if cpu {
+                if let Ok(stats) = docker.stats(&web).await {
+                    status.memory_bytes = Some(stats.memory_bytes);
+                    status.cpu_percent = Some((stats.cpu_percent * 10.0).round() / 10.0);
+                }
+            } else if let Ok(bytes) = docker.memory_now(&web).await {
+                status.memory_bytes = Some(bytes);
             }
         }
-        status.storage_bytes = dir_size(&self.storage_dir(name));
+        if let Some(size) = self.services.storage().size(name).await {
+            status.storage_bytes = Some(size.bytes);
+            status.storage_at_least = !size.complete;
+        }
         let base = self.ctx.config.https_url(&self.ctx.config.admin_host());
         status.webhook_url = Some(format!(
             "{base}/hooks/deploy/{name}/{}",
@@ -142,28 +168,10 @@ impl Apps {
             cpu_percent: None,
             last_error,
             operation,
+            retiring: self.retirements.retiring(&record.name),
             storage_bytes: None,
+            storage_at_least: false,
             webhook_url: None,
         })
     }
-}
-
-/// Bytes under `dir`, or `None` when it does not exist.
-fn dir_size(dir: &std::path::Path) -> Option<u64> {
-    let mut total = 0;
-    let mut stack = vec![std::fs::read_dir(dir).ok()?];
-    while let Some(entries) = stack.pop() {
-        for entry in entries.flatten() {
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => {
-                    if let Ok(sub) = std::fs::read_dir(entry.path()) {
-                        stack.push(sub);
-                    }
-                }
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    Some(total)
 }

@@ -101,6 +101,9 @@ pub struct ContainerSpec {
     pub network: String,
     /// Host directory mounted read-write at `/data` (the storage need).
     pub data_dir: Option<PathBuf>,
+    /// Runs Docker's init as PID 1 in front of the command: it passes SIGTERM on (a process
+    /// that is PID 1 ignores signals it has no handler for) and reaps zombies.
+    pub init: bool,
 }
 
 impl fmt::Debug for ContainerSpec {
@@ -114,6 +117,7 @@ impl fmt::Debug for ContainerSpec {
             .field("memory_bytes", &self.memory_bytes)
             .field("network", &self.network)
             .field("data_dir", &self.data_dir)
+            .field("init", &self.init)
             .finish()
     }
 }
@@ -377,9 +381,19 @@ impl Docker {
     /// One stats sample. Takes about a second: the engine waits for a second CPU reading so
     /// that a percentage can be computed.
     pub async fn stats(&self, name: &str) -> Result<Stats, DockerError> {
+        self.stats_sample(name, false).await
+    }
+
+    /// Memory use at once, without waiting for a second CPU reading: the CPU percentage of
+    /// this sample means nothing, so callers show none.
+    pub async fn memory_now(&self, name: &str) -> Result<u64, DockerError> {
+        Ok(self.stats_sample(name, true).await?.memory_bytes)
+    }
+
+    async fn stats_sample(&self, name: &str, one_shot: bool) -> Result<Stats, DockerError> {
         let opts = StatsOptionsBuilder::default()
             .stream(false)
-            .one_shot(false)
+            .one_shot(one_shot)
             .build();
         let sample = self
             .api()
@@ -419,6 +433,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             .data_dir
             .as_ref()
             .map(|d| vec![format!("{}:/data", d.display())]),
+        init: Some(spec.init),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -580,6 +595,7 @@ mod tests {
             memory_bytes: Some(64 << 20),
             network: "minicloud".into(),
             data_dir: None,
+            init: true,
         };
         let s = format!("{spec:?}");
         assert!(s.contains("DATABASE_URL") && !s.contains("secret"), "{s}");
@@ -587,6 +603,7 @@ mod tests {
         let host = body.host_config.unwrap();
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.memory_swap, Some(64 << 20));
+        assert_eq!(host.init, Some(true));
         assert_eq!(body.image.as_deref(), Some("docker.io/library/blog:latest"));
     }
 

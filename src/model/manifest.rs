@@ -31,7 +31,9 @@ pub const INJECTED_ENV: &[&str] = &[
 /// Longest runner name: it becomes part of container names (`mc-<app>-<runner>-<N>`).
 pub const MAX_RUNNER_NAME_LEN: usize = 20;
 
-const TOP_KEYS: &[&str] = &["name", "expose", "needs", "health", "runners", "env"];
+const TOP_KEYS: &[&str] = &[
+    "name", "expose", "needs", "health", "runners", "env", "init",
+];
 const EXPOSE_KEYS: &[&str] = &["proto", "port"];
 const HEALTH_KEYS: &[&str] = &["path"];
 const RUNNER_KEYS: &[&str] = &["name", "command"];
@@ -49,6 +51,11 @@ pub struct Manifest {
     pub runners: Vec<Runner>,
     /// Defaults for the app's environment; the admin's values override them.
     pub env: BTreeMap<String, String>,
+    /// Whether the containers run Docker's init in front of the app (`init: false` opts out,
+    /// for images that bring their own init). On by default: an app that is PID 1 without a
+    /// SIGTERM handler ignores SIGTERM and is killed only after the stop timeout, and nothing
+    /// reaps its zombies.
+    pub init: bool,
 }
 
 impl Manifest {
@@ -279,6 +286,14 @@ impl Checker {
             .map(|v| self.runners(v))
             .unwrap_or_default();
         let env = map.get("env").map(|v| self.env(v)).unwrap_or_default();
+        let init = match map.get("init") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                self.wrong_type("init", "true or false", other);
+                true
+            }
+        };
         Some(Manifest {
             name: name?,
             expose: expose?,
@@ -286,6 +301,7 @@ impl Checker {
             health,
             runners,
             env,
+            init,
         })
     }
 

@@ -84,6 +84,7 @@ fn minimal_yaml_manifest_has_empty_extensions() {
     )
     .unwrap();
     assert!(m.needs.is_empty() && m.health.is_none() && m.runners.is_empty() && m.env.is_empty());
+    assert!(m.init, "Docker's init runs unless the manifest opts out");
     // Explicit nulls mean "none" too.
     let m = parse(
         YML,
@@ -91,6 +92,17 @@ fn minimal_yaml_manifest_has_empty_extensions() {
     )
     .unwrap();
     assert!(m.needs.is_empty() && m.health.is_none());
+}
+
+#[test]
+fn init_can_be_turned_off_and_takes_only_a_boolean() {
+    let base = "name: a\nexpose: [{proto: http, port: 80}]\n";
+    assert!(!parse(YML, &format!("{base}init: false\n")).unwrap().init);
+    assert!(parse(YML, &format!("{base}init: true\n")).unwrap().init);
+    assert!(parse(YML, &format!("{base}init:\n")).unwrap().init);
+    let json = r#"{"name": "a", "expose": [{"proto": "http", "port": 80}], "init": false}"#;
+    assert!(!parse(JSON, json).unwrap().init);
+    assert_one_problem("init: \"no\"", "init: expected true or false, got a string");
 }
 
 #[test]
@@ -172,7 +184,7 @@ fn unknown_keys_are_listed() {
     assert_eq!(
         lines,
         vec![
-            format!("{YML}: unknown key 'exposes' at top level (known: name, expose, needs, health, runners, env)"),
+            format!("{YML}: unknown key 'exposes' at top level (known: name, expose, needs, health, runners, env, init)"),
             format!("{YML}: missing key 'expose' (e.g. expose: [{{proto: http, port: 80}}])"),
         ]
     );

@@ -21,6 +21,7 @@ pub mod mariadb;
 pub mod names;
 pub mod rabbitmq;
 pub mod storage;
+pub mod tree;
 mod view;
 
 pub use view::ServiceView;

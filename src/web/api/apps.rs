@@ -50,7 +50,7 @@ where
     let running = op.clone();
     respond(&bus, op, headers, StatusCode::OK, async move {
         operation(apps.clone(), running, app.clone()).await?;
-        apps.status(&app).await
+        apps.status_now(&app).await
     })
     .await
 }
@@ -86,7 +86,7 @@ pub async fn create(
     let op_apps = apps.clone();
     respond(apps.bus(), op, &headers, StatusCode::CREATED, async move {
         let (record, _) = op_apps.create(&running, new).await?;
-        op_apps.status(&record.name).await
+        op_apps.status_now(&record.name).await
     })
     .await
 }
@@ -309,7 +309,7 @@ pub async fn add_domain(
     let name = app_name(&name)?;
     let op = apps.bus().begin(actor);
     apps.add_domain(&op, &name, &body.domain).await?;
-    Ok(Json(apps.status(&name).await?))
+    Ok(Json(apps.status_now(&name).await?))
 }
 
 pub async fn remove_domain(
@@ -320,7 +320,7 @@ pub async fn remove_domain(
     let name = app_name(&name)?;
     let op = apps.bus().begin(actor);
     apps.remove_domain(&op, &name, &domain).await?;
-    Ok(Json(apps.status(&name).await?))
+    Ok(Json(apps.status_now(&name).await?))
 }
 
 #[derive(Deserialize)]
