@@ -10,6 +10,9 @@
 //! 5. `web` (the admin host: API, webhook) and `cli`: faces of the same operations.
 //! 6. `serve` (and `main`): composition, and the background tasks (`tasks`).
 #![forbid(unsafe_code)]
+// A panic in the control plane takes every app's management down with it: errors are values.
+// Start-up code that may stop the process says so with an `#[allow]` and a reason.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod apps;
 pub mod auth;

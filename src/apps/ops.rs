@@ -133,6 +133,8 @@ impl Apps {
 
     /// `<app>.<domain>`.
     pub fn default_host(&self, app: &AppName) -> Hostname {
+        // The domain leaves room for the longest app name (`config::parse::domain`).
+        #[allow(clippy::expect_used)]
         self.ctx
             .config
             .domain

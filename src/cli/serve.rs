@@ -27,12 +27,7 @@ fn config(args: &ServeArgs) -> Result<Config, ConfigError> {
     if let Some(path) = &args.config {
         sources = sources.read_file(path)?;
     }
-    let env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("MINICLOUD_"))
-        .collect();
-    sources
-        .env(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .flags(args.flags())
+    sources.process_env().flags(args.flags())
         .resolve()
 }
 

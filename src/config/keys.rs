@@ -10,6 +10,7 @@ use std::time::Duration;
 use minicloud_proxy::Hostname;
 
 use super::parse::{
+    domain,
     acme_directory, acme_email, admin_token, boolean, non_empty_path, port, seconds, threads,
 };
 use super::{Invalid, LogFormat, Sources};
@@ -94,7 +95,7 @@ macro_rules! keys {
 }
 
 keys! {
-    domain: Hostname = |v: &str| Hostname::parse(v).map_err(|e| e.to_string()), {
+    domain: Hostname = domain, {
         default: Some("localhost"),
         flag: Some("DOMAIN"),
         help: "Base domain: apps answer at <app>.<domain>, the admin UI at admin.<domain>.",

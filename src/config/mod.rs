@@ -197,6 +197,16 @@ impl Sources {
         self
     }
 
+    /// Layers this process's `MINICLOUD_*` environment: the one place minicloud reads its
+    /// environment (`clippy.toml` keeps it so).
+    #[allow(clippy::disallowed_methods)]
+    pub fn process_env(self) -> Self {
+        let vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("MINICLOUD_"))
+            .collect();
+        self.env(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
     /// Layers flags given on the command line, by key.
     pub fn flags<'a>(mut self, flags: impl IntoIterator<Item = (&'static str, &'a str)>) -> Self {
         for (key, value) in flags {
@@ -318,6 +328,8 @@ fn known_keys() -> String {
 impl Config {
     /// `admin.<domain>`: where the admin UI and API are served.
     pub fn admin_host(&self) -> Hostname {
+        // The domain leaves room for any app name (`parse::domain`), and "admin" is shorter.
+        #[allow(clippy::expect_used)]
         self.domain
             .child("admin")
             .expect("admin.<valid domain> is a valid host name")

@@ -6,6 +6,20 @@ use std::time::Duration;
 use super::{LETSENCRYPT, LETSENCRYPT_STAGING};
 use crate::model::secret::Secret;
 
+/// The base domain: a valid host name with room for `<app>.` in front of it, so every app's
+/// default host (and `admin.<domain>`) is a valid host name too.
+pub(super) fn domain(v: &str) -> Result<minicloud_proxy::Hostname, String> {
+    let host = minicloud_proxy::Hostname::parse(v).map_err(|e| e.to_string())?;
+    let room = 253 - crate::model::name::MAX_LEN - 1;
+    if host.as_str().len() > room {
+        return Err(format!(
+            "is {} characters long; at most {room}, so that <app>.<domain> stays a valid host name",
+            host.as_str().len()
+        ));
+    }
+    Ok(host)
+}
+
 pub(super) fn port(v: &str) -> Result<u16, String> {
     match v.parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),

@@ -77,6 +77,8 @@ pub struct RabbitMq {
 
 impl RabbitMq {
     pub fn new(settings: RabbitMqSettings, store: Store) -> Self {
+        // Built once at start-up; only a TLS backend that cannot initialise fails here.
+        #[allow(clippy::expect_used)]
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -106,6 +108,8 @@ impl RabbitMq {
         secret: &str,
     ) -> Result<StatusCode, ServiceError> {
         let mut url = self.settings.api.clone();
+        // The settings parser accepts only http(s) URLs, which always have a path.
+        #[allow(clippy::expect_used)]
         url.path_segments_mut()
             .expect("http(s) URLs have a path")
             .pop_if_empty()
