@@ -27,8 +27,7 @@ fn config(args: &ServeArgs) -> Result<Config, ConfigError> {
     if let Some(path) = &args.config {
         sources = sources.read_file(path)?;
     }
-    sources.process_env().flags(args.flags())
-        .resolve()
+    sources.process_env().flags(args.flags()).resolve()
 }
 
 fn init_logging(format: LogFormat) {

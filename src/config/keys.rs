@@ -10,8 +10,8 @@ use std::time::Duration;
 use minicloud_proxy::Hostname;
 
 use super::parse::{
-    domain,
-    acme_directory, acme_email, admin_token, boolean, non_empty_path, port, seconds, threads,
+    acme_directory, acme_email, admin_token, boolean, domain, non_empty_path, port, seconds,
+    threads,
 };
 use super::{Invalid, LogFormat, Sources};
 use crate::model::secret::Secret;
