@@ -156,73 +156,25 @@ pub async fn rollback(
     .await
 }
 
-pub async fn restart(
-    State(apps): State<Apps>,
-    Caller(actor): Caller,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let op = apps.bus().begin(actor);
-    run_on_app(
-        &apps,
-        op,
-        &headers,
-        app_name(&name)?,
-        |apps, op, name| async move { apps.restart(&op, &name).await },
-    )
-    .await
+/// A lifecycle verb's handler: its own route, one operation, the app's status as the answer.
+macro_rules! lifecycle {
+    ($($verb:ident),+) => {$(
+        pub async fn $verb(
+            State(apps): State<Apps>,
+            Caller(actor): Caller,
+            Path(name): Path<String>,
+            headers: HeaderMap,
+        ) -> Result<Response, WebError> {
+            let op = apps.bus().begin(actor);
+            run_on_app(&apps, op, &headers, app_name(&name)?, |apps, op, name| async move {
+                apps.$verb(&op, &name).await
+            })
+            .await
+        }
+    )+};
 }
 
-pub async fn stop(
-    State(apps): State<Apps>,
-    Caller(actor): Caller,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let op = apps.bus().begin(actor);
-    run_on_app(
-        &apps,
-        op,
-        &headers,
-        app_name(&name)?,
-        |apps, op, name| async move { apps.stop(&op, &name).await },
-    )
-    .await
-}
-
-pub async fn start(
-    State(apps): State<Apps>,
-    Caller(actor): Caller,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let op = apps.bus().begin(actor);
-    run_on_app(
-        &apps,
-        op,
-        &headers,
-        app_name(&name)?,
-        |apps, op, name| async move { apps.start(&op, &name).await },
-    )
-    .await
-}
-
-pub async fn rotate_credentials(
-    State(apps): State<Apps>,
-    Caller(actor): Caller,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let op = apps.bus().begin(actor);
-    run_on_app(
-        &apps,
-        op,
-        &headers,
-        app_name(&name)?,
-        |apps, op, name| async move { apps.rotate_credentials(&op, &name).await },
-    )
-    .await
-}
+lifecycle!(restart, stop, start, rotate_credentials);
 
 pub async fn deploys(
     State(apps): State<Apps>,
