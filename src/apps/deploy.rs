@@ -13,7 +13,9 @@ use super::health::{self, Health};
 use super::retire::STOP_TIMEOUT;
 use super::Apps;
 use crate::bus::{EventKind, Op};
-use crate::docker::{ContainerSpec, ManagedLabels, RegistryAuth, Role, DEFAULT_NETWORK};
+use crate::docker::{
+    ContainerInfo, ContainerSpec, Docker, ManagedLabels, RegistryAuth, Role, DEFAULT_NETWORK,
+};
 use crate::model::image_ref::ImageRef;
 use crate::model::manifest::{self, Manifest};
 use crate::model::name::AppName;
@@ -362,24 +364,44 @@ impl Apps {
         self.remove_containers(app, |rev| rev == revision).await;
     }
 
+    /// The engine and `app`'s containers of the revisions `which` accepts; `None`, logged
+    /// with `purpose`, when the engine cannot say.
+    pub(super) async fn app_containers(
+        &self,
+        app: &AppName,
+        which: impl Fn(u64) -> bool,
+        purpose: &str,
+    ) -> Option<(Docker, Vec<ContainerInfo>)> {
+        let listed = match self.docker().await {
+            Ok(docker) => docker.list_managed().await.map(|list| (docker, list)),
+            Err(e) => Err(e),
+        };
+        match listed {
+            Ok((docker, list)) => {
+                let mine = list
+                    .into_iter()
+                    .filter(|c| {
+                        c.managed
+                            .as_ref()
+                            .is_some_and(|l| &l.app == app && which(l.rev))
+                    })
+                    .collect();
+                Some((docker, mine))
+            }
+            Err(e) => {
+                tracing::warn!(%app, error = %e, "cannot list containers to {purpose}");
+                None
+            }
+        }
+    }
+
     /// Best effort: a container that will not go away is logged and found again by the next
     /// reconcile, which removes what is not wanted.
     pub(super) async fn remove_containers(&self, app: &AppName, which: impl Fn(u64) -> bool) {
-        let Ok(docker) = self.docker().await else {
+        let Some((docker, containers)) = self.app_containers(app, which, "clean up").await else {
             return;
         };
-        let containers = match docker.list_managed().await {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::warn!(%app, error = %e, "cannot list containers to clean up");
-                return;
-            }
-        };
         for c in containers {
-            let Some(labels) = &c.managed else { continue };
-            if &labels.app != app || !which(labels.rev) {
-                continue;
-            }
             if let Err(e) = docker.stop(&c.name, STOP_TIMEOUT).await {
                 tracing::debug!(container = %c.name, error = %e, "stop before remove");
             }

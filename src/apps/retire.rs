@@ -130,29 +130,13 @@ impl Apps {
         serving: u64,
         drain: bool,
     ) {
-        let docker = match self.docker().await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(%app, error = %e, "cannot reach the engine to retire old revisions");
-                return;
-            }
+        let Some((docker, containers)) = self
+            .app_containers(app, |rev| rev != serving, "retire")
+            .await
+        else {
+            return;
         };
-        let containers = match docker.list_managed().await {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::warn!(%app, error = %e, "cannot list containers to retire");
-                return;
-            }
-        };
-        let old: Vec<(String, String)> = containers
-            .into_iter()
-            .filter(|c| {
-                c.managed
-                    .as_ref()
-                    .is_some_and(|l| &l.app == app && l.rev != serving)
-            })
-            .map(|c| (c.id, c.name))
-            .collect();
+        let old: Vec<(String, String)> = containers.into_iter().map(|c| (c.id, c.name)).collect();
         let claimed = self.retirements.claim(app, old);
         if claimed.is_empty() {
             return;
