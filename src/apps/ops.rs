@@ -15,6 +15,7 @@ use super::deploy::{web_container, Deployed, Source};
 use super::error::{AppError, DeployFailure};
 use super::retire::{Retirements, STOP_TIMEOUT};
 use crate::bus::{EventKind, Op};
+use crate::ctx::hosts::{self, Owner};
 use crate::ctx::Ctx;
 use crate::docker::{Docker, DockerError};
 use crate::locks::AppLock;
@@ -151,23 +152,15 @@ impl Apps {
             .collect()
     }
 
-    /// Points all of an app's hosts at `upstream` (or removes them), in one snapshot.
+    /// Serves the app's hosts from `upstream` (or stops serving them). What the edge serves is
+    /// computed from the store (see `ctx::hosts`), so a stopped app stays unrouted.
     pub(super) fn route_app(
         &self,
         op: &Op,
         record: &AppRecord,
         upstream: Option<Upstream>,
     ) -> Result<(), AppError> {
-        let hosts = self.hosts(record);
-        self.ctx.edge.update(|draft| {
-            for host in hosts {
-                let pattern = HostPattern::Exact(host);
-                match upstream {
-                    Some(up) => draft.set_route(pattern, up),
-                    None => draft.remove_route(&pattern),
-                };
-            }
-        });
+        self.ctx.set_serving(&record.name, upstream)?;
         if upstream.is_some() {
             // New hosts may need a CA certificate.
             self.ctx.routes_changed(op);
@@ -175,13 +168,9 @@ impl Apps {
         Ok(())
     }
 
-    /// Where the app's web container currently gets traffic, read back from the edge.
+    /// Where the app's serving revision gets traffic, if it serves.
     pub fn serving_upstream(&self, app: &AppName) -> Option<Upstream> {
-        self.ctx
-            .edge
-            .routes()
-            .get(&HostPattern::Exact(self.default_host(app)))
-            .copied()
+        self.ctx.serving(app)
     }
 
     pub(super) fn ensure_storage(&self, app: &AppName) -> Result<PathBuf, AppError> {
@@ -223,7 +212,6 @@ impl Apps {
         if self.ctx.store.app(&name)?.is_some() {
             return Err(AppError::Exists(name.to_string()));
         }
-        self.check_hosts_free(&name, &[self.default_host(&name)])?;
         let mut secret = [0u8; 24];
         rand::rng().fill_bytes(&mut secret);
         let record = AppRecord {
@@ -238,7 +226,11 @@ impl Apps {
             current: None,
             created_at: now(),
         };
-        self.ctx.store.put_app(&record)?;
+        let host = HostPattern::Exact(self.default_host(&name));
+        self.ctx
+            .claim_hosts(&[host], &Owner::App(name.clone()), || {
+                self.ctx.store.put_app(&record).map_err(AppError::from)
+            })?;
         let source = Source::Pull {
             image: new.image,
             force: false,
@@ -406,21 +398,21 @@ impl Apps {
         name: &AppName,
         domain: &str,
     ) -> Result<AppRecord, AppError> {
-        let host = Hostname::parse(domain).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let config = &self.ctx.config;
+        let host = hosts::check_custom_domain(domain, &config.domain, &config.admin_host())
+            .map_err(AppError::Invalid)?;
         let _lock = self.lock(name, Operation::DomainChange)?;
         let mut record = self.app_record(name)?;
-        if record.domains.contains(&host) || host == self.default_host(name) {
+        if record.domains.contains(&host) {
             return Ok(record);
         }
-        self.check_hosts_free(name, std::slice::from_ref(&host))?;
         record.domains.insert(host.clone());
-        self.ctx.store.put_app(&record)?;
-        if let (Some(up), false) = (self.serving_upstream(name), record.stopped) {
-            self.ctx
-                .edge
-                .update(|d| d.set_route(HostPattern::Exact(host), up));
-            self.ctx.routes_changed(op);
-        }
+        let claimant = Owner::Domain(name.clone());
+        self.ctx
+            .claim_hosts(&[HostPattern::Exact(host)], &claimant, || {
+                self.ctx.store.put_app(&record).map_err(AppError::from)
+            })?;
+        self.ctx.routes_changed(op);
         Ok(record)
     }
 
@@ -437,9 +429,7 @@ impl Apps {
             return Err(AppError::Invalid(format!("{name} has no domain {host}")));
         }
         self.ctx.store.put_app(&record)?;
-        self.ctx
-            .edge
-            .update(|d| d.remove_route(&HostPattern::Exact(host)));
+        self.ctx.publish_routes()?;
         self.ctx.routes_changed(op);
         Ok(record)
     }
@@ -532,40 +522,6 @@ impl Apps {
         self.app_record(name)?
             .current
             .ok_or_else(|| AppError::Invalid(format!("{name} has no running revision yet")))
-    }
-
-    /// Refuses hosts that another app, an external route or the admin UI already uses.
-    fn check_hosts_free(&self, app: &AppName, hosts: &[Hostname]) -> Result<(), AppError> {
-        let admin = self.ctx.config.admin_host();
-        let external = self.ctx.store.routes()?;
-        let apps = self.ctx.store.apps()?;
-        for host in hosts {
-            if *host == admin {
-                return Err(AppError::HostTaken {
-                    host: host.to_string(),
-                    owner: "the admin UI".into(),
-                });
-            }
-            if external
-                .iter()
-                .any(|r| r.host == HostPattern::Exact(host.clone()))
-            {
-                return Err(AppError::HostTaken {
-                    host: host.to_string(),
-                    owner: "an external route".into(),
-                });
-            }
-            if let Some(other) = apps
-                .iter()
-                .find(|a| &a.name != app && self.hosts(a).contains(host))
-            {
-                return Err(AppError::HostTaken {
-                    host: host.to_string(),
-                    owner: format!("app {}", other.name),
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Runs a deploy on its own task, which owns the app's lock: a client that disconnects

@@ -53,6 +53,7 @@ impl From<RouteError> for WebError {
         match e {
             RouteError::Invalid(_) | RouteError::Reserved { .. } => Self::BadRequest(e.to_string()),
             RouteError::NotFound { .. } => Self::NotFound(e.to_string()),
+            RouteError::HostTaken(_) => Self::Conflict(e.to_string()),
             RouteError::Store(e) => e.into(),
         }
     }
@@ -75,7 +76,7 @@ impl From<AppError> for WebError {
         let message = e.to_string();
         match e {
             AppError::NotFound(_) => Self::NotFound(message),
-            AppError::Exists(_) | AppError::Busy(_) | AppError::HostTaken { .. } => {
+            AppError::Exists(_) | AppError::Busy(_) | AppError::HostTaken(_) => {
                 Self::Conflict(message)
             }
             AppError::Invalid(_) => Self::BadRequest(message),
