@@ -9,7 +9,7 @@ mod certificates;
 mod routes;
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -51,8 +51,19 @@ pub fn router(state: WebState) -> Router<WebState> {
         .layer(middleware::from_fn_with_state(state.ctx, require_token))
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// 200 `ok` when the control plane answers and its store writes; 503 `degraded` with the
+/// store's problem (a full disk, with the space left) while it cannot write.
+async fn health(State(ctx): State<Ctx>) -> (StatusCode, Json<serde_json::Value>) {
+    let store = ctx.store.health();
+    let (status, word) = if store.degraded {
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    (
+        status,
+        Json(serde_json::json!({ "status": word, "store": store })),
+    )
 }
 
 /// Lets a request through only with a valid bearer token, as the token's [`Actor`].
