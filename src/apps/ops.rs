@@ -197,9 +197,7 @@ impl Apps {
         if let Some(memory) = new.memory_mb {
             check_memory(memory)?;
         }
-        for key in new.env.keys() {
-            super::env::check_admin_var(key).map_err(AppError::Invalid)?;
-        }
+        super::env::check_admin_env(&new.env).map_err(AppError::Invalid)?;
         let name = match new.name {
             Some(n) => n,
             None => self.name_from_image(&new.image).await?,
@@ -367,9 +365,7 @@ impl Apps {
         name: &AppName,
         change: EnvChange,
     ) -> Result<Option<Deployed>, AppError> {
-        for key in change.set.keys() {
-            super::env::check_admin_var(key).map_err(AppError::Invalid)?;
-        }
+        super::env::check_admin_env(&change.set).map_err(AppError::Invalid)?;
         let lock = self.lock(name, Operation::EnvChange)?;
         let mut record = self.app_record(name)?;
         let before = record.env.clone();
@@ -380,11 +376,14 @@ impl Apps {
         if record.env == before {
             return Ok(None);
         }
+        super::env::check_admin_env(&record.env).map_err(AppError::Invalid)?;
         self.ctx.store.put_app(&record)?;
         match record.current {
             Some(revision) if !record.stopped => {
                 let source = Source::Revision { revision };
-                self.spawn_deploy(lock, op, name, source, Trigger::EnvChange, None)
+                // A change whose redeploy fails is undone: the stored env is the serving one.
+                let undo = Undo::Env(before);
+                self.spawn_deploy_undoing(lock, op, name, source, Trigger::EnvChange, undo)
                     .await
                     .map(Some)
             }
@@ -536,6 +535,22 @@ impl Apps {
         trigger: Trigger,
         first: Option<BeforeFirstDeploy>,
     ) -> Result<Deployed, AppError> {
+        let undo = first.map_or(Undo::Nothing, Undo::FirstDeploy);
+        self.spawn_deploy_undoing(lock, op, name, source, trigger, undo)
+            .await
+    }
+
+    /// [`Self::spawn_deploy`], undoing what `undo` says if the deploy fails, still under the
+    /// app's lock.
+    async fn spawn_deploy_undoing(
+        &self,
+        lock: AppLock,
+        op: &Op,
+        name: &AppName,
+        source: Source,
+        trigger: Trigger,
+        undo: Undo,
+    ) -> Result<Deployed, AppError> {
         let this = self.clone();
         let name = name.clone();
         let op = op.clone();
@@ -543,7 +558,13 @@ impl Apps {
         tokio::spawn(async move {
             let _lock = lock;
             let result = this.run_deploy(&op, &name, source, trigger).await;
-            if let (Err(_), Some(before)) = (&result, first) {
+            if let (Err(_), Undo::Env(env)) = (&result, &undo) {
+                if let Some(mut record) = this.ctx.store.app(&name)? {
+                    record.env = env.clone();
+                    this.ctx.store.put_app(&record)?;
+                }
+            }
+            if let (Err(_), Undo::FirstDeploy(before)) = (&result, undo) {
                 // Nothing of a failed first deploy stays: no record, history or container,
                 // and no account or directory this attempt made. What an earlier app of the
                 // same name left on purpose (removed without its data) stays.
@@ -579,6 +600,15 @@ impl Apps {
     pub fn serving_container(&self, record: &AppRecord) -> Option<String> {
         record.current.map(|rev| web_container(&record.name, rev))
     }
+}
+
+/// What a failed deploy takes back.
+enum Undo {
+    Nothing,
+    /// An app's first deploy: the app goes again (see [`BeforeFirstDeploy`]).
+    FirstDeploy(BeforeFirstDeploy),
+    /// An env change: the variables as they were.
+    Env(BTreeMap<String, String>),
 }
 
 /// A memory limit a person chose, checked against [`MEMORY_RANGE_MB`].
