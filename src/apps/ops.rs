@@ -19,7 +19,7 @@ use crate::ctx::hosts::{self, Owner};
 use crate::ctx::Ctx;
 use crate::docker::{Docker, DockerError};
 use crate::locks::AppLock;
-use crate::model::{now, Actor, AppName, ImageRef, Operation, Secret, Trigger};
+use crate::model::{now, Actor, AppName, ImageRef, Need, Operation, Secret, Trigger};
 use crate::services::{ServiceView, Services};
 use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, StoreError};
 
@@ -283,10 +283,28 @@ impl Apps {
         let record = self.app_record(name)?;
         let deploys = self.ctx.store.deploys(name)?;
         let target = match to {
-            Some(rev) => deploys
-                .iter()
-                .find(|d| d.revision == rev)
-                .ok_or_else(|| AppError::Invalid(format!("{name} has no revision {rev}")))?,
+            Some(rev) => {
+                let served = |d: &&DeployRecord| d.outcome == DeployOutcome::Succeeded;
+                let found = deploys.iter().find(|d| d.revision == rev);
+                match found {
+                    Some(d) if served(&d) => d,
+                    _ => {
+                        let can: Vec<String> = deploys
+                            .iter()
+                            .filter(served)
+                            .map(|d| d.revision.to_string())
+                            .collect();
+                        let why = match found {
+                            Some(_) => format!("revision {rev} of {name} never served"),
+                            None => format!("{name} has no revision {rev}"),
+                        };
+                        return Err(AppError::Invalid(format!(
+                            "{why}; it can roll back to revision {}",
+                            can.join(", ")
+                        )));
+                    }
+                }
+            }
             None => {
                 let current = record.current.unwrap_or(u64::MAX);
                 let current_digest = deploys
@@ -464,8 +482,21 @@ impl Apps {
     pub async fn rotate_credentials(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::RotateCredentials)?;
         let revision = self.current_revision(name)?;
-        let (_, manifest) = self.revision(name, revision)?;
-        self.services.rotate(name, &manifest.needs).await?;
+        let (deploy, manifest) = self.revision(name, revision)?;
+        if !manifest
+            .needs
+            .iter()
+            .any(|n| matches!(n, Need::Database | Need::Messagebus))
+        {
+            return Err(AppError::Invalid(format!(
+                "{name} has no service accounts (no database, no message bus) to rotate"
+            )));
+        }
+        if let Err(e) = self.services.rotate(name, &manifest.needs).await {
+            let reason = format!("rotating the credentials failed: {e}");
+            self.record_failed_attempt(&deploy, Trigger::CredentialRotation, &reason)?;
+            return Err(e.into());
+        }
         let source = Source::Revision { revision };
         self.spawn_deploy(lock, op, name, source, Trigger::CredentialRotation, None)
             .await
@@ -512,9 +543,12 @@ impl Apps {
         Ok((deploy, manifest))
     }
 
+    /// The app's history, newest first.
     pub fn deploys(&self, name: &AppName) -> Result<Vec<DeployRecord>, AppError> {
         self.app_record(name)?;
-        Ok(self.ctx.store.deploys(name)?)
+        let mut deploys = self.ctx.store.deploys(name)?;
+        deploys.reverse();
+        Ok(deploys)
     }
 
     fn current_revision(&self, name: &AppName) -> Result<u64, AppError> {
