@@ -192,9 +192,23 @@ async fn every_host_has_one_owner_in_both_orders_across_restarts_and_removals() 
     assert_eq!(add_route(&api, &a_host, &ext).await.0, 201);
     assert_eq!(served_by(&mc, &a_host).await, "external");
 
+    // A stopped app's addresses say so with a 503, also after a restart, until it starts.
+    let stopped = api.post(&format!("/api/apps/{b}/stop"), json!({})).await;
+    assert_eq!(stopped.status(), 200);
+    assert_eq!(served_by(&mc, &b_host).await, "503");
+    let page = mc.get_text(&b_host, "/").await;
+    assert!(page.contains(&format!("The app {b} is stopped")), "{page}");
+
     mc.restart().await;
     settled(&mc, &[&b]).await;
     assert_eq!(served_by(&mc, &a_host).await, "external");
+    assert_eq!(served_by(&mc, &a_domain).await, "503");
+    assert_eq!(served_by(&mc, &b_host).await, "503");
+    let started = mc
+        .api()
+        .post(&format!("/api/apps/{b}/start"), json!({}))
+        .await;
+    assert_eq!(started.status(), 200);
     assert_eq!(served_by(&mc, &a_domain).await, b);
     assert_eq!(served_by(&mc, &b_host).await, b);
     assert_eq!(

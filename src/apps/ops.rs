@@ -470,6 +470,7 @@ impl Apps {
             self.services.remove(name).await?;
         }
         self.ctx.store.delete_app(name)?;
+        self.ctx.publish_routes()?;
         self.ctx
             .bus
             .send(op, EventKind::Removed { app: name.clone() });
@@ -614,6 +615,7 @@ impl Apps {
                     }
                 }
                 this.ctx.store.delete_app(&name)?;
+                this.ctx.publish_routes()?;
             }
             result
         })

@@ -127,6 +127,35 @@ pub fn plan_routes(
     plan
 }
 
+/// The hosts of apps that nothing serves now, and why: the edge answers them with a 503
+/// saying so, not the 404 of an address nobody owns.
+pub fn plan_parked(
+    owners: &Owners<'_>,
+    serving: &BTreeMap<AppName, Upstream>,
+) -> BTreeMap<Hostname, String> {
+    let mut parked = BTreeMap::new();
+    for app in owners.apps {
+        let why = if app.stopped {
+            format!(
+                "The app {} is stopped. Its owner can start it again in minicloud",
+                app.name
+            )
+        } else if !serving.contains_key(&app.name) {
+            format!(
+                "The app {} is not running right now (it is starting, or failing). Try again in a moment",
+                app.name
+            )
+        } else {
+            continue;
+        };
+        let default = owners.default_host(&app.name);
+        for host in default.into_iter().chain(app.domains.iter().cloned()) {
+            parked.insert(host, why.clone());
+        }
+    }
+    parked
+}
+
 /// Why a name cannot be an app's custom domain, beyond being a valid host name: an IP
 /// literal, a single label, the base domain itself or a name under it (those are reserved
 /// for apps' own addresses), or a wildcard. The admin host passes: its owner is named by the
@@ -289,8 +318,15 @@ mod tests {
             (pattern("*.qa.test"), up("127.0.0.1:8")),
         ]
         .into();
-        // qa2 is stopped and qa3 serves no revision: neither is routed.
+        // qa2 is stopped and qa3 serves no revision: neither is routed, both are parked.
         assert_eq!(plan, expected);
+        let parked = plan_parked(&owners, &serving);
+        assert_eq!(
+            parked.keys().map(Hostname::as_str).collect::<Vec<_>>(),
+            ["qa2.qa.test", "qa3.qa.test"]
+        );
+        assert!(parked[&host("qa2.qa.test")].contains("qa2 is stopped"));
+        assert!(parked[&host("qa3.qa.test")].contains("not running"));
 
         // Each owner removed in turn takes exactly its own hosts with it.
         for i in 0..routes.len() {

@@ -87,7 +87,9 @@ impl Ctx {
             routes: &routes,
         };
         let plan = hosts::plan_routes(&owners, served.admin, &served.apps);
+        let parked = hosts::plan_parked(&owners, &served.apps);
         self.edge.update(|draft| {
+            draft.set_parked(parked);
             let gone: BTreeSet<HostPattern> = draft
                 .routes()
                 .keys()
