@@ -57,15 +57,7 @@ async fn env_that_cannot_run_is_refused_and_a_failed_change_is_undone() {
     let (status, body) = patch_env(&mc, &app, json!({"set": {"BIG": value}})).await;
     assert_eq!(status, 200, "{body}");
     let host = format!("{app}.mc.test");
-    let served: Value = mc
-        .client_for(&[&host])
-        .get(mc.https_url(&host, "/env"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: Value = serde_json::from_str(&mc.get_text(&host, "/env").await).unwrap();
     assert_eq!(served["BIG"].as_str().map(str::len), Some(value.len()));
 
     // A change whose redeploy fails is taken back; the serving revision keeps its env.
@@ -73,14 +65,6 @@ async fn env_that_cannot_run_is_refused_and_a_failed_change_is_undone() {
     let (status, body) = patch_env(&mc, &app, json!({"set": {"PROBE_UNHEALTHY": "1"}})).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(stored().await, before);
-    let served: Value = mc
-        .client_for(&[&host])
-        .get(mc.https_url(&host, "/env"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: Value = serde_json::from_str(&mc.get_text(&host, "/env").await).unwrap();
     assert!(served.get("PROBE_UNHEALTHY").is_none(), "{served}");
 }

@@ -77,17 +77,25 @@ impl Ctx {
         self.publish_with(&served)
     }
 
-    fn publish_with(&self, served: &Served) -> Result<(), StoreError> {
+    /// Runs `f` on the owners as the store holds them now.
+    fn with_owners<T>(&self, f: impl FnOnce(&Owners<'_>) -> T) -> Result<T, StoreError> {
         let (apps, routes) = (self.store.apps()?, self.store.routes()?);
-        let (admin, domain) = (self.config.admin_host(), &self.config.domain);
-        let owners = Owners {
+        let admin = self.config.admin_host();
+        Ok(f(&Owners {
             admin: &admin,
-            domain,
+            domain: &self.config.domain,
             apps: &apps,
             routes: &routes,
-        };
-        let plan = hosts::plan_routes(&owners, served.admin, &served.apps);
-        let parked = hosts::plan_parked(&owners, &served.apps);
+        }))
+    }
+
+    fn publish_with(&self, served: &Served) -> Result<(), StoreError> {
+        let (plan, parked) = self.with_owners(|owners| {
+            (
+                hosts::plan_routes(owners, served.admin, &served.apps),
+                hosts::plan_parked(owners, &served.apps),
+            )
+        })?;
         self.edge.update(|draft| {
             draft.set_parked(parked);
             let gone: BTreeSet<HostPattern> = draft
@@ -119,17 +127,11 @@ impl Ctx {
         E: From<HostTaken> + From<StoreError>,
     {
         let served = self.lock_served();
-        let (apps, routes) = (self.store.apps()?, self.store.routes()?);
-        let (admin, domain) = (self.config.admin_host(), &self.config.domain);
-        let owners = Owners {
-            admin: &admin,
-            domain,
-            apps: &apps,
-            routes: &routes,
-        };
-        for host in hosts {
-            owners.check_free(host, claimant)?;
-        }
+        self.with_owners(|owners| {
+            hosts
+                .iter()
+                .try_for_each(|host| owners.check_free(host, claimant))
+        })??;
         let result = commit()?;
         self.publish_with(&served)?;
         Ok(result)
