@@ -652,8 +652,9 @@ fn check_memory(memory_mb: u64) -> Result<(), AppError> {
     if MEMORY_RANGE_MB.contains(&memory_mb) {
         Ok(())
     } else {
+        // Worded for every face: `--memory` in the CLI, `memory_mb` in the API.
         Err(AppError::Invalid(format!(
-            "memory_mb must be between {} and {}",
+            "the memory limit must be between {} and {} MB",
             MEMORY_RANGE_MB.start(),
             MEMORY_RANGE_MB.end()
         )))

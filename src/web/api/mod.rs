@@ -66,6 +66,16 @@ async fn health(State(ctx): State<Ctx>) -> (StatusCode, Json<serde_json::Value>)
     )
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme's case does not matter
+/// (RFC 7235).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// Lets a request through only with a valid bearer token, as the token's [`Actor`].
 async fn require_token(
     State(ctx): State<Ctx>,
@@ -76,8 +86,7 @@ async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     let Some(presented) = presented else {
         return Err(WebError::Unauthorized);
     };
@@ -87,5 +96,18 @@ async fn require_token(
             Ok(next.run(request).await)
         }
         None => Err(WebError::Unauthorized),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc ", " Bearer abc"] {
+            assert_eq!(super::bearer_token(value), Some("abc"), "{value:?}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer  ", "abc", "Bearerabc"] {
+            assert_eq!(super::bearer_token(value), None, "{value:?}");
+        }
     }
 }
