@@ -4,6 +4,7 @@
 use minicloud_proxy::{HostPattern, Upstream};
 
 use crate::bus::Op;
+use crate::ctx::hosts::{HostTaken, Owner};
 use crate::ctx::Ctx;
 use crate::model::now;
 use crate::store::{RouteRecord, StoreError};
@@ -14,6 +15,8 @@ pub enum RouteError {
     Invalid(String),
     #[error("'{host}' is reserved for minicloud's admin UI and API; choose another host")]
     Reserved { host: String },
+    #[error(transparent)]
+    HostTaken(#[from] HostTaken),
     #[error("no route for '{host}'")]
     NotFound { host: String },
     #[error(transparent)]
@@ -30,27 +33,22 @@ pub fn parse_route(host: &str, upstream: &str) -> Result<(HostPattern, Upstream)
     Ok((host, upstream))
 }
 
-/// Adds or replaces the route for `host`. Stored first, then served: what is served never
-/// runs ahead of what a restart would restore.
+/// Adds or replaces the route for `host`, which no app and not the admin UI may own. Stored
+/// first, then served: what is served never runs ahead of what a restart would restore.
 pub fn set_route(
     ctx: &Ctx,
     op: &Op,
     host: HostPattern,
     upstream: Upstream,
 ) -> Result<RouteRecord, RouteError> {
-    if host == HostPattern::Exact(ctx.config.admin_host()) {
-        return Err(RouteError::Reserved {
-            host: host.to_string(),
-        });
-    }
     let record = RouteRecord {
         host,
         upstream,
         created_at: now(),
     };
-    ctx.store.put_route(&record)?;
-    ctx.edge
-        .update(|draft| draft.set_route(record.host.clone(), record.upstream));
+    ctx.claim_hosts(std::slice::from_ref(&record.host), &Owner::Route, || {
+        ctx.store.put_route(&record).map_err(RouteError::from)
+    })?;
     ctx.routes_changed(op);
     Ok(record)
 }
@@ -67,7 +65,7 @@ pub fn remove_route(ctx: &Ctx, op: &Op, host: &str) -> Result<(), RouteError> {
             host: host.to_string(),
         });
     }
-    ctx.edge.update(|draft| draft.remove_route(&host));
+    ctx.publish_routes()?;
     ctx.routes_changed(op);
     Ok(())
 }

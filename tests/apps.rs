@@ -260,11 +260,29 @@ async fn an_unhealthy_revision_fails_with_its_logs_and_the_previous_keeps_servin
     );
     let history: Vec<Value> = mc.api().get_json(&format!("/api/apps/{app}/deploys")).await;
     assert_eq!(history.len(), 2);
-    assert_eq!(history[1]["state"], "failed");
-    assert!(history[1]["reason"]
+    assert_eq!(history[0]["state"], "failed", "newest first");
+    assert!(history[0]["reason"]
         .as_str()
         .unwrap()
         .contains("never healthy"));
+    // A revision that never served is no rollback target; the answer lists those that are.
+    let resp = mc
+        .api()
+        .post(&format!("/api/apps/{app}/rollback"), json!({"revision": 2}))
+        .await;
+    assert_eq!(resp.status(), 400);
+    let error: Value = resp.json().await.unwrap();
+    let error = error["error"].as_str().unwrap();
+    assert!(
+        error.contains("revision 2") && error.contains("never served") && error.ends_with(" 1"),
+        "{error}"
+    );
+    // Nothing to rotate for an app without a database or message bus.
+    let resp = mc
+        .api()
+        .post(&format!("/api/apps/{app}/rotate-credentials"), json!({}))
+        .await;
+    assert_eq!(resp.status(), 400);
     let show: Value = mc.api().get_json(&format!("/api/apps/{app}")).await;
     assert_eq!(show["state"], "running");
     assert_eq!(show["revision"], 1);
@@ -331,8 +349,8 @@ async fn rollback_and_the_webhook_redeploy() {
         "{back}"
     );
     let history: Vec<Value> = api.get_json(&format!("/api/apps/{app}/deploys")).await;
-    assert_eq!(history[3]["trigger"], "rollback to revision 1");
-    assert_eq!(history[3]["digest"], history[0]["digest"]);
+    assert_eq!(history[0]["trigger"], "rollback to revision 1");
+    assert_eq!(history[0]["digest"], history[3]["digest"]);
 
     // The webhook: wrong secrets say nothing; the right one redeploys the app's tag (v2).
     let show: Value = api.get_json(&format!("/api/apps/{app}")).await;
@@ -594,8 +612,8 @@ async fn minicloud_restarts_do_not_touch_running_apps_or_leave_duplicates() {
     assert_eq!(get_json(&mc, host, "/").await["version"], "v1");
     let history: Vec<Value> = mc.api().get_json(&format!("/api/apps/{app}/deploys")).await;
     assert_eq!(history.len(), 2);
-    assert_eq!(history[1]["state"], "failed");
-    assert!(history[1]["reason"]
+    assert_eq!(history[0]["state"], "failed");
+    assert!(history[0]["reason"]
         .as_str()
         .unwrap()
         .contains("interrupted"));

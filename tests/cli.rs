@@ -81,7 +81,7 @@ async fn client_errors_are_one_line_and_exit_non_zero() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("invalid API token"));
+    assert!(stderr(&out).contains("refused the API token: check MINICLOUD_TOKEN"));
 
     let unreachable = format!("http://127.0.0.1:{}", support::free_port());
     let out = Command::new(env!("CARGO_BIN_EXE_minicloud"))

@@ -113,6 +113,42 @@ async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
         2,
         "web and runner of revision 1 only"
     );
+    // A rotation fails the same way. Both failures are in the history, newest first, with
+    // their reasons (no container was made for either).
+    let resp = api
+        .post(
+            &format!("/api/apps/{name}/rotate-credentials"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(resp.status(), 503, "{}", resp.text().await.unwrap());
+    let history: Vec<serde_json::Value> = api.get_json(&format!("/api/apps/{name}/deploys")).await;
+    let seen: Vec<(u64, &str, &str)> = history
+        .iter()
+        .map(|d| {
+            (
+                d["revision"].as_u64().unwrap(),
+                d["state"].as_str().unwrap(),
+                d["trigger"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (3, "failed", "credential rotation"),
+            (2, "failed", "api"),
+            (1, "succeeded", "create")
+        ],
+        "{history:?}"
+    );
+    for failed in &history[..2] {
+        let reason = failed["reason"].as_str().unwrap();
+        assert!(reason.contains("cannot reach MariaDB"), "{reason}");
+    }
+    let show: serde_json::Value = api.get_json(&format!("/api/apps/{name}")).await;
+    assert_eq!(show["revision"], 1, "{show}");
+    assert!(show["last_error"].as_str().is_some(), "{show}");
 
     // Back: the retry succeeds, and everything survived the new revision.
     mariadb.up().await;
@@ -125,7 +161,7 @@ async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["revision"], 2, "{body}");
+    assert_eq!(body["revision"], 4, "{body}");
     assert_eq!(
         send(web.get(url("/db"))).await,
         (200, "[\n  \"row-1\"\n]\n".into())
@@ -144,7 +180,7 @@ async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["revision"], 3, "{body}");
+    assert_eq!(body["revision"], 5, "{body}");
     let env: serde_json::Value = web
         .get(url("/env"))
         .send()

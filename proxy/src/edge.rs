@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::host::HostPattern;
+use crate::host::{HostPattern, Hostname};
 use crate::routes::{RouteTable, Upstream};
 use crate::tls::{CertInfo, CertTable, Certificate};
 
@@ -39,6 +39,8 @@ struct Inner {
 #[derive(Default)]
 struct Desired {
     routes: BTreeMap<HostPattern, Upstream>,
+    /// Hosts with an owner but nothing serving them: answered with a 503 and why.
+    parked: BTreeMap<Hostname, String>,
     /// Certificates the control plane installed (ACME). They win over self-signed ones.
     certs: BTreeMap<HostPattern, Certificate>,
     /// Generated for routed hosts that have no installed certificate; kept while routed so a
@@ -83,7 +85,7 @@ impl Edge {
             let old = self.inner.current.load_full();
             let next = Snapshot {
                 routes: if routes_changed {
-                    Arc::new(RouteTable::from_routes(&desired.routes))
+                    Arc::new(RouteTable::from_parts(&desired.routes, &desired.parked))
                 } else {
                     Arc::clone(&old.routes)
                 },
@@ -130,16 +132,25 @@ impl Edge {
 }
 
 impl Desired {
+    /// Whether `pattern` is answered at all: routed, or parked.
+    fn answers(&self, pattern: &HostPattern) -> bool {
+        self.routes.contains_key(pattern)
+            || matches!(pattern, HostPattern::Exact(h) if self.parked.contains_key(h))
+    }
+
     fn fill_self_signed(&mut self) {
+        let answered: Vec<HostPattern> = self
+            .routes
+            .keys()
+            .cloned()
+            .chain(self.parked.keys().cloned().map(HostPattern::Exact))
+            .collect();
+        let keep: std::collections::BTreeSet<&HostPattern> = answered.iter().collect();
         let Self {
-            routes,
-            certs,
-            self_signed,
-            ..
+            certs, self_signed, ..
         } = self;
-        self_signed
-            .retain(|pattern, _| routes.contains_key(pattern) && !certs.contains_key(pattern));
-        for pattern in routes.keys() {
+        self_signed.retain(|pattern, _| keep.contains(pattern) && !certs.contains_key(pattern));
+        for pattern in &answered {
             if certs.contains_key(pattern) || self_signed.contains_key(pattern) {
                 continue;
             }
@@ -161,9 +172,7 @@ impl Desired {
     /// Installed certificates of hosts that are routed: one kept for a host whose route was
     /// removed is not served (strangers learn nothing), but is back at once if it returns.
     fn served_certs(&self) -> impl Iterator<Item = (&HostPattern, &Certificate)> {
-        self.certs
-            .iter()
-            .filter(|(p, _)| self.routes.contains_key(*p))
+        self.certs.iter().filter(|(p, _)| self.answers(p))
     }
 }
 
@@ -191,6 +200,14 @@ impl Draft<'_> {
 
     pub fn routes(&self) -> &BTreeMap<HostPattern, Upstream> {
         &self.desired.routes
+    }
+
+    /// Replaces the parked hosts: each answers 503 with its reason while no route serves it.
+    pub fn set_parked(&mut self, parked: BTreeMap<Hostname, String>) {
+        if parked != self.desired.parked {
+            self.desired.parked = parked;
+            self.routes_changed = true;
+        }
     }
 
     /// Serves `cert` for `host` from now on, replacing a self-signed or older one.

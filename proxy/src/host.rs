@@ -18,7 +18,8 @@ const MAX_LABEL_LEN: usize = 63;
 pub enum HostError {
     #[error("host name is empty")]
     Empty,
-    #[error("host name '{0}' is longer than 253 characters")]
+    /// Holds the name's first characters only: an error never echoes a huge input.
+    #[error("host name '{0}…' is longer than 253 characters")]
     TooLong(String),
     #[error(
         "'{name}' is not a valid host name: {why} (expected e.g. 'app.example.com' or '*.example.com')"
@@ -195,7 +196,8 @@ fn check_dns_name(name: &str) -> Result<(), HostError> {
         return Err(HostError::Empty);
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(HostError::TooLong(name.to_string()));
+        let prefix: String = name.chars().take(40).collect();
+        return Err(HostError::TooLong(prefix));
     }
     let invalid = |why| HostError::Invalid {
         name: name.to_string(),

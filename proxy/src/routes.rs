@@ -47,18 +47,31 @@ impl<'de> serde::Deserialize<'de> for Upstream {
     }
 }
 
-/// Host → upstream, exact names first, then `*.parent` wildcards.
+/// Host → upstream, exact names first, then `*.parent` wildcards; and the parked hosts.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     exact: HashMap<String, Upstream>,
     /// Keyed by the wildcard's parent domain.
     wildcard: HashMap<String, Upstream>,
+    /// Hosts with an owner but nothing serving them (a stopped app): host → why, for a 503.
+    parked: HashMap<String, String>,
 }
 
 impl RouteTable {
     /// Builds the lookup maps from the control plane's ordered view.
     pub fn from_routes(routes: &BTreeMap<HostPattern, Upstream>) -> Self {
+        Self::from_parts(routes, &BTreeMap::new())
+    }
+
+    /// Like [`Self::from_routes`], with parked exact hosts (routes win over them).
+    pub fn from_parts(
+        routes: &BTreeMap<HostPattern, Upstream>,
+        parked: &BTreeMap<Hostname, String>,
+    ) -> Self {
         let mut table = Self::default();
+        for (host, why) in parked {
+            table.parked.insert(host.as_str().to_owned(), why.clone());
+        }
         for (pattern, upstream) in routes {
             match pattern {
                 HostPattern::Exact(h) => table.exact.insert(h.as_str().to_owned(), *upstream),
@@ -78,6 +91,11 @@ impl RouteTable {
             return None;
         }
         self.wildcard.get(parent).copied()
+    }
+
+    /// Why a host that nothing serves is parked, if it is.
+    pub fn parked(&self, host: &str) -> Option<&str> {
+        self.parked.get(host).map(String::as_str)
     }
 
     pub fn len(&self) -> usize {
@@ -124,6 +142,23 @@ mod tests {
         assert_eq!(t.lookup("a.b.example.com"), None);
         assert_eq!(t.lookup(".example.com"), None);
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn parked_hosts_are_known_and_routes_still_win() {
+        let routes = [(
+            HostPattern::parse("a.test").unwrap(),
+            "127.0.0.1:1".parse().unwrap(),
+        )];
+        let parked = [
+            (Hostname::parse("a.test").unwrap(), "shadowed".to_owned()),
+            (Hostname::parse("b.test").unwrap(), "stopped".to_owned()),
+        ];
+        let t = RouteTable::from_parts(&routes.into(), &parked.into());
+        assert!(t.lookup("a.test").is_some());
+        assert_eq!(t.parked("b.test"), Some("stopped"));
+        assert_eq!(t.lookup("b.test"), None);
+        assert_eq!(t.parked("c.test"), None);
     }
 
     #[test]

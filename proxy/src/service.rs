@@ -137,12 +137,25 @@ impl ProxyHttp for EdgeProxy {
             return self.plain_http(session, ctx).await.map(|()| true);
         }
 
-        match self.edge.snapshot().routes.lookup(&ctx.host) {
-            Some(upstream) => {
+        let (upstream, parked) = {
+            let routes = &self.edge.snapshot().routes;
+            let upstream = routes.lookup(&ctx.host);
+            (
+                upstream,
+                routes.parked(&ctx.host).map(|why| format!("{why}.")),
+            )
+        };
+        match (upstream, parked) {
+            (Some(upstream), _) => {
                 ctx.upstream = Some(upstream);
                 Ok(false)
             }
-            None => {
+            // A host with an owner that nothing serves now (a stopped app).
+            (None, Some(detail)) => {
+                respond_page(session, 503, "Service Unavailable", &detail).await?;
+                Ok(true)
+            }
+            (None, None) => {
                 let detail = "No app is served at this address. If it is yours, add a route \
                               or a domain for it in minicloud.";
                 respond_page(session, 404, "Not Found", detail).await?;

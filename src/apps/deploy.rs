@@ -3,6 +3,7 @@
 //! removed; see [`super::retire`]). The deploy answers once N serves. Any failure before the
 //! swap removes N's containers and leaves N-1 serving; the outcome is stored either way.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use minicloud_proxy::Upstream;
@@ -168,17 +169,36 @@ impl Apps {
             let needs: Vec<&str> = manifest.needs.iter().map(|n| n.as_str()).collect();
             bus.step(op, name, format!("provisioning {}", needs.join(", ")));
         }
-        let provisioned = self
-            .services
-            .provision(name, &manifest.needs)
-            .await
-            .map_err(|e| DeployFailure {
-                app: name.clone(),
-                revision: None,
-                reason: e.to_string(),
-                log_tail: None,
-                still_serving: record.current,
-            })?;
+        let provisioned = match self.services.provision(name, &manifest.needs).await {
+            Ok(provisioned) => provisioned,
+            Err(e) => {
+                // Recorded in the history (no container was made), so `show` and `history`
+                // say that it failed and why.
+                let reason = format!("provisioning failed: {e}");
+                let attempt = DeployRecord {
+                    app: name.clone(),
+                    revision: 0,
+                    image: image.clone(),
+                    digest: digest.clone(),
+                    manifest_file: manifest_file.clone(),
+                    manifest_text: manifest_text.clone(),
+                    env: BTreeMap::new(),
+                    trigger: trigger.to_string(),
+                    started_at: now(),
+                    finished_at: None,
+                    outcome: DeployOutcome::InProgress,
+                };
+                let revision = self.record_failed_attempt(&attempt, trigger, &reason)?;
+                return Err(DeployFailure {
+                    app: name.clone(),
+                    revision: Some(revision),
+                    reason: e.to_string(),
+                    log_tail: None,
+                    still_serving: record.current,
+                }
+                .into());
+            }
+        };
         let data_dir = provisioned.data_dir;
         let env = build_env(
             name,
@@ -250,6 +270,31 @@ impl Apps {
                 Err(failure.into())
             }
         }
+    }
+
+    /// Records an attempt that failed before any container existed, as a failed revision
+    /// made from `like` (its image and manifest); returns the revision's number.
+    pub(super) fn record_failed_attempt(
+        &self,
+        like: &DeployRecord,
+        trigger: Trigger,
+        reason: &str,
+    ) -> Result<u64, AppError> {
+        let record = self.app_record(&like.app)?;
+        let now = now();
+        let failed = DeployRecord {
+            revision: self.next_revision(&like.app)?,
+            env: BTreeMap::new(),
+            trigger: trigger.to_string(),
+            started_at: now,
+            finished_at: Some(now),
+            outcome: DeployOutcome::Failed {
+                reason: reason.to_owned(),
+            },
+            ..like.clone()
+        };
+        self.ctx.store.put_app_and_deploy(&record, &failed)?;
+        Ok(failed.revision)
     }
 
     /// Starts the web container and runners of a recorded revision and waits until the web

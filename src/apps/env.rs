@@ -6,6 +6,16 @@ use std::collections::BTreeMap;
 
 use crate::model::manifest::Manifest;
 use crate::model::name::AppName;
+use crate::model::short;
+
+/// The kernel's limit for one string of a new process's environment (`MAX_ARG_STRLEN`):
+/// `KEY=value` and its terminating NUL.
+pub const MAX_VAR_BYTES: usize = 128 * 1024;
+/// At most this many variables the admin sets.
+pub const MAX_VARS: usize = 1000;
+/// At most this many bytes of `KEY=value` strings in all (the kernel allows about 2 MiB for
+/// arguments and environment together; minicloud's own variables and the image's need room).
+pub const MAX_TOTAL_BYTES: usize = 1024 * 1024;
 
 /// Builds the complete environment for one revision.
 ///
@@ -36,12 +46,50 @@ pub fn check_admin_var(name: &str) -> Result<(), String> {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
         return Err(format!(
-            "'{name}' is not a variable name (letters, digits and '_', not starting with a digit)"
+            "'{}' is not a variable name (letters, digits and '_', not starting with a digit)",
+            short(name)
         ));
     }
     if crate::model::manifest::INJECTED_ENV.contains(&name) {
         return Err(format!(
             "'{name}' is set by minicloud and cannot be overridden"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the variables the admin set, whole: names, values a process can be started with
+/// (no NUL, within the kernel's size for one string), and the count and total size.
+pub fn check_admin_env(env: &BTreeMap<String, String>) -> Result<(), String> {
+    let mut total = 0;
+    for (name, value) in env {
+        check_admin_var(name)?;
+        if value.contains('\0') {
+            return Err(format!(
+                "the value of {} contains a NUL character, which no process environment can hold",
+                short(name)
+            ));
+        }
+        let bytes = name.len() + 1 + value.len() + 1;
+        if bytes > MAX_VAR_BYTES {
+            return Err(format!(
+                "{}=… is {bytes} bytes; one variable can be at most {} KiB (the kernel's limit); put large data in a file in the app's storage",
+                short(name),
+                MAX_VAR_BYTES / 1024
+            ));
+        }
+        total += bytes;
+    }
+    if env.len() > MAX_VARS {
+        return Err(format!(
+            "{} variables; an app can have at most {MAX_VARS}",
+            env.len()
+        ));
+    }
+    if total > MAX_TOTAL_BYTES {
+        return Err(format!(
+            "the variables take {total} bytes; at most {} KiB in all",
+            MAX_TOTAL_BYTES / 1024
         ));
     }
     Ok(())
@@ -82,6 +130,36 @@ mod tests {
         assert_eq!(env["APP_NAME"], "probe");
         assert_eq!(env["APP_URL"], "https://probe.example.com");
         assert_eq!(env["DATABASE_URL"], "mysql://x");
+    }
+
+    #[test]
+    fn an_environment_no_process_could_start_with_is_refused_at_each_limit() {
+        let one = |k: &str, v: String| BTreeMap::from([(k.to_string(), v)]);
+        assert!(check_admin_env(&one("A", "x\ny=z".into())).is_ok());
+        let err = check_admin_env(&one("NUL", "a\0b".into())).unwrap_err();
+        assert!(err.contains("NUL"), "{err}");
+        // `A=` + value + NUL: exactly at the limit, then one byte over.
+        let at = MAX_VAR_BYTES - 3;
+        assert!(check_admin_env(&one("A", "x".repeat(at))).is_ok());
+        let err = check_admin_env(&one("A", "x".repeat(at + 1))).unwrap_err();
+        assert!(err.contains("128 KiB") && err.len() < 200, "{err}");
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| (format!("V{i}"), "x".into()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert!(check_admin_env(&many(MAX_VARS)).is_ok());
+        let err = check_admin_env(&many(MAX_VARS + 1)).unwrap_err();
+        assert!(err.contains("at most 1000"), "{err}");
+        // Nine values of 120 KiB each fit one by one, not together.
+        let big = (0..9)
+            .map(|i| (format!("B{i}"), "x".repeat(120 * 1024)))
+            .collect::<BTreeMap<_, _>>();
+        let err = check_admin_env(&big).unwrap_err();
+        assert!(err.contains("in all"), "{err}");
+        // A bad name is echoed only in part.
+        let err = check_admin_env(&one(&"-".repeat(10_000), String::new())).unwrap_err();
+        assert!(err.len() < 300, "{err}");
     }
 
     #[test]

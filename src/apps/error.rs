@@ -23,8 +23,9 @@ pub enum AppError {
     /// The deploy ran and failed; the previous revision (if any) keeps serving.
     #[error(transparent)]
     DeployFailed(#[from] DeployFailure),
-    #[error("'{host}' is already served by {owner}")]
-    HostTaken { host: String, owner: String },
+    /// Another owner (the admin UI, an app, a route) has the host.
+    #[error(transparent)]
+    HostTaken(#[from] crate::ctx::hosts::HostTaken),
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]

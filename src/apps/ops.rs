@@ -15,10 +15,11 @@ use super::deploy::{web_container, Deployed, Source};
 use super::error::{AppError, DeployFailure};
 use super::retire::{Retirements, STOP_TIMEOUT};
 use crate::bus::{EventKind, Op};
+use crate::ctx::hosts::{self, Owner};
 use crate::ctx::Ctx;
 use crate::docker::{Docker, DockerError};
 use crate::locks::AppLock;
-use crate::model::{now, Actor, AppName, ImageRef, Operation, Secret, Trigger};
+use crate::model::{now, Actor, AppName, ImageRef, Need, Operation, Secret, Trigger};
 use crate::services::{ServiceView, Services};
 use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, StoreError};
 
@@ -153,23 +154,15 @@ impl Apps {
             .collect()
     }
 
-    /// Points all of an app's hosts at `upstream` (or removes them), in one snapshot.
+    /// Serves the app's hosts from `upstream` (or stops serving them). What the edge serves is
+    /// computed from the store (see `ctx::hosts`), so a stopped app stays unrouted.
     pub(super) fn route_app(
         &self,
         op: &Op,
         record: &AppRecord,
         upstream: Option<Upstream>,
     ) -> Result<(), AppError> {
-        let hosts = self.hosts(record);
-        self.ctx.edge.update(|draft| {
-            for host in hosts {
-                let pattern = HostPattern::Exact(host);
-                match upstream {
-                    Some(up) => draft.set_route(pattern, up),
-                    None => draft.remove_route(&pattern),
-                };
-            }
-        });
+        self.ctx.set_serving(&record.name, upstream)?;
         if upstream.is_some() {
             // New hosts may need a CA certificate.
             self.ctx.routes_changed(op);
@@ -177,13 +170,9 @@ impl Apps {
         Ok(())
     }
 
-    /// Where the app's web container currently gets traffic, read back from the edge.
+    /// Where the app's serving revision gets traffic, if it serves.
     pub fn serving_upstream(&self, app: &AppName) -> Option<Upstream> {
-        self.ctx
-            .edge
-            .routes()
-            .get(&HostPattern::Exact(self.default_host(app)))
-            .copied()
+        self.ctx.serving(app)
     }
 
     pub(super) fn ensure_storage(&self, app: &AppName) -> Result<PathBuf, AppError> {
@@ -210,9 +199,7 @@ impl Apps {
         if let Some(memory) = new.memory_mb {
             check_memory(memory)?;
         }
-        for key in new.env.keys() {
-            super::env::check_admin_var(key).map_err(AppError::Invalid)?;
-        }
+        super::env::check_admin_env(&new.env).map_err(AppError::Invalid)?;
         let name = match new.name {
             Some(n) => n,
             None => self.name_from_image(&new.image).await?,
@@ -225,7 +212,6 @@ impl Apps {
         if self.ctx.store.app(&name)?.is_some() {
             return Err(AppError::Exists(name.to_string()));
         }
-        self.check_hosts_free(&name, &[self.default_host(&name)])?;
         let mut secret = [0u8; 24];
         rand::rng().fill_bytes(&mut secret);
         let record = AppRecord {
@@ -240,7 +226,11 @@ impl Apps {
             current: None,
             created_at: now(),
         };
-        self.ctx.store.put_app(&record)?;
+        let host = HostPattern::Exact(self.default_host(&name));
+        self.ctx
+            .claim_hosts(&[host], &Owner::App(name.clone()), || {
+                self.ctx.store.put_app(&record).map_err(AppError::from)
+            })?;
         let source = Source::Pull {
             image: new.image,
             force: false,
@@ -295,10 +285,28 @@ impl Apps {
         let record = self.app_record(name)?;
         let deploys = self.ctx.store.deploys(name)?;
         let target = match to {
-            Some(rev) => deploys
-                .iter()
-                .find(|d| d.revision == rev)
-                .ok_or_else(|| AppError::Invalid(format!("{name} has no revision {rev}")))?,
+            Some(rev) => {
+                let served = |d: &&DeployRecord| d.outcome == DeployOutcome::Succeeded;
+                let found = deploys.iter().find(|d| d.revision == rev);
+                match found {
+                    Some(d) if served(&d) => d,
+                    _ => {
+                        let can: Vec<String> = deploys
+                            .iter()
+                            .filter(served)
+                            .map(|d| d.revision.to_string())
+                            .collect();
+                        let why = match found {
+                            Some(_) => format!("revision {rev} of {name} never served"),
+                            None => format!("{name} has no revision {rev}"),
+                        };
+                        return Err(AppError::Invalid(format!(
+                            "{why}; it can roll back to revision {}",
+                            can.join(", ")
+                        )));
+                    }
+                }
+            }
             None => {
                 let current = record.current.unwrap_or(u64::MAX);
                 let current_digest = deploys
@@ -377,9 +385,7 @@ impl Apps {
         name: &AppName,
         change: EnvChange,
     ) -> Result<Option<Deployed>, AppError> {
-        for key in change.set.keys() {
-            super::env::check_admin_var(key).map_err(AppError::Invalid)?;
-        }
+        super::env::check_admin_env(&change.set).map_err(AppError::Invalid)?;
         let lock = self.lock(name, Operation::EnvChange)?;
         let mut record = self.app_record(name)?;
         let before = record.env.clone();
@@ -390,11 +396,14 @@ impl Apps {
         if record.env == before {
             return Ok(None);
         }
+        super::env::check_admin_env(&record.env).map_err(AppError::Invalid)?;
         self.ctx.store.put_app(&record)?;
         match record.current {
             Some(revision) if !record.stopped => {
                 let source = Source::Revision { revision };
-                self.spawn_deploy(lock, op, name, source, Trigger::EnvChange, None)
+                // A change whose redeploy fails is undone: the stored env is the serving one.
+                let undo = Undo::Env(before);
+                self.spawn_deploy_undoing(lock, op, name, source, Trigger::EnvChange, undo)
                     .await
                     .map(Some)
             }
@@ -408,21 +417,21 @@ impl Apps {
         name: &AppName,
         domain: &str,
     ) -> Result<AppRecord, AppError> {
-        let host = Hostname::parse(domain).map_err(|e| AppError::Invalid(e.to_string()))?;
+        let config = &self.ctx.config;
+        let host = hosts::check_custom_domain(domain, &config.domain, &config.admin_host())
+            .map_err(AppError::Invalid)?;
         let _lock = self.lock(name, Operation::DomainChange)?;
         let mut record = self.app_record(name)?;
-        if record.domains.contains(&host) || host == self.default_host(name) {
+        if record.domains.contains(&host) {
             return Ok(record);
         }
-        self.check_hosts_free(name, std::slice::from_ref(&host))?;
         record.domains.insert(host.clone());
-        self.ctx.store.put_app(&record)?;
-        if let (Some(up), false) = (self.serving_upstream(name), record.stopped) {
-            self.ctx
-                .edge
-                .update(|d| d.set_route(HostPattern::Exact(host), up));
-            self.ctx.routes_changed(op);
-        }
+        let claimant = Owner::Domain(name.clone());
+        self.ctx
+            .claim_hosts(&[HostPattern::Exact(host)], &claimant, || {
+                self.ctx.store.put_app(&record).map_err(AppError::from)
+            })?;
+        self.ctx.routes_changed(op);
         Ok(record)
     }
 
@@ -439,9 +448,7 @@ impl Apps {
             return Err(AppError::Invalid(format!("{name} has no domain {host}")));
         }
         self.ctx.store.put_app(&record)?;
-        self.ctx
-            .edge
-            .update(|d| d.remove_route(&HostPattern::Exact(host)));
+        self.ctx.publish_routes()?;
         self.ctx.routes_changed(op);
         Ok(record)
     }
@@ -465,6 +472,7 @@ impl Apps {
             self.services.remove(name).await?;
         }
         self.ctx.store.delete_app(name)?;
+        self.ctx.publish_routes()?;
         self.ctx
             .bus
             .send(op, EventKind::Removed { app: name.clone() });
@@ -477,8 +485,21 @@ impl Apps {
     pub async fn rotate_credentials(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::RotateCredentials)?;
         let revision = self.current_revision(name)?;
-        let (_, manifest) = self.revision(name, revision)?;
-        self.services.rotate(name, &manifest.needs).await?;
+        let (deploy, manifest) = self.revision(name, revision)?;
+        if !manifest
+            .needs
+            .iter()
+            .any(|n| matches!(n, Need::Database | Need::Messagebus))
+        {
+            return Err(AppError::Invalid(format!(
+                "{name} has no service accounts (no database, no message bus) to rotate"
+            )));
+        }
+        if let Err(e) = self.services.rotate(name, &manifest.needs).await {
+            let reason = format!("rotating the credentials failed: {e}");
+            self.record_failed_attempt(&deploy, Trigger::CredentialRotation, &reason)?;
+            return Err(e.into());
+        }
         let source = Source::Revision { revision };
         self.spawn_deploy(lock, op, name, source, Trigger::CredentialRotation, None)
             .await
@@ -525,49 +546,18 @@ impl Apps {
         Ok((deploy, manifest))
     }
 
+    /// The app's history, newest first.
     pub fn deploys(&self, name: &AppName) -> Result<Vec<DeployRecord>, AppError> {
         self.app_record(name)?;
-        Ok(self.ctx.store.deploys(name)?)
+        let mut deploys = self.ctx.store.deploys(name)?;
+        deploys.reverse();
+        Ok(deploys)
     }
 
     fn current_revision(&self, name: &AppName) -> Result<u64, AppError> {
         self.app_record(name)?
             .current
             .ok_or_else(|| AppError::Invalid(format!("{name} has no running revision yet")))
-    }
-
-    /// Refuses hosts that another app, an external route or the admin UI already uses.
-    fn check_hosts_free(&self, app: &AppName, hosts: &[Hostname]) -> Result<(), AppError> {
-        let admin = self.ctx.config.admin_host();
-        let external = self.ctx.store.routes()?;
-        let apps = self.ctx.store.apps()?;
-        for host in hosts {
-            if *host == admin {
-                return Err(AppError::HostTaken {
-                    host: host.to_string(),
-                    owner: "the admin UI".into(),
-                });
-            }
-            if external
-                .iter()
-                .any(|r| r.host == HostPattern::Exact(host.clone()))
-            {
-                return Err(AppError::HostTaken {
-                    host: host.to_string(),
-                    owner: "an external route".into(),
-                });
-            }
-            if let Some(other) = apps
-                .iter()
-                .find(|a| &a.name != app && self.hosts(a).contains(host))
-            {
-                return Err(AppError::HostTaken {
-                    host: host.to_string(),
-                    owner: format!("app {}", other.name),
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Runs a deploy on its own task, which owns the app's lock: a client that disconnects
@@ -582,6 +572,22 @@ impl Apps {
         trigger: Trigger,
         first: Option<BeforeFirstDeploy>,
     ) -> Result<Deployed, AppError> {
+        let undo = first.map_or(Undo::Nothing, Undo::FirstDeploy);
+        self.spawn_deploy_undoing(lock, op, name, source, trigger, undo)
+            .await
+    }
+
+    /// [`Self::spawn_deploy`], undoing what `undo` says if the deploy fails, still under the
+    /// app's lock.
+    async fn spawn_deploy_undoing(
+        &self,
+        lock: AppLock,
+        op: &Op,
+        name: &AppName,
+        source: Source,
+        trigger: Trigger,
+        undo: Undo,
+    ) -> Result<Deployed, AppError> {
         let this = self.clone();
         let name = name.clone();
         let op = op.clone();
@@ -589,7 +595,13 @@ impl Apps {
         tokio::spawn(async move {
             let _lock = lock;
             let result = this.run_deploy(&op, &name, source, trigger).await;
-            if let (Err(_), Some(before)) = (&result, first) {
+            if let (Err(_), Undo::Env(env)) = (&result, &undo) {
+                if let Some(mut record) = this.ctx.store.app(&name)? {
+                    record.env = env.clone();
+                    this.ctx.store.put_app(&record)?;
+                }
+            }
+            if let (Err(_), Undo::FirstDeploy(before)) = (&result, undo) {
                 // Nothing of a failed first deploy stays: no record, history or container,
                 // and no account or directory this attempt made. What an earlier app of the
                 // same name left on purpose (removed without its data) stays.
@@ -605,6 +617,7 @@ impl Apps {
                     }
                 }
                 this.ctx.store.delete_app(&name)?;
+                this.ctx.publish_routes()?;
             }
             result
         })
@@ -627,13 +640,23 @@ impl Apps {
     }
 }
 
+/// What a failed deploy takes back.
+enum Undo {
+    Nothing,
+    /// An app's first deploy: the app goes again (see [`BeforeFirstDeploy`]).
+    FirstDeploy(BeforeFirstDeploy),
+    /// An env change: the variables as they were.
+    Env(BTreeMap<String, String>),
+}
+
 /// A memory limit a person chose, checked against [`MEMORY_RANGE_MB`].
 fn check_memory(memory_mb: u64) -> Result<(), AppError> {
     if MEMORY_RANGE_MB.contains(&memory_mb) {
         Ok(())
     } else {
+        // Worded for every face: `--memory` in the CLI, `memory_mb` in the API.
         Err(AppError::Invalid(format!(
-            "memory_mb must be between {} and {}",
+            "the memory limit must be between {} and {} MB",
             MEMORY_RANGE_MB.start(),
             MEMORY_RANGE_MB.end()
         )))

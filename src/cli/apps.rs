@@ -295,10 +295,11 @@ pub async fn history(api: &ApiClient, name: &str) -> Result<(), CliError> {
 }
 
 fn history_table(deploys: &[DeployView], now: i64) -> String {
-    // Newest first, as `docker history` and `heroku releases` list.
-    let rows: Vec<Vec<String>> = deploys
-        .iter()
-        .rev()
+    // Newest first, as the API sends it and `docker history` and `heroku releases` list.
+    let mut newest_first: Vec<&DeployView> = deploys.iter().collect();
+    newest_first.sort_by_key(|d| std::cmp::Reverse(d.revision));
+    let rows: Vec<Vec<String>> = newest_first
+        .into_iter()
         .map(|d| {
             vec![
                 d.revision.to_string(),

@@ -183,11 +183,29 @@ impl ApiClient {
     }
 }
 
-/// The API's `{"error": "..."}`, or the bare status when the body is not that.
+/// The API's `{"error": "..."}`, or the bare status when the body is not that. A refused
+/// token is said in the CLI's words: what to check, not which header to send.
 fn api_error(status: StatusCode, text: &str) -> ClientError {
+    if status == StatusCode::UNAUTHORIZED {
+        let message = "minicloud refused the API token: check MINICLOUD_TOKEN (or --token)".into();
+        return ClientError::Api { status, message };
+    }
     let message = serde_json::from_str::<serde_json::Value>(text)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
         .unwrap_or_else(|| format!("{status}"));
     ClientError::Api { status, message }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_refused_token_says_what_to_check() {
+        let body =
+            r#"{"error":"missing or invalid API token: send 'Authorization: Bearer <token>'"}"#;
+        let e = super::api_error(reqwest::StatusCode::UNAUTHORIZED, body);
+        assert!(e.to_string().contains("check MINICLOUD_TOKEN"), "{e}");
+        let e = super::api_error(reqwest::StatusCode::CONFLICT, r#"{"error":"busy"}"#);
+        assert_eq!(e.to_string(), "busy");
+    }
 }

@@ -99,6 +99,13 @@ impl ImageRef {
         if trimmed.is_empty() {
             return Err(ImageRefError::Empty);
         }
+        // Longer than any name, tag and digest together: say so without echoing it all.
+        if trimmed.len() > 2 * MAX_NAME_LEN + 256 {
+            return Err(ImageRefError::TooLong {
+                input: format!("{}…", trimmed.chars().take(60).collect::<String>()),
+                len: trimmed.len(),
+            });
+        }
         if trimmed.chars().any(char::is_whitespace) {
             return Err(ImageRefError::Whitespace {
                 input: trimmed.to_owned(),
@@ -228,7 +235,8 @@ fn parse_reference(reference: &str, input: &str) -> Result<ImageRef, ImageRefErr
     let len = registry.len() + 1 + repository.len();
     if len > MAX_NAME_LEN {
         return Err(ImageRefError::TooLong {
-            input: input.to_owned(),
+            // Only the start: an error never echoes a huge input.
+            input: format!("{}…", input.chars().take(60).collect::<String>()),
             len,
         });
     }

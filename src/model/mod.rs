@@ -12,6 +12,7 @@ pub mod name;
 mod ops;
 pub mod secret;
 mod service;
+mod text;
 pub mod time;
 
 pub use image_ref::ImageRef;
@@ -20,4 +21,5 @@ pub use name::AppName;
 pub use ops::{Actor, OpId, Operation, Trigger};
 pub use secret::Secret;
 pub use service::ServiceKind;
+pub use text::short;
 pub use time::{format_time, now};

@@ -5,6 +5,7 @@
 //! the previous state. Calls are synchronous: they run on the control plane's runtime, never on
 //! the proxy's, and a commit is one small fsync.
 
+mod handle;
 mod records;
 mod table;
 
@@ -20,6 +21,7 @@ use crate::model::ServiceKind;
 use minicloud_proxy::acme::CertRecord;
 use minicloud_proxy::Hostname;
 
+pub use handle::StoreHealth;
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
     ServiceRecord, TokenRecord,
@@ -129,6 +131,10 @@ pub enum StoreError {
         "the state store was written by a newer minicloud (schema {found}, this one knows {known})"
     )]
     TooNew { found: u64, known: u64 },
+    #[error(
+        "no space left on the disk of {dir} ({free_bytes} bytes free): the change was not saved; free some space and try again"
+    )]
+    NoSpace { dir: PathBuf, free_bytes: u64 },
     #[error("state store: {0}")]
     Db(#[from] redb::Error),
     #[error("state store record {table}/{key} is unreadable: {why}")]
@@ -139,6 +145,25 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// An I/O error: redb needs the database closed and opened again after one.
+    pub fn is_io(&self) -> bool {
+        matches!(self, Self::Db(redb::Error::Io(_) | redb::Error::PreviousIo))
+    }
+
+    /// The disk (or the user's quota) is full.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Self::NoSpace { .. } => true,
+            Self::Db(redb::Error::Io(e)) => matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            _ => false,
+        }
+    }
+}
+
 fn db_err(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Db(e.into())
 }
@@ -146,80 +171,105 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
 /// Handle on the state store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    handle: Arc<handle::Handle>,
 }
 
 impl Store {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
-                path: path.to_path_buf(),
-            },
-            other => db_err(other),
-        })?;
-        // It holds certificate and ACME account keys: readable by minicloud's user only.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
-                |source| StoreError::Permissions {
-                    path: path.to_path_buf(),
-                    source,
-                },
-            )?;
-        }
-        let txn = db.begin_write().map_err(db_err)?;
-        {
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            let found = meta.get("schema").map_err(db_err)?.map(|v| v.value());
-            match found {
-                Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::TooNew {
-                        found: v,
-                        known: SCHEMA_VERSION,
-                    })
-                }
-                Some(_) => {}
-                None => {
-                    meta.insert("schema", SCHEMA_VERSION).map_err(db_err)?;
-                }
-            }
-            table::create::<RouteRecord>(&txn)?;
-            table::create::<TokenRecord>(&txn)?;
-            table::create::<AcmeAccountRecord>(&txn)?;
-            table::create::<CertRecord>(&txn)?;
-            table::create::<AppRecord>(&txn)?;
-            table::create::<DeployRecord>(&txn)?;
-            table::create::<ServiceRecord>(&txn)?;
-        }
-        txn.commit().map_err(db_err)?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            handle: Arc::new(handle::Handle::open(path)?),
+        })
     }
 
+    /// How the store and its disk are doing; a degraded store tries a small write first.
+    pub fn health(&self) -> StoreHealth {
+        self.handle.health(|| {
+            self.handle.write(|db| {
+                let txn = db.begin_write().map_err(db_err)?;
+                txn.open_table(META)
+                    .map_err(db_err)?
+                    .insert("health_probe", crate::model::now().max(0) as u64)
+                    .map_err(db_err)?;
+                txn.commit().map_err(db_err)
+            })
+        })
+    }
+}
+
+/// Opens (creating if needed) the database at `path`, with every table.
+fn open_db(path: &Path) -> Result<Database, StoreError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let db = Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+            path: path.to_path_buf(),
+        },
+        other => db_err(other),
+    })?;
+    // It holds certificate and ACME account keys: readable by minicloud's user only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| StoreError::Permissions {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
+    }
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        let found = meta.get("schema").map_err(db_err)?.map(|v| v.value());
+        match found {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::TooNew {
+                    found: v,
+                    known: SCHEMA_VERSION,
+                })
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("schema", SCHEMA_VERSION).map_err(db_err)?;
+            }
+        }
+        table::create::<RouteRecord>(&txn)?;
+        table::create::<TokenRecord>(&txn)?;
+        table::create::<AcmeAccountRecord>(&txn)?;
+        table::create::<CertRecord>(&txn)?;
+        table::create::<AppRecord>(&txn)?;
+        table::create::<DeployRecord>(&txn)?;
+        table::create::<ServiceRecord>(&txn)?;
+    }
+    txn.commit().map_err(db_err)?;
+    Ok(db)
+}
+
+impl Store {
     /// This minicloud's identity on the Docker engine, made at first start and kept.
     pub fn instance_id(&self) -> Result<String, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let id = {
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            let found = meta.get("instance").map_err(db_err)?.map(|v| v.value());
-            match found {
-                Some(id) => id,
-                None => {
-                    let id = rand::random::<u64>();
-                    meta.insert("instance", id).map_err(db_err)?;
-                    id
+        self.handle.write(|db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            let id = {
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                let found = meta.get("instance").map_err(db_err)?.map(|v| v.value());
+                match found {
+                    Some(id) => id,
+                    None => {
+                        let id = rand::random::<u64>();
+                        meta.insert("instance", id).map_err(db_err)?;
+                        id
+                    }
                 }
-            }
-        };
-        txn.commit().map_err(db_err)?;
-        Ok(format!("{id:016x}"))
+            };
+            txn.commit().map_err(db_err)?;
+            Ok(format!("{id:016x}"))
+        })
     }
 
     // --- routes
@@ -249,24 +299,26 @@ impl Store {
 
     /// Stores a token, replacing any other token of the same name, in one transaction.
     pub fn replace_token(&self, hash: &str, token: &TokenRecord) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = txn.open_table(TokenRecord::TABLE).map_err(db_err)?;
-            let same_name: Vec<String> = table
-                .iter()
-                .map_err(db_err)?
-                .filter_map(|entry| {
-                    let (k, v) = entry.ok()?;
-                    let rec: TokenRecord = table::decode(k.value(), v.value()).ok()?;
-                    (rec.name == token.name).then(|| k.value().to_string())
-                })
-                .collect();
-            for key in same_name {
-                table.remove(key.as_str()).map_err(db_err)?;
+        self.handle.write(|db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            {
+                let mut table = txn.open_table(TokenRecord::TABLE).map_err(db_err)?;
+                let same_name: Vec<String> = table
+                    .iter()
+                    .map_err(db_err)?
+                    .filter_map(|entry| {
+                        let (k, v) = entry.ok()?;
+                        let rec: TokenRecord = table::decode(k.value(), v.value()).ok()?;
+                        (rec.name == token.name).then(|| k.value().to_string())
+                    })
+                    .collect();
+                for key in same_name {
+                    table.remove(key.as_str()).map_err(db_err)?;
+                }
             }
-        }
-        table::insert_at(&txn, hash, token)?;
-        txn.commit().map_err(db_err)
+            table::insert_at(&txn, hash, token)?;
+            txn.commit().map_err(db_err)
+        })
     }
 
     // --- ACME accounts
@@ -323,30 +375,34 @@ impl Store {
         app: &AppRecord,
         deploy: &DeployRecord,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        table::insert(&txn, app)?;
-        table::insert(&txn, deploy)?;
-        txn.commit().map_err(db_err)
+        self.handle.write(|db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            table::insert(&txn, app)?;
+            table::insert(&txn, deploy)?;
+            txn.commit().map_err(db_err)
+        })
     }
 
     /// Removes an app and its whole deploy history in one transaction.
     pub fn delete_app(&self, app: &AppName) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let existed = txn
-            .open_table(AppRecord::TABLE)
-            .map_err(db_err)?
-            .remove(app.as_str())
-            .map_err(db_err)?
-            .is_some();
-        {
-            let mut deploys = txn.open_table(DeployRecord::TABLE).map_err(db_err)?;
-            let (start, end) = app_range(app);
-            deploys
-                .retain_in(start.as_str()..end.as_str(), |_, _| false)
-                .map_err(db_err)?;
-        }
-        txn.commit().map_err(db_err)?;
-        Ok(existed)
+        self.handle.write(|db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            let existed = txn
+                .open_table(AppRecord::TABLE)
+                .map_err(db_err)?
+                .remove(app.as_str())
+                .map_err(db_err)?
+                .is_some();
+            {
+                let mut deploys = txn.open_table(DeployRecord::TABLE).map_err(db_err)?;
+                let (start, end) = app_range(app);
+                deploys
+                    .retain_in(start.as_str()..end.as_str(), |_, _| false)
+                    .map_err(db_err)?;
+            }
+            txn.commit().map_err(db_err)?;
+            Ok(existed)
+        })
     }
 
     // --- services: an app's credentials per shared service. Kept when an app is removed

@@ -49,10 +49,12 @@ pub(super) fn insert_at<R: Record>(
 
 impl Store {
     pub(super) fn get<R: Record>(&self, key: &str) -> Result<Option<R>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(R::TABLE).map_err(db_err)?;
-        let value = table.get(key).map_err(db_err)?;
-        value.map(|v| decode::<R>(key, v.value())).transpose()
+        self.handle.read(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(R::TABLE).map_err(db_err)?;
+            let value = table.get(key).map_err(db_err)?;
+            value.map(|v| decode::<R>(key, v.value())).transpose()
+        })
     }
 
     /// Every record of the kind, in key order.
@@ -61,16 +63,18 @@ impl Store {
     }
 
     pub(super) fn list_keyed<R: Record>(&self) -> Result<Vec<(String, R)>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(R::TABLE).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            let key = k.value().to_string();
-            let value = decode::<R>(&key, v.value())?;
-            out.push((key, value));
-        }
-        Ok(out)
+        self.handle.read(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(R::TABLE).map_err(db_err)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(db_err)? {
+                let (k, v) = entry.map_err(db_err)?;
+                let key = k.value().to_string();
+                let value = decode::<R>(&key, v.value())?;
+                out.push((key, value));
+            }
+            Ok(out)
+        })
     }
 
     /// The records with keys in `start..end`, in key order.
@@ -78,34 +82,40 @@ impl Store {
         &self,
         (start, end): (String, String),
     ) -> Result<Vec<R>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(R::TABLE).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.range(start.as_str()..end.as_str()).map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            out.push(decode::<R>(k.value(), v.value())?);
-        }
-        Ok(out)
+        self.handle.read(|db| {
+            let txn = db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(R::TABLE).map_err(db_err)?;
+            let mut out = Vec::new();
+            for entry in table.range(start.as_str()..end.as_str()).map_err(db_err)? {
+                let (k, v) = entry.map_err(db_err)?;
+                out.push(decode::<R>(k.value(), v.value())?);
+            }
+            Ok(out)
+        })
     }
 
     /// Writes `record` under its own key, in its own transaction.
     pub(super) fn put<R: Keyed>(&self, record: &R) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        insert(&txn, record)?;
-        txn.commit().map_err(db_err)
+        self.handle.write(|db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            insert(&txn, record)?;
+            txn.commit().map_err(db_err)
+        })
     }
 
     /// Returns whether the record existed.
     pub(super) fn delete<R: Record>(&self, key: &str) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let existed = txn
-            .open_table(R::TABLE)
-            .map_err(db_err)?
-            .remove(key)
-            .map_err(db_err)?
-            .is_some();
-        txn.commit().map_err(db_err)?;
-        Ok(existed)
+        self.handle.write(|db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            let existed = txn
+                .open_table(R::TABLE)
+                .map_err(db_err)?
+                .remove(key)
+                .map_err(db_err)?
+                .is_some();
+            txn.commit().map_err(db_err)?;
+            Ok(existed)
+        })
     }
 }
 

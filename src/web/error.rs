@@ -37,6 +37,9 @@ pub enum WebError {
     /// A dependency (the Docker engine, MariaDB) does not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// The data dir's disk is full: the change was not saved.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// Something on our side; the cause is logged, the client gets a generic message.
     #[error("internal error")]
     Internal(String),
@@ -44,7 +47,10 @@ pub enum WebError {
 
 impl From<StoreError> for WebError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            StoreError::NoSpace { .. } => Self::InsufficientStorage(e.to_string()),
+            _ => Self::Internal(e.to_string()),
+        }
     }
 }
 
@@ -53,6 +59,7 @@ impl From<RouteError> for WebError {
         match e {
             RouteError::Invalid(_) | RouteError::Reserved { .. } => Self::BadRequest(e.to_string()),
             RouteError::NotFound { .. } => Self::NotFound(e.to_string()),
+            RouteError::HostTaken(_) => Self::Conflict(e.to_string()),
             RouteError::Store(e) => e.into(),
         }
     }
@@ -75,7 +82,7 @@ impl From<AppError> for WebError {
         let message = e.to_string();
         match e {
             AppError::NotFound(_) => Self::NotFound(message),
-            AppError::Exists(_) | AppError::Busy(_) | AppError::HostTaken { .. } => {
+            AppError::Exists(_) | AppError::Busy(_) | AppError::HostTaken(_) => {
                 Self::Conflict(message)
             }
             AppError::Invalid(_) => Self::BadRequest(message),
@@ -143,6 +150,7 @@ impl WebError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) | Self::DeployFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

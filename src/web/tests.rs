@@ -258,7 +258,10 @@ async fn requests_are_validated_by_the_operation() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(json["error"], "memory_mb must be between 16 and 65536");
+    assert_eq!(
+        json["error"],
+        "the memory limit must be between 16 and 65536 MB"
+    );
     let (status, json) = admin
         .json(
             Method::POST,

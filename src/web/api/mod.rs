@@ -9,7 +9,7 @@ mod certificates;
 mod routes;
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -51,8 +51,29 @@ pub fn router(state: WebState) -> Router<WebState> {
         .layer(middleware::from_fn_with_state(state.ctx, require_token))
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// 200 `ok` when the control plane answers and its store writes; 503 `degraded` with the
+/// store's problem (a full disk, with the space left) while it cannot write.
+async fn health(State(ctx): State<Ctx>) -> (StatusCode, Json<serde_json::Value>) {
+    let store = ctx.store.health();
+    let (status, word) = if store.degraded {
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    (
+        status,
+        Json(serde_json::json!({ "status": word, "store": store })),
+    )
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme's case does not matter
+/// (RFC 7235).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Lets a request through only with a valid bearer token, as the token's [`Actor`].
@@ -65,8 +86,7 @@ async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     let Some(presented) = presented else {
         return Err(WebError::Unauthorized);
     };
@@ -76,5 +96,18 @@ async fn require_token(
             Ok(next.run(request).await)
         }
         None => Err(WebError::Unauthorized),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc ", " Bearer abc"] {
+            assert_eq!(super::bearer_token(value), Some("abc"), "{value:?}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer  ", "abc", "Bearerabc"] {
+            assert_eq!(super::bearer_token(value), None, "{value:?}");
+        }
     }
 }
