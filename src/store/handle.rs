@@ -79,6 +79,8 @@ impl Handle {
     ) -> Result<T, StoreError> {
         let (result, generation) = {
             let state = self.ensure_open()?;
+            // `ensure_open` returns only with the database open, under this same lock.
+            #[allow(clippy::expect_used)]
             let db = state.db.as_ref().expect("ensure_open leaves it open");
             (f(db), state.generation)
         };
