@@ -23,6 +23,9 @@ pub enum AppError {
     /// The deploy ran and failed; the previous revision (if any) keeps serving.
     #[error(transparent)]
     DeployFailed(#[from] DeployFailure),
+    /// The app was stopped on purpose: only `start` brings it back.
+    #[error("{0} is stopped; start it first (`minicloud apps start {0}`), then deploy")]
+    Stopped(AppName),
     #[error("'{host}' is already served by {owner}")]
     HostTaken { host: String, owner: String },
     #[error(transparent)]

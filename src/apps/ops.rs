@@ -224,8 +224,6 @@ impl Apps {
             return Err(AppError::Exists(name.to_string()));
         }
         self.check_hosts_free(&name, &[self.default_host(&name)])?;
-        let mut secret = [0u8; 24];
-        rand::rng().fill_bytes(&mut secret);
         let record = AppRecord {
             name: name.clone(),
             image: new.image.clone(),
@@ -233,7 +231,7 @@ impl Apps {
             env: new.env,
             domains: BTreeSet::new(),
             memory_mb: new.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
-            webhook_secret: Secret::new(hex::encode(secret)),
+            webhook_secret: new_webhook_secret(),
             stopped: false,
             current: None,
             created_at: now(),
@@ -267,7 +265,7 @@ impl Apps {
         request: DeployRequest,
     ) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::Deploy)?;
-        let record = self.app_record(name)?;
+        let record = self.running_record(name)?;
         // The app's own reference changes only when a deploy of the new one succeeds.
         let source = Source::Pull {
             image: request.image.unwrap_or(record.image),
@@ -290,7 +288,7 @@ impl Apps {
         to: Option<u64>,
     ) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::Rollback)?;
-        let record = self.app_record(name)?;
+        let record = self.running_record(name)?;
         let deploys = self.ctx.store.deploys(name)?;
         let target = match to {
             Some(rev) => deploys
@@ -328,6 +326,7 @@ impl Apps {
     /// Replaces the serving revision's containers with fresh ones, without downtime.
     pub async fn restart(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::Restart)?;
+        self.running_record(name)?;
         let revision = self.current_revision(name)?;
         let source = Source::Revision { revision };
         self.spawn_deploy(lock, op, name, source, Trigger::Restart, None)
@@ -474,12 +473,24 @@ impl Apps {
     /// until it is drained; new ones need the new password.
     pub async fn rotate_credentials(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::RotateCredentials)?;
+        self.running_record(name)?;
         let revision = self.current_revision(name)?;
         let (_, manifest) = self.revision(name, revision)?;
         self.services.rotate(name, &manifest.needs).await?;
         let source = Source::Revision { revision };
         self.spawn_deploy(lock, op, name, source, Trigger::CredentialRotation, None)
             .await
+    }
+
+    /// A new webhook secret: the old webhook URL answers 404 from now on. Returns the record
+    /// with the new secret (see [`Apps::webhook_url`]).
+    pub async fn rotate_webhook(&self, _op: &Op, name: &AppName) -> Result<AppRecord, AppError> {
+        let _lock = self.lock(name, Operation::RotateWebhook)?;
+        let mut record = self.app_record(name)?;
+        record.webhook_secret = new_webhook_secret();
+        self.ctx.store.put_app(&record)?;
+        tracing::info!(app = %name, "webhook secret rotated");
+        Ok(record)
     }
 
     /// The app's service accounts; passwords masked unless `reveal`.
@@ -526,6 +537,16 @@ impl Apps {
     pub fn deploys(&self, name: &AppName) -> Result<Vec<DeployRecord>, AppError> {
         self.app_record(name)?;
         Ok(self.ctx.store.deploys(name)?)
+    }
+
+    /// The app's record, refused when the app is stopped: a stopped app stays stopped until
+    /// `start`, whatever asks to deploy it (a person, a rollback, a registry's webhook).
+    fn running_record(&self, name: &AppName) -> Result<AppRecord, AppError> {
+        let record = self.app_record(name)?;
+        match record.stopped {
+            true => Err(AppError::Stopped(name.clone())),
+            false => Ok(record),
+        }
     }
 
     fn current_revision(&self, name: &AppName) -> Result<u64, AppError> {
@@ -636,4 +657,11 @@ fn check_memory(memory_mb: u64) -> Result<(), AppError> {
             MEMORY_RANGE_MB.end()
         )))
     }
+}
+
+/// 192 random bits, hex: the secret in an app's webhook URL.
+fn new_webhook_secret() -> Secret {
+    let mut secret = [0u8; 24];
+    rand::rng().fill_bytes(&mut secret);
+    Secret::new(hex::encode(secret))
 }

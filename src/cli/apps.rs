@@ -255,6 +255,17 @@ pub async fn lifecycle(api: &ApiClient, name: &str, verb: &str) -> Result<(), Cl
     deploying(api, Method::POST, &path, None, name).await
 }
 
+pub async fn rotate_webhook(api: &ApiClient, name: &str) -> Result<(), CliError> {
+    let answer: serde_json::Value = api
+        .post(&app_path(name, "/rotate-webhook"), &serde_json::json!({}))
+        .await?;
+    println!(
+        "{name}'s new webhook URL (the old one no longer works):\n{}",
+        answer["webhook_url"].as_str().unwrap_or("")
+    );
+    Ok(())
+}
+
 pub async fn services(api: &ApiClient, name: &str, reveal: bool) -> Result<(), CliError> {
     let path = app_path(
         name,

@@ -329,6 +329,14 @@ Examples:
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Give the app a new webhook secret and print its new webhook URL; the old one stops
+    /// working.
+    #[command(after_help = "Example:\n  minicloud apps rotate-webhook blog")]
+    RotateWebhook {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Print the serving revision's log.
     #[command(after_help = "\
 Examples:

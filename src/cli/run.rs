@@ -107,6 +107,7 @@ async fn apps_command(cmd: AppsCommand) -> Result<(), CliError> {
         A::RotateCredentials { name, client: c } => {
             apps::lifecycle(&client(&c)?, &name, "rotate-credentials").await
         }
+        A::RotateWebhook { name, client: c } => apps::rotate_webhook(&client(&c)?, &name).await,
         A::Logs {
             name,
             tail,

@@ -300,6 +300,20 @@ pub struct DomainBody {
     domain: String,
 }
 
+/// A new webhook secret; answers the new webhook URL.
+pub async fn rotate_webhook(
+    State(apps): State<Apps>,
+    Caller(actor): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, WebError> {
+    let name = app_name(&name)?;
+    let op = apps.bus().begin(actor);
+    let record = apps.rotate_webhook(&op, &name).await?;
+    Ok(Json(
+        serde_json::json!({ "webhook_url": apps.webhook_url(&record) }),
+    ))
+}
+
 pub async fn add_domain(
     State(apps): State<Apps>,
     Caller(actor): Caller,
