@@ -11,12 +11,12 @@ use std::time::Duration;
 use minicloud_proxy::{HostPattern, Hostname, Upstream};
 use rand::RngCore;
 
-use super::deploy::{web_container, Deployed, Source};
+use super::deploy::{pull_auth, web_container, Deployed, Source};
 use super::error::{AppError, DeployFailure};
 use super::retire::{Retirements, STOP_TIMEOUT};
 use crate::bus::{EventKind, Op};
 use crate::ctx::Ctx;
-use crate::docker::{Docker, DockerError};
+use crate::docker::{Docker, DockerError, RegistryAuth};
 use crate::locks::AppLock;
 use crate::model::{now, Actor, AppName, ImageRef, Operation, Secret, Trigger};
 use crate::services::{ServiceView, Services};
@@ -26,6 +26,13 @@ use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, 
 pub const DEFAULT_MEMORY_MB: u64 = 256;
 /// The memory limits a person may choose, in MB.
 pub const MEMORY_RANGE_MB: std::ops::RangeInclusive<u64> = 16..=65536;
+/// Default limit on an app container's processes and threads.
+pub const DEFAULT_PIDS_LIMIT: u64 = 256;
+pub const PIDS_RANGE: std::ops::RangeInclusive<u64> = 16..=65536;
+/// Default CPU weight of an app container: half of Docker's 1024, which minicloud, MariaDB and
+/// RabbitMQ keep, so the platform wins a contended CPU over any one app.
+pub const DEFAULT_CPU_SHARES: u64 = 512;
+pub const CPU_SHARES_RANGE: std::ops::RangeInclusive<u64> = 2..=262144;
 
 /// Settings of the app lifecycle.
 #[derive(Debug, Clone)]
@@ -68,6 +75,10 @@ pub struct NewApp {
     pub registry_password: Option<Secret>,
     pub env: BTreeMap<String, String>,
     pub memory_mb: Option<u64>,
+    /// Processes and threads (default [`DEFAULT_PIDS_LIMIT`]).
+    pub pids_limit: Option<u64>,
+    /// CPU weight (default [`DEFAULT_CPU_SHARES`]).
+    pub cpu_shares: Option<u64>,
 }
 
 /// A deploy of a new image, or of the app's own reference again.
@@ -197,7 +208,11 @@ impl Apps {
     /// Adds an app and runs its first deploy. A first deploy that fails leaves nothing.
     pub async fn create(&self, op: &Op, new: NewApp) -> Result<(AppRecord, Deployed), AppError> {
         let registry_auth = match (new.registry_username, new.registry_password) {
-            (Some(username), Some(password)) => Some(RegistryCredentials { username, password }),
+            (Some(username), Some(password)) => Some(RegistryCredentials {
+                username,
+                password,
+                registry: Some(new.image.registry().to_owned()),
+            }),
             (None, None) => None,
             _ => {
                 return Err(AppError::Invalid(
@@ -206,14 +221,23 @@ impl Apps {
             }
         };
         if let Some(memory) = new.memory_mb {
-            check_memory(memory)?;
+            check_range("memory_mb", memory, &MEMORY_RANGE_MB)?;
+        }
+        if let Some(pids) = new.pids_limit {
+            check_range("pids_limit", pids, &PIDS_RANGE)?;
+        }
+        if let Some(shares) = new.cpu_shares {
+            check_range("cpu_shares", shares, &CPU_SHARES_RANGE)?;
         }
         for key in new.env.keys() {
             super::env::check_admin_var(key).map_err(AppError::Invalid)?;
         }
         let name = match new.name {
             Some(n) => n,
-            None => self.name_from_image(&new.image).await?,
+            None => {
+                let auth = pull_auth(registry_auth.as_ref(), &new.image, &new.image);
+                self.name_from_image(&new.image, auth.as_ref()).await?
+            }
         };
         let lock = self.lock(&name, Operation::Create)?;
         let before = BeforeFirstDeploy {
@@ -231,6 +255,8 @@ impl Apps {
             env: new.env,
             domains: BTreeSet::new(),
             memory_mb: new.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
+            pids_limit: new.pids_limit,
+            cpu_shares: new.cpu_shares,
             webhook_secret: new_webhook_secret(),
             stopped: false,
             current: None,
@@ -248,9 +274,13 @@ impl Apps {
     }
 
     /// The name an image's manifest declares, for `apps add IMAGE` without a name.
-    async fn name_from_image(&self, image: &ImageRef) -> Result<AppName, AppError> {
+    async fn name_from_image(
+        &self,
+        image: &ImageRef,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<AppName, AppError> {
         let docker = self.docker().await?;
-        docker.pull(image, None, |_| {}).await?;
+        docker.pull(image, auth, |_| {}).await?;
         let (file, text) = docker.read_manifest(image).await?;
         let manifest = crate::model::manifest::parse(&file, &text)?;
         Ok(manifest.name)
@@ -646,15 +676,19 @@ impl Apps {
     }
 }
 
-/// A memory limit a person chose, checked against [`MEMORY_RANGE_MB`].
-fn check_memory(memory_mb: u64) -> Result<(), AppError> {
-    if MEMORY_RANGE_MB.contains(&memory_mb) {
+/// A limit a person chose, checked against its range.
+fn check_range(
+    what: &str,
+    value: u64,
+    range: &std::ops::RangeInclusive<u64>,
+) -> Result<(), AppError> {
+    if range.contains(&value) {
         Ok(())
     } else {
         Err(AppError::Invalid(format!(
-            "memory_mb must be between {} and {}",
-            MEMORY_RANGE_MB.start(),
-            MEMORY_RANGE_MB.end()
+            "{what} must be between {} and {}",
+            range.start(),
+            range.end()
         )))
     }
 }

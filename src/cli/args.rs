@@ -224,6 +224,12 @@ Examples:
         /// Memory limit in MiB (default 256).
         #[arg(long, value_name = "MB")]
         memory: Option<u64>,
+        /// Most processes and threads the app may run at once (default 256).
+        #[arg(long, value_name = "N")]
+        pids_limit: Option<u64>,
+        /// CPU weight under contention (default 512; Docker's own default is 1024).
+        #[arg(long, value_name = "N")]
+        cpu_shares: Option<u64>,
         /// Username for a private registry (with --registry-password-stdin).
         #[arg(long, value_name = "USER", requires = "registry_password_stdin")]
         registry_user: Option<String>,

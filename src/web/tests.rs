@@ -60,6 +60,8 @@ fn stored_app(ctx: &Ctx, name: &str) {
             env: BTreeMap::new(),
             domains: BTreeSet::new(),
             memory_mb: 64,
+            pids_limit: None,
+            cpu_shares: None,
             webhook_secret: Secret::new("s3cret-s3cret-s3cret"),
             stopped: false,
             current: None,

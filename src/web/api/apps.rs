@@ -63,6 +63,8 @@ pub struct CreateBody {
     #[serde(default)]
     env: BTreeMap<String, String>,
     memory_mb: Option<u64>,
+    pids_limit: Option<u64>,
+    cpu_shares: Option<u64>,
     registry_username: Option<String>,
     registry_password: Option<String>,
 }
@@ -80,6 +82,8 @@ pub async fn create(
         registry_password: body.registry_password.map(Secret::new),
         env: body.env,
         memory_mb: body.memory_mb,
+        pids_limit: body.pids_limit,
+        cpu_shares: body.cpu_shares,
     };
     let op = apps.bus().begin(actor);
     let running = op.clone();
