@@ -4,11 +4,15 @@
 
 mod support;
 
+use std::time::Duration;
+
 use mysql_async::prelude::Queryable;
+use serde_json::{json, Value};
 
 use minicloud::model::name::AppName;
 use minicloud::services::{Credentials, Provisioner};
 use support::services::{admin_conn, db_conn, env, mariadb_admin_url, mariadb_with, server_code};
+use support::{containers_of, docker, image, unique, wait_for, AppCleanup, Minicloud};
 
 /// What an app's account sees of `victim`'s database: `Ok` with the rows it could read, or the
 /// server's refusal code.
@@ -110,4 +114,172 @@ async fn an_app_named_like_another_cannot_reach_its_database() {
 
     db.remove(&blog).await.unwrap();
     db.remove(&blg).await.unwrap();
+}
+
+// --- From inside an app container
+
+/// Adds a probe app with the extra fields in `with` and returns its host.
+async fn add_probe(mc: &Minicloud, app: &str, with: Value) -> String {
+    let mut body = json!({"image": image("probe:v1"), "name": app});
+    body.as_object_mut()
+        .unwrap()
+        .extend(with.as_object().unwrap().clone());
+    let resp = mc.api().post("/api/apps", body).await;
+    let status = resp.status();
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(status, 201, "{answer}");
+    format!("{app}.{}", mc.domain)
+}
+
+async fn confinement(mc: &Minicloud, host: &str, threads: usize) -> Value {
+    let text = mc
+        .get_text(host, &format!("/confinement?threads={threads}"))
+        .await;
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// The capabilities an app keeps (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID,
+/// NET_BIND_SERVICE) as the kernel's bit mask: the probe runs as root, so it holds them all.
+const KEPT_CAPS: u64 = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 10;
+const NET_RAW: u64 = 1 << 13;
+
+/// An app that runs as root in its container still cannot open a raw socket (no ARP or
+/// packet forging on the bridge), gain privileges through a setuid binary, or start more
+/// than its pids limit of processes and threads; the admin can raise the limit per app.
+#[tokio::test]
+async fn an_app_container_is_confined() {
+    let mc = Minicloud::start().await;
+    let (app, roomy) = (unique("t-conf"), unique("t-roomy"));
+    let _cleanup = (AppCleanup(&app), AppCleanup(&roomy));
+    let host = add_probe(&mc, &app, json!({})).await;
+
+    let seen = confinement(&mc, &host, 1000).await;
+    let raw = seen["raw_socket"].as_str().unwrap_or_else(|| {
+        panic!("the app opened a raw socket: {seen}");
+    });
+    assert!(raw.contains("not permitted"), "{raw}");
+    assert_eq!(seen["no_new_privs"], "1", "{seen}");
+    for key in ["cap_eff", "cap_bnd"] {
+        let mask = u64::from_str_radix(seen[key].as_str().unwrap(), 16).unwrap();
+        assert_eq!(mask, KEPT_CAPS, "{key}: {seen}");
+        assert_eq!(mask & NET_RAW, 0);
+    }
+    let started = seen["threads_started"].as_u64().unwrap();
+    assert!(
+        (1..256).contains(&started),
+        "a thread bomb of 1000 got {started} threads past the default limit of 256"
+    );
+    // The app survives its own bomb: the limit stops it, not the app.
+    assert_eq!(mc.get_text(&host, "/healthz").await, "ok");
+    let web = format!("mc-{app}-1");
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.PidsLimit}} {{.HostConfig.CpuShares}} {{.HostConfig.SecurityOpt}} {{.HostConfig.CapDrop}}",
+            &web,
+        ]),
+        "256 512 [no-new-privileges:true] [ALL]"
+    );
+
+    // Raised for one app by the admin.
+    let host = add_probe(&mc, &roomy, json!({"pids_limit": 700, "cpu_shares": 100})).await;
+    let started = confinement(&mc, &host, 1000).await["threads_started"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (400..700).contains(&started),
+        "{started} threads under a limit of 700"
+    );
+    // Out-of-range limits are refused before anything runs.
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps",
+            json!({"image": image("probe:v1"), "name": unique("t-bad"), "pids_limit": 0}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+}
+
+// --- A stopped app
+
+/// An admin stops an app (compromised, leaking, costly): nothing but `start` brings it back.
+/// Deploys (forced or not), restart, rollback, credential rotation and a push to its
+/// webhook are refused or only noted, and its containers stay stopped and unrouted.
+#[tokio::test]
+async fn a_stopped_app_stays_stopped() {
+    let mc = Minicloud::start().await;
+    let app = unique("t-stop");
+    let _cleanup = AppCleanup(&app);
+    let host = add_probe(&mc, &app, json!({})).await;
+    let shown: Value = mc.api().get_json(&format!("/api/apps/{app}")).await;
+    let webhook = shown["webhook_url"].as_str().unwrap().to_owned();
+    let resp = mc
+        .api()
+        .post(&format!("/api/apps/{app}/stop"), json!({}))
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+
+    for (verb, body) in [
+        ("deploy", json!({})),
+        ("deploy", json!({"force": true})),
+        ("deploy", json!({"image": image("probe:v2")})),
+        ("restart", json!({})),
+        ("rollback", json!({"revision": 1})),
+        ("rotate-credentials", json!({})),
+    ] {
+        let resp = mc
+            .api()
+            .post(&format!("/api/apps/{app}/{verb}"), body)
+            .await;
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 409, "{verb}: {text}");
+        assert!(
+            text.contains("is stopped; start it first"),
+            "{verb}: {text}"
+        );
+    }
+    // The webhook, with the right secret and tag, through the edge as Docker Hub calls it.
+    let path = webhook.split_once("/hooks/").unwrap().1;
+    let resp = mc
+        .client_for(&[&mc.admin_host()])
+        .post(mc.https_url(&mc.admin_host(), &format!("/hooks/{path}")))
+        .json(&json!({"push_data": {"tag": "v1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "stopped");
+
+    // Nothing was deployed: one revision, stopped, no container running, not served.
+    let deploys: Vec<Value> = mc.api().get_json(&format!("/api/apps/{app}/deploys")).await;
+    assert_eq!(deploys.len(), 1, "{deploys:?}");
+    let shown: Value = mc.api().get_json(&format!("/api/apps/{app}")).await;
+    assert_eq!(shown["state"], "stopped", "{shown}");
+    for name in containers_of(&app) {
+        let state = docker(&["inspect", "-f", "{{.State.Running}}", &name]);
+        assert_eq!(state, "false", "{name} runs");
+    }
+    let resp = mc
+        .client_for(&[&host])
+        .get(mc.https_url(&host, "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(resp.status(), 200, "the stopped app is served");
+
+    // `start` does bring it back.
+    let resp = mc
+        .api()
+        .post(&format!("/api/apps/{app}/start"), json!({}))
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    let root = wait_for("the started app", Duration::from_secs(60), || async {
+        let text = mc.get_text(&host, "/").await;
+        text.contains("\"version\"").then_some(text)
+    })
+    .await;
+    assert!(root.contains("v1"), "{root}");
 }
