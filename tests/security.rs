@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use minicloud::model::name::AppName;
 use minicloud::services::{Credentials, Provisioner};
 use support::services::{admin_conn, db_conn, env, mariadb_admin_url, mariadb_with, server_code};
-use support::{containers_of, docker, image, unique, wait_for, AppCleanup, Minicloud};
+use support::{containers_of, docker, image, unique, upstream, wait_for, AppCleanup, Minicloud};
 
 /// What an app's account sees of `victim`'s database: `Ok` with the rows it could read, or the
 /// server's refusal code.
@@ -282,4 +282,118 @@ async fn a_stopped_app_stays_stopped() {
     })
     .await;
     assert!(root.contains("v1"), "{root}");
+}
+
+// --- The edge under a hostile client
+
+/// A client that claims to be someone else, or to have come through other proxies, reaches
+/// the app as itself: the claims are dropped or replaced.
+#[tokio::test]
+async fn forged_forwarding_headers_do_not_reach_the_app() {
+    let mc = Minicloud::start().await;
+    let app = upstream::start("app").await;
+    mc.api().add_route("fwd.example.com", app.addr).await;
+    let forged = [
+        ("x-real-ip", "10.0.0.1"),
+        ("forwarded", "for=10.0.0.1;proto=https"),
+        ("x-forwarded-port", "1"),
+        ("x-forwarded-prefix", "/admin"),
+        ("true-client-ip", "10.0.0.1"),
+        ("x-client-ip", "10.0.0.1"),
+        ("x-forwarded-for", "10.0.0.1"),
+    ];
+    let mut request = mc
+        .client_for(&["fwd.example.com"])
+        .get(mc.https_url("fwd.example.com", "/headers"));
+    for (name, value) in forged {
+        request = request.header(name, value);
+    }
+    let headers: Value = request.send().await.unwrap().json().await.unwrap();
+    for (name, _) in forged {
+        assert_ne!(headers[name], "10.0.0.1", "{name}: {headers}");
+    }
+    for name in [
+        "forwarded",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "true-client-ip",
+        "x-client-ip",
+    ] {
+        assert!(
+            headers.get(name).is_none(),
+            "{name} reached the app: {headers}"
+        );
+    }
+    assert_eq!(headers["x-real-ip"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+}
+
+/// A 200 KB header is refused with 431, not passed on; the error page quotes no markup a
+/// client sent in its Host.
+#[tokio::test]
+async fn oversized_heads_and_hostile_hosts_are_answered_safely() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mc = Minicloud::start().await;
+    let app = upstream::start("app").await;
+    mc.api().add_route("big.example.com", app.addr).await;
+    // HTTP/1.1 (h2 caps a header list at 64 KiB itself, with a GOAWAY).
+    let http1 = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .http1_only()
+        .resolve("big.example.com", mc.https_addr())
+        .build()
+        .unwrap();
+    let resp = http1
+        .get(mc.https_url("big.example.com", "/"))
+        .header("x-big", "a".repeat(200_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 431);
+    // A head well under the limit still goes through.
+    let resp = http1
+        .get(mc.https_url("big.example.com", "/"))
+        .header("x-big", "a".repeat(30_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Plain HTTP answers a redirect page before any route; a bad Host gets the error page.
+    let mut conn = tokio::net::TcpStream::connect(mc.http_addr())
+        .await
+        .unwrap();
+    conn.write_all(
+        b"GET / HTTP/1.1\r\nHost: <img src=x onerror=alert(1)>\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(!answer.contains("<img"), "{answer}");
+}
+
+/// The webhook URL is a credential: after a call, the access log shows its path masked.
+#[tokio::test]
+async fn the_webhook_secret_never_reaches_the_log() {
+    let mc = Minicloud::start().await;
+    let admin = mc.admin_host();
+    let client = mc.client_for(&[&admin]);
+    let secret = "0123456789abcdef0123456789abcdef0123456789abcdef";
+    let resp = client
+        .post(mc.https_url(&admin, &format!("/hooks/deploy/ghost/{secret}")))
+        .body("[[[[")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.text().await.unwrap().is_empty());
+    let log = wait_for("the access log line", Duration::from_secs(30), || async {
+        let log = mc.log();
+        log.contains("/hooks/deploy/ghost/***").then_some(log)
+    })
+    .await;
+    assert!(!log.contains(secret), "the secret is in the log");
 }
