@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use minicloud_proxy::Upstream;
 
-use super::env::build_env;
+use super::env::{build_env, redact};
 use super::error::{AppError, DeployFailure};
 use super::health::{self, Health};
 use super::ops::{DEFAULT_CPU_SHARES, DEFAULT_PIDS_LIMIT};
@@ -303,7 +303,9 @@ impl Apps {
                 .last_log_lines(&web.name, FAILURE_LOG_LINES)
                 .await
                 .unwrap_or_default();
-            let logs = collapse_repeats(logs.trim_end());
+            // The app may print its own credentials (a connection error quoting its URL).
+            let secrets = super::env::url_passwords(&deploy.env);
+            let logs = redact(&collapse_repeats(logs.trim_end()), &secrets);
             return Err(if logs.is_empty() {
                 StartFailure::new(format!("{why}; the container logged nothing"))
             } else {
