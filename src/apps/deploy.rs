@@ -165,17 +165,19 @@ impl Apps {
             let needs: Vec<&str> = manifest.needs.iter().map(|n| n.as_str()).collect();
             bus.step(op, name, format!("provisioning {}", needs.join(", ")));
         }
+        // Before a revision exists: the failure names none, and the serving one goes on.
+        let unprovisioned = |e: crate::services::ServiceError| DeployFailure {
+            app: name.clone(),
+            revision: None,
+            reason: e.to_string(),
+            log_tail: None,
+            still_serving: record.current,
+        };
         let provisioned = self
             .services
             .provision(name, &manifest.needs)
             .await
-            .map_err(|e| DeployFailure {
-                app: name.clone(),
-                revision: None,
-                reason: e.to_string(),
-                log_tail: None,
-                still_serving: record.current,
-            })?;
+            .map_err(unprovisioned)?;
         let data_dir = provisioned.data_dir;
         if data_dir.is_some() {
             // The app's directory belongs to the user its image runs as (mode 0750).
@@ -183,13 +185,7 @@ impl Apps {
             self.services
                 .storage()
                 .give_to(name, DirOwner::for_image_user(&user))
-                .map_err(|e| DeployFailure {
-                    app: name.clone(),
-                    revision: None,
-                    reason: e.to_string(),
-                    log_tail: None,
-                    still_serving: record.current,
-                })?;
+                .map_err(unprovisioned)?;
         }
         let env = build_env(
             name,
