@@ -11,8 +11,11 @@ use serde_json::{json, Value};
 
 use minicloud::model::name::AppName;
 use minicloud::services::{Credentials, Provisioner};
+use support::services::rabbitmq_api_url;
 use support::services::{admin_conn, db_conn, env, mariadb_admin_url, mariadb_with, server_code};
-use support::{containers_of, docker, image, unique, upstream, wait_for, AppCleanup, Minicloud};
+use support::{
+    containers_of, docker, image, test_env, unique, upstream, wait_for, AppCleanup, Minicloud,
+};
 
 /// What an app's account sees of `victim`'s database: `Ok` with the rows it could read, or the
 /// server's refusal code.
@@ -396,4 +399,61 @@ async fn the_webhook_secret_never_reaches_the_log() {
     })
     .await;
     assert!(!log.contains(secret), "the secret is in the log");
+}
+
+// --- App output
+
+/// An app's output is data: a failing app that prints terminal escapes, a carriage return
+/// that would forge a log line, and its own database URL gets a failure whose log tail has the
+/// controls escaped and the password redacted.
+#[tokio::test]
+async fn a_failing_apps_output_is_escaped_and_its_credentials_redacted() {
+    let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
+    let mc = Minicloud::start_with(
+        [
+            ("MINICLOUD_HEALTH_TIMEOUT", "4".to_owned()),
+            ("MINICLOUD_MARIADB_URL", mariadb_admin_url()),
+            ("MINICLOUD_MARIADB_APP_HOST", gateway.clone()),
+            ("MINICLOUD_RABBITMQ_API", rabbitmq_api_url()),
+            ("MINICLOUD_RABBITMQ_APP_HOST", gateway),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+    )
+    .await;
+    let app = unique("t-out");
+    let _cleanup = AppCleanup(&app);
+    let body = json!({
+        "image": image("probe-services:v1"),
+        "name": app,
+        "env": {
+            "PROBE_UNHEALTHY": "1",
+            "PROBE_SAY": "\u{1b}[2J\u{1b}[31mred\rINFO forged line\u{7}",
+            "PROBE_LOG_ENV": "DATABASE_URL",
+        },
+    });
+    let resp = mc.api().post("/api/apps", body).await;
+    assert_eq!(resp.status(), 422, "a deploy that never answers fails");
+    let answer: Value = resp.json().await.unwrap();
+    let tail = answer["deploy"]["log_tail"]
+        .as_str()
+        .or_else(|| answer["log_tail"].as_str())
+        .unwrap_or_else(|| panic!("no log tail: {answer}"))
+        .to_owned();
+    assert!(
+        tail.contains("\\x1b[2J\\x1b[31mred\\x0dINFO forged line\\x07"),
+        "{tail}"
+    );
+    assert!(
+        !tail.chars().any(|c| c.is_control() && c != '\n'),
+        "{tail:?}"
+    );
+    let user = format!("app_{}", app.replace('-', "_"));
+    assert!(
+        tail.contains(&format!("DATABASE_URL=mysql://{user}:<redacted>@")),
+        "{tail}"
+    );
+    let log = mc.log();
+    assert!(!log.contains('\u{1b}'), "an escape reached minicloud's log");
 }
