@@ -401,17 +401,12 @@ async fn the_webhook_secret_never_reaches_the_log() {
     assert!(!log.contains(secret), "the secret is in the log");
 }
 
-// --- App output
-
-/// An app's output is data: a failing app that prints terminal escapes, a carriage return
-/// that would forge a log line, and its own database URL gets a failure whose log tail has the
-/// controls escaped and the password redacted.
-#[tokio::test]
-async fn a_failing_apps_output_is_escaped_and_its_credentials_redacted() {
+/// A minicloud with MariaDB and RabbitMQ, and this health timeout in seconds.
+async fn with_services(health_timeout: &str) -> Minicloud {
     let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
-    let mc = Minicloud::start_with(
+    Minicloud::start_with(
         [
-            ("MINICLOUD_HEALTH_TIMEOUT", "4".to_owned()),
+            ("MINICLOUD_HEALTH_TIMEOUT", health_timeout.to_owned()),
             ("MINICLOUD_MARIADB_URL", mariadb_admin_url()),
             ("MINICLOUD_MARIADB_APP_HOST", gateway.clone()),
             ("MINICLOUD_RABBITMQ_API", rabbitmq_api_url()),
@@ -421,7 +416,70 @@ async fn a_failing_apps_output_is_escaped_and_its_credentials_redacted() {
         .map(|(k, v)| (k.to_owned(), v))
         .collect(),
     )
+    .await
+}
+
+/// An installation from before the escaping carries the wide grant; a start of minicloud
+/// narrows it, without a deploy.
+#[tokio::test]
+async fn a_start_narrows_the_wide_grants_of_older_versions() {
+    let mut mc = with_services("30").await;
+    let app = unique("t-old");
+    let _cleanup = AppCleanup(&app);
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps",
+            json!({"image": image("probe-services:v1"), "name": app}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let user = format!("app_{}", app.replace('-', "_"));
+    let grants = || async {
+        let mut admin = admin_conn().await;
+        let rows: Vec<String> = admin
+            .query(format!("SHOW GRANTS FOR '{user}'@'%'"))
+            .await
+            .unwrap();
+        admin.disconnect().await.unwrap();
+        rows.join("\n")
+    };
+    let escaped = format!("ON `{}`.*", user.replace('_', "\\_"));
+    let wide = format!("ON `{user}`.*");
+    let now = grants().await;
+    assert!(now.contains(&escaped) && !now.contains(&wide), "{now}");
+
+    // What an older minicloud granted.
+    let mut admin = admin_conn().await;
+    admin
+        .query_drop(format!(
+            "GRANT ALL PRIVILEGES ON `{user}`.* TO '{user}'@'%'"
+        ))
+        .await
+        .unwrap();
+    admin.disconnect().await.unwrap();
+    assert!(grants().await.contains(&wide));
+
+    mc.restart().await;
+    let narrowed = wait_for("the wide grant to go", Duration::from_secs(60), || async {
+        let now = grants().await;
+        (!now.contains(&wide)).then_some(now)
+    })
     .await;
+    assert!(narrowed.contains(&escaped), "{narrowed}");
+    let resp = mc.api().get(&format!("/api/apps/{app}")).await;
+    assert_eq!(resp.status(), 200);
+    mc.api().delete(&format!("/api/apps/{app}?data=true")).await;
+}
+
+// --- App output
+
+/// An app's output is data: a failing app that prints terminal escapes, a carriage return
+/// that would forge a log line, and its own database URL gets a failure whose log tail has the
+/// controls escaped and the password redacted.
+#[tokio::test]
+async fn a_failing_apps_output_is_escaped_and_its_credentials_redacted() {
+    let mc = with_services("4").await;
     let app = unique("t-out");
     let _cleanup = AppCleanup(&app);
     let body = json!({

@@ -18,8 +18,9 @@ use crate::bus::{EventKind, Op};
 use crate::ctx::Ctx;
 use crate::docker::{Docker, DockerError, RegistryAuth};
 use crate::locks::AppLock;
+use crate::model::ServiceKind;
 use crate::model::{now, Actor, AppName, ImageRef, Operation, Secret, Trigger};
-use crate::services::{ServiceView, Services};
+use crate::services::{Provisioner, ServiceView, Services};
 use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, StoreError};
 
 /// Default memory limit of an app's containers.
@@ -521,6 +522,36 @@ impl Apps {
         self.ctx.store.put_app(&record)?;
         tracing::info!(app = %name, "webhook secret rotated");
         Ok(record)
+    }
+
+    /// Makes every app's MariaDB account agree with the store again (`ensure`), which revokes
+    /// the wide grants of versions before the escaping. Run once at start; an app busy with
+    /// another operation is skipped (its deploy ensures the same). Returns how many were done.
+    pub async fn narrow_database_grants(&self) -> Result<usize, AppError> {
+        let Some(db) = self.services.mariadb() else {
+            return Ok(0);
+        };
+        let mut done = 0;
+        for app in self.ctx.store.apps()? {
+            if self
+                .ctx
+                .store
+                .service(&app.name, ServiceKind::Mariadb)?
+                .is_none()
+            {
+                continue;
+            }
+            let Ok(_lock) = self.lock(&app.name, Operation::Reconcile) else {
+                continue;
+            };
+            match db.ensure(&app.name).await {
+                Ok(_) => done += 1,
+                Err(e) => {
+                    tracing::warn!(app = %app.name, error = %e, "cannot narrow the app's database grant; its next deploy tries again")
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// The app's service accounts; passwords masked unless `reveal`.
