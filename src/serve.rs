@@ -204,6 +204,10 @@ pub async fn run_control_plane(
                 tracing::error!(error = %e, "cannot reconcile apps; the edge keeps serving")
             }
         }
+        match apps.narrow_database_grants().await {
+            Ok(n) => tracing::debug!(accounts = n, "database grants narrowed"),
+            Err(e) => tracing::warn!(error = %e, "cannot narrow the database grants"),
+        }
     });
     tracing::info!(tasks = ?tasks.names(), "control plane started");
     let app = crate::web::router(state);

@@ -383,6 +383,8 @@ async fn run_inspect_logs_list_stats_stop_remove() {
         network: net.clone(),
         data_dir: Some(data.path().to_owned()),
         init: true,
+        pids_limit: None,
+        cpu_shares: None,
     };
     let running = docker.run(&spec).await.unwrap();
     assert_eq!(running.name, web);
@@ -440,6 +442,8 @@ async fn run_inspect_logs_list_stats_stop_remove() {
         },
         data_dir: None,
         init: true,
+        pids_limit: None,
+        cpu_shares: None,
         ..spec.clone()
     };
     docker.run(&worker_spec).await.unwrap();
@@ -543,6 +547,8 @@ async fn a_container_that_cannot_start_is_reported_and_not_kept() {
         // Without Docker's init the engine execs the command itself and reports the failure
         // at start; with it, init starts and then exits 127 for the missing program.
         init: false,
+        pids_limit: None,
+        cpu_shares: None,
     };
     let msg = docker.run(&spec).await.unwrap_err().to_string();
     eprintln!("{msg}");

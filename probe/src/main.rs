@@ -42,6 +42,14 @@ async fn main() -> ExitCode {
         };
     }
     let worker = args.first().map(String::as_str) == Some("worker");
+    // What an app might print at start: any text (PROBE_SAY, control characters and all) and
+    // the value of one variable (PROBE_LOG_ENV, e.g. its DATABASE_URL).
+    if let Ok(say) = std::env::var("PROBE_SAY") {
+        println!("{say}");
+    }
+    if let Ok(name) = std::env::var("PROBE_LOG_ENV") {
+        println!("{name}={}", std::env::var(&name).unwrap_or_default());
+    }
 
     if config.exit_at_once {
         eprintln!(

@@ -4,6 +4,7 @@
 //! looks the host up in the current snapshot and proxies to its upstream with the forwarding
 //! headers an app expects. Nothing here blocks or takes a lock.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -94,6 +95,53 @@ async fn respond_page(session: &mut Session, status: u16, title: &str, detail: &
     respond(session, status, &[], "text/html; charset=utf-8", page).await
 }
 
+/// Headers in which a client could claim to be someone else or to come through another
+/// proxy; the edge drops them (and sets `X-Forwarded-For`, `-Proto`, `-Host` and
+/// `X-Real-IP` itself).
+const FORGEABLE_FORWARDING_HEADERS: &[&str] = &[
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-client-ip",
+    "x-original-forwarded-for",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+];
+
+/// The largest request head (request line and headers) passed on: like nginx's default of
+/// four 8 KiB buffers, with room to spare. Pingora reads up to 1 MiB before this applies.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// The size of a request head, about as it was sent.
+fn head_size(req: &RequestHeader) -> usize {
+    let line = req.method.as_str().len() + req.uri.to_string().len() + 12;
+    req.headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
+}
+
+/// Path prefixes whose next-but-one segment is a credential (the webhook's
+/// `/hooks/deploy/{app}/{secret}`): the access log shows it masked.
+const SECRET_PATHS: &[&str] = &["/hooks/deploy/"];
+
+/// The request path as the access log shows it: a secret segment masked.
+pub fn loggable_path(path: &str) -> Cow<'_, str> {
+    for prefix in SECRET_PATHS {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let app = rest.split('/').next().unwrap_or("");
+            return Cow::Owned(format!("{prefix}{app}/***"));
+        }
+    }
+    Cow::Borrowed(path)
+}
+
 #[async_trait]
 impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
@@ -110,6 +158,14 @@ impl ProxyHttp for EdgeProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
+        if head_size(req) > MAX_HEAD_BYTES {
+            let detail = format!(
+                "The request's headers are larger than {} KiB.",
+                MAX_HEAD_BYTES / 1024
+            );
+            respond_page(session, 431, "Request Header Fields Too Large", &detail).await?;
+            return Ok(true);
+        }
         let authority = match req.headers.get(http::header::HOST) {
             Some(v) => Some(v.as_bytes()),
             None => req.uri.authority().map(|a| a.as_str().as_bytes()),
@@ -208,9 +264,15 @@ impl ProxyHttp for EdgeProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // The edge is the first hop: what clients claim in X-Forwarded-* is replaced, not trusted.
+        // The edge is the first hop: what clients claim about the hops before it is replaced
+        // or dropped, never passed on.
+        for name in FORGEABLE_FORWARDING_HEADERS {
+            upstream_request.remove_header(*name);
+        }
         if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
-            upstream_request.insert_header("x-forwarded-for", ip.ip().to_string())?;
+            let ip = ip.ip().to_string();
+            upstream_request.insert_header("x-forwarded-for", ip.as_str())?;
+            upstream_request.insert_header("x-real-ip", ip)?;
         }
         upstream_request.insert_header("x-forwarded-proto", "https")?;
         upstream_request.insert_header("x-forwarded-host", ctx.host.as_str())?;
@@ -281,7 +343,7 @@ impl ProxyHttp for EdgeProxy {
             target: "minicloud::access",
             host = %ctx.host,
             method = %req.method,
-            path = %req.uri.path(),
+            path = %loggable_path(req.uri.path()),
             status,
             upstream = upstream.as_deref().unwrap_or("-"),
             duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
@@ -321,5 +383,34 @@ impl EdgeProxy {
             Bytes::from(format!("Redirecting to {location}\n")),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod security_tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_secret_never_reaches_the_access_log() {
+        assert_eq!(
+            loggable_path("/hooks/deploy/blog/0123456789abcdef"),
+            "/hooks/deploy/blog/***"
+        );
+        assert_eq!(
+            loggable_path("/hooks/deploy/blog/s/extra"),
+            "/hooks/deploy/blog/***"
+        );
+        assert_eq!(loggable_path("/hooks/deploy/"), "/hooks/deploy//***");
+        assert_eq!(loggable_path("/api/apps/blog"), "/api/apps/blog");
+    }
+
+    #[test]
+    fn head_size_counts_every_header() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        let small = head_size(&req);
+        req.append_header("x-a", "a".repeat(MAX_HEAD_BYTES))
+            .unwrap();
+        assert!(head_size(&req) > MAX_HEAD_BYTES);
+        assert!(small < 100);
     }
 }

@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 
 use minicloud_proxy::Upstream;
 
-use super::env::build_env;
+use super::env::{build_env, redact};
 use super::error::{AppError, DeployFailure};
 use super::health::{self, Health};
+use super::ops::{DEFAULT_CPU_SHARES, DEFAULT_PIDS_LIMIT};
 use super::retire::STOP_TIMEOUT;
 use super::Apps;
 use crate::bus::{EventKind, Op};
@@ -21,7 +22,8 @@ use crate::model::image_ref::ImageRef;
 use crate::model::manifest::{self, Manifest};
 use crate::model::name::AppName;
 use crate::model::{now, Trigger};
-use crate::store::{AppRecord, DeployOutcome, DeployRecord};
+use crate::services::DirOwner;
+use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials};
 
 /// Lines of a failed revision's log quoted in the deploy's failure reason.
 const FAILURE_LOG_LINES: usize = 20;
@@ -121,10 +123,7 @@ impl Apps {
         let (image, digest, env_source) = match source {
             Source::Pull { image, force } => {
                 bus.step(op, name, format!("pulling {}", image.canonical()));
-                let auth = record.registry_auth.as_ref().map(|c| RegistryAuth {
-                    username: c.username.clone(),
-                    password: c.password.expose().to_owned(),
-                });
+                let auth = pull_auth(record.registry_auth.as_ref(), &image, &record.image);
                 let pulled = docker
                     .pull(&image, auth.as_ref(), |p| {
                         let pull = EventKind::Pull {
@@ -200,6 +199,20 @@ impl Apps {
             }
         };
         let data_dir = provisioned.data_dir;
+        if data_dir.is_some() {
+            // The app's directory belongs to the user its image runs as (mode 0750).
+            let user = docker.image_user(&image).await?;
+            self.services
+                .storage()
+                .give_to(name, DirOwner::for_image_user(&user))
+                .map_err(|e| DeployFailure {
+                    app: name.clone(),
+                    revision: None,
+                    reason: e.to_string(),
+                    log_tail: None,
+                    still_serving: record.current,
+                })?;
+        }
         let env = build_env(
             name,
             &manifest,
@@ -337,7 +350,9 @@ impl Apps {
                 .last_log_lines(&web.name, FAILURE_LOG_LINES)
                 .await
                 .unwrap_or_default();
-            let logs = collapse_repeats(logs.trim_end());
+            // The app may print its own credentials (a connection error quoting its URL).
+            let secrets = super::env::url_passwords(&deploy.env);
+            let logs = redact(&collapse_repeats(logs.trim_end()), &secrets);
             return Err(if logs.is_empty() {
                 StartFailure::new(format!("{why}; the container logged nothing"))
             } else {
@@ -393,6 +408,8 @@ impl Apps {
             network: DEFAULT_NETWORK.to_owned(),
             data_dir: data_dir.map(std::path::Path::to_path_buf),
             init: manifest.init,
+            pids_limit: Some(record.pids_limit.unwrap_or(DEFAULT_PIDS_LIMIT)),
+            cpu_shares: Some(record.cpu_shares.unwrap_or(DEFAULT_CPU_SHARES)),
         }
     }
 
@@ -480,6 +497,21 @@ fn collapse_repeats(text: &str) -> String {
     out.join("\n")
 }
 
+/// The registry login to pull `image` with: the app's credentials, only when `image` is on the
+/// registry they were given for (`app_image`'s, for records that did not say).
+pub(super) fn pull_auth(
+    credentials: Option<&RegistryCredentials>,
+    image: &ImageRef,
+    app_image: &ImageRef,
+) -> Option<RegistryAuth> {
+    credentials
+        .and_then(|c| c.for_image(image, app_image.registry()))
+        .map(|c| RegistryAuth {
+            username: c.username.clone(),
+            password: c.password.expose().to_owned(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +520,40 @@ mod tests {
     fn repeated_log_lines_fold_into_one() {
         assert_eq!(collapse_repeats("a\na\na\nb\na"), "a (\u{d7}3)\nb\na");
         assert_eq!(collapse_repeats(""), "");
+    }
+
+    #[test]
+    fn registry_credentials_go_only_to_their_registry() {
+        let image = |s: &str| ImageRef::parse(s).unwrap();
+        let mut creds = RegistryCredentials {
+            username: "me".into(),
+            password: crate::model::Secret::new("pw"),
+            registry: Some("ghcr.io".into()),
+        };
+        let app = image("ghcr.io/me/app:1");
+        let auth = pull_auth(Some(&creds), &image("ghcr.io/me/app:2"), &app).unwrap();
+        assert_eq!(
+            (auth.username.as_str(), auth.password.as_str()),
+            ("me", "pw")
+        );
+        for elsewhere in [
+            "evil.example/me/app:2",
+            "me/app:2",
+            "ghcr.io.evil.example/x:1",
+        ] {
+            assert!(
+                pull_auth(Some(&creds), &image(elsewhere), &app).is_none(),
+                "{elsewhere}"
+            );
+        }
+        // The app's reference moved to another registry: the credentials stay with theirs.
+        let moved = image("docker.io/me/app:3");
+        assert!(pull_auth(Some(&creds), &moved, &moved).is_none());
+        // A record from before the field: the app's own registry.
+        creds.registry = None;
+        assert!(pull_auth(Some(&creds), &image("ghcr.io/me/app:2"), &app).is_some());
+        assert!(pull_auth(Some(&creds), &image("quay.io/me/app:2"), &app).is_none());
+        assert!(pull_auth(None, &app, &app).is_none());
     }
 
     #[test]

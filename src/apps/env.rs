@@ -36,6 +36,35 @@ pub fn build_env(
     env
 }
 
+/// The passwords in an environment's URLs (`DATABASE_URL`, `AMQP_URL`, any other
+/// `scheme://user:password@host`), as written and percent-decoded: what must not show in a
+/// captured log line.
+pub fn url_passwords(env: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for value in env.values() {
+        let Ok(url) = url::Url::parse(value) else {
+            continue;
+        };
+        let Some(password) = url.password().filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        let decoded = percent_encoding::percent_decode_str(password).decode_utf8_lossy();
+        if decoded != password {
+            out.push(decoded.into_owned());
+        }
+        out.push(password.to_owned());
+    }
+    out
+}
+
+/// `text` with each of `secrets` replaced by `<redacted>`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .fold(text.to_owned(), |t, s| t.replace(s.as_str(), "<redacted>"))
+}
+
 /// Checks a variable name the admin wants to set: a shell-style name that minicloud does not
 /// inject itself.
 pub fn check_admin_var(name: &str) -> Result<(), String> {
@@ -98,6 +127,28 @@ pub fn check_admin_env(env: &BTreeMap<String, String>) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn injected_passwords_are_redacted_from_text() {
+        let env = BTreeMap::from([
+            (
+                "DATABASE_URL".to_owned(),
+                "mysql://app_x:s3cretPW@db:3306/app_x".to_owned(),
+            ),
+            (
+                "AMQP_URL".to_owned(),
+                "amqp://app_x:p%40ss@mq:5672/app_x".to_owned(),
+            ),
+            ("GREETING".to_owned(), "hello".to_owned()),
+            ("SITE".to_owned(), "https://example.com/".to_owned()),
+        ]);
+        let secrets = url_passwords(&env);
+        let text = "connect mysql://app_x:s3cretPW@db failed; amqp p@ss and p%40ss; hello";
+        assert_eq!(
+            redact(text, &secrets),
+            "connect mysql://app_x:<redacted>@db failed; amqp <redacted> and <redacted>; hello"
+        );
+    }
     use crate::model::manifest;
 
     fn manifest() -> Manifest {

@@ -26,6 +26,9 @@ pub enum AppError {
     /// Another owner (the admin UI, an app, a route) has the host.
     #[error(transparent)]
     HostTaken(#[from] crate::ctx::hosts::HostTaken),
+    /// The app was stopped on purpose: only `start` brings it back.
+    #[error("{0} is stopped; start it first (`minicloud apps start {0}`), then deploy")]
+    Stopped(AppName),
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]

@@ -11,22 +11,29 @@ use std::time::Duration;
 use minicloud_proxy::{HostPattern, Hostname, Upstream};
 use rand::RngCore;
 
-use super::deploy::{web_container, Deployed, Source};
+use super::deploy::{pull_auth, web_container, Deployed, Source};
 use super::error::{AppError, DeployFailure};
 use super::retire::{Retirements, STOP_TIMEOUT};
 use crate::bus::{EventKind, Op};
 use crate::ctx::hosts::{self, Owner};
 use crate::ctx::Ctx;
-use crate::docker::{Docker, DockerError};
+use crate::docker::{Docker, DockerError, RegistryAuth};
 use crate::locks::AppLock;
-use crate::model::{now, Actor, AppName, ImageRef, Need, Operation, Secret, Trigger};
-use crate::services::{ServiceView, Services};
+use crate::model::{now, Actor, AppName, ImageRef, Need, Operation, Secret, ServiceKind, Trigger};
+use crate::services::{Provisioner, ServiceView, Services};
 use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, StoreError};
 
 /// Default memory limit of an app's containers.
 pub const DEFAULT_MEMORY_MB: u64 = 256;
 /// The memory limits a person may choose, in MB.
 pub const MEMORY_RANGE_MB: std::ops::RangeInclusive<u64> = 16..=65536;
+/// Default limit on an app container's processes and threads.
+pub const DEFAULT_PIDS_LIMIT: u64 = 256;
+pub const PIDS_RANGE: std::ops::RangeInclusive<u64> = 16..=65536;
+/// Default CPU weight of an app container: half of Docker's 1024, which minicloud, MariaDB and
+/// RabbitMQ keep, so the platform wins a contended CPU over any one app.
+pub const DEFAULT_CPU_SHARES: u64 = 512;
+pub const CPU_SHARES_RANGE: std::ops::RangeInclusive<u64> = 2..=262144;
 
 /// Settings of the app lifecycle.
 #[derive(Debug, Clone)]
@@ -69,6 +76,10 @@ pub struct NewApp {
     pub registry_password: Option<Secret>,
     pub env: BTreeMap<String, String>,
     pub memory_mb: Option<u64>,
+    /// Processes and threads (default [`DEFAULT_PIDS_LIMIT`]).
+    pub pids_limit: Option<u64>,
+    /// CPU weight (default [`DEFAULT_CPU_SHARES`]).
+    pub cpu_shares: Option<u64>,
 }
 
 /// A deploy of a new image, or of the app's own reference again.
@@ -188,7 +199,11 @@ impl Apps {
     /// Adds an app and runs its first deploy. A first deploy that fails leaves nothing.
     pub async fn create(&self, op: &Op, new: NewApp) -> Result<(AppRecord, Deployed), AppError> {
         let registry_auth = match (new.registry_username, new.registry_password) {
-            (Some(username), Some(password)) => Some(RegistryCredentials { username, password }),
+            (Some(username), Some(password)) => Some(RegistryCredentials {
+                username,
+                password,
+                registry: Some(new.image.registry().to_owned()),
+            }),
             (None, None) => None,
             _ => {
                 return Err(AppError::Invalid(
@@ -197,12 +212,21 @@ impl Apps {
             }
         };
         if let Some(memory) = new.memory_mb {
-            check_memory(memory)?;
+            check_range("the memory limit", memory, &MEMORY_RANGE_MB, " MB")?;
+        }
+        if let Some(pids) = new.pids_limit {
+            check_range("the pids limit", pids, &PIDS_RANGE, " processes")?;
+        }
+        if let Some(shares) = new.cpu_shares {
+            check_range("the CPU shares", shares, &CPU_SHARES_RANGE, "")?;
         }
         super::env::check_admin_env(&new.env).map_err(AppError::Invalid)?;
         let name = match new.name {
             Some(n) => n,
-            None => self.name_from_image(&new.image).await?,
+            None => {
+                let auth = pull_auth(registry_auth.as_ref(), &new.image, &new.image);
+                self.name_from_image(&new.image, auth.as_ref()).await?
+            }
         };
         let lock = self.lock(&name, Operation::Create)?;
         let before = BeforeFirstDeploy {
@@ -212,8 +236,6 @@ impl Apps {
         if self.ctx.store.app(&name)?.is_some() {
             return Err(AppError::Exists(name.to_string()));
         }
-        let mut secret = [0u8; 24];
-        rand::rng().fill_bytes(&mut secret);
         let record = AppRecord {
             name: name.clone(),
             image: new.image.clone(),
@@ -221,7 +243,9 @@ impl Apps {
             env: new.env,
             domains: BTreeSet::new(),
             memory_mb: new.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
-            webhook_secret: Secret::new(hex::encode(secret)),
+            pids_limit: new.pids_limit,
+            cpu_shares: new.cpu_shares,
+            webhook_secret: new_webhook_secret(),
             stopped: false,
             current: None,
             created_at: now(),
@@ -242,9 +266,13 @@ impl Apps {
     }
 
     /// The name an image's manifest declares, for `apps add IMAGE` without a name.
-    async fn name_from_image(&self, image: &ImageRef) -> Result<AppName, AppError> {
+    async fn name_from_image(
+        &self,
+        image: &ImageRef,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<AppName, AppError> {
         let docker = self.docker().await?;
-        docker.pull(image, None, |_| {}).await?;
+        docker.pull(image, auth, |_| {}).await?;
         let (file, text) = docker.read_manifest(image).await?;
         let manifest = crate::model::manifest::parse(&file, &text)?;
         Ok(manifest.name)
@@ -259,7 +287,7 @@ impl Apps {
         request: DeployRequest,
     ) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::Deploy)?;
-        let record = self.app_record(name)?;
+        let record = self.running_record(name)?;
         // The app's own reference changes only when a deploy of the new one succeeds.
         let source = Source::Pull {
             image: request.image.unwrap_or(record.image),
@@ -282,7 +310,7 @@ impl Apps {
         to: Option<u64>,
     ) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::Rollback)?;
-        let record = self.app_record(name)?;
+        let record = self.running_record(name)?;
         let deploys = self.ctx.store.deploys(name)?;
         let target = match to {
             Some(rev) => {
@@ -338,6 +366,7 @@ impl Apps {
     /// Replaces the serving revision's containers with fresh ones, without downtime.
     pub async fn restart(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::Restart)?;
+        self.running_record(name)?;
         let revision = self.current_revision(name)?;
         let source = Source::Revision { revision };
         self.spawn_deploy(lock, op, name, source, Trigger::Restart, None)
@@ -484,6 +513,7 @@ impl Apps {
     /// until it is drained; new ones need the new password.
     pub async fn rotate_credentials(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::RotateCredentials)?;
+        self.running_record(name)?;
         let revision = self.current_revision(name)?;
         let (deploy, manifest) = self.revision(name, revision)?;
         if !manifest
@@ -503,6 +533,47 @@ impl Apps {
         let source = Source::Revision { revision };
         self.spawn_deploy(lock, op, name, source, Trigger::CredentialRotation, None)
             .await
+    }
+
+    /// A new webhook secret: the old webhook URL answers 404 from now on. Returns the record
+    /// with the new secret (see [`Apps::webhook_url`]).
+    pub async fn rotate_webhook(&self, _op: &Op, name: &AppName) -> Result<AppRecord, AppError> {
+        let _lock = self.lock(name, Operation::RotateWebhook)?;
+        let mut record = self.app_record(name)?;
+        record.webhook_secret = new_webhook_secret();
+        self.ctx.store.put_app(&record)?;
+        tracing::info!(app = %name, "webhook secret rotated");
+        Ok(record)
+    }
+
+    /// Makes every app's MariaDB account agree with the store again (`ensure`), which revokes
+    /// the wide grants of versions before the escaping. Run once at start; an app busy with
+    /// another operation is skipped (its deploy ensures the same). Returns how many were done.
+    pub async fn narrow_database_grants(&self) -> Result<usize, AppError> {
+        let Some(db) = self.services.mariadb() else {
+            return Ok(0);
+        };
+        let mut done = 0;
+        for app in self.ctx.store.apps()? {
+            if self
+                .ctx
+                .store
+                .service(&app.name, ServiceKind::Mariadb)?
+                .is_none()
+            {
+                continue;
+            }
+            let Ok(_lock) = self.lock(&app.name, Operation::Reconcile) else {
+                continue;
+            };
+            match db.ensure(&app.name).await {
+                Ok(_) => done += 1,
+                Err(e) => {
+                    tracing::warn!(app = %app.name, error = %e, "cannot narrow the app's database grant; its next deploy tries again")
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// The app's service accounts; passwords masked unless `reveal`.
@@ -552,6 +623,16 @@ impl Apps {
         let mut deploys = self.ctx.store.deploys(name)?;
         deploys.reverse();
         Ok(deploys)
+    }
+
+    /// The app's record, refused when the app is stopped: a stopped app stays stopped until
+    /// `start`, whatever asks to deploy it (a person, a rollback, a registry's webhook).
+    fn running_record(&self, name: &AppName) -> Result<AppRecord, AppError> {
+        let record = self.app_record(name)?;
+        match record.stopped {
+            true => Err(AppError::Stopped(name.clone())),
+            false => Ok(record),
+        }
     }
 
     fn current_revision(&self, name: &AppName) -> Result<u64, AppError> {
@@ -649,16 +730,29 @@ enum Undo {
     Env(BTreeMap<String, String>),
 }
 
-/// A memory limit a person chose, checked against [`MEMORY_RANGE_MB`].
-fn check_memory(memory_mb: u64) -> Result<(), AppError> {
-    if MEMORY_RANGE_MB.contains(&memory_mb) {
+/// A limit a person chose, checked against its range; `what` names it for every face (no
+/// field or flag name), `unit` follows the numbers.
+fn check_range(
+    what: &str,
+    value: u64,
+    range: &std::ops::RangeInclusive<u64>,
+    unit: &str,
+) -> Result<(), AppError> {
+    if range.contains(&value) {
         Ok(())
     } else {
         // Worded for every face: `--memory` in the CLI, `memory_mb` in the API.
         Err(AppError::Invalid(format!(
-            "the memory limit must be between {} and {} MB",
-            MEMORY_RANGE_MB.start(),
-            MEMORY_RANGE_MB.end()
+            "{what} must be between {} and {}{unit}",
+            range.start(),
+            range.end()
         )))
     }
+}
+
+/// 192 random bits, hex: the secret in an app's webhook URL.
+fn new_webhook_secret() -> Secret {
+    let mut secret = [0u8; 24];
+    rand::rng().fill_bytes(&mut secret);
+    Secret::new(hex::encode(secret))
 }

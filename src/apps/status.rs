@@ -109,12 +109,18 @@ impl Apps {
             status.storage_bytes = Some(size.bytes);
             status.storage_at_least = !size.complete;
         }
-        let base = self.ctx.config.https_url(&self.ctx.config.admin_host());
-        status.webhook_url = Some(format!(
-            "{base}/hooks/deploy/{name}/{}",
-            record.webhook_secret.expose()
-        ));
+        status.webhook_url = Some(self.webhook_url(&record));
         Ok(status)
+    }
+
+    /// Docker Hub's webhook target for the app: it holds the secret.
+    pub fn webhook_url(&self, record: &AppRecord) -> String {
+        let base = self.ctx.config.https_url(&self.ctx.config.admin_host());
+        format!(
+            "{base}/hooks/deploy/{}/{}",
+            record.name,
+            record.webhook_secret.expose()
+        )
     }
 
     fn status_of(

@@ -24,6 +24,8 @@ pub struct NewApp {
     pub name: Option<String>,
     pub env: BTreeMap<String, String>,
     pub memory_mb: Option<u64>,
+    pub pids_limit: Option<u64>,
+    pub cpu_shares: Option<u64>,
     /// Username and password for a private registry.
     pub registry: Option<(String, crate::model::secret::Secret)>,
 }
@@ -124,6 +126,12 @@ pub async fn add(api: &ApiClient, new: NewApp) -> Result<(), CliError> {
     }
     if let Some(mb) = new.memory_mb {
         body["memory_mb"] = json!(mb);
+    }
+    if let Some(n) = new.pids_limit {
+        body["pids_limit"] = json!(n);
+    }
+    if let Some(n) = new.cpu_shares {
+        body["cpu_shares"] = json!(n);
     }
     if let Some((user, password)) = &new.registry {
         body["registry_username"] = json!(user);
@@ -253,6 +261,17 @@ pub async fn rollback(api: &ApiClient, name: &str, revision: Option<u64>) -> Res
 pub async fn lifecycle(api: &ApiClient, name: &str, verb: &str) -> Result<(), CliError> {
     let path = app_path(name, &format!("/{verb}"));
     deploying(api, Method::POST, &path, None, name).await
+}
+
+pub async fn rotate_webhook(api: &ApiClient, name: &str) -> Result<(), CliError> {
+    let answer: serde_json::Value = api
+        .post(&app_path(name, "/rotate-webhook"), &serde_json::json!({}))
+        .await?;
+    println!(
+        "{name}'s new webhook URL (the old one no longer works):\n{}",
+        answer["webhook_url"].as_str().unwrap_or("")
+    );
+    Ok(())
 }
 
 pub async fn services(api: &ApiClient, name: &str, reveal: bool) -> Result<(), CliError> {

@@ -224,6 +224,12 @@ Examples:
         /// Memory limit in MiB (default 256).
         #[arg(long, value_name = "MB")]
         memory: Option<u64>,
+        /// Most processes and threads the app may run at once (default 256).
+        #[arg(long, value_name = "N")]
+        pids_limit: Option<u64>,
+        /// CPU weight under contention (default 512; Docker's own default is 1024).
+        #[arg(long, value_name = "N")]
+        cpu_shares: Option<u64>,
         /// Username for a private registry (with --registry-password-stdin).
         #[arg(long, value_name = "USER", requires = "registry_password_stdin")]
         registry_user: Option<String>,
@@ -325,6 +331,14 @@ Examples:
     },
     /// Give the app new database and message-bus passwords and redeploy it with them.
     RotateCredentials {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Give the app a new webhook secret and print its new webhook URL; the old one stops
+    /// working.
+    #[command(after_help = "Example:\n  minicloud apps rotate-webhook blog")]
+    RotateWebhook {
         name: String,
         #[command(flatten)]
         client: ClientArgs,

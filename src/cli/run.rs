@@ -62,6 +62,8 @@ async fn apps_command(cmd: AppsCommand) -> Result<(), CliError> {
             name,
             env,
             memory,
+            pids_limit,
+            cpu_shares,
             registry_user,
             registry_password_stdin: _,
             client: c,
@@ -78,6 +80,8 @@ async fn apps_command(cmd: AppsCommand) -> Result<(), CliError> {
                 name,
                 env,
                 memory_mb: memory,
+                pids_limit,
+                cpu_shares,
                 registry,
             };
             apps::add(&api, new).await
@@ -107,6 +111,7 @@ async fn apps_command(cmd: AppsCommand) -> Result<(), CliError> {
         A::RotateCredentials { name, client: c } => {
             apps::lifecycle(&client(&c)?, &name, "rotate-credentials").await
         }
+        A::RotateWebhook { name, client: c } => apps::rotate_webhook(&client(&c)?, &name).await,
         A::Logs {
             name,
             tail,

@@ -33,7 +33,11 @@ fn config(args: &ServeArgs) -> Result<Config, ConfigError> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MINICLOUD_LOG")
         .unwrap_or_else(|_| "info,pingora_core=warn,pingora_proxy=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only on a terminal: a log file or `docker logs` gets no escape sequences.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(terminal);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -419,7 +419,7 @@ mod tests {
             "--listen: 'nowhere'",
             "config file key 'threads': '0'",
             "'nonsense': unknown key",
-            "MINICLOUD_ADMIN_TOKEN: a token must be at least 16 characters",
+            "MINICLOUD_ADMIN_TOKEN: a token must be at least 32 characters",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }

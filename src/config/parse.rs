@@ -51,9 +51,15 @@ pub(super) fn non_empty_path(v: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// The shortest configured admin token: 32 characters, so a guessable word or phrase is
+/// refused (generated tokens are 256 random bits).
+pub(super) const MIN_TOKEN_LEN: usize = 32;
+
 pub(super) fn admin_token(v: &str) -> Result<Secret, String> {
-    if v.len() < 16 {
-        Err("a token must be at least 16 characters".to_string())
+    if v.chars().count() < MIN_TOKEN_LEN {
+        Err(format!(
+            "a token must be at least {MIN_TOKEN_LEN} characters (e.g. openssl rand -hex 24)"
+        ))
     } else {
         Ok(Secret::new(v))
     }

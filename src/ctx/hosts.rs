@@ -225,6 +225,8 @@ mod tests {
             env: BTreeMap::new(),
             domains: domains.iter().map(|d| host(d)).collect::<BTreeSet<_>>(),
             memory_mb: 256,
+            pids_limit: None,
+            cpu_shares: None,
             webhook_secret: Secret::new(String::from("s")),
             stopped,
             current: Some(1),

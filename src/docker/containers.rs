@@ -104,7 +104,26 @@ pub struct ContainerSpec {
     /// Runs Docker's init as PID 1 in front of the command: it passes SIGTERM on (a process
     /// that is PID 1 ignores signals it has no handler for) and reaps zombies.
     pub init: bool,
+    /// The most processes and threads the container may hold (a fork bomb stays inside).
+    pub pids_limit: Option<u64>,
+    /// Relative CPU weight under contention (Docker's default is 1024).
+    pub cpu_shares: Option<u64>,
 }
+
+/// The capabilities an app keeps: what an image that starts as root and drops to its own user
+/// needs (chown its files, switch user, bind a low port, signal its children). Everything
+/// else of Docker's default set goes, `NET_RAW` (forged packets on the bridge) first; and
+/// `no-new-privileges` keeps a setuid binary from gaining any back.
+pub const APP_CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "SETUID",
+    "SETGID",
+    "NET_BIND_SERVICE",
+    "KILL",
+];
 
 impl fmt::Debug for ContainerSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -118,6 +137,8 @@ impl fmt::Debug for ContainerSpec {
             .field("network", &self.network)
             .field("data_dir", &self.data_dir)
             .field("init", &self.init)
+            .field("pids_limit", &self.pids_limit)
+            .field("cpu_shares", &self.cpu_shares)
             .finish()
     }
 }
@@ -434,6 +455,11 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             .as_ref()
             .map(|d| vec![format!("{}:/data", d.display())]),
         init: Some(spec.init),
+        cap_drop: Some(vec!["ALL".to_owned()]),
+        cap_add: Some(APP_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect()),
+        security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+        pids_limit: spec.pids_limit.and_then(|n| i64::try_from(n).ok()),
+        cpu_shares: spec.cpu_shares.and_then(|n| i64::try_from(n).ok()),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -596,6 +622,8 @@ mod tests {
             network: "minicloud".into(),
             data_dir: None,
             init: true,
+            pids_limit: Some(256),
+            cpu_shares: Some(512),
         };
         let s = format!("{spec:?}");
         assert!(s.contains("DATABASE_URL") && !s.contains("secret"), "{s}");
@@ -604,6 +632,15 @@ mod tests {
         assert_eq!(host.memory, Some(64 << 20));
         assert_eq!(host.memory_swap, Some(64 << 20));
         assert_eq!(host.init, Some(true));
+        assert_eq!(host.pids_limit, Some(256));
+        assert_eq!(host.cpu_shares, Some(512));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
+        let kept = host.cap_add.unwrap();
+        assert!(!kept.iter().any(|c| c.contains("NET_RAW")), "{kept:?}");
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges:true".to_owned()])
+        );
         assert_eq!(body.image.as_deref(), Some("docker.io/library/blog:latest"));
     }
 

@@ -53,13 +53,13 @@ fn lines(
 ) -> impl Stream<Item = Result<String, DockerError>> + Send + 'static {
     struct State {
         chunks: BoxStream<'static, Result<LogOutput, DockerError>>,
-        partial: Vec<u8>,
+        cutter: LineCutter,
         ready: VecDeque<String>,
         done: bool,
     }
     let state = State {
         chunks,
-        partial: Vec::new(),
+        cutter: LineCutter::default(),
         ready: VecDeque::new(),
         done: false,
     };
@@ -74,12 +74,7 @@ fn lines(
             match st.chunks.next().await {
                 Some(Ok(output)) => {
                     // stdout and stderr frames alike: the engine keeps them in write order.
-                    st.partial.extend_from_slice(output.as_ref());
-                    while let Some(pos) = st.partial.iter().position(|b| *b == b'\n') {
-                        let rest = st.partial.split_off(pos + 1);
-                        let line = std::mem::replace(&mut st.partial, rest);
-                        st.ready.push_back(to_line(&line));
-                    }
+                    st.cutter.push(output.as_ref(), &mut st.ready);
                 }
                 Some(Err(e)) => {
                     st.done = true;
@@ -87,17 +82,122 @@ fn lines(
                 }
                 None => {
                     st.done = true;
-                    if !st.partial.is_empty() {
-                        let line = std::mem::take(&mut st.partial);
-                        st.ready.push_back(to_line(&line));
-                    }
+                    st.cutter.finish(&mut st.ready);
                 }
             }
         }
     })
 }
 
+/// The longest line kept: the rest of a longer one, up to its newline, is dropped (an app
+/// writing without newlines must not grow minicloud's memory).
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Cuts bytes into lines, each at most [`MAX_LINE_BYTES`], looking at each byte once.
+#[derive(Default)]
+struct LineCutter {
+    partial: Vec<u8>,
+    /// Dropping the rest of a line that was cut at the cap.
+    skipping: bool,
+}
+
+impl LineCutter {
+    fn push(&mut self, mut bytes: &[u8], out: &mut VecDeque<String>) {
+        while !bytes.is_empty() {
+            let newline = bytes.iter().position(|b| *b == b'\n');
+            let (piece, rest, ends) = match newline {
+                Some(pos) => (&bytes[..pos], &bytes[pos + 1..], true),
+                None => (bytes, &[][..], false),
+            };
+            if !self.skipping {
+                let room = MAX_LINE_BYTES - self.partial.len();
+                if piece.len() > room {
+                    self.partial.extend_from_slice(&piece[..room]);
+                    let mut line = to_line(&std::mem::take(&mut self.partial));
+                    line.push_str(" \u{2026}[cut]");
+                    out.push_back(line);
+                    self.skipping = true;
+                } else {
+                    self.partial.extend_from_slice(piece);
+                }
+            }
+            if ends {
+                if !self.skipping {
+                    out.push_back(to_line(&std::mem::take(&mut self.partial)));
+                }
+                self.skipping = false;
+            }
+            bytes = rest;
+        }
+    }
+
+    fn finish(&mut self, out: &mut VecDeque<String>) {
+        if !self.partial.is_empty() {
+            out.push_back(to_line(&std::mem::take(&mut self.partial)));
+        }
+    }
+}
+
+/// A line as minicloud passes it on: valid UTF-8, without its line end, and with every
+/// control character escaped, so an app's output cannot forge log lines, move the cursor of
+/// a terminal that shows it, or hide text.
 fn to_line(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(bytes);
-    s.trim_end_matches(['\n', '\r']).to_owned()
+    escape_controls(s.trim_end_matches(['\n', '\r']))
+}
+
+/// Escapes C0 and C1 controls (except tab), DEL and the bidirectional overrides as `\xNN` or
+/// `\u{NNNN}`; a backslash stays itself. App output is data, not commands.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                out.push_str(&format!("\\u{{{:04x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            escape_controls("ok\x1b[2J\rFAKE\x07\u{9b}31m\u{202e}x\ttab"),
+            "ok\\x1b[2J\\x0dFAKE\\x07\\x9b31m\\u{202e}x\ttab"
+        );
+        assert_eq!(escape_controls("plain \\ text"), "plain \\ text");
+    }
+
+    fn cut(chunks: &[&[u8]]) -> Vec<String> {
+        let mut cutter = LineCutter::default();
+        let mut out = VecDeque::new();
+        for c in chunks {
+            cutter.push(c, &mut out);
+        }
+        cutter.finish(&mut out);
+        out.into()
+    }
+
+    #[test]
+    fn lines_are_cut_across_chunks_and_capped() {
+        assert_eq!(
+            cut(&[b"a\nb", b"c\r\n\nlog in: ok\rINFO forged", b"\nend"]),
+            ["a", "bc", "", "log in: ok\\x0dINFO forged", "end"]
+        );
+        let long = vec![b'x'; MAX_LINE_BYTES * 3];
+        let lines = cut(&[&long[..1000], &long[1000..], b"\nnext\n"]);
+        assert_eq!(lines.len(), 2, "the rest of a cut line is dropped");
+        assert!(lines[0].starts_with(&"x".repeat(MAX_LINE_BYTES)));
+        assert!(lines[0].ends_with("[cut]"));
+        assert!(lines[0].len() < MAX_LINE_BYTES + 16);
+        assert_eq!(lines[1], "next");
+    }
 }

@@ -112,6 +112,18 @@ impl Docker {
     }
 }
 
+impl Docker {
+    /// The user a (pulled) image runs as, as its config says it (`""` for root).
+    pub async fn image_user(&self, image: &ImageRef) -> Result<String, DockerError> {
+        let inspect = self
+            .api()
+            .inspect_image(&image.pull_reference())
+            .await
+            .map_err(|e| DockerError::engine("inspect", image.canonical(), e))?;
+        Ok(inspect.config.and_then(|c| c.user).unwrap_or_default())
+    }
+}
+
 /// Picks the digest of `image`'s repository among the engine's `RepoDigests`
 /// (`name@sha256:…`, spelled the short way for Docker Hub, e.g. `nginx@sha256:…`).
 pub(crate) fn repo_digest_for(image: &ImageRef, repo_digests: &[String]) -> Option<String> {

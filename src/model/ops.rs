@@ -46,6 +46,7 @@ pub enum Operation {
     DomainChange,
     Remove,
     RotateCredentials,
+    RotateWebhook,
     Reconcile,
 }
 
@@ -62,6 +63,7 @@ impl fmt::Display for Operation {
             Self::DomainChange => "a domain change",
             Self::Remove => "a removal",
             Self::RotateCredentials => "a credential rotation",
+            Self::RotateWebhook => "a webhook secret rotation",
             Self::Reconcile => "start-up reconcile",
         })
     }

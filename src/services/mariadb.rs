@@ -11,7 +11,7 @@ use mysql_async::{Conn, Opts};
 use minicloud_proxy::error_chain;
 
 use super::error::{root_cause, scrub};
-use super::names::{quote_ident, quote_str, sql_account, ServiceName};
+use super::names::{quote_grant_db, quote_ident, quote_str, sql_account, ServiceName};
 use super::{account, app_url, Credentials, Provisioner, ServiceError};
 use crate::model::name::AppName;
 use crate::model::secret::Secret;
@@ -24,6 +24,8 @@ pub const DEFAULT_PORT: u16 = 3306;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one statement may take (a `DROP DATABASE` of a big database is the slow one).
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// `ER_NONEXISTING_GRANT`: a `REVOKE` of a grant the account does not hold.
+const NO_SUCH_GRANT: u16 = 1141;
 
 /// Where minicloud administers MariaDB, and what apps are told.
 #[derive(Debug, Clone)]
@@ -124,6 +126,9 @@ impl MariaDb {
         for sql in statements {
             match tokio::time::timeout(STATEMENT_TIMEOUT, conn.query_drop(sql.as_str())).await {
                 Ok(Ok(())) => {}
+                // Revoking what is not granted is the normal case of `apply`'s clean-up.
+                Ok(Err(mysql_async::Error::Server(s)))
+                    if s.code == NO_SUCH_GRANT && sql.starts_with("REVOKE ") => {}
                 Ok(Err(e)) => {
                     result = Err(self.map_err(e, &[secret]));
                     break;
@@ -154,7 +159,11 @@ impl MariaDb {
             // The stored password wins over whatever the server had (a rotate that stored a
             // new password and failed before reaching the server, a user made by hand).
             format!("ALTER USER {who} IDENTIFIED BY {pw}"),
-            format!("GRANT ALL PRIVILEGES ON {db}.* TO {who}"),
+            // Versions before the escaping granted on the unescaped name, a pattern that
+            // matches other apps' databases (`app_bl_g` matches `app_blog`): that grant goes,
+            // on every ensure, so an existing installation is narrowed at its next deploy.
+            format!("REVOKE ALL PRIVILEGES ON {db}.* FROM {who}"),
+            format!("GRANT ALL PRIVILEGES ON {}.* TO {who}", quote_grant_db(&name)),
         ];
         self.run(&statements, rec.password.expose()).await?;
         tracing::info!(%app, database = %name, "MariaDB database ensured");

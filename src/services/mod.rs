@@ -42,7 +42,7 @@ pub use error::ServiceError;
 pub use mariadb::{MariaDb, MariaDbSettings};
 pub use names::ServiceName;
 pub use rabbitmq::{RabbitMq, RabbitMqSettings};
-pub use storage::Storage;
+pub use storage::{DirOwner, Storage};
 
 /// Length of generated passwords: alphanumeric, so ~238 bits, and nothing to escape.
 pub const PASSWORD_LEN: usize = 40;

@@ -69,6 +69,26 @@ pub fn quote_ident(name: &ServiceName) -> String {
     format!("`{}`", name.as_str().replace('`', "``"))
 }
 
+/// A database name as a database-level `GRANT`/`REVOKE` names it: in backticks, with `_` and
+/// `%` escaped. In `GRANT ... ON db.*` MariaDB reads the database name as a LIKE pattern even
+/// inside backticks, so the unescaped `app_bl_g` also matches `app_blog`: app `bl-g` would own
+/// app `blog`'s database. Only for grants: in `CREATE`/`DROP DATABASE` a backslash is a
+/// literal character, so those use [`quote_ident`].
+pub fn quote_grant_db(name: &ServiceName) -> String {
+    let mut escaped = String::with_capacity(name.as_str().len() + 8);
+    for c in name.as_str().chars() {
+        match c {
+            '_' | '%' | '\\' => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            '`' => escaped.push_str("``"),
+            c => escaped.push(c),
+        }
+    }
+    format!("`{escaped}`")
+}
+
 /// A MariaDB string literal in single quotes, quotes inside doubled. The only literal quoting.
 ///
 /// MariaDB takes no placeholder in `IDENTIFIED BY` (checked against 10.11: a syntax error), so
@@ -136,6 +156,12 @@ mod tests {
         assert!(quote_str("a\\'b").is_err());
         assert!(quote_str("a\nb").is_err());
         let user = ServiceName::derive("shop").unwrap();
+        assert_eq!(
+            quote_grant_db(&ServiceName::derive("bl-g").unwrap()),
+            "`app\\_bl\\_g`",
+            "a grant's `_` is a wildcard unless escaped"
+        );
+        assert_eq!(quote_grant_db(&ServiceName("a%b`c".into())), "`a\\%b``c`");
         assert_eq!(sql_account(&user).unwrap(), "'app_shop'@'%'");
     }
 }

@@ -99,8 +99,9 @@ impl Storage {
         self.data_dir.join("apps").join(app.as_str())
     }
 
-    /// Creates the directory if missing and opens it to every user (synchronous, for callers
-    /// outside async code).
+    /// Creates the directory if missing, mode [`DIR_MODE`] (an older one, made world-writable,
+    /// is narrowed): synchronous, for callers outside async code. Who owns it is
+    /// [`Storage::give_to`]'s business, at each deploy.
     pub fn ensure_dir(&self, app: &AppName) -> Result<PathBuf, ServiceError> {
         let dir = self.dir(app);
         let fail = |what: &str, e: std::io::Error| ServiceError::Storage {
@@ -108,12 +109,72 @@ impl Storage {
             why: format!("cannot {what}: {e}"),
         };
         std::fs::create_dir_all(&dir).map_err(|e| fail("create it", e))?;
-        // The image's user is unknown here and may not be root: let any user of the
-        // container write. The directory is reachable only through this app's mount.
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-            .map_err(|e| fail("open it up (mode 0777)", e))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(DIR_MODE))
+            .map_err(|e| fail(&format!("set its mode to {DIR_MODE:o}"), e))?;
         Ok(dir)
+    }
+
+    /// Makes the app's directory (not what is in it) belong to the user its image runs as.
+    /// Without the right to change owners (minicloud not run as root) it stays minicloud's.
+    pub fn give_to(&self, app: &AppName, owner: DirOwner) -> Result<(), ServiceError> {
+        let dir = self.dir(app);
+        match std::os::unix::fs::lchown(&dir, Some(owner.uid), Some(owner.gid)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                tracing::debug!(%app, "not allowed to give the storage directory away; it stays minicloud's");
+                Ok(())
+            }
+            Err(e) => Err(ServiceError::Storage {
+                path: dir,
+                why: format!("cannot give it to uid {}: {e}", owner.uid),
+            }),
+        }
+    }
+}
+
+/// An app's directory: its owner (and group) may read, write and enter it; the group may
+/// read; nobody else anything.
+pub const DIR_MODE: u32 = 0o750;
+
+/// The unprivileged user a directory goes to when the image names its user by name (which
+/// only the image's own `/etc/passwd` could turn into a number).
+pub const FALLBACK_OWNER: DirOwner = DirOwner {
+    uid: 10001,
+    gid: 10001,
+};
+
+/// Who owns an app's storage directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirOwner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl DirOwner {
+    /// The owner for an image's configured `User` (`""`, `root`, `uid`, `uid:gid`,
+    /// `name[:group]`): the user itself when it is a number, root for root, else
+    /// [`FALLBACK_OWNER`].
+    pub fn for_image_user(user: &str) -> Self {
+        let (who, group) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user, None),
+        };
+        let root = Self { uid: 0, gid: 0 };
+        let uid = match who {
+            "" | "root" => return root,
+            n => match n.parse::<u32>() {
+                Ok(uid) => uid,
+                Err(_) => return FALLBACK_OWNER,
+            },
+        };
+        let gid = match group.map(str::parse::<u32>) {
+            None => uid,
+            Some(Ok(gid)) => gid,
+            // A group by name: the user's own number is the usual one.
+            Some(Err(_)) => uid,
+        };
+        Self { uid, gid }
     }
 }
 
@@ -165,6 +226,51 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owners_follow_the_images_user() {
+        let owner = |uid, gid| DirOwner { uid, gid };
+        for (user, expected) in [
+            ("", owner(0, 0)),
+            ("root", owner(0, 0)),
+            ("0", owner(0, 0)),
+            ("1000", owner(1000, 1000)),
+            ("1000:50", owner(1000, 50)),
+            ("1000:staff", owner(1000, 1000)),
+            ("node", FALLBACK_OWNER),
+            ("www-data:www-data", FALLBACK_OWNER),
+            ("-1", FALLBACK_OWNER),
+        ] {
+            assert_eq!(DirOwner::for_image_user(user), expected, "{user:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_directory_is_private_to_its_owner() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        let storage = Storage::new(tmp.path().to_path_buf());
+        let a = AppName::try_new("a").unwrap();
+        let dir = storage.dir(&a);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        storage.ensure(&a).await.unwrap();
+        let meta = std::fs::metadata(&dir).unwrap();
+        assert_eq!(
+            meta.permissions().mode() & 0o777,
+            0o750,
+            "an old 0777 is narrowed"
+        );
+        storage.give_to(&a, FALLBACK_OWNER).unwrap();
+        let meta = std::fs::metadata(&dir).unwrap();
+        // Given away when minicloud may (as root); left as it was otherwise.
+        let me = std::fs::metadata(tmp.path()).unwrap().uid();
+        assert!(
+            meta.uid() == FALLBACK_OWNER.uid || meta.uid() == me,
+            "{}",
+            meta.uid()
+        );
+    }
 
     #[tokio::test]
     async fn a_directory_per_app_made_and_removed() {

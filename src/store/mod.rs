@@ -200,18 +200,25 @@ impl Store {
 /// Opens (creating if needed) the database at `path`, with every table.
 fn open_db(path: &Path) -> Result<Database, StoreError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        private_dir(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
     }
+    // Created readable by minicloud's user only, so there is no moment it is not; redb
+    // starts a new database in an empty file.
+    private_file(path).map_err(|source| StoreError::Permissions {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let db = Database::create(path).map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
             path: path.to_path_buf(),
         },
         other => db_err(other),
     })?;
-    // It holds certificate and ACME account keys: readable by minicloud's user only.
+    // It holds certificate and ACME account keys: readable by minicloud's user only (a file
+    // an older version created is narrowed here).
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -431,6 +438,30 @@ impl Store {
     }
 }
 
+/// Creates `dir` (and missing parents) with mode 0700: the data dir holds the state, keys
+/// and every app's files. An existing directory is left as it is (it may be a volume that
+/// other services share).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates `path` empty with mode 0600 when it does not exist.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,6 +521,28 @@ mod tests {
         assert!(store.acme_account("https://ca.test/dir").unwrap().is_none());
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn the_data_dir_and_state_file_are_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let data = tmp.path().join("fresh/data");
+        let file = data.join("state.redb");
+        // The helpers alone, without the chmod `open` does for older files.
+        private_dir(&data).unwrap();
+        private_file(&file).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        private_file(&file).unwrap();
+        private_dir(&data).unwrap();
+        // Through `open`, from nothing.
+        let other = tmp.path().join("other");
+        Store::open(&other.join("state.redb")).unwrap();
+        assert_eq!(mode(&other), 0o700);
+        assert_eq!(mode(&other.join("state.redb")), 0o600);
+    }
+
     #[test]
     fn service_records_are_per_app_and_kind() {
         let dir = tempfile::tempdir().unwrap();
@@ -542,6 +595,8 @@ mod tests {
             env: [("A".to_owned(), "1".to_owned())].into(),
             domains: [Hostname::parse("shop.example").unwrap()].into(),
             memory_mb: 256,
+            pids_limit: None,
+            cpu_shares: None,
             webhook_secret: crate::model::secret::Secret::new("hook"),
             stopped: false,
             current: Some(3),

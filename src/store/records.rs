@@ -48,6 +48,12 @@ pub struct AppRecord {
     /// Custom domains, besides `<app>.<domain>`.
     pub domains: BTreeSet<Hostname>,
     pub memory_mb: u64,
+    /// The admin's limit on the app's processes and threads (`None`: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<u64>,
+    /// The admin's CPU weight for the app (`None`: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
     /// The secret part of the auto-deploy webhook URL.
     pub webhook_secret: Secret,
     /// Stopped by the admin: reconcile keeps it stopped.
@@ -62,6 +68,19 @@ pub struct AppRecord {
 pub struct RegistryCredentials {
     pub username: String,
     pub password: Secret,
+    /// The registry they were given for (e.g. `ghcr.io`); they go to no other. Records from
+    /// before this field hold `None`: the registry of the app's reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+}
+
+impl RegistryCredentials {
+    /// The credentials, if `image` lives on the registry they were given for (`fallback`,
+    /// the app's own reference's registry, for records that did not say).
+    pub fn for_image(&self, image: &ImageRef, fallback: &str) -> Option<&Self> {
+        let theirs = self.registry.as_deref().unwrap_or(fallback);
+        (image.registry() == theirs).then_some(self)
+    }
 }
 
 /// One revision of an app: what it ran and how the deploy ended.

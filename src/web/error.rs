@@ -82,9 +82,10 @@ impl From<AppError> for WebError {
         let message = e.to_string();
         match e {
             AppError::NotFound(_) => Self::NotFound(message),
-            AppError::Exists(_) | AppError::Busy(_) | AppError::HostTaken(_) => {
-                Self::Conflict(message)
-            }
+            AppError::Exists(_)
+            | AppError::Busy(_)
+            | AppError::HostTaken(_)
+            | AppError::Stopped(_) => Self::Conflict(message),
             AppError::Invalid(_) => Self::BadRequest(message),
             AppError::DeployFailed(failure) => Self::DeployFailed(failure),
             AppError::Docker(DockerError::Unreachable { .. }) => Self::Unavailable(message),

@@ -1,6 +1,8 @@
 //! `POST /hooks/deploy/{app}/{secret}`: Docker Hub's webhook. The secret in the path is the
 //! credential, so this sits outside the token check; anything wrong answers a bare 404.
 
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -8,6 +10,10 @@ use axum::Json;
 
 use crate::apps::{Apps, DeployRequest, Deployed};
 use crate::model::{Actor, AppName};
+
+/// The most of a body the webhook reads, and only after the app and its secret check out:
+/// Docker Hub's payload is about 1 KiB.
+pub const HOOK_BODY_LIMIT: usize = 16 * 1024;
 
 /// The part of Docker Hub's payload we read.
 #[derive(serde::Deserialize)]
@@ -20,12 +26,17 @@ struct PushData {
     tag: String,
 }
 
+/// Checks the app and the secret before it reads a byte of the body; until then anything
+/// wrong (a bad name, an unknown app, a wrong secret, an undecodable path) is a bare 404.
 pub async fn deploy(
     State(apps): State<Apps>,
-    Path((name, secret)): Path<(String, String)>,
-    body: Option<Json<HubPayload>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Body,
 ) -> Response {
     let not_found = || StatusCode::NOT_FOUND.into_response();
+    let Ok(Path((name, secret))) = path else {
+        return not_found();
+    };
     let Ok(name) = AppName::try_new(name) else {
         return not_found();
     };
@@ -35,12 +46,19 @@ pub async fn deploy(
     if !constant_time_eq(secret.as_bytes(), record.webhook_secret.expose().as_bytes()) {
         return not_found();
     }
-    let Some(Json(payload)) = body else {
-        return (
+    // From here on the caller holds the secret: a bad payload is told so.
+    let bad_payload = || {
+        (
             StatusCode::BAD_REQUEST,
             Json(serde_json::json!({"error": "expected Docker Hub's JSON payload with push_data.tag"})),
         )
-            .into_response();
+            .into_response()
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, HOOK_BODY_LIMIT).await else {
+        return bad_payload();
+    };
+    let Ok(payload) = serde_json::from_slice::<HubPayload>(&bytes) else {
+        return bad_payload();
     };
     let wanted = record.image.tag().unwrap_or("latest");
     if payload.push_data.tag != wanted {
@@ -49,6 +67,19 @@ pub async fn deploy(
             "reason": format!("pushed tag '{}' is not the app's tag '{wanted}'", payload.push_data.tag),
         }))
         .into_response();
+    }
+    if record.stopped {
+        // The deploy operation refuses a stopped app anyway; the push is only noted, and the
+        // app's reference (which names the pushed tag) deploys after `start` and `deploy`.
+        tracing::info!(app = %name, tag = %wanted, "webhook push for a stopped app: noted, not deployed");
+        return (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({
+                "status": "stopped",
+                "reason": format!("{name} is stopped: the push is noted, not deployed; start it, then deploy"),
+            })),
+        )
+            .into_response();
     }
     // Docker Hub waits only a few seconds for an answer: deploy in the background.
     let op = apps.bus().begin(Actor::Webhook(name.clone()));

@@ -60,6 +60,8 @@ fn stored_app(ctx: &Ctx, name: &str) {
             env: BTreeMap::new(),
             domains: BTreeSet::new(),
             memory_mb: 64,
+            pids_limit: None,
+            cpu_shares: None,
             webhook_secret: Secret::new("s3cret-s3cret-s3cret"),
             stopped: false,
             current: None,
@@ -300,6 +302,170 @@ async fn a_webhook_with_a_wrong_secret_finds_nothing() {
     let (status, _, body) = admin.call(request).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.is_empty(), "{body}");
+}
+
+/// Walks the API's own route table, so a route added later is checked too: each one, with its
+/// method and sample path parameters, refuses a caller without a token (and one with a wrong
+/// token) before its handler runs, whatever the body.
+#[tokio::test]
+async fn every_api_route_refuses_without_a_token() {
+    let admin = admin();
+    stored_app(&admin.ctx, "blog");
+    let routes = super::api::routes();
+    assert!(routes.len() >= 20, "the table lists every route");
+    for route in routes {
+        let path = format!(
+            "/api{}",
+            route
+                .path
+                .replace("{name}", "blog")
+                .replace("{host}", "blog.example.com")
+                .replace("{domain}", "blog.example.com")
+        );
+        assert!(!path.contains('{'), "a parameter without a sample: {path}");
+        for auth in [
+            None,
+            Some("Bearer mc_wrong"),
+            Some("Basic YWRtaW46YWRtaW4="),
+        ] {
+            let mut request = Request::builder()
+                .method(route.method.clone())
+                .uri(&path)
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(auth) = auth {
+                request = request.header(header::AUTHORIZATION, auth);
+            }
+            let request = request.body(Body::from(r#"{"image":"x/y:1"}"#)).unwrap();
+            let (status, _, body) = admin.call(request).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{} {path} with {auth:?}: {body}",
+                route.method
+            );
+        }
+    }
+    // Nothing ran: the app is as it was stored.
+    let record = admin
+        .ctx
+        .store
+        .app(&AppName::try_new("blog").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.webhook_secret.expose(), "s3cret-s3cret-s3cret");
+    assert_eq!(admin.ctx.store.apps().unwrap().len(), 1);
+}
+
+/// A stopped app stays stopped: every call that would run it again is refused with a 409 that
+/// says to start it first, and so is a push to its webhook (answered, not deployed).
+#[tokio::test]
+async fn a_stopped_app_is_not_deployed_by_anything_but_start() {
+    let admin = admin();
+    stored_app(&admin.ctx, "blog");
+    let name = AppName::try_new("blog").unwrap();
+    let mut record = admin.ctx.store.app(&name).unwrap().unwrap();
+    record.stopped = true;
+    record.current = Some(1);
+    admin.ctx.store.put_app(&record).unwrap();
+    for (path, body) in [
+        ("/api/apps/blog/deploy", "{}"),
+        ("/api/apps/blog/deploy", r#"{"force":true}"#),
+        (
+            "/api/apps/blog/deploy",
+            r#"{"image":"registry.test/blog:2"}"#,
+        ),
+        ("/api/apps/blog/restart", "{}"),
+        ("/api/apps/blog/rollback", "{}"),
+        ("/api/apps/blog/rollback", r#"{"revision":1}"#),
+        ("/api/apps/blog/rotate-credentials", "{}"),
+    ] {
+        let (status, answer) = admin.json(Method::POST, path, body).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path} {body}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains("blog is stopped; start it first"),
+            "{path}: {error}"
+        );
+    }
+    let hook = Request::post("/hooks/deploy/blog/s3cret-s3cret-s3cret")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"push_data":{"tag":"1"}}"#))
+        .unwrap();
+    let (status, _, body) = admin.call(hook).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(body.contains(r#""status":"stopped""#), "{body}");
+    // Nothing moved: still stopped, no deploy recorded, no lock left held.
+    let after = admin.ctx.store.app(&name).unwrap().unwrap();
+    assert!(after.stopped);
+    assert!(admin.ctx.store.deploys(&name).unwrap().is_empty());
+    assert!(admin.ctx.locks.busy(&name).is_none());
+}
+
+/// Before the app and its secret check out, every answer is a bare 404 and the body is not
+/// read: wrong content types, junk and oversized bodies, undecodable paths.
+#[tokio::test]
+async fn the_webhook_answers_a_bare_404_before_reading_a_body() {
+    let admin = admin();
+    stored_app(&admin.ctx, "blog");
+    let big = "[".repeat(2_000_000);
+    let cases: [(&str, &str, String); 6] = [
+        ("/hooks/deploy/blog/wrong", "application/json", big.clone()),
+        ("/hooks/deploy/blog/wrong", "text/plain", "x".into()),
+        ("/hooks/deploy/blog/wrong", "application/json", "{".into()),
+        (
+            "/hooks/deploy/ghost/s3cret-s3cret-s3cret",
+            "application/json",
+            "{}".into(),
+        ),
+        (
+            "/hooks/deploy/Not_A_Name/x",
+            "application/json",
+            "{}".into(),
+        ),
+        ("/hooks/deploy/blog/%FF%FE", "application/json", "{}".into()),
+    ];
+    for (path, content_type, body) in cases {
+        let request = Request::post(path)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap();
+        let (status, _, answer) = admin.call(request).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path} {content_type}");
+        assert!(answer.is_empty(), "{path}: {answer}");
+    }
+    // With the right secret, a body over the small limit is refused unread past it.
+    let request = Request::post("/hooks/deploy/blog/s3cret-s3cret-s3cret")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(big))
+        .unwrap();
+    let (status, _, _) = admin.call(request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_rotated_webhook_secret_retires_the_old_url() {
+    let admin = admin();
+    stored_app(&admin.ctx, "blog");
+    let (status, answer) = admin
+        .json(Method::POST, "/api/apps/blog/rotate-webhook", "{}")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let url = answer["webhook_url"].as_str().unwrap();
+    let secret = url.rsplit('/').next().unwrap();
+    assert!(url.contains("/hooks/deploy/blog/"), "{url}");
+    assert_eq!(secret.len(), 48, "{url}");
+    assert_ne!(secret, "s3cret-s3cret-s3cret");
+    let tag_ignored = r#"{"push_data":{"tag":"other"}}"#;
+    for (secret, expected) in [
+        ("s3cret-s3cret-s3cret", StatusCode::NOT_FOUND),
+        (secret, StatusCode::OK),
+    ] {
+        let request = Request::post(format!("/hooks/deploy/blog/{secret}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(tag_ignored))
+            .unwrap();
+        assert_eq!(admin.call(request).await.0, expected, "{secret}");
+    }
 }
 
 /// The last event of a stream, which must be its only `result`.

@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const TOKEN: &str = "test-admin-token-0123456789";
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef0123";
 
 /// `prefix` with a random suffix: app names that no concurrent test run shares.
 pub fn unique(prefix: &str) -> String {

@@ -2,6 +2,7 @@
 //! with `async fn handle(req, config) -> Response` and add its arm below.
 
 pub mod amqp;
+pub mod confine;
 pub mod db;
 pub mod files;
 pub mod info;
@@ -21,6 +22,7 @@ pub async fn handle(req: Request, config: &Config) -> Response {
         (&Method::GET, "/healthz") => info::healthz(),
         (&Method::GET, "/env") => info::env(),
         (&Method::GET, "/headers") => info::headers(&req),
+        (&Method::GET, "/confinement") => confine::handle(&req),
         (&Method::GET, "/slow") => stream::slow(&req).await,
         (&Method::GET, "/sse") => stream::sse(),
         (&Method::GET, "/ws") => ws::upgrade(req),

@@ -63,6 +63,8 @@ pub struct CreateBody {
     #[serde(default)]
     env: BTreeMap<String, String>,
     memory_mb: Option<u64>,
+    pids_limit: Option<u64>,
+    cpu_shares: Option<u64>,
     registry_username: Option<String>,
     registry_password: Option<String>,
 }
@@ -80,6 +82,8 @@ pub async fn create(
         registry_password: body.registry_password.map(Secret::new),
         env: body.env,
         memory_mb: body.memory_mb,
+        pids_limit: body.pids_limit,
+        cpu_shares: body.cpu_shares,
     };
     let op = apps.bus().begin(actor);
     let running = op.clone();
@@ -250,6 +254,20 @@ pub async fn patch_env(
 #[serde(deny_unknown_fields)]
 pub struct DomainBody {
     domain: String,
+}
+
+/// A new webhook secret; answers the new webhook URL.
+pub async fn rotate_webhook(
+    State(apps): State<Apps>,
+    Caller(actor): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, WebError> {
+    let name = app_name(&name)?;
+    let op = apps.bus().begin(actor);
+    let record = apps.rotate_webhook(&op, &name).await?;
+    Ok(Json(
+        serde_json::json!({ "webhook_url": apps.webhook_url(&record) }),
+    ))
 }
 
 pub async fn add_domain(
