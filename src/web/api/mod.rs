@@ -34,6 +34,8 @@ where
     H: Handler<T, WebState>,
     T: 'static,
 {
+    // Only the standard methods (GET, POST, PATCH, DELETE) appear in the table below.
+    #[allow(clippy::expect_used)]
     let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
     ApiRoute {
         method,
