@@ -23,8 +23,16 @@ pub fn run(args: ServeArgs) -> Result<(), StartError> {
 }
 
 fn config(args: &ServeArgs) -> Result<Config, ConfigError> {
+    settings(args.config.as_deref(), args.flags())
+}
+
+/// The settings from a config file, the `MINICLOUD_*` environment and `flags`, in that order.
+pub(super) fn settings<'a>(
+    file: Option<&std::path::Path>,
+    flags: impl IntoIterator<Item = (&'static str, &'a str)>,
+) -> Result<Config, ConfigError> {
     let mut sources = Sources::new();
-    if let Some(path) = &args.config {
+    if let Some(path) = file {
         sources = sources.read_file(path)?;
     }
     let env: Vec<(String, String)> = std::env::vars()
@@ -32,7 +40,7 @@ fn config(args: &ServeArgs) -> Result<Config, ConfigError> {
         .collect();
     sources
         .env(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .flags(args.flags())
+        .flags(flags)
         .resolve()
 }
 
