@@ -78,6 +78,11 @@ pub fn router(web: WebState) -> Router {
     Router::new()
         .route("/login", get(session::login_page).post(session::login))
         .route("/static/{file}", get(assets::serve))
+        // Browsers ask on their own; there is none, and a stranger is not sent to sign in.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NOT_FOUND }),
+        )
         .merge(protected)
         .layer(middleware::map_response(security_headers))
         .with_state(state)

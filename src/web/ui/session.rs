@@ -134,17 +134,22 @@ fn random_token() -> String {
     hex::encode(bytes)
 }
 
-/// The sign-in form, with a fresh token in a short-lived cookie and a hidden field.
-pub async fn login_page() -> Result<Response, UiError> {
-    login_form(StatusCode::OK, "", None)
+/// The sign-in form, with a token in a short-lived cookie and a hidden field. A token the
+/// browser already has is kept: a second tab (or the browser's own favicon request, sent to
+/// this page) must not void the form in the first.
+pub async fn login_page(headers: HeaderMap) -> Result<Response, UiError> {
+    login_form(&headers, StatusCode::OK, "", None)
 }
 
 fn login_form(
+    headers: &HeaderMap,
     status: StatusCode,
     username: &str,
     error: Option<String>,
 ) -> Result<Response, UiError> {
-    let token = random_token();
+    let token = cookie(headers, LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map_or_else(random_token, str::to_owned);
     let page = views::render(&Login {
         css: super::assets::css_url(),
         js: super::assets::js_url(),
@@ -182,6 +187,7 @@ pub async fn login(
     if let Err(wait) = state.throttle.check(&keys, now()) {
         tracing::warn!(user = %username, %ip, wait, "sign-in refused: too many failures");
         return login_form(
+            &headers,
             StatusCode::TOO_MANY_REQUESTS,
             &username,
             Some(format!(
@@ -201,6 +207,7 @@ pub async fn login(
         let failures = state.throttle.failed(&keys, now());
         tracing::warn!(user = %username, %ip, failures, "failed sign-in");
         return login_form(
+            &headers,
             StatusCode::UNAUTHORIZED,
             &username,
             Some("Wrong username or password.".into()),
