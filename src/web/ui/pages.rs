@@ -15,7 +15,7 @@ use super::forms;
 use super::session::Session;
 use super::views::{self, AppView, CertView, Chrome, DeployView, RouteView};
 use super::UiState;
-use crate::apps::{AppError, DeployRequest, EnvChange, NewApp};
+use crate::apps::{AppError, Apps, DeployRequest, EnvChange, NewApp};
 use crate::bus::Op;
 use crate::model::{Actor, AppName, ImageRef};
 use crate::web::extract::Caller;
@@ -58,6 +58,26 @@ where
     }
     running.await.map_err(|e| UiError::Web(e.into()))?;
     Ok(Redirect::to(&next).into_response())
+}
+
+/// Runs one operation on the app `name` (see [`run`]), then shows the app's page.
+async fn on_app<T, Fut>(
+    state: &UiState,
+    actor: Actor,
+    headers: &HeaderMap,
+    name: &str,
+    operation: impl FnOnce(Apps, Op, AppName) -> Fut + Send + 'static,
+) -> Result<Response, UiError>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Result<T, AppError>> + Send + 'static,
+{
+    let name = app_name(name)?;
+    let apps = state.web.apps.clone();
+    run(state, actor, headers, app_page(&name), |op| async move {
+        operation(apps, op, name).await.map(drop)
+    })
+    .await
 }
 
 // --- reading
@@ -224,15 +244,17 @@ pub async fn deploy(
     headers: HeaderMap,
     axum::Form(form): axum::Form<DeployForm>,
 ) -> Result<Response, UiError> {
-    let name = app_name(&name)?;
     let request = DeployRequest {
         image: forms::optional(&form.image).map(image_ref).transpose()?,
         force: false,
     };
-    let apps = state.web.apps.clone();
-    run(&state, actor, &headers, app_page(&name), |op| async move {
-        apps.deploy(&op, &name, request).await.map(drop)
-    })
+    on_app(
+        &state,
+        actor,
+        &headers,
+        &name,
+        |apps, op, name| async move { apps.deploy(&op, &name, request).await },
+    )
     .await
 }
 
@@ -248,13 +270,13 @@ pub async fn rollback(
     headers: HeaderMap,
     axum::Form(form): axum::Form<RollbackForm>,
 ) -> Result<Response, UiError> {
-    let name = app_name(&name)?;
-    let apps = state.web.apps.clone();
-    run(&state, actor, &headers, app_page(&name), |op| async move {
-        apps.rollback(&op, &name, Some(form.revision))
-            .await
-            .map(drop)
-    })
+    on_app(
+        &state,
+        actor,
+        &headers,
+        &name,
+        move |apps, op, name| async move { apps.rollback(&op, &name, Some(form.revision)).await },
+    )
     .await
 }
 
@@ -267,11 +289,13 @@ macro_rules! lifecycle {
             Path(name): Path<String>,
             headers: HeaderMap,
         ) -> Result<Response, UiError> {
-            let name = app_name(&name)?;
-            let apps = state.web.apps.clone();
-            run(&state, actor, &headers, app_page(&name), |op| async move {
-                apps.$method(&op, &name).await.map(drop)
-            })
+            on_app(
+                &state,
+                actor,
+                &headers,
+                &name,
+                |apps, op, name| async move { apps.$method(&op, &name).await },
+            )
             .await
         }
     };
@@ -286,48 +310,37 @@ pub struct EnvForm {
     key: String,
     #[serde(default)]
     value: String,
+    /// Remove the variable instead of setting it.
+    #[serde(default)]
+    remove: bool,
 }
 
-pub async fn set_env(
+pub async fn change_env(
     State(state): State<UiState>,
     Caller(actor): Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
     axum::Form(form): axum::Form<EnvForm>,
 ) -> Result<Response, UiError> {
-    let name = app_name(&name)?;
-    let change = EnvChange {
-        set: [(form.key.trim().to_owned(), form.value)].into(),
-        unset: Vec::new(),
+    let key = form.key.trim().to_owned();
+    let change = if form.remove {
+        EnvChange {
+            set: Default::default(),
+            unset: vec![key],
+        }
+    } else {
+        EnvChange {
+            set: [(key, form.value)].into(),
+            unset: Vec::new(),
+        }
     };
-    let apps = state.web.apps.clone();
-    run(&state, actor, &headers, app_page(&name), |op| async move {
-        apps.set_env(&op, &name, change).await.map(drop)
-    })
-    .await
-}
-
-#[derive(Deserialize)]
-pub struct KeyForm {
-    key: String,
-}
-
-pub async fn unset_env(
-    State(state): State<UiState>,
-    Caller(actor): Caller,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    axum::Form(form): axum::Form<KeyForm>,
-) -> Result<Response, UiError> {
-    let name = app_name(&name)?;
-    let change = EnvChange {
-        set: Default::default(),
-        unset: vec![form.key],
-    };
-    let apps = state.web.apps.clone();
-    run(&state, actor, &headers, app_page(&name), |op| async move {
-        apps.set_env(&op, &name, change).await.map(drop)
-    })
+    on_app(
+        &state,
+        actor,
+        &headers,
+        &name,
+        |apps, op, name| async move { apps.set_env(&op, &name, change).await },
+    )
     .await
 }
 
@@ -343,13 +356,13 @@ pub async fn add_domain(
     headers: HeaderMap,
     axum::Form(form): axum::Form<DomainForm>,
 ) -> Result<Response, UiError> {
-    let name = app_name(&name)?;
-    let apps = state.web.apps.clone();
-    run(&state, actor, &headers, app_page(&name), |op| async move {
-        apps.add_domain(&op, &name, form.domain.trim())
-            .await
-            .map(drop)
-    })
+    on_app(
+        &state,
+        actor,
+        &headers,
+        &name,
+        move |apps, op, name| async move { apps.add_domain(&op, &name, form.domain.trim()).await },
+    )
     .await
 }
 
@@ -360,11 +373,13 @@ pub async fn remove_domain(
     headers: HeaderMap,
     axum::Form(form): axum::Form<DomainForm>,
 ) -> Result<Response, UiError> {
-    let name = app_name(&name)?;
-    let apps = state.web.apps.clone();
-    run(&state, actor, &headers, app_page(&name), |op| async move {
-        apps.remove_domain(&op, &name, &form.domain).await.map(drop)
-    })
+    on_app(
+        &state,
+        actor,
+        &headers,
+        &name,
+        |apps, op, name| async move { apps.remove_domain(&op, &name, &form.domain).await },
+    )
     .await
 }
 
