@@ -147,3 +147,57 @@ async fn a_person_signs_in_adds_an_app_sets_its_environment_and_signs_out() {
         "the password must never reach the log"
     );
 }
+
+/// `minicloud admin reset-password` works on the server's own store, with minicloud stopped,
+/// and says so while it runs.
+#[tokio::test]
+async fn a_local_password_reset_replaces_the_password() {
+    let mut mc =
+        Minicloud::start_with(vec![("MINICLOUD_ADMIN_PASSWORD".into(), PASSWORD.into())]).await;
+    let reset = |mc: &Minicloud| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_minicloud"))
+            .args(["admin", "reset-password", "admin"])
+            .env_clear()
+            .env("MINICLOUD_DOMAIN", &mc.domain)
+            .env("MINICLOUD_DATA_DIR", &mc.data_dir)
+            .output()
+            .expect("run minicloud admin")
+    };
+    let busy = reset(&mc);
+    assert!(!busy.status.success());
+    let said = String::from_utf8_lossy(&busy.stderr);
+    assert!(
+        said.contains("in use by another minicloud process"),
+        "{said}"
+    );
+
+    assert!(mc.stop().success());
+    let done = reset(&mc);
+    let out = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let new = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 24 && l.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| panic!("no password in {out}"));
+    let store =
+        minicloud::store::Store::open(&mc.data_dir.join("minicloud").join("state.redb")).unwrap();
+    use minicloud::auth::passwords::check_password;
+    assert!(check_password(&store, "admin", new).unwrap().is_some());
+    assert!(check_password(&store, "admin", PASSWORD).unwrap().is_none());
+    let nobody = {
+        drop(store);
+        std::process::Command::new(env!("CARGO_BIN_EXE_minicloud"))
+            .args(["admin", "reset-password", "nobody"])
+            .env_clear()
+            .env("MINICLOUD_DATA_DIR", &mc.data_dir)
+            .output()
+            .unwrap()
+    };
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("there is no user nobody"));
+}
