@@ -11,6 +11,7 @@ use minicloud_proxy::{
 };
 
 use crate::apps::{AppSettings, Apps};
+use crate::auth::passwords::{self, AdminBootstrap};
 use crate::auth::{self, Bootstrap};
 use crate::config::Config;
 use crate::ctx::Ctx;
@@ -50,6 +51,18 @@ pub fn run(config: Config) -> Result<(), ServeError> {
             );
         }
         Bootstrap::FromConfig | Bootstrap::Existing => {}
+    }
+    if let AdminBootstrap::Generated(password) =
+        passwords::ensure_admin_user(&store, config.admin_password.as_ref(), now())?
+    {
+        // Like the token: on the terminal once, never in the log or the store.
+        eprintln!(
+            "\nminicloud: created the admin app's user 'admin' with this password (shown only this once):\n\n    {}\n\n\
+             Sign in at https://{}/ ; set MINICLOUD_ADMIN_PASSWORD to choose your own, or run\n\
+             'minicloud admin reset-password admin' with minicloud stopped.\n",
+            password.expose(),
+            config.admin_host()
+        );
     }
 
     let http_addr = SocketAddr::new(config.listen, config.http_port);

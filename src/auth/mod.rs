@@ -1,8 +1,12 @@
-//! API tokens: made, hashed, checked. The admin login and sessions of the web UI will live
-//! here too.
+//! Who may act: API tokens (made, hashed, checked, here), the admin app's users and their
+//! passwords ([`passwords`]), sessions ([`sessions`]) and the sign-in throttle ([`throttle`]).
 //!
 //! A token is 32 random bytes, shown once when made; the store keeps only its SHA-256. A
 //! token has that much entropy, so a fast hash is enough (argon2 is for passwords people pick).
+
+pub mod passwords;
+pub mod sessions;
+pub mod throttle;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};

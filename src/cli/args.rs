@@ -23,9 +23,27 @@ pub struct Cli {
 pub enum Command {
     /// Run the edge and the control plane (settings: file < MINICLOUD_* env < flags).
     Serve(ServeArgs),
+    /// Local administration, on this server's state store with minicloud stopped (no network).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     // Every other command: a client of a running minicloud's API.
     #[command(flatten)]
     Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Give an admin app user a new random password (printed once) and end their sessions.
+    ///
+    /// Reads the same settings as `serve` (config file, MINICLOUD_* environment) to find
+    /// the data dir. Stop minicloud first: the state store has one user at a time.
+    ResetPassword {
+        /// The user, e.g. admin.
+        user: String,
+        /// The config file `serve` uses, if any.
+        #[arg(long, env = "MINICLOUD_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The commands that talk to a running minicloud (or, for `manifest`, to nobody).

@@ -23,11 +23,19 @@ pub fn run(args: ServeArgs) -> Result<(), StartError> {
 }
 
 fn config(args: &ServeArgs) -> Result<Config, ConfigError> {
+    settings(args.config.as_deref(), args.flags())
+}
+
+/// The settings from a config file, the `MINICLOUD_*` environment and `flags`, in that order.
+pub(super) fn settings<'a>(
+    file: Option<&std::path::Path>,
+    flags: impl IntoIterator<Item = (&'static str, &'a str)>,
+) -> Result<Config, ConfigError> {
     let mut sources = Sources::new();
-    if let Some(path) = &args.config {
+    if let Some(path) = file {
         sources = sources.read_file(path)?;
     }
-    sources.process_env().flags(args.flags()).resolve()
+    sources.process_env().flags(flags).resolve()
 }
 
 fn init_logging(format: LogFormat) {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use minicloud_proxy::Hostname;
 
 use super::parse::{
-    acme_directory, acme_email, admin_token, boolean, domain, non_empty_path, port, seconds,
-    threads,
+    acme_directory, acme_email, admin_password, admin_token, boolean, domain, non_empty_path, port,
+    seconds, threads,
 };
 use super::{Invalid, LogFormat, Sources};
 use crate::model::secret::Secret;
@@ -132,6 +132,10 @@ keys! {
     admin_token: Secret = admin_token, {
         secret: true,
         help: "Bootstrap API token; without one, one is generated and printed once.",
+    }
+    admin_password: Secret = admin_password, {
+        secret: true,
+        help: "Password of the admin app's `admin` user; without one, one is generated and printed once.",
     }
     threads: usize = threads, {
         default_text: Some("number of CPUs"),

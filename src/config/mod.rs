@@ -37,6 +37,8 @@ pub struct Config {
     pub api_listen: SocketAddr,
     /// Bootstrap API token; when absent and no token exists, one is generated and printed once.
     pub admin_token: Option<Secret>,
+    /// The admin app's `admin` password; when absent and no user exists, one is generated.
+    pub admin_password: Option<Secret>,
     /// Proxy worker threads.
     pub threads: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
@@ -306,6 +308,7 @@ fn build(p: Parsed) -> Option<Config> {
         https_port: p.https_port?,
         api_listen: p.api_listen?,
         admin_token: p.admin_token,
+        admin_password: p.admin_password,
         threads: p
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),

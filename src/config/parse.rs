@@ -65,6 +65,17 @@ pub(super) fn admin_token(v: &str) -> Result<Secret, String> {
     }
 }
 
+pub(super) fn admin_password(v: &str) -> Result<Secret, String> {
+    if v.chars().count() < crate::model::secret::MIN_PASSWORD_LEN {
+        Err(format!(
+            "a password must be at least {} characters",
+            crate::model::secret::MIN_PASSWORD_LEN
+        ))
+    } else {
+        Ok(Secret::new(v))
+    }
+}
+
 pub(super) fn threads(v: &str) -> Result<usize, String> {
     match v.parse::<usize>() {
         Ok(n) if (1..=64).contains(&n) => Ok(n),

@@ -30,8 +30,23 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The shortest password a person may set: argon2 slows guessing, it cannot save a short word.
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+/// Compares without an early exit, so timing says nothing about how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn equality_is_exact() {
+        assert!(super::constant_time_eq(b"abc", b"abc"));
+        assert!(!super::constant_time_eq(b"abc", b"abd"));
+        assert!(!super::constant_time_eq(b"abc", b"ab"));
+    }
+
     #[test]
     fn secrets_do_not_print() {
         let s = super::Secret::new("hunter2");

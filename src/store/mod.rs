@@ -5,6 +5,7 @@
 //! the previous state. Calls are synchronous: they run on the control plane's runtime, never on
 //! the proxy's, and a commit is one small fsync.
 
+mod auth;
 mod handle;
 mod records;
 mod table;
@@ -21,6 +22,7 @@ use crate::model::ServiceKind;
 use minicloud_proxy::acme::CertRecord;
 use minicloud_proxy::Hostname;
 
+pub use auth::{SessionRecord, UserRecord};
 pub use handle::StoreHealth;
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
@@ -252,6 +254,8 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
         table::create::<AppRecord>(&txn)?;
         table::create::<DeployRecord>(&txn)?;
         table::create::<ServiceRecord>(&txn)?;
+        table::create::<UserRecord>(&txn)?;
+        table::create::<SessionRecord>(&txn)?;
     }
     txn.commit().map_err(db_err)?;
     Ok(db)

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::apps::{Apps, DeployRequest, Deployed};
+use crate::model::secret::constant_time_eq;
 use crate::model::{Actor, AppName};
 
 /// The most of a body the webhook reads, and only after the app and its secret check out:
@@ -101,20 +102,5 @@ fn describe(deployed: &Deployed) -> String {
     match deployed {
         Deployed::New(rev) => format!("deployed revision {rev}"),
         Deployed::Unchanged(rev) => format!("revision {rev} already runs this image"),
-    }
-}
-
-/// Compares without an early exit, so timing says nothing about how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn equality_is_exact() {
-        assert!(super::constant_time_eq(b"abc", b"abc"));
-        assert!(!super::constant_time_eq(b"abc", b"abd"));
-        assert!(!super::constant_time_eq(b"abc", b"ab"));
     }
 }

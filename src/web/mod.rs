@@ -1,5 +1,6 @@
 //! The admin host's HTTP surface, composed once: the JSON API under `/api` (bearer token),
-//! Docker Hub's webhook under `/hooks` (the secret in its path), and later the admin pages.
+//! Docker Hub's webhook under `/hooks` (the secret in its path), and the admin app's pages
+//! everywhere else (a session; see [`ui`]).
 //! Errors take one JSON shape ([`WebError`]); bodies are capped at [`BODY_LIMIT`].
 //!
 //! Handlers parse input into typed requests, call one operation with the caller's [`Actor`]
@@ -12,6 +13,7 @@ mod error;
 mod extract;
 mod hooks;
 mod progress;
+pub mod ui;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
@@ -50,7 +52,8 @@ pub fn router(state: WebState) -> Router {
         .nest("/api", api::router(state.clone()))
         // The webhook authenticates by the secret in its path (Docker Hub sends no token).
         .route("/hooks/deploy/{name}/{secret}", post(hooks::deploy))
-        .fallback(|| async { WebError::Unauthorized })
+        // Everything else is the admin app, behind its own sign-in.
+        .fallback_service(ui::router(state.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -46,7 +46,8 @@ where
         .into_response())
 }
 
-fn wants_stream(headers: &HeaderMap) -> bool {
+/// Whether the client asked for the operation's events (`Accept: text/event-stream`).
+pub(super) fn wants_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

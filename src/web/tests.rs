@@ -16,14 +16,14 @@ use crate::ctx::Ctx;
 use crate::model::{AppName, ImageRef, Operation, Secret};
 use crate::store::{AppRecord, Store};
 
-struct Admin {
-    router: Router,
-    ctx: Ctx,
+pub(super) struct Admin {
+    pub(super) router: Router,
+    pub(super) ctx: Ctx,
     token: String,
     _dir: tempfile::TempDir,
 }
 
-fn admin() -> Admin {
+pub(super) fn admin() -> Admin {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
     let config = Sources::new()
@@ -51,7 +51,7 @@ fn admin() -> Admin {
 }
 
 /// An app in the store that has never served (no Docker involved).
-fn stored_app(ctx: &Ctx, name: &str) {
+pub(super) fn stored_app(ctx: &Ctx, name: &str) {
     ctx.store
         .put_app(&AppRecord {
             name: AppName::try_new(name).unwrap(),
@@ -71,7 +71,10 @@ fn stored_app(ctx: &Ctx, name: &str) {
 }
 
 impl Admin {
-    async fn call(&self, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    pub(super) async fn call(
+        &self,
+        request: Request<Body>,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -153,9 +156,11 @@ async fn nothing_answers_without_a_valid_token() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(admin.call(wrong).await.0, StatusCode::UNAUTHORIZED);
-    // Outside /api and /hooks there is nothing, and it says so only to a signed-in caller.
+    // Outside /api and /hooks is the admin app: a token is not a session.
     let page = admin.request(Method::GET, "/").body(Body::empty()).unwrap();
-    assert_eq!(admin.call(page).await.0, StatusCode::UNAUTHORIZED);
+    let (status, headers, _) = admin.call(page).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/login");
 }
 
 #[tokio::test]

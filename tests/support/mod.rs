@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod acme;
+pub mod browser;
 pub mod cleanup;
 pub mod env;
 pub mod net;

@@ -1,0 +1,275 @@
+//! Signing in and out, and the gate in front of every other page: a session cookie
+//! (`__Host-`, `Secure`, `HttpOnly`, `SameSite=Strict`) and, on every request that is not a
+//! read, the session's CSRF token (form field `csrf` or header `X-CSRF-Token`).
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::error::UiError;
+use super::views::{self, Login};
+use super::UiState;
+use crate::auth::{passwords, sessions};
+use crate::model::{now, Actor};
+use crate::web::BODY_LIMIT;
+
+pub use crate::auth::sessions::Session;
+
+/// The session cookie. `__Host-` makes the browser refuse it unless it is `Secure`, has
+/// `Path=/` and no `Domain`: no other host and no plain-HTTP page can set or read it.
+pub const SESSION_COOKIE: &str = "__Host-minicloud_session";
+/// The sign-in form's own CSRF token, before there is a session (double submit).
+pub const LOGIN_COOKIE: &str = "__Host-minicloud_login";
+/// The form field and the header that carry the CSRF token.
+pub const CSRF_FIELD: &str = "csrf";
+const CSRF_HEADER: &str = "x-csrf-token";
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+// Names and values are ours: fixed names and hex tokens, always a valid header value.
+#[allow(clippy::expect_used)]
+fn set_cookie(name: &str, value: &str, max_age: i64) -> (header::HeaderName, HeaderValue) {
+    let value =
+        format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+    (
+        header::SET_COOKIE,
+        HeaderValue::from_str(&value).expect("cookie values are hex"),
+    )
+}
+
+/// Where a client comes from, for the throttle and the log: the address the edge saw (it
+/// replaces whatever the client sent), or `local` on the loopback API port.
+fn client_ip(headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| "local".into())
+}
+
+/// Lets a request through only with a live session, and a state-changing one only with its
+/// CSRF token. A stranger is sent to `/login`; a missing or wrong token is a 403.
+pub async fn require(
+    State(state): State<UiState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, UiError> {
+    let store = &state.web.ctx.store;
+    let session = match cookie(request.headers(), SESSION_COOKIE) {
+        Some(value) => sessions::resume(store, value, now())?,
+        None => None,
+    };
+    let Some(session) = session else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let mut request = if matches!(*request.method(), Method::GET | Method::HEAD) {
+        request
+    } else {
+        check_csrf(&session, request).await?
+    };
+    request
+        .extensions_mut()
+        .insert(Actor::User(session.user.clone()));
+    request.extensions_mut().insert(session);
+    Ok(next.run(request).await)
+}
+
+/// Reads the token from the header or the form body; the body is put back for the handler.
+async fn check_csrf(session: &Session, request: Request) -> Result<Request, UiError> {
+    if let Some(token) = request
+        .headers()
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        return if session.csrf_matches(token) {
+            Ok(request)
+        } else {
+            Err(UiError::Forbidden)
+        };
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| UiError::BadRequest("the form is too large".into()))?;
+    let presented = form_field(&bytes, CSRF_FIELD);
+    if !presented.is_some_and(|t| session.csrf_matches(&t)) {
+        return Err(UiError::Forbidden);
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// The signed-in person's session, as [`require`] found it.
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or(UiError::Forbidden)
+    }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    hex::encode(bytes)
+}
+
+/// The sign-in form, with a token in a short-lived cookie and a hidden field. A token the
+/// browser already has is kept: a second tab (or the browser's own favicon request, sent to
+/// this page) must not void the form in the first.
+pub async fn login_page(headers: HeaderMap) -> Result<Response, UiError> {
+    login_form(&headers, StatusCode::OK, "", None)
+}
+
+fn login_form(
+    headers: &HeaderMap,
+    status: StatusCode,
+    username: &str,
+    error: Option<String>,
+) -> Result<Response, UiError> {
+    let token = cookie(headers, LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map_or_else(random_token, str::to_owned);
+    let page = views::render(&Login {
+        css: super::assets::css_url(),
+        js: super::assets::js_url(),
+        csrf: token.clone(),
+        username: username.to_owned(),
+        error,
+    })?;
+    Ok((status, [set_cookie(LOGIN_COOKIE, &token, 3600)], page).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn login(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Result<Response, UiError> {
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty()
+        || !crate::model::secret::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes())
+    {
+        return Err(UiError::Forbidden);
+    }
+    let ip = client_ip(&headers);
+    let username = form.username.trim().to_owned();
+    let keys = [format!("user:{username}"), format!("ip:{ip}")];
+    if let Err(wait) = state.throttle.check(&keys, now()) {
+        tracing::warn!(user = %username, %ip, wait, "sign-in refused: too many failures");
+        return login_form(
+            &headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            &username,
+            Some(format!(
+                "Too many failed sign-ins. Try again in {wait} second{}.",
+                if wait == 1 { "" } else { "s" }
+            )),
+        );
+    }
+    let store = state.web.ctx.store.clone();
+    let (user, password) = (username.clone(), form.password);
+    // argon2 takes tens of milliseconds of CPU: off the async workers.
+    let found =
+        tokio::task::spawn_blocking(move || passwords::check_password(&store, &user, &password))
+            .await
+            .map_err(|e| UiError::Internal(e.to_string()))??;
+    let Some(user) = found else {
+        let failures = state.throttle.failed(&keys, now());
+        tracing::warn!(user = %username, %ip, failures, "failed sign-in");
+        return login_form(
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            &username,
+            Some("Wrong username or password.".into()),
+        );
+    };
+    state.throttle.succeeded(&keys[0]);
+    let (value, _) = sessions::start(&state.web.ctx.store, &user.name, now())?;
+    tracing::info!(user = %user.name, %ip, "signed in");
+    // Appended: two cookies are two `Set-Cookie` headers.
+    Ok((
+        StatusCode::SEE_OTHER,
+        AppendHeaders([
+            set_cookie(
+                SESSION_COOKIE,
+                value.expose(),
+                sessions::ABSOLUTE_EXPIRY_SECS,
+            ),
+            set_cookie(LOGIN_COOKIE, "", 0),
+            (header::LOCATION, HeaderValue::from_static("/")),
+        ]),
+    )
+        .into_response())
+}
+
+pub async fn logout(State(state): State<UiState>, session: Session) -> Result<Response, UiError> {
+    sessions::end(&state.web.ctx.store, &session)?;
+    tracing::info!(user = %session.user, "signed out");
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            set_cookie(SESSION_COOKIE, "", 0),
+            (header::LOCATION, HeaderValue::from_static("/login")),
+        ],
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static(
+                "a=1; __Host-minicloud_session=abc; x__Host-minicloud_login=2",
+            ),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, LOGIN_COOKIE), None);
+    }
+
+    #[test]
+    fn form_fields_are_decoded() {
+        assert_eq!(
+            form_field(b"a=1&csrf=x%2By&b=", "csrf").as_deref(),
+            Some("x+y")
+        );
+        assert_eq!(form_field(b"a=1", "csrf"), None);
+    }
+}

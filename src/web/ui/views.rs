@@ -1,0 +1,224 @@
+//! The pages' templates (in `admin-ui/templates/`, compiled in by askama, HTML-escaped by
+//! default) and the plain view models they show. Built from what the operations return;
+//! nothing here decides anything.
+
+use askama::Template;
+use axum::response::Html;
+
+use crate::apps::AppStatus;
+use crate::certs::CertificateStatus;
+use crate::model::format_time;
+use crate::store::{DeployOutcome, DeployRecord, RouteRecord};
+use crate::web::WebError;
+
+use super::session::Session;
+
+pub fn render(template: &impl Template) -> Result<Html<String>, WebError> {
+    Ok(Html(template.render()?))
+}
+
+/// What every signed-in page shows around its content.
+pub struct Chrome {
+    pub user: String,
+    pub csrf: String,
+    pub css: String,
+    pub js: String,
+}
+
+impl Chrome {
+    pub fn new(session: &Session) -> Self {
+        Self {
+            user: session.user.clone(),
+            csrf: session.csrf.clone(),
+            css: super::assets::css_url(),
+            js: super::assets::js_url(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct Login {
+    pub css: String,
+    pub js: String,
+    pub csrf: String,
+    pub username: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub css: String,
+    pub status: u16,
+    pub title: String,
+    pub message: String,
+}
+
+/// An app as a row of the dashboard, or the head of its page.
+pub struct AppView {
+    pub name: String,
+    pub state: String,
+    pub operation: String,
+    pub url: String,
+    pub revision: String,
+    pub image: String,
+    /// RFC 3339: when the serving revision was deployed.
+    pub deployed_at: String,
+    pub memory: String,
+    pub last_error: String,
+    pub domains: Vec<String>,
+    pub webhook_url: String,
+}
+
+fn mib(bytes: u64) -> u64 {
+    bytes / (1024 * 1024)
+}
+
+impl AppView {
+    pub fn new(status: &AppStatus, deploys: &[DeployRecord]) -> Self {
+        let serving = status
+            .revision
+            .and_then(|rev| deploys.iter().find(|d| d.revision == rev));
+        Self {
+            name: status.name.to_string(),
+            state: serde_json::to_value(status.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            operation: status.operation.clone().unwrap_or_default(),
+            url: status.url.clone(),
+            revision: status.revision.map(|r| r.to_string()).unwrap_or_default(),
+            image: status
+                .serving_image
+                .clone()
+                .unwrap_or_else(|| status.image.clone()),
+            deployed_at: serving
+                .map(|d| format_time(d.finished_at.unwrap_or(d.started_at)))
+                .unwrap_or_default(),
+            memory: match status.memory_bytes {
+                Some(b) => format!("{} MiB of {} MiB", mib(b), status.memory_limit_mb),
+                None => format!("limit {} MiB", status.memory_limit_mb),
+            },
+            last_error: status.last_error.clone().unwrap_or_default(),
+            domains: status.domains.clone(),
+            webhook_url: status.webhook_url.clone().unwrap_or_default(),
+        }
+    }
+}
+
+pub struct DeployView {
+    pub revision: u64,
+    pub image: String,
+    pub trigger: String,
+    pub started_at: String,
+    pub outcome: String,
+    pub reason: String,
+    /// A succeeded revision that is not the serving one can be rolled back to.
+    pub can_roll_back: bool,
+}
+
+impl DeployView {
+    pub fn new(d: &DeployRecord, current: Option<u64>) -> Self {
+        let (outcome, reason) = match &d.outcome {
+            DeployOutcome::InProgress => ("in progress", String::new()),
+            DeployOutcome::Succeeded => ("succeeded", String::new()),
+            DeployOutcome::Failed { reason } => ("failed", reason.clone()),
+        };
+        Self {
+            revision: d.revision,
+            image: d.image.canonical(),
+            trigger: d.trigger.clone(),
+            started_at: format_time(d.started_at),
+            outcome: outcome.into(),
+            reason,
+            can_roll_back: d.outcome == DeployOutcome::Succeeded && Some(d.revision) != current,
+        }
+    }
+}
+
+pub struct RouteView {
+    pub host: String,
+    pub upstream: String,
+    pub created_at: String,
+}
+
+impl From<&RouteRecord> for RouteView {
+    fn from(r: &RouteRecord) -> Self {
+        Self {
+            host: r.host.to_string(),
+            upstream: r.upstream.to_string(),
+            created_at: format_time(r.created_at),
+        }
+    }
+}
+
+pub struct CertView {
+    pub host: String,
+    pub state: String,
+    pub not_after: String,
+    pub note: String,
+}
+
+impl From<&CertificateStatus> for CertView {
+    fn from(c: &CertificateStatus) -> Self {
+        Self {
+            host: c.host.clone(),
+            state: serde_json::to_value(c.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            not_after: c.not_after.map(format_time).unwrap_or_default(),
+            note: c
+                .error
+                .clone()
+                .or_else(|| c.reason.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+pub struct Dashboard {
+    pub chrome: Chrome,
+    pub apps: Vec<AppView>,
+    pub routes: Vec<RouteView>,
+}
+
+#[derive(Template)]
+#[template(path = "new_app.html")]
+pub struct NewApp {
+    pub chrome: Chrome,
+}
+
+#[derive(Template)]
+#[template(path = "app.html")]
+pub struct AppPage {
+    pub chrome: Chrome,
+    pub app: AppView,
+    pub deploys: Vec<DeployView>,
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "logs.html")]
+pub struct Logs {
+    pub chrome: Chrome,
+    pub name: String,
+    pub lines: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "routes.html")]
+pub struct Routes {
+    pub chrome: Chrome,
+    pub routes: Vec<RouteView>,
+}
+
+#[derive(Template)]
+#[template(path = "certificates.html")]
+pub struct Certificates {
+    pub chrome: Chrome,
+    pub certs: Vec<CertView>,
+}

@@ -1,0 +1,215 @@
+//! A headless Chromium driven over WebDriver (chromedriver + fantoccini), for the admin app's
+//! browser tests. Each browser has its own profile and resolves `*.<domain>` to the edge; it
+//! accepts the edge's self-signed certificates.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use super::env::try_test_env;
+use super::{free_port, wait_for, Minicloud};
+
+/// chromedriver and the session it drives; both end when this is dropped.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+/// A program from the test environment's variable, else found on `PATH` (chromedriver wants
+/// the browser's full path).
+fn program(var: &str, fallback: &str) -> String {
+    try_test_env(var)
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            std::env::split_paths(&std::env::var_os("PATH")?)
+                .map(|dir| dir.join(fallback))
+                .find(|p| p.is_file())
+                .map(|p| p.display().to_string())
+        })
+        .unwrap_or_else(|| {
+            panic!("{var} is not set and {fallback} is not on PATH: run scripts/test-env.sh")
+        })
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium that reaches `mc`'s hosts through its edge.
+    pub async fn start(mc: &Minicloud) -> Self {
+        let port = free_port();
+        let driver = Command::new(program("MINICLOUD_TEST_CHROMEDRIVER", "chromedriver"))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver (install chromium-driver: scripts/test-env.sh)");
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        wait_for("chromedriver to answer", Duration::from_secs(30), || {
+            let (http, status) = (http.clone(), format!("{url}/status"));
+            async move { http.get(&status).send().await.ok().map(drop) }
+        })
+        .await;
+        let profile = tempfile::tempdir().expect("profile dir");
+        let args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--no-first-run".to_owned(),
+            "--window-size=1200,900".to_owned(),
+            "--ignore-certificate-errors".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+            format!(
+                "--host-resolver-rules=MAP {} 127.0.0.1, MAP *.{} 127.0.0.1",
+                mc.domain, mc.domain
+            ),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": program("MINICLOUD_TEST_CHROMIUM", "chromium"),
+                "args": args,
+            }),
+        );
+        caps.insert("acceptInsecureCerts".into(), true.into());
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .expect("a WebDriver session");
+        Self {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    /// The element `css`, waited for; the page's source in the panic when it never comes.
+    pub async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(element) => element,
+            Err(e) => panic!(
+                "no {css} on {}: {e}\n{}",
+                self.path().await,
+                self.client.source().await.unwrap_or_default()
+            ),
+        }
+    }
+
+    /// Fills the input `css` with `text` (replacing what is there).
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self.element(css).await;
+        field.clear().await.expect("clear");
+        field.send_keys(text).await.expect("type");
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.element(css).await.click().await.expect("click");
+    }
+
+    /// The current URL's path.
+    pub async fn path(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The text of the element `css`, or `None` while there is none.
+    pub async fn text(&self, css: &str) -> Option<String> {
+        let element = self.client.find(Locator::Css(css)).await.ok()?;
+        element.text().await.ok()
+    }
+
+    /// Whether the page is Chromium's own network error page. Chromium fails requests in
+    /// flight with ERR_NETWORK_CHANGED whenever an interface appears, and every container
+    /// the engine starts (ours, or another test's) adds one: a step that meets this is retried.
+    pub async fn net_error(&self) -> bool {
+        self.client
+            .source()
+            .await
+            .is_ok_and(|s| s.contains("neterror") || s.contains("ERR_NETWORK_CHANGED"))
+    }
+
+    /// Loads `url` (a GET, safe to repeat), again while Chromium shows a network error.
+    pub async fn goto(&self, url: &str) {
+        for _ in 0..20 {
+            if self.client.goto(url).await.is_ok() && !self.net_error().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("{url} did not load");
+    }
+
+    /// Reloads the page as a GET of its URL (never a form again).
+    pub async fn reload(&self) {
+        if let Ok(url) = self.client.current_url().await {
+            self.goto(url.as_str()).await;
+        }
+    }
+
+    /// Waits until the page's path is `path`: `false` if Chromium showed a network error
+    /// instead (the caller decides how to retry); panics with the page's source on timeout.
+    pub async fn reached(&self, path: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.path().await == path && !self.net_error().await {
+                return true;
+            }
+            if self.net_error().await {
+                return false;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "the browser did not reach {path}; it is at {}:\n{}",
+                    self.path().await,
+                    self.client.source().await.unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the element `css` says something containing `text`, reloading the page
+    /// (a GET) after a network error and every 15 s, so a live update missed is seen anyway.
+    pub async fn wait_for_text(&self, css: &str, text: &str, timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut reload_at = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(found) = self.text(css).await.filter(|t| t.contains(text)) {
+                return found;
+            }
+            let now = std::time::Instant::now();
+            if now > deadline {
+                panic!(
+                    "{css} never said {text:?}; the page at {}:\n{}",
+                    self.path().await,
+                    self.client.source().await.unwrap_or_default()
+                );
+            }
+            if now > reload_at || self.net_error().await {
+                self.reload().await;
+                reload_at = now + Duration::from_secs(15);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
