@@ -6,6 +6,7 @@
 //! beside them. The API's answers are read through this module's own lenient `view` types,
 //! never the server's.
 
+pub mod alerts;
 pub mod apps;
 pub mod args;
 pub mod certs;

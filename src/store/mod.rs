@@ -5,6 +5,7 @@
 //! the previous state. Calls are synchronous: they run on the control plane's runtime, never on
 //! the proxy's, and a commit is one small fsync.
 
+mod alerts;
 mod records;
 mod table;
 
@@ -20,6 +21,10 @@ use crate::model::ServiceKind;
 use minicloud_proxy::acme::CertRecord;
 use minicloud_proxy::Hostname;
 
+pub use alerts::{
+    ChannelConfig, ChannelHealth, ChannelRecord, IncidentKind, IncidentRecord, SmtpSecurity,
+    TimelineEntry,
+};
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
     ServiceRecord, TokenRecord,
@@ -198,6 +203,7 @@ impl Store {
             table::create::<AppRecord>(&txn)?;
             table::create::<DeployRecord>(&txn)?;
             table::create::<ServiceRecord>(&txn)?;
+            alerts::create_tables(&txn)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })

@@ -4,6 +4,7 @@
 //! Every route needs `Authorization: Bearer <token>`; the token's name becomes the caller's
 //! [`Actor`].
 
+mod alerts;
 mod apps;
 mod certificates;
 mod routes;
@@ -47,6 +48,13 @@ pub fn router(state: WebState) -> Router<WebState> {
         .route("/apps/{name}/services", get(apps::services))
         .route("/apps/{name}/domains", post(apps::add_domain))
         .route("/apps/{name}/domains/{domain}", delete(apps::remove_domain))
+        .route(
+            "/alerts/channels",
+            get(alerts::channels).post(alerts::add_channel),
+        )
+        .route("/alerts/channels/{id}", delete(alerts::remove_channel))
+        .route("/alerts/channels/{id}/test", post(alerts::test_channel))
+        .route("/incidents", get(alerts::incidents))
         .fallback(|| async { WebError::NotFound("no such API endpoint".into()) })
         .layer(middleware::from_fn_with_state(state.ctx, require_token))
 }
