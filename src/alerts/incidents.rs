@@ -24,10 +24,9 @@ pub fn list_incidents(ctx: &Ctx) -> Result<Vec<IncidentRecord>, AlertError> {
 pub(super) fn find_open(ctx: &Ctx, key: &str) -> Result<Option<IncidentRecord>, AlertError> {
     Ok(ctx
         .store
-        .incidents()?
+        .incidents_about(key)?
         .into_iter()
-        .rev()
-        .find(|i| i.key == key && i.resolved_at.is_none()))
+        .find(|i| i.resolved_at.is_none()))
 }
 
 /// Opens an incident and returns it with the message that tells of it.
@@ -38,6 +37,7 @@ pub(super) fn open(
     kind: IncidentKind,
     title: String,
     text: String,
+    exit_code: Option<i64>,
 ) -> Result<(IncidentRecord, Message), AlertError> {
     let at = now();
     let id = ctx.store.incidents()?.last().map_or(1, |i| i.id + 1);
@@ -49,6 +49,7 @@ pub(super) fn open(
         title,
         opened_at: at,
         resolved_at: None,
+        exit_code,
         timeline: vec![TimelineEntry {
             at,
             text: text.clone(),

@@ -19,9 +19,11 @@ use super::incidents::{self, CrashLoopRule, Dies, Fold};
 use super::AlertError;
 use crate::apps::{AppError, Apps};
 use crate::ctx::Ctx;
-use crate::docker::{ContainerAction, ContainerEvent, ContainerState, ManagedLabels, Role};
+use crate::docker::{
+    ContainerAction, ContainerEvent, ContainerState, DockerError, ManagedLabels, Role,
+};
 use crate::model::{now, Actor};
-use crate::store::IncidentKind;
+use crate::store::{web_incident_key, IncidentKind};
 
 /// How the watcher judges what it sees.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +45,10 @@ impl Default for WatchSettings {
     }
 }
 
+/// How long a container stopped or removed outside minicloud stays so before it is recreated:
+/// the engine's restart policy acts first, and whoever removes an app's containers by hand (a
+/// clean-up before an uninstall) has a moment to stop minicloud first.
+const RECREATE_DELAY: Duration = Duration::from_secs(15);
 /// How soon an event on a busy app is looked at again.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
 /// Reconnect backoff bounds.
@@ -64,6 +70,9 @@ pub struct Watcher {
     oom: HashSet<String>,
     /// Roles that started while an incident was open: recovered if still running then.
     recoveries: HashMap<String, (Instant, ContainerEvent)>,
+    /// Roles whose container stopped or was removed outside minicloud: recreated then,
+    /// unless it runs again.
+    recreates: HashMap<String, (Instant, ContainerEvent)>,
     /// Events on apps busy with an operation, to look at again.
     deferred: Vec<(Instant, ContainerEvent)>,
     /// The start-up reconcile plan is due (after a reconnect), at this time.
@@ -75,7 +84,7 @@ pub struct Watcher {
 fn key_of(labels: &ManagedLabels) -> String {
     match (&labels.role, &labels.runner) {
         (Role::Runner, Some(runner)) => format!("app/{}/runner/{runner}", labels.app),
-        _ => format!("app/{}/web", labels.app),
+        _ => web_incident_key(&labels.app),
     }
 }
 
@@ -95,6 +104,7 @@ impl Watcher {
             dies: HashMap::new(),
             oom: HashSet::new(),
             recoveries: HashMap::new(),
+            recreates: HashMap::new(),
             deferred: Vec::new(),
             reconcile_due: None,
             deliveries: JoinSet::new(),
@@ -156,6 +166,7 @@ impl Watcher {
             .iter()
             .map(|(at, _)| *at)
             .chain(self.recoveries.values().map(|(at, _)| *at))
+            .chain(self.recreates.values().map(|(at, _)| *at))
             .chain(self.reconcile_due)
             .min()
     }
@@ -175,12 +186,24 @@ impl Watcher {
                 }
             }
         }
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
-            .into_iter()
-            .partition(|(at, _)| *at <= now);
-        self.deferred = later;
-        for (_, event) in due {
-            self.handle(event).await;
+        // In their order: `handle` puts an event back behind any earlier one of its app.
+        for (at, event) in std::mem::take(&mut self.deferred) {
+            if at > now {
+                self.deferred.push((at, event));
+            } else {
+                self.handle(event).await;
+            }
+        }
+        let due: Vec<String> = self
+            .recreates
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some((_, event)) = self.recreates.remove(&key) {
+                self.recreate(key, event).await;
+            }
         }
         let due: Vec<String> = self
             .recoveries
@@ -203,7 +226,12 @@ impl Watcher {
         let Some(labels) = event.managed.clone() else {
             return;
         };
-        if self.ctx.locks.busy(&labels.app).is_some() {
+        // Events of one app are looked at in their order: behind any deferred one.
+        let behind = self
+            .deferred
+            .iter()
+            .any(|(_, e)| e.managed.as_ref().is_some_and(|l| l.app == labels.app));
+        if behind || self.ctx.locks.busy(&labels.app).is_some() {
             self.deferred.push((Instant::now() + BUSY_RETRY, event));
             return;
         }
@@ -236,19 +264,33 @@ impl Watcher {
                 self.oom.insert(key);
             }
             ContainerAction::Die { exit_code } => {
+                // Gone already (removed, or replaced under the same name by minicloud
+                // itself): the destroy that follows says what it means.
+                let docker = self.apps.docker().await.map_err(AppError::from)?;
+                let info = match docker.inspect(&event.id).await {
+                    Ok(info) => info,
+                    Err(DockerError::NotFound { .. }) => return Ok(()),
+                    Err(e) => return Err(Handled::Failed(e.to_string())),
+                };
                 self.recoveries.remove(&key);
-                let mut oom = self.oom.remove(&key);
-                if !oom {
-                    if let Ok(docker) = self.apps.docker().await {
-                        oom = docker
-                            .inspect(&event.id)
-                            .await
-                            .is_ok_and(|i| i.oom_killed == Some(true));
-                    }
-                }
+                let oom = self.oom.remove(&key) || info.oom_killed == Some(true);
                 self.died(labels, &key, event, *exit_code, oom, record.memory_mb)?;
+                // The engine's restart policy brings most back; what it leaves exited (a
+                // `docker kill` on some engines) is recreated.
+                self.recreates
+                    .insert(key, (Instant::now() + RECREATE_DELAY, event.clone()));
             }
             ContainerAction::Start => {
+                // Only what still runs now counts (an event may be seconds old).
+                let docker = self.apps.docker().await.map_err(AppError::from)?;
+                let running = docker
+                    .inspect(&event.id)
+                    .await
+                    .is_ok_and(|i| i.state == ContainerState::Running);
+                if !running {
+                    return Ok(());
+                }
+                self.recreates.remove(&key);
                 if labels.role == Role::Web {
                     self.apps.follow_container(&op, app).await?;
                 }
@@ -265,17 +307,12 @@ impl Watcher {
                     return Ok(());
                 }
                 let text = format!(
-                    "{app}: {} ({}) was removed outside minicloud; recreating it",
+                    "{app}: {} ({}) was removed outside minicloud; recreating it in {}s",
                     what(labels),
-                    event.name
+                    event.name,
+                    RECREATE_DELAY.as_secs()
                 );
-                match self.apps.recreate(&op).await {
-                    Err(AppError::Busy(_)) => return Err(Handled::Busy),
-                    Err(e) => return Err(Handled::Failed(e.to_string())),
-                    Ok(_) => {}
-                }
-                let open = incidents::find_open(&self.ctx, &key)?;
-                match open {
+                match incidents::find_open(&self.ctx, &key)? {
                     Some(mut incident) => incidents::note(&self.ctx, &mut incident, text, None)?,
                     None => {
                         let title = format!("{app}: {} was removed", what(labels));
@@ -286,15 +323,59 @@ impl Watcher {
                             IncidentKind::ContainerExited,
                             title,
                             text,
+                            None,
                         )?;
                         self.dispatch(message);
                     }
                 }
-                self.recoveries
-                    .insert(key, (Instant::now() + self.settings.settle, event.clone()));
+                self.recoveries.remove(&key);
+                self.recreates
+                    .insert(key, (Instant::now() + RECREATE_DELAY, event.clone()));
             }
         }
         Ok(())
+    }
+
+    /// Brings back what was removed or left exited (the reconcile plan), if it still should
+    /// run and still does not; then waits for it to stay up like any restart.
+    async fn recreate(&mut self, key: String, event: ContainerEvent) {
+        let Some(labels) = &event.managed else {
+            return;
+        };
+        let serving = self
+            .ctx
+            .store
+            .app(&labels.app)
+            .ok()
+            .flatten()
+            .is_some_and(|r| !r.stopped && r.current == Some(labels.rev));
+        if !serving {
+            return;
+        }
+        if let Ok(docker) = self.apps.docker().await {
+            let state = docker.inspect(&event.name).await.map(|i| i.state);
+            if matches!(
+                state,
+                Ok(ContainerState::Running | ContainerState::Restarting)
+            ) {
+                return;
+            }
+        }
+        let op = self.ctx.begin(Actor::System);
+        match self.apps.recreate(&op).await {
+            Ok(done) => {
+                tracing::info!(?done, container = %event.name, "alert watcher: recreated a removed container");
+                self.recoveries
+                    .insert(key, (Instant::now() + self.settings.settle, event));
+            }
+            Err(AppError::Busy(_)) => {
+                self.recreates
+                    .insert(key, (Instant::now() + BUSY_RETRY, event));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, container = %event.name, "alert watcher: cannot recreate a removed container")
+            }
+        }
     }
 
     /// One die of a serving container: new trouble, more of it, or now a crash loop.
@@ -348,14 +429,23 @@ impl Watcher {
                     }
                     _ => format!("{app}: {} stopped (exit code {code})", what(labels)),
                 };
-                let (_, message) =
-                    incidents::open(&self.ctx, key, Some(app.clone()), kind, title, text)?;
+                let (_, message) = incidents::open(
+                    &self.ctx,
+                    key,
+                    Some(app.clone()),
+                    kind,
+                    title,
+                    text,
+                    exit_code,
+                )?;
                 self.dispatch(message);
             }
             (Fold::Again, Some(mut incident)) => {
+                incident.exit_code = exit_code;
                 incidents::note(&self.ctx, &mut incident, text, None)?;
             }
             (Fold::NowCrashLooping, Some(mut incident)) => {
+                incident.exit_code = exit_code;
                 let minutes = self.settings.crash_window.as_secs().div_ceil(60);
                 let title = format!("{app}: {} is crash-looping", what(labels));
                 let text = format!(
@@ -386,11 +476,17 @@ impl Watcher {
         let Ok(docker) = self.apps.docker().await else {
             return Ok(());
         };
-        let Ok(info) = docker.inspect(&event.name).await else {
-            return Ok(());
-        };
-        if info.state != ContainerState::Running {
-            return Ok(());
+        let state = docker.inspect(&event.name).await.map(|i| i.state);
+        match state {
+            Ok(ContainerState::Running) => {}
+            // Still restarting: its next start or die says more.
+            Ok(ContainerState::Restarting) => return Ok(()),
+            // Down again without a word from the engine that reached here: bring it back.
+            _ => {
+                self.recreates
+                    .insert(key.to_owned(), (Instant::now(), event.clone()));
+                return Ok(());
+            }
         }
         let Some(labels) = &event.managed else {
             return Ok(());

@@ -8,7 +8,7 @@ use super::error::AppError;
 use super::Apps;
 use crate::docker::{ContainerInfo, ContainerState};
 use crate::model::name::AppName;
-use crate::store::{AppRecord, DeployOutcome, IncidentKind};
+use crate::store::{web_incident_key, AppRecord, DeployOutcome, IncidentKind};
 
 /// An app's state, derived from the store, the engine and the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,8 +55,8 @@ pub struct AppStatus {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub storage_at_least: bool,
     /// Times the engine restarted the serving web container (its restart policy), the exit
-    /// code it last ended with and whether that end was an out-of-memory kill: single-app
-    /// view only.
+    /// code it last ended with on its own and whether that was an out-of-memory kill:
+    /// single-app view only.
     pub restarts: Option<i64>,
     pub last_exit_code: Option<i64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -115,10 +115,24 @@ impl Apps {
             }
         }
         if let (Ok(docker), Some(rev)) = (&docker, record.current) {
+            // A running container's exit code and OOM flag are reset by the engine: what it
+            // last ended with is in the last incident about it.
+            let last = self
+                .ctx
+                .store
+                .incidents_about(&web_incident_key(name))?
+                .into_iter()
+                .next();
             if let Ok(info) = docker.inspect(&web_container(name, rev)).await {
                 status.restarts = info.restart_count;
-                status.last_exit_code = info.exit_code.filter(|_| info.restart_count > Some(0));
-                status.out_of_memory = info.oom_killed.unwrap_or(false);
+                if info.state == ContainerState::Running {
+                    status.last_exit_code = last.as_ref().and_then(|i| i.exit_code);
+                    status.out_of_memory =
+                        last.is_some_and(|i| i.kind == IncidentKind::OutOfMemory);
+                } else {
+                    status.last_exit_code = info.exit_code;
+                    status.out_of_memory = info.oom_killed.unwrap_or(false);
+                }
             }
         }
         if let Some(size) = self.services.storage().size(name).await {
@@ -150,9 +164,9 @@ impl Apps {
         let crash_looping = self
             .ctx
             .store
-            .open_incidents(&record.name)?
-            .iter()
-            .any(|i| i.kind == IncidentKind::CrashLoop);
+            .incidents_about(&web_incident_key(&record.name))?
+            .first()
+            .is_some_and(|i| i.resolved_at.is_none() && i.kind == IncidentKind::CrashLoop);
         let web_running = record.current.is_some_and(|rev| {
             let name = web_container(&record.name, rev);
             containers

@@ -65,7 +65,7 @@ pub struct ChannelHealth {
 pub struct IncidentRecord {
     pub id: u64,
     /// What the incident is about; events with the same key fold into the one open incident
-    /// (`app/blog/web`).
+    /// (`app/blog/web`: [`web_incident_key`]).
     pub key: String,
     pub app: Option<AppName>,
     pub kind: IncidentKind,
@@ -73,7 +73,15 @@ pub struct IncidentRecord {
     /// Unix seconds.
     pub opened_at: i64,
     pub resolved_at: Option<i64>,
+    /// The exit code the container last ended with, while this incident was open.
+    #[serde(default)]
+    pub exit_code: Option<i64>,
     pub timeline: Vec<TimelineEntry>,
+}
+
+/// The key of incidents about an app's web container.
+pub fn web_incident_key(app: &AppName) -> String {
+    format!("app/{app}/web")
 }
 
 /// What kind of trouble an incident is; it may grow worse while open (exited → crash loop).
@@ -144,13 +152,15 @@ impl Store {
         self.list()
     }
 
-    /// The incidents of `app` still open.
-    pub fn open_incidents(&self, app: &AppName) -> Result<Vec<IncidentRecord>, StoreError> {
-        Ok(self
+    /// The incidents about `key` (see [`IncidentRecord::key`]), newest first.
+    pub fn incidents_about(&self, key: &str) -> Result<Vec<IncidentRecord>, StoreError> {
+        let mut found: Vec<IncidentRecord> = self
             .incidents()?
             .into_iter()
-            .filter(|i| i.resolved_at.is_none() && i.app.as_ref() == Some(app))
-            .collect())
+            .filter(|i| i.key == key)
+            .collect();
+        found.reverse();
+        Ok(found)
     }
 
     pub fn put_incident(&self, incident: &IncidentRecord) -> Result<(), StoreError> {

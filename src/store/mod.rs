@@ -22,8 +22,8 @@ use minicloud_proxy::acme::CertRecord;
 use minicloud_proxy::Hostname;
 
 pub use alerts::{
-    ChannelConfig, ChannelHealth, ChannelRecord, IncidentKind, IncidentRecord, SmtpSecurity,
-    TimelineEntry,
+    web_incident_key, ChannelConfig, ChannelHealth, ChannelRecord, IncidentKind, IncidentRecord,
+    SmtpSecurity, TimelineEntry,
 };
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
