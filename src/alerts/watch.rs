@@ -194,28 +194,12 @@ impl Watcher {
                 self.handle(event).await;
             }
         }
-        let due: Vec<String> = self
-            .recreates
-            .iter()
-            .filter(|(_, (at, _))| *at <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            if let Some((_, event)) = self.recreates.remove(&key) {
-                self.recreate(key, event).await;
-            }
+        for (key, event) in take_due(&mut self.recreates, now) {
+            self.recreate(key, event).await;
         }
-        let due: Vec<String> = self
-            .recoveries
-            .iter()
-            .filter(|(_, (at, _))| *at <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            if let Some((_, event)) = self.recoveries.remove(&key) {
-                if let Err(e) = self.confirm_recovery(&key, &event).await {
-                    tracing::warn!(error = %e, %key, "alert watcher: cannot record a recovery");
-                }
+        for (key, event) in take_due(&mut self.recoveries, now) {
+            if let Err(e) = self.confirm_recovery(&key, &event).await {
+                tracing::warn!(error = %e, %key, "alert watcher: cannot record a recovery");
             }
         }
     }
@@ -569,6 +553,21 @@ impl From<AppError> for Handled {
             other => Self::Failed(other.to_string()),
         }
     }
+}
+
+/// Takes the entries whose time has come out of `pending`.
+fn take_due(
+    pending: &mut HashMap<String, (Instant, ContainerEvent)>,
+    now: Instant,
+) -> Vec<(String, ContainerEvent)> {
+    let due: Vec<String> = pending
+        .iter()
+        .filter(|(_, (at, _))| *at <= now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    due.into_iter()
+        .filter_map(|k| pending.remove(&k).map(|(_, e)| (k, e)))
+        .collect()
 }
 
 /// Up to a quarter more, so channels retried together spread out.
