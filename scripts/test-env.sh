@@ -14,6 +14,9 @@
 #                (administrator tag, all permissions on vhost /); node rabbit@localhost
 #   Pebble       ACME directory https://127.0.0.1:14000/dir, management https://127.0.0.1:15000
 #   challtestsrv DNS 127.0.0.1:8053 (every A query answers 127.0.0.1, no AAAA), API 127.0.0.1:8055
+#   SMTP         aiosmtpd (PyPI, in a venv under $DIR/smtp/venv) on 127.0.0.1:$SMTP_PORT (default
+#                2525), plain SMTP, no auth; every message lands as one file in the Maildir
+#                $DIR/smtp/mail/new/ (env: MINICLOUD_TEST_SMTP_ADDR, MINICLOUD_TEST_SMTP_MAILDIR)
 # plus: the Docker network `minicloud`, Chromium + chromedriver (installed only), and the probe
 # images pushed to the registry (scripts/build-probe-images.sh).
 #
@@ -39,10 +42,11 @@
 # MINICLOUD_TEST_REGISTRY (127.0.0.1:5000; only its port is configurable, it listens on loopback),
 # MINICLOUD_TEST_DB_ADMIN_PASSWORD, MINICLOUD_TEST_RABBITMQ_ADMIN_PASSWORD (fixed test values by
 # default), MINICLOUD_TEST_ACME_HTTP_PORT, MINICLOUD_TEST_ACME_TLS_PORT,
-# MINICLOUD_TEST_SKIP_IMAGES=1 (don't build/push the probe images), MINICLOUD_TEST_SKIP_BROWSER=1.
+# MINICLOUD_TEST_SKIP_IMAGES=1 (don't build/push the probe images), MINICLOUD_TEST_SKIP_BROWSER=1,
+# MINICLOUD_TEST_SMTP_PORT (2525).
 #
 # To stop a daemon: kill "$(cat "$DIR/run/NAME.pid")" (NAME: registry, mariadb, rabbitmq, pebble,
-# challtestsrv). Removing $DIR after stopping them all resets every service's state.
+# challtestsrv, smtp). Removing $DIR after stopping them all resets every service's state.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,11 +61,13 @@ MQ_ADMIN_PASSWORD="${MINICLOUD_TEST_RABBITMQ_ADMIN_PASSWORD:-minicloud-test-mq}"
 ACME_HTTP_PORT="${MINICLOUD_TEST_ACME_HTTP_PORT:-5002}"
 ACME_TLS_PORT="${MINICLOUD_TEST_ACME_TLS_PORT:-5001}"
 PEBBLE_NONCEREJECT="${MINICLOUD_TEST_PEBBLE_NONCEREJECT:-0}"
+SMTP_PORT="${MINICLOUD_TEST_SMTP_PORT:-2525}"
 RABBITMQ_WAIT_SECS=120
 
 PACKAGES=(
     cmake pkg-config curl jq openssl ca-certificates iproute2 procps
     docker-registry mariadb-server mariadb-client rabbitmq-server pebble
+    python3 python3-venv
 )
 BROWSER_PACKAGES=(chromium chromium-driver fonts-liberation)
 
@@ -359,6 +365,28 @@ ensure_pebble() {
     log "pebble: up (https://127.0.0.1:14000/dir, HTTP-01 port $ACME_HTTP_PORT)"
 }
 
+# --- SMTP ------------------------------------------------------------------------------------
+# aiosmtpd's own Mailbox handler writes each message to a Maildir: tests read $SMTP_MAILDIR/new.
+SMTP_VENV="$DIR/smtp/venv"
+SMTP_MAILDIR="$DIR/smtp/mail"
+ensure_smtp() {
+    if [[ ! -x "$SMTP_VENV/bin/python" ]] || ! "$SMTP_VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+        log "installing aiosmtpd (PyPI) into $SMTP_VENV"
+        mkdir -p "$DIR/smtp"
+        python3 -m venv "$SMTP_VENV"
+        "$SMTP_VENV/bin/python" -m pip install -q aiosmtpd >"$DIR/logs/smtp-pip.log" 2>&1 \
+            || { tail -n 30 "$DIR/logs/smtp-pip.log" >&2; die "pip install aiosmtpd failed"; }
+    fi
+    mkdir -p "$SMTP_MAILDIR/new" "$SMTP_MAILDIR/cur" "$SMTP_MAILDIR/tmp"
+    if tcp_open 127.0.0.1 "$SMTP_PORT"; then
+        log "smtp: already listening on 127.0.0.1:$SMTP_PORT"
+        return
+    fi
+    start_daemon smtp "$SMTP_VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
+        -c aiosmtpd.handlers.Mailbox "$SMTP_MAILDIR"
+    wait_until 60 "$DIR/logs/smtp.log" "aiosmtpd" tcp_open 127.0.0.1 "$SMTP_PORT"
+}
+
 # --- browser ---------------------------------------------------------------------------------
 CHROMIUM=''
 CHROMEDRIVER=''
@@ -410,6 +438,8 @@ MINICLOUD_TEST_CHALLTESTSRV_URL=http://127.0.0.1:8055
 MINICLOUD_TEST_DNS=127.0.0.1:8053
 MINICLOUD_TEST_CHROMIUM=$CHROMIUM
 MINICLOUD_TEST_CHROMEDRIVER=$CHROMEDRIVER
+MINICLOUD_TEST_SMTP_ADDR=127.0.0.1:$SMTP_PORT
+MINICLOUD_TEST_SMTP_MAILDIR=$SMTP_MAILDIR
 EOF
 }
 
@@ -419,7 +449,8 @@ print_summary() {
     local row name proto port
     for row in registry:tcp:"$REGISTRY_PORT" mariadb:tcp:3306 rabbitmq-amqp:tcp:5672 \
         rabbitmq-api:tcp:15672 pebble-acme:tcp:14000 pebble-mgmt:tcp:15000 \
-        challtest-dns:udp:8053 challtest-dns:tcp:8053 challtest-api:tcp:8055; do
+        challtest-dns:udp:8053 challtest-dns:tcp:8053 challtest-api:tcp:8055 \
+        smtp:tcp:"$SMTP_PORT"; do
         IFS=: read -r name proto port <<<"$row"
         local flag=-ltnpH
         [[ "$proto" == udp ]] && flag=-lunpH
@@ -445,6 +476,7 @@ main() {
     ensure_mariadb
     ensure_rabbitmq
     ensure_pebble
+    ensure_smtp
     ensure_browser
     ensure_images
     check_container_reach

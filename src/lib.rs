@@ -7,13 +7,15 @@
 //!    events and per-app locks. `docker` is the only module that talks to the Docker engine.
 //! 3. `config` and `ctx`: settings, and the one context every operation takes.
 //! 4. `apps`, `routes`, `certs`, `auth`: the operations.
-//! 5. `web` (the admin host: API, webhook) and `cli`: faces of the same operations.
-//! 6. `serve` (and `main`): composition, and the background tasks (`tasks`).
+//! 5. `alerts`: the watcher of the engine's events, incidents and the channels they go to.
+//! 6. `web` (the admin host: API, webhook) and `cli`: faces of the same operations.
+//! 7. `serve` (and `main`): composition, and the background tasks (`tasks`).
 #![forbid(unsafe_code)]
 // A panic in the control plane takes every app's management down with it: errors are values.
 // Start-up code that may stop the process says so with an `#[allow]` and a reason.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod alerts;
 pub mod apps;
 pub mod auth;
 pub mod bus;

@@ -201,6 +201,12 @@ pub async fn run_control_plane(
     if let Some(manager) = certs {
         tasks.spawn("certificate manager", |stop| manager.run(stop));
     }
+    let watcher = crate::alerts::Watcher::new(
+        state.ctx.clone(),
+        state.apps.clone(),
+        crate::alerts::WatchSettings::default(),
+    );
+    tasks.spawn("alert watcher", |stop| watcher.run(stop));
     let apps = state.apps.clone();
     tasks.spawn("start-up reconcile", |_| async move {
         // Apps kept running while minicloud was down; find them and route to them again.

@@ -26,12 +26,14 @@ const LAYERS: &[(&str, u8)] = &[
     ("routes", 4),
     ("certs", 4),
     ("auth", 4),
+    // Watching the operations' results and telling people: above the operations.
+    ("alerts", 5),
     // The admin host's HTTP surface.
-    ("web", 5),
+    ("web", 6),
     // Composition: the process and its background tasks.
-    ("serve", 6),
+    ("serve", 7),
     // The command line: `serve`, or a client of the API.
-    ("cli", 7),
+    ("cli", 8),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -16,6 +16,7 @@ pub mod reconcile;
 mod recover;
 pub mod retire;
 mod status;
+mod watch;
 
 pub use deploy::Deployed;
 pub use error::{AppError, DeployFailure};
@@ -23,3 +24,4 @@ pub use ops::{AppSettings, Apps, DeployRequest, EnvChange, NewApp, DEFAULT_MEMOR
 pub use recover::Recovered;
 pub use retire::Retirements;
 pub use status::{AppState, AppStatus};
+pub use watch::Followed;

@@ -159,6 +159,7 @@ mod tests {
             ips: BTreeMap::new(),
             exit_code: None,
             restart_count: None,
+            oom_killed: None,
             env: Vec::new(),
             memory_bytes: None,
             restart_policy: None,

@@ -8,7 +8,7 @@ use super::error::AppError;
 use super::Apps;
 use crate::docker::{ContainerInfo, ContainerState};
 use crate::model::name::AppName;
-use crate::store::{AppRecord, DeployOutcome};
+use crate::store::{web_incident_key, AppRecord, DeployOutcome, IncidentKind};
 
 /// An app's state, derived from the store, the engine and the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +54,15 @@ pub struct AppStatus {
     /// bound.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub storage_at_least: bool,
+    /// Times the engine restarted the serving web container (its restart policy), the exit
+    /// code it last ended with on its own and whether that was an out-of-memory kill:
+    /// single-app view only.
+    pub restarts: Option<i64>,
+    pub last_exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub out_of_memory: bool,
+    /// It restarts again and again (an open crash-loop incident).
+    pub crash_looping: bool,
     /// Docker Hub's webhook target; it holds a secret, so only the single-app view has it.
     pub webhook_url: Option<String>,
 }
@@ -105,6 +114,27 @@ impl Apps {
                 status.memory_bytes = Some(bytes);
             }
         }
+        if let (Ok(docker), Some(rev)) = (&docker, record.current) {
+            // A running container's exit code and OOM flag are reset by the engine: what it
+            // last ended with is in the last incident about it.
+            let last = self
+                .ctx
+                .store
+                .incidents_about(&web_incident_key(name))?
+                .into_iter()
+                .next();
+            if let Ok(info) = docker.inspect(&web_container(name, rev)).await {
+                status.restarts = info.restart_count;
+                if info.state == ContainerState::Running {
+                    status.last_exit_code = last.as_ref().and_then(|i| i.exit_code);
+                    status.out_of_memory =
+                        last.is_some_and(|i| i.kind == IncidentKind::OutOfMemory);
+                } else {
+                    status.last_exit_code = info.exit_code;
+                    status.out_of_memory = info.oom_killed.unwrap_or(false);
+                }
+            }
+        }
         if let Some(size) = self.services.storage().size(name).await {
             status.storage_bytes = Some(size.bytes);
             status.storage_at_least = !size.complete;
@@ -137,6 +167,12 @@ impl Apps {
             _ => None,
         };
         let operation = self.ctx.locks.busy(&record.name).map(|op| op.to_string());
+        let crash_looping = self
+            .ctx
+            .store
+            .incidents_about(&web_incident_key(&record.name))?
+            .first()
+            .is_some_and(|i| i.resolved_at.is_none() && i.kind == IncidentKind::CrashLoop);
         let web_running = record.current.is_some_and(|rev| {
             let name = web_container(&record.name, rev);
             containers
@@ -177,6 +213,10 @@ impl Apps {
             retiring: self.retirements.retiring(&record.name),
             storage_bytes: None,
             storage_at_least: false,
+            restarts: None,
+            last_exit_code: None,
+            out_of_memory: false,
+            crash_looping,
             webhook_url: None,
         })
     }

@@ -54,18 +54,23 @@ pub fn parse_assignments(
 /// Reads a registry password from stdin (as `docker login --password-stdin` does): all of
 /// it, without the final line end.
 pub fn read_password_stdin() -> Result<crate::model::secret::Secret, CliError> {
+    read_secret_stdin(
+        "--registry-password-stdin",
+        "could not read the registry password from stdin",
+    )
+}
+
+/// A secret given on stdin (so it is in no shell history), without its line ending.
+pub fn read_secret_stdin(
+    flag: &str,
+    what: &'static str,
+) -> Result<crate::model::secret::Secret, CliError> {
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
-        CliError::Io {
-            what: "could not read the registry password from stdin",
-            source,
-        }
-    })?;
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .map_err(|source| CliError::Io { what, source })?;
     let password = text.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
-        return Err(CliError::message(
-            "--registry-password-stdin: stdin was empty",
-        ));
+        return Err(CliError::message(format!("{flag}: stdin was empty")));
     }
     Ok(crate::model::secret::Secret::new(password))
 }
@@ -210,6 +215,19 @@ fn show_text(app: &AppView) -> String {
     ));
     if let Some(storage) = app.storage_bytes {
         lines.push(("storage", format::bytes(storage)));
+    }
+    if let Some(restarts) = app.restarts.filter(|r| *r > 0 || app.crash_looping) {
+        let mut text = restarts.to_string();
+        if let Some(code) = app.last_exit_code {
+            text.push_str(&format!(", last exit code {code}"));
+        }
+        if app.out_of_memory {
+            text.push_str(", out of memory");
+        }
+        if app.crash_looping {
+            text.push_str(", crash-looping");
+        }
+        lines.push(("restarts", text));
     }
     if let Some(error) = &app.last_error {
         let mut text = String::new();
@@ -458,7 +476,8 @@ mod tests {
             "digest": "sha256:abc", "url": "https://probe.example.com",
             "domains": ["probe.example.com", "www.example.com"], "memory_limit_mb": 256,
             "memory_bytes": 3_355_443, "cpu_percent": 0.25, "last_error": "boom\nline 2",
-            "operation": null, "storage_bytes": 0, "some_new_field": 1
+            "operation": null, "storage_bytes": 0, "some_new_field": 1,
+            "restarts": 4, "last_exit_code": 137, "crash_looping": true
         }))
         .unwrap()
     }
@@ -496,6 +515,10 @@ mod tests {
         // `{:.1}` rounds the exact 0.25 half to even.
         assert!(text.contains("cpu:        0.2%\n"), "{text}");
         assert!(text.contains("domains:    probe.example.com, www.example.com\n"));
+        assert!(
+            text.contains("restarts:   4, last exit code 137, crash-looping\n"),
+            "{text}"
+        );
         assert!(text.ends_with("last error: boom\n    line 2\n"), "{text}");
     }
 

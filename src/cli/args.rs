@@ -64,6 +64,86 @@ pub enum ClientCommand {
     /// Check an app's cloud_manifest before deploying it.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Where alerts go: signed webhooks and e-mail; send a test through one.
+    #[command(subcommand, after_help = ALERTS_EXAMPLES)]
+    Alerts(AlertsCommand),
+    /// What went wrong and when it recovered, newest first, with each one's timeline.
+    Incidents {
+        /// Only the incidents still open.
+        #[arg(long)]
+        open: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+const ALERTS_EXAMPLES: &str = "Examples:
+  minicloud alerts add webhook https://hooks.example.com/minicloud
+  minicloud alerts add email --smtp-host smtp.example.com --from mc@example.com --to me@example.com
+  echo \"$SMTP_PASSWORD\" | minicloud alerts add email --smtp-host smtp.example.com \\
+      --smtp-user mc --smtp-password-stdin --from mc@example.com --to me@example.com
+  minicloud alerts test 1a2b3c4d";
+
+#[derive(Subcommand)]
+pub enum AlertsCommand {
+    /// The alert channels, and whether their deliveries work.
+    #[command(visible_alias = "ls")]
+    Channels {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Add a channel.
+    #[command(subcommand)]
+    Add(AddChannel),
+    /// Remove the channel ID.
+    #[command(visible_alias = "remove")]
+    Rm {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send a test message through the channel ID now.
+    Test {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AddChannel {
+    /// POST each alert as JSON to URL, signed in the X-Minicloud-Signature header
+    /// (sha256=HMAC-SHA256 of the body); the key is printed once.
+    Webhook {
+        url: String,
+        /// Read the HMAC key from stdin instead of letting minicloud make one.
+        #[arg(long)]
+        secret_stdin: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send each alert as an e-mail through an SMTP server.
+    Email {
+        #[arg(long, value_name = "HOST")]
+        smtp_host: String,
+        /// Default: 587 (starttls), 465 (tls), 25 (plain).
+        #[arg(long, value_name = "PORT")]
+        smtp_port: Option<u16>,
+        /// plain, starttls (the default) or tls.
+        #[arg(long, value_name = "MODE")]
+        security: Option<String>,
+        #[arg(long, value_name = "USER", requires = "smtp_password_stdin")]
+        smtp_user: Option<String>,
+        /// Read the SMTP password from stdin.
+        #[arg(long, requires = "smtp_user")]
+        smtp_password_stdin: bool,
+        #[arg(long, value_name = "ADDRESS")]
+        from: String,
+        #[arg(long, value_name = "ADDRESS", required = true)]
+        to: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Subcommand)]

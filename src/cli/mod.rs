@@ -7,6 +7,7 @@
 //! never the server's.
 
 pub mod admin;
+pub mod alerts;
 pub mod apps;
 pub mod args;
 pub mod certs;

@@ -1,11 +1,11 @@
 //! The dispatch of the client commands: clap's parsed words to the module that does the work.
 
 use super::args::{
-    AppsCommand, CertsCommand, ClientArgs, ClientCommand, DomainsCommand, EnvArgs, EnvCommand,
-    ManifestCommand, RoutesCommand,
+    AddChannel, AlertsCommand, AppsCommand, CertsCommand, ClientArgs, ClientCommand,
+    DomainsCommand, EnvArgs, EnvCommand, ManifestCommand, RoutesCommand,
 };
 use super::error::CliError;
-use super::{apps, certs, manifest, routes, ApiClient};
+use super::{alerts, apps, certs, manifest, routes, ApiClient};
 use crate::model::secret::Secret;
 
 /// Runs one client command to the end on a small runtime of its own.
@@ -37,12 +37,51 @@ async fn dispatch(command: ClientCommand) -> Result<(), CliError> {
             CertsCommand::List { client: c } => certs::list(&client(&c)?).await,
             CertsCommand::Renew { host, client: c } => certs::renew(&client(&c)?, &host).await,
         },
+        ClientCommand::Alerts(cmd) => alerts_command(cmd).await,
+        ClientCommand::Incidents { open, client: c } => alerts::incidents(&client(&c)?, open).await,
         ClientCommand::Manifest(ManifestCommand::Check { target }) => {
             let checked = manifest::check(&target).await?;
             print!("{}", manifest::describe(&checked));
             println!("ok: {target} is a valid app manifest");
             Ok(())
         }
+    }
+}
+
+async fn alerts_command(cmd: AlertsCommand) -> Result<(), CliError> {
+    match cmd {
+        AlertsCommand::Channels { client: c } => alerts::channels(&client(&c)?).await,
+        AlertsCommand::Add(AddChannel::Webhook {
+            url,
+            secret_stdin,
+            client: c,
+        }) => {
+            let api = client(&c)?;
+            alerts::add(&api, alerts::webhook_body(&url, secret_stdin)?).await
+        }
+        AlertsCommand::Add(AddChannel::Email {
+            smtp_host,
+            smtp_port,
+            security,
+            smtp_user,
+            smtp_password_stdin: _,
+            from,
+            to,
+            client: c,
+        }) => {
+            let api = client(&c)?;
+            let body = alerts::email_body(alerts::EmailArgs {
+                host: smtp_host,
+                port: smtp_port,
+                security,
+                user: smtp_user,
+                from,
+                to,
+            })?;
+            alerts::add(&api, body).await
+        }
+        AlertsCommand::Rm { id, client: c } => alerts::remove(&client(&c)?, &id).await,
+        AlertsCommand::Test { id, client: c } => alerts::test(&client(&c)?, &id).await,
     }
 }
 

@@ -33,6 +33,14 @@ pub struct AppView {
     pub operation: Option<String>,
     #[serde(default)]
     pub storage_bytes: Option<u64>,
+    #[serde(default)]
+    pub restarts: Option<i64>,
+    #[serde(default)]
+    pub last_exit_code: Option<i64>,
+    #[serde(default)]
+    pub out_of_memory: bool,
+    #[serde(default)]
+    pub crash_looping: bool,
 }
 
 /// `GET /api/apps/{name}/deploys`.

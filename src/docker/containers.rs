@@ -200,6 +200,8 @@ pub struct ContainerInfo {
     /// Only from `inspect`: the last exit code, and the engine's own settings as applied.
     pub exit_code: Option<i64>,
     pub restart_count: Option<i64>,
+    /// Whether the kernel killed it for memory the last time it ended (from `inspect` only).
+    pub oom_killed: Option<bool>,
     /// `KEY=value` as the engine reports it (from `inspect` only).
     pub env: Vec<String>,
     pub memory_bytes: Option<u64>,
@@ -223,6 +225,7 @@ impl fmt::Debug for ContainerInfo {
             .field("ips", &self.ips)
             .field("exit_code", &self.exit_code)
             .field("restart_count", &self.restart_count)
+            .field("oom_killed", &self.oom_killed)
             .field("env_keys", &env_keys)
             .field("memory_bytes", &self.memory_bytes)
             .field("restart_policy", &self.restart_policy)
@@ -321,6 +324,7 @@ impl Docker {
             ips: ips(c.network_settings.and_then(|n| n.networks)),
             exit_code: state.exit_code,
             restart_count: c.restart_count,
+            oom_killed: state.oom_killed,
             env: config.env.unwrap_or_default(),
             memory_bytes: host
                 .memory
@@ -371,6 +375,7 @@ impl Docker {
                 ips: ips(c.network_settings.and_then(|n| n.networks)),
                 exit_code: None,
                 restart_count: None,
+                oom_killed: None,
                 env: Vec::new(),
                 memory_bytes: None,
                 restart_policy: None,
@@ -656,6 +661,7 @@ mod tests {
             ips: BTreeMap::new(),
             exit_code: None,
             restart_count: None,
+            oom_killed: None,
             env: vec!["DATABASE_URL=mysql://u:secret@db/x".into(), "FLAG".into()],
             memory_bytes: None,
             restart_policy: None,

@@ -3,8 +3,8 @@
 //! It owns the engine connection ([`Docker`], a cheap-to-clone handle), the `minicloud` bridge
 //! network, image pulls with progress, reading the app manifest out of an image, and the
 //! lifecycle of the containers minicloud manages (run, inspect, list by label, logs, stats,
-//! stop, remove). It speaks in minicloud's types (`ImageRef`, `AppName`, [`ContainerSpec`]) so
-//! nothing above it sees bollard.
+//! stop, remove), and the engine's event stream for them. It speaks in minicloud's types
+//! (`ImageRef`, `AppName`, [`ContainerSpec`]) so nothing above it sees bollard.
 //!
 //! It does not decide anything: which revision runs, what env an app gets, when to stop what —
 //! that is `apps`. Every call here is one engine operation made idempotent where that is cheap
@@ -13,6 +13,7 @@
 
 mod containers;
 mod error;
+mod events;
 mod logs;
 mod manifest;
 mod pull;
@@ -26,6 +27,7 @@ pub use containers::{
     ContainerInfo, ContainerSpec, ContainerState, ManagedLabels, Role, RunningContainer, Stats,
 };
 pub use error::DockerError;
+pub use events::{ContainerAction, ContainerEvent};
 pub use manifest::MANIFEST_FILES;
 pub use pull::{PullProgress, PulledImage, RegistryAuth};
 

@@ -5,6 +5,7 @@
 //! the previous state. Calls are synchronous: they run on the control plane's runtime, never on
 //! the proxy's, and a commit is one small fsync.
 
+mod alerts;
 mod auth;
 mod handle;
 mod records;
@@ -22,6 +23,10 @@ use crate::model::ServiceKind;
 use minicloud_proxy::acme::CertRecord;
 use minicloud_proxy::Hostname;
 
+pub use alerts::{
+    web_incident_key, ChannelConfig, ChannelHealth, ChannelRecord, IncidentKind, IncidentRecord,
+    SmtpSecurity, TimelineEntry,
+};
 pub use auth::{SessionRecord, UserRecord};
 pub use handle::StoreHealth;
 pub use records::{
@@ -256,6 +261,7 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
         table::create::<ServiceRecord>(&txn)?;
         table::create::<UserRecord>(&txn)?;
         table::create::<SessionRecord>(&txn)?;
+        alerts::create_tables(&txn)?;
     }
     txn.commit().map_err(db_err)?;
     Ok(db)

@@ -7,6 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::alerts::AlertError;
 use crate::apps::{AppError, DeployFailure};
 use crate::certs::CertsError;
 use crate::docker::DockerError;
@@ -95,6 +96,18 @@ impl From<AppError> for WebError {
             AppError::Service(ServiceError::Store(e)) => e.into(),
             AppError::Service(e) if e.is_unreachable() => Self::Unavailable(message),
             AppError::Service(_) => Self::Unprocessable(message),
+        }
+    }
+}
+
+impl From<AlertError> for WebError {
+    fn from(e: AlertError) -> Self {
+        let message = e.to_string();
+        match e {
+            AlertError::Invalid(_) => Self::BadRequest(message),
+            AlertError::NotFound(_) => Self::NotFound(message),
+            AlertError::Delivery(_) => Self::Unprocessable(message),
+            AlertError::Store(e) => e.into(),
         }
     }
 }

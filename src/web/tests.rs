@@ -582,3 +582,67 @@ async fn a_stream_follows_its_own_operation_only() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn alert_channels_are_checked_kept_masked_tested_and_removed() {
+    let admin = admin();
+    let (status, json) = admin
+        .json(
+            Method::POST,
+            "/api/alerts/channels",
+            r#"{"kind":"webhook","url":"ftp://x/y"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    let (status, json) = admin
+        .json(
+            Method::POST,
+            "/api/alerts/channels",
+            r#"{"kind":"pager","url":"http://x/"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert!(admin.ctx.store.channels().unwrap().is_empty());
+
+    // Nothing listens on port 1: the test fails, and the channel (only) shows it.
+    let (status, added) = admin
+        .json(
+            Method::POST,
+            "/api/alerts/channels",
+            r#"{"kind":"webhook","url":"http://127.0.0.1:1/hook"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    let secret = added["secret"].as_str().unwrap().to_owned();
+    let id = added["id"].as_str().unwrap().to_owned();
+    let (status, json) = admin
+        .json(
+            Method::POST,
+            &format!("/api/alerts/channels/{id}/test"),
+            "{}",
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    assert!(json["error"]
+        .as_str()
+        .unwrap()
+        .contains("could not be delivered"));
+    let (status, listed) = admin.json(Method::GET, "/api/alerts/channels", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed[0]["state"], "failing", "{listed}");
+    assert!(!listed.to_string().contains(&secret), "{listed}");
+
+    let (status, incidents) = admin.json(Method::GET, "/api/incidents", "").await;
+    assert_eq!((status, incidents), (StatusCode::OK, serde_json::json!([])));
+    let delete = |id: String| {
+        admin
+            .request(Method::DELETE, &format!("/api/alerts/channels/{id}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(
+        admin.call(delete(id.clone())).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(admin.call(delete(id)).await.0, StatusCode::NOT_FOUND);
+}

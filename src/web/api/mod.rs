@@ -4,6 +4,7 @@
 //! Every route needs `Authorization: Bearer <token>`; the token's name becomes the caller's
 //! [`Actor`].
 
+mod alerts;
 mod apps;
 mod certificates;
 mod routes;
@@ -81,6 +82,11 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             "/apps/{name}/domains/{domain}",
             apps::remove_domain,
         ),
+        at(M::GET, "/alerts/channels", alerts::channels),
+        at(M::POST, "/alerts/channels", alerts::add_channel),
+        at(M::DELETE, "/alerts/channels/{id}", alerts::remove_channel),
+        at(M::POST, "/alerts/channels/{id}/test", alerts::test_channel),
+        at(M::GET, "/incidents", alerts::incidents),
     ]
 }
 

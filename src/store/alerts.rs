@@ -1,0 +1,169 @@
+//! The alerting records: where alerts go ([`ChannelRecord`]) and what went wrong
+//! ([`IncidentRecord`], with its timeline). The rules (when an incident opens, folds, resolves;
+//! how a channel delivers) are `alerts`'s; this file only keeps them.
+
+use crate::model::name::AppName;
+use crate::model::secret::Secret;
+
+use super::table::{Keyed, Record};
+use super::{Store, StoreError};
+
+/// One place alerts are sent to, and how its deliveries have gone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelRecord {
+    /// Short lowercase hex, made by minicloud.
+    pub id: String,
+    pub config: ChannelConfig,
+    /// Unix seconds.
+    pub created_at: i64,
+    #[serde(default)]
+    pub health: ChannelHealth,
+}
+
+/// A channel's kind and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ChannelConfig {
+    /// A JSON POST, signed with HMAC-SHA256 of the body under `secret`.
+    Webhook { url: String, secret: Secret },
+    /// E-mail over SMTP.
+    Email {
+        host: String,
+        port: u16,
+        security: SmtpSecurity,
+        username: Option<String>,
+        password: Option<Secret>,
+        from: String,
+        to: Vec<String>,
+    },
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// No TLS at all (a relay on the same machine or network).
+    Plain,
+    /// Plain connection upgraded with STARTTLS, which must succeed.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// How a channel's deliveries have gone: a failing channel shows here, and only here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelHealth {
+    /// Unix seconds of the last delivery that worked.
+    pub last_ok: Option<i64>,
+    /// Since when deliveries fail (unset once one works again).
+    pub failing_since: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// Something that went wrong, from the first sign to its recovery.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IncidentRecord {
+    pub id: u64,
+    /// What the incident is about; events with the same key fold into the one open incident
+    /// (`app/blog/web`: [`web_incident_key`]).
+    pub key: String,
+    pub app: Option<AppName>,
+    pub kind: IncidentKind,
+    pub title: String,
+    /// Unix seconds.
+    pub opened_at: i64,
+    pub resolved_at: Option<i64>,
+    /// The exit code the container last ended with, while this incident was open.
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// The key of incidents about an app's web container.
+pub fn web_incident_key(app: &AppName) -> String {
+    format!("app/{app}/web")
+}
+
+/// What kind of trouble an incident is; it may grow worse while open (exited → crash loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IncidentKind {
+    /// An app's container stopped without being asked to.
+    ContainerExited,
+    /// ... killed by the kernel for memory.
+    OutOfMemory,
+    /// ... and keeps failing after each restart.
+    CrashLoop,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimelineEntry {
+    /// Unix seconds.
+    pub at: i64,
+    pub text: String,
+}
+
+/// Keyed by the channel's id.
+impl Record for ChannelRecord {
+    const NAME: &'static str = "alert_channels";
+}
+impl Keyed for ChannelRecord {
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+}
+
+/// Keyed by the id, 10 digits, so the table is in the order incidents opened.
+impl Record for IncidentRecord {
+    const NAME: &'static str = "incidents";
+}
+impl Keyed for IncidentRecord {
+    fn key(&self) -> String {
+        format!("{:010}", self.id)
+    }
+}
+
+/// Creates the alerting tables (called by `Store::open`).
+pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    super::table::create::<ChannelRecord>(txn)?;
+    super::table::create::<IncidentRecord>(txn)
+}
+
+impl Store {
+    pub fn channels(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+        self.list()
+    }
+
+    pub fn channel(&self, id: &str) -> Result<Option<ChannelRecord>, StoreError> {
+        self.get(id)
+    }
+
+    pub fn put_channel(&self, channel: &ChannelRecord) -> Result<(), StoreError> {
+        self.put(channel)
+    }
+
+    /// Returns whether the channel existed.
+    pub fn delete_channel(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete::<ChannelRecord>(id)
+    }
+
+    /// Every incident, oldest first.
+    pub fn incidents(&self) -> Result<Vec<IncidentRecord>, StoreError> {
+        self.list()
+    }
+
+    /// The incidents about `key` (see [`IncidentRecord::key`]), newest first.
+    pub fn incidents_about(&self, key: &str) -> Result<Vec<IncidentRecord>, StoreError> {
+        let mut found: Vec<IncidentRecord> = self
+            .incidents()?
+            .into_iter()
+            .filter(|i| i.key == key)
+            .collect();
+        found.reverse();
+        Ok(found)
+    }
+
+    pub fn put_incident(&self, incident: &IncidentRecord) -> Result<(), StoreError> {
+        self.put(incident)
+    }
+}
