@@ -7,12 +7,14 @@
 //!    events and per-app locks. `docker` is the only module that talks to the Docker engine.
 //! 3. `config` and `ctx`: settings, and the one context every operation takes.
 //! 4. `apps`, `routes`, `certs`, `auth`: the operations.
+//!    `backups` sits above them (it takes apps down and brings them back), beside `web`.
 //! 5. `web` (the admin host: API, webhook) and `cli`: faces of the same operations.
 //! 6. `serve` (and `main`): composition, and the background tasks (`tasks`).
 #![forbid(unsafe_code)]
 
 pub mod apps;
 pub mod auth;
+pub mod backups;
 pub mod bus;
 pub mod certs;
 pub mod cli;

@@ -101,7 +101,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     server.add_background(
         "control plane",
         ControlPlane {
-            state: WebState { ctx, apps },
+            state: WebState::new(ctx, apps),
             listener: Mutex::new(Some(api_listener)),
             certs: Mutex::new(certs),
         },
@@ -188,6 +188,8 @@ pub async fn run_control_plane(
     if let Some(manager) = certs {
         tasks.spawn("certificate manager", |stop| manager.run(stop));
     }
+    let backups = state.backups.clone();
+    tasks.spawn("backup schedule", |stop| backups.run_schedule(stop));
     let apps = state.apps.clone();
     tasks.spawn("start-up reconcile", |_| async move {
         // Apps kept running while minicloud was down; find them and route to them again.

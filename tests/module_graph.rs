@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("certs", 4),
     ("auth", 4),
     // The admin host's HTTP surface.
+    ("backups", 5),
     ("web", 5),
     // Composition: the process and its background tasks.
     ("serve", 6),

@@ -19,7 +19,7 @@ mod status;
 
 pub use deploy::Deployed;
 pub use error::{AppError, DeployFailure};
-pub use ops::{AppSettings, Apps, DeployRequest, EnvChange, NewApp, DEFAULT_MEMORY_MB};
+pub use ops::{AppSettings, Apps, DeployRequest, EnvChange, NewApp, TakenDown, DEFAULT_MEMORY_MB};
 pub use recover::Recovered;
 pub use retire::Retirements;
 pub use status::{AppState, AppStatus};

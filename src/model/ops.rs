@@ -47,6 +47,7 @@ pub enum Operation {
     Remove,
     RotateCredentials,
     Reconcile,
+    Restore,
 }
 
 impl fmt::Display for Operation {
@@ -63,6 +64,7 @@ impl fmt::Display for Operation {
             Self::Remove => "a removal",
             Self::RotateCredentials => "a credential rotation",
             Self::Reconcile => "start-up reconcile",
+            Self::Restore => "a restore from a backup",
         })
     }
 }

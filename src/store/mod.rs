@@ -5,6 +5,7 @@
 //! the previous state. Calls are synchronous: they run on the control plane's runtime, never on
 //! the proxy's, and a commit is one small fsync.
 
+mod backups;
 mod records;
 mod table;
 
@@ -20,6 +21,7 @@ use crate::model::ServiceKind;
 use minicloud_proxy::acme::CertRecord;
 use minicloud_proxy::Hostname;
 
+pub use backups::{BackupPart, BackupRecord, BackupState, RepositoryKey};
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
     ServiceRecord, TokenRecord,
@@ -198,6 +200,8 @@ impl Store {
             table::create::<AppRecord>(&txn)?;
             table::create::<DeployRecord>(&txn)?;
             table::create::<ServiceRecord>(&txn)?;
+            table::create::<BackupRecord>(&txn)?;
+            table::create::<RepositoryKey>(&txn)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self { db: Arc::new(db) })

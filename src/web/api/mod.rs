@@ -5,6 +5,7 @@
 //! [`Actor`].
 
 mod apps;
+mod backups;
 mod certificates;
 mod routes;
 
@@ -47,6 +48,12 @@ pub fn router(state: WebState) -> Router<WebState> {
         .route("/apps/{name}/services", get(apps::services))
         .route("/apps/{name}/domains", post(apps::add_domain))
         .route("/apps/{name}/domains/{domain}", delete(apps::remove_domain))
+        .route(
+            "/apps/{name}/backups",
+            get(backups::list).post(backups::run),
+        )
+        .route("/apps/{name}/backups/{id}/restore", post(backups::restore))
+        .route("/backups/key", get(backups::key))
         .fallback(|| async { WebError::NotFound("no such API endpoint".into()) })
         .layer(middleware::from_fn_with_state(state.ctx, require_token))
 }
