@@ -16,9 +16,9 @@
 //! runs and restores of one app are serialized among themselves by a lock of their own. A
 //! restore takes the app's operation lock too, for all of its length.
 
-mod database;
+pub mod database;
 pub mod plan;
-mod restic;
+pub mod restic;
 pub mod sql;
 
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ use crate::services::{ServiceError, ServiceName, Services};
 use crate::store::{BackupPart, BackupRecord, BackupState, RepositoryKey, StoreError};
 
 pub use database::Loaded;
-use restic::Repository;
+pub use restic::Repository;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
