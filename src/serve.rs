@@ -188,8 +188,10 @@ pub async fn run_control_plane(
     if let Some(manager) = certs {
         tasks.spawn("certificate manager", |stop| manager.run(stop));
     }
-    let backups = state.backups.clone();
-    tasks.spawn("backup schedule", |stop| backups.run_schedule(stop));
+    if state.ctx.config.backup_schedule {
+        let backups = state.backups.clone();
+        tasks.spawn("backup schedule", |stop| backups.run_schedule(stop));
+    }
     let apps = state.apps.clone();
     tasks.spawn("start-up reconcile", |_| async move {
         // Apps kept running while minicloud was down; find them and route to them again.

@@ -12,6 +12,7 @@ use minicloud::backups::database::{load, DUMP_FILE};
 use minicloud::backups::Repository;
 use minicloud::model::secret::Secret;
 use minicloud::services::{Provisioner, ServiceName};
+use support::net::Switch;
 use support::services::{admin_conn, app, mariadb_admin_url, mariadb_with, rabbitmq_api_url};
 use support::{test_env, AppCleanup};
 
@@ -45,10 +46,15 @@ fn restic(repo: &std::path::Path, password: &str, args: &[&str], stdin: Option<&
 #[tokio::test]
 async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backup() {
     let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
+    // minicloud reaches MariaDB through a switch, to take it away for the failed run.
+    let mut mariadb = Switch::new("127.0.0.1:3306").await;
+    let admin_url =
+        mariadb_admin_url().replace("@127.0.0.1:3306", &format!("@127.0.0.1:{}", mariadb.port));
+    assert!(admin_url.contains(&mariadb.port.to_string()), "{admin_url}");
     let mc = support::Minicloud::start_with(
         [
             ("MINICLOUD_HEALTH_TIMEOUT", "30".to_owned()),
-            ("MINICLOUD_MARIADB_URL", mariadb_admin_url()),
+            ("MINICLOUD_MARIADB_URL", admin_url),
             ("MINICLOUD_MARIADB_APP_HOST", gateway.clone()),
             ("MINICLOUD_RABBITMQ_API", rabbitmq_api_url()),
             ("MINICLOUD_RABBITMQ_APP_HOST", gateway),
@@ -201,6 +207,31 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
         )
         .await;
     assert_eq!(resp.status(), 404);
+
+    // MariaDB away: the run is stored as failed, names the service and its address, and
+    // leaves no snapshot that could pass for a backup.
+    mariadb.down().await;
+    let resp = api
+        .post(&format!("/api/apps/{name}/backups"), serde_json::json!({}))
+        .await;
+    let failed: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("MariaDB at 127.0.0.1:{}", mariadb.port)),
+        "{reason}"
+    );
+    assert_eq!(failed["parts"], serde_json::json!([]), "{failed}");
+    assert!(failed.get("recovery_key").is_none(), "{failed}");
+    let failed_id = failed["id"].as_str().unwrap();
+    let left = restic(
+        &repo,
+        &password,
+        &["snapshots", "--json", "--tag", &format!("run:{failed_id}")],
+        None,
+    );
+    assert_eq!(left.trim(), "[]", "{left}");
+    mariadb.up().await;
 
     let log = mc.log();
     assert!(

@@ -586,8 +586,8 @@ impl Backups {
         Ok(had.then_some(old))
     }
 
-    /// Every app with something to back up (a database or storage).
-    pub fn apps_with_data(&self) -> Result<Vec<AppName>, BackupError> {
+    /// Every app with something to back up (a database or storage), and when it was made.
+    pub fn apps_with_data(&self) -> Result<Vec<(AppName, i64)>, BackupError> {
         let mut out = Vec::new();
         for app in self.ctx.store.apps()? {
             let has_db = self
@@ -596,7 +596,7 @@ impl Backups {
                 .service(&app.name, ServiceKind::Mariadb)?
                 .is_some();
             if has_db || self.services.storage().dir(&app.name).is_dir() {
-                out.push(app.name);
+                out.push((app.name, app.created_at));
             }
         }
         Ok(out)
@@ -653,13 +653,20 @@ impl Backups {
                     continue;
                 }
             };
-            for app in apps {
-                let last = self.ctx.store.backups(&app).ok().and_then(|runs| {
-                    runs.iter()
-                        .rev()
-                        .find(|r| r.trigger == "schedule")
-                        .map(|r| r.started_at)
-                });
+            for (app, created_at) in apps {
+                // A new app's first scheduled run is at its first slot after it was made.
+                let last = self
+                    .ctx
+                    .store
+                    .backups(&app)
+                    .ok()
+                    .and_then(|runs| {
+                        runs.iter()
+                            .rev()
+                            .find(|r| r.trigger == "schedule")
+                            .map(|r| r.started_at)
+                    })
+                    .or(Some(created_at));
                 if !plan::is_due(now(), plan::daily_minute(app.as_str()), last) {
                     continue;
                 }

@@ -128,6 +128,13 @@ impl Repository {
         }
         let mut child = self.spawn(&mut cmd, "backup")?;
         let stdout = child.stdout.take().expect("piped");
+        // Read beside stdout (see `finish`), handed back for the error.
+        let mut stderr = child.stderr.take().expect("piped");
+        let errors = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
         let mut lines = BufReader::new(stdout).lines();
         let mut summary = None;
         while let Ok(Some(line)) = lines.next_line().await {
@@ -140,7 +147,25 @@ impl Repository {
                 _ => {}
             }
         }
-        finish(child, "backup").await?;
+        let status = child.wait().await;
+        let errors = errors.await.unwrap_or_default();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => {
+                return Err(BackupError::Tool {
+                    tool: RESTIC,
+                    action: "backup",
+                    why: format!("{s}: {}", last_lines(&errors)),
+                })
+            }
+            Err(e) => {
+                return Err(BackupError::Tool {
+                    tool: RESTIC,
+                    action: "backup",
+                    why: e.to_string(),
+                })
+            }
+        }
         let Some((snapshot, summary)) = summary.and_then(|s| Some((s.snapshot_id.clone()?, s)))
         else {
             return Err(BackupError::Tool {
@@ -195,14 +220,24 @@ impl Repository {
 /// Waits for a restic child; a failure carries its last error lines. Returns its stdout when
 /// nobody read it.
 pub async fn finish(mut child: Child, action: &'static str) -> Result<Vec<u8>, BackupError> {
-    let mut out = Vec::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        let _ = stdout.read_to_end(&mut out).await;
-    }
-    let mut err = String::new();
-    if let Some(mut stderr) = child.stderr.take() {
-        let _ = stderr.read_to_string(&mut err).await;
-    }
+    // Both pipes at once: a child blocked on a full stderr would never close its stdout.
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let read_out = async {
+        let mut out = Vec::new();
+        if let Some(mut stdout) = stdout {
+            let _ = stdout.read_to_end(&mut out).await;
+        }
+        out
+    };
+    let read_err = async {
+        let mut err = String::new();
+        if let Some(mut stderr) = stderr {
+            let _ = stderr.read_to_string(&mut err).await;
+        }
+        err
+    };
+    let (out, err) = tokio::join!(read_out, read_err);
     let status = child.wait().await.map_err(|e| BackupError::Tool {
         tool: RESTIC,
         action,
