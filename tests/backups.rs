@@ -43,6 +43,23 @@ fn restic(repo: &std::path::Path, password: &str, args: &[&str], stdin: Option<&
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs the CLI against `mc`: success, stdout, stderr. Async: the test's runtime also runs
+/// the MariaDB switch, which a blocking wait would stall.
+async fn cli(mc: &support::Minicloud, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_minicloud"))
+        .args(args)
+        .env("MINICLOUD_URL", mc.api_url(""))
+        .env("MINICLOUD_TOKEN", support::TOKEN)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[tokio::test]
 async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backup() {
     let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
@@ -111,6 +128,12 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
     assert_eq!(key["password"], password.as_str());
     let listed: serde_json::Value = api.get_json(&format!("/api/apps/{name}/backups")).await;
     assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
+
+    // The CLI runs one too, following its progress.
+    let (ok, stdout, stderr) = cli(&mc, &["backups", "run", &name]).await;
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stderr.contains("==> dumping the database"), "{stderr}");
+    assert!(stdout.contains("succeeded"), "{stdout}");
 
     // The stock tool lists the run's snapshots and reads the dump, given the password.
     let repo = mc.data_path().join("backups");
@@ -188,13 +211,14 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
     let listed: serde_json::Value = api.get_json(&format!("/api/apps/{name}/backups")).await;
     assert_eq!(listed[0]["id"], safety.as_str(), "{listed}");
     assert_eq!(listed[0]["trigger"], "safety", "{listed}");
-    let resp = api
-        .post(
-            &format!("/api/apps/{name}/backups/{safety}/restore"),
-            serde_json::json!({"parts": ["database"]}),
-        )
-        .await;
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let (ok, stdout, stderr) = cli(
+        &mc,
+        &["backups", "restore", &name, &safety, "--only", "database"],
+    )
+    .await;
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stderr.contains("==> restoring the database"), "{stderr}");
+    assert!(!stderr.contains("==> restoring the storage"), "{stderr}");
     let rows = send(web.get(url("/db"))).await;
     assert!(rows.1.contains("row-after"), "{rows:?}");
     assert_eq!(send(web.get(url("/file/note"))).await, (200, "kept".into()));
@@ -232,6 +256,13 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
     );
     assert_eq!(left.trim(), "[]", "{left}");
     mariadb.up().await;
+    let (ok, listed, _) = cli(&mc, &["backups", "list", &name]).await;
+    assert!(ok);
+    let failed_line = listed.lines().find(|l| l.starts_with(failed_id)).unwrap();
+    assert!(
+        failed_line.contains("failed") && failed_line.contains("MariaDB at"),
+        "{listed}"
+    );
 
     let log = mc.log();
     assert!(

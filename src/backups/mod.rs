@@ -115,7 +115,9 @@ pub struct Backups {
     /// Serializes runs and restores of one app (not deploys: see the module docs).
     running: AppLocks,
     /// Made when first needed.
-    repo: Arc<tokio::sync::OnceCell<(Repository, bool)>>,
+    repo: Arc<tokio::sync::OnceCell<Repository>>,
+    /// Set when this process made the repository, until one run has shown its key.
+    key_unshown: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Backups {
@@ -126,6 +128,7 @@ impl Backups {
             apps,
             running: AppLocks::default(),
             repo: Arc::default(),
+            key_unshown: Arc::default(),
         }
     }
 
@@ -143,9 +146,9 @@ impl Backups {
         self.ctx.config.data_dir.join("backups")
     }
 
-    /// The repository, made (with its password) on first use; `true` when made now.
-    async fn repository(&self) -> Result<(Repository, bool), BackupError> {
-        let made = self
+    /// The repository, made (with its password) on first use.
+    async fn repository(&self) -> Result<Repository, BackupError> {
+        let repo = self
             .repo
             .get_or_try_init(|| async {
                 let (key, made) = self.ctx.store.ensure_repository_key(|| RepositoryKey {
@@ -154,10 +157,14 @@ impl Backups {
                 })?;
                 let repo = Repository::new(self.repository_path(), key.password);
                 repo.ensure().await?;
-                Ok::<_, BackupError>((repo, made))
+                if made {
+                    self.key_unshown
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok::<_, BackupError>(repo)
             })
             .await?;
-        Ok(made.clone())
+        Ok(repo.clone())
     }
 
     /// The repository password, for the person to keep.
@@ -199,9 +206,14 @@ impl Backups {
     ) -> Result<RunResult, BackupError> {
         self.app_exists(app)?;
         let _running = self.hold(app)?;
-        let (repo, made) = self.repository().await?;
+        let repo = self.repository().await?;
         let backup = self.run_held(op, app, trigger, &repo).await?;
-        let recovery_key = (made && backup.state == BackupState::Succeeded)
+        // The first good run after this process made the repository shows its key, once.
+        let show = backup.state == BackupState::Succeeded
+            && self
+                .key_unshown
+                .swap(false, std::sync::atomic::Ordering::SeqCst);
+        let recovery_key = show
             .then(|| self.key().map(|k| k.expose().to_owned()))
             .transpose()?;
         Ok(RunResult {
@@ -408,7 +420,7 @@ impl Backups {
         };
         let chosen: Vec<(Part, Option<String>)> = parts.iter().map(|&p| (p, snapshot(p))).collect();
         let _running = self.hold(app)?;
-        let (repo, _) = self.repository().await?;
+        let repo = self.repository().await?;
         self.ctx
             .bus
             .step(op, app, format!("taking {app} out of service"));
@@ -622,7 +634,7 @@ impl Backups {
         if drop_ids.is_empty() {
             return Ok(0);
         }
-        let (repo, _) = self.repository().await?;
+        let repo = self.repository().await?;
         let snapshots: Vec<String> = runs
             .iter()
             .filter(|r| drop_ids.contains(&r.id))

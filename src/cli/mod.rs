@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod args;
+pub mod backups;
 pub mod certs;
 pub mod client;
 mod error;
