@@ -16,8 +16,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 # ca-certificates: ACME (Let's Encrypt) and private registries over HTTPS.
+# restic and mariadb-client (mariadb-dump): backups, in a repository the stock tool reads.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates restic mariadb-client \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /usr/local/bin/minicloud /usr/local/bin/minicloud
 ENV MINICLOUD_DATA_DIR=/data

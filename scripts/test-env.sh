@@ -66,7 +66,7 @@ RABBITMQ_WAIT_SECS=120
 
 PACKAGES=(
     cmake pkg-config curl jq openssl ca-certificates iproute2 procps
-    docker-registry mariadb-server mariadb-client rabbitmq-server pebble
+    docker-registry mariadb-server mariadb-client rabbitmq-server pebble restic
     python3 python3-venv
 )
 BROWSER_PACKAGES=(chromium chromium-driver fonts-liberation)

@@ -61,12 +61,31 @@ pub enum EventKind {
     RoutesChanged,
     /// A person asked for a new certificate for this host now.
     RenewalRequested { host: String },
+    /// Bytes of one part of a backup read so far.
+    BackupProgress {
+        app: AppName,
+        part: String,
+        bytes_done: u64,
+    },
+    /// A backup run's every part was confirmed by the repository.
+    BackedUp { app: AppName, backup: String },
+    /// A backup run failed; nothing of it counts.
+    BackupFailed {
+        app: AppName,
+        backup: String,
+        reason: String,
+    },
+    /// An app's data was restored from a backup.
+    Restored { app: AppName, backup: String },
 }
 
 impl EventKind {
     /// Progress may be dropped by a listener that falls behind; facts are worth logging.
     pub fn is_progress(&self) -> bool {
-        matches!(self, Self::Step { .. } | Self::Pull { .. })
+        matches!(
+            self,
+            Self::Step { .. } | Self::Pull { .. } | Self::BackupProgress { .. }
+        )
     }
 }
 

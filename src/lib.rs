@@ -7,8 +7,9 @@
 //!    events and per-app locks. `docker` is the only module that talks to the Docker engine.
 //! 3. `config` and `ctx`: settings, and the one context every operation takes.
 //! 4. `apps`, `routes`, `certs`, `auth`: the operations.
-//! 5. `alerts`: the watcher of the engine's events, incidents and the channels they go to.
-//! 6. `web` (the admin host: API, webhook) and `cli`: faces of the same operations.
+//! 5. `alerts` and `backups`: above the operations. `alerts` watches the engine's events and
+//!    tells people through channels; `backups` takes apps down and brings them back.
+//! 6. `web` (the admin host: API, webhook, pages) and `cli`: faces of the same operations.
 //! 7. `serve` (and `main`): composition, and the background tasks (`tasks`).
 #![forbid(unsafe_code)]
 // A panic in the control plane takes every app's management down with it: errors are values.
@@ -18,6 +19,7 @@
 pub mod alerts;
 pub mod apps;
 pub mod auth;
+pub mod backups;
 pub mod bus;
 pub mod certs;
 pub mod cli;

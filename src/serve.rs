@@ -114,7 +114,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     server.add_background(
         "control plane",
         ControlPlane {
-            state: WebState { ctx, apps },
+            state: WebState::new(ctx, apps),
             listener: Mutex::new(Some(api_listener)),
             certs: Mutex::new(certs),
         },
@@ -207,6 +207,10 @@ pub async fn run_control_plane(
         crate::alerts::WatchSettings::default(),
     );
     tasks.spawn("alert watcher", |stop| watcher.run(stop));
+    if state.ctx.config.backup_schedule {
+        let backups = state.backups.clone();
+        tasks.spawn("backup schedule", |stop| backups.run_schedule(stop));
+    }
     let apps = state.apps.clone();
     tasks.spawn("start-up reconcile", |_| async move {
         // Apps kept running while minicloud was down; find them and route to them again.

@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u8)] = &[
     // Watching the operations' results and telling people: above the operations.
     ("alerts", 5),
     // The admin host's HTTP surface.
+    ("backups", 5),
     ("web", 6),
     // Composition: the process and its background tasks.
     ("serve", 7),

@@ -90,6 +90,12 @@ pub struct DeployRequest {
     pub force: bool,
 }
 
+/// An app out of service and locked, from [`Apps::take_down`] to [`Apps::bring_back`].
+pub struct TakenDown {
+    lock: AppLock,
+    name: AppName,
+}
+
 /// Variables to set and to unset, in one change.
 #[derive(Debug, Clone, Default)]
 pub struct EnvChange {
@@ -379,7 +385,49 @@ impl Apps {
         let mut record = self.app_record(name)?;
         record.stopped = true;
         self.ctx.store.put_app(&record)?;
-        self.route_app(op, &record, None)?;
+        self.stop_serving(op, &record).await?;
+        self.ctx
+            .bus
+            .send(op, EventKind::Stopped { app: name.clone() });
+        Ok(())
+    }
+
+    /// Takes an app out of service for `operation` (a restore) and keeps it locked until
+    /// [`Apps::bring_back`]: no route, containers stopped, the record unchanged (a restart of
+    /// minicloud meanwhile serves it again).
+    pub async fn take_down(
+        &self,
+        op: &Op,
+        name: &AppName,
+        operation: Operation,
+    ) -> Result<TakenDown, AppError> {
+        let lock = self.lock(name, operation)?;
+        let record = self.app_record(name)?;
+        self.stop_serving(op, &record).await?;
+        Ok(TakenDown {
+            lock,
+            name: name.clone(),
+        })
+    }
+
+    /// Serves an app taken down again (fresh containers of its serving revision), unless the
+    /// admin had stopped it; frees its lock.
+    pub async fn bring_back(&self, op: &Op, down: TakenDown) -> Result<(), AppError> {
+        let record = self.app_record(&down.name)?;
+        if record.stopped || record.current.is_none() {
+            return Ok(());
+        }
+        let source = Source::Revision {
+            revision: self.current_revision(&down.name)?,
+        };
+        self.spawn_deploy(down.lock, op, &down.name, source, Trigger::Restart, None)
+            .await
+            .map(drop)
+    }
+
+    async fn stop_serving(&self, op: &Op, record: &AppRecord) -> Result<(), AppError> {
+        let name = &record.name;
+        self.route_app(op, record, None)?;
         let docker = self.docker().await?;
         for c in docker.list_managed().await? {
             // A retiring container is being stopped and removed already.
@@ -388,9 +436,6 @@ impl Apps {
                 docker.stop(&c.name, STOP_TIMEOUT).await?;
             }
         }
-        self.ctx
-            .bus
-            .send(op, EventKind::Stopped { app: name.clone() });
         Ok(())
     }
 

@@ -61,6 +61,9 @@ pub enum ClientCommand {
     /// Certificates of the hosts minicloud serves (ACME).
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Backups of each app's database, storage and record, and restores from them.
+    #[command(subcommand, after_help = BACKUPS_EXAMPLES)]
+    Backups(BackupsCommand),
     /// Check an app's cloud_manifest before deploying it.
     #[command(subcommand)]
     Manifest(ManifestCommand),
@@ -168,6 +171,49 @@ Examples:
   minicloud apps deploy blog --image ghcr.io/me/blog:1.3
   minicloud apps logs blog -f
   minicloud apps rollback blog";
+
+const BACKUPS_EXAMPLES: &str = "\
+Examples:
+  minicloud backups run blog
+  minicloud backups list blog
+  minicloud backups restore blog 1764927000-3f2a --only database
+  minicloud backups key";
+
+#[derive(Subcommand)]
+pub enum BackupsCommand {
+    /// An app's backups, newest first: state, size, parts, or why a run failed.
+    #[command(visible_alias = "ls")]
+    List {
+        app: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Back an app up now, showing its progress. The first backup ever also prints the
+    /// repository password (the recovery key): keep it somewhere safe.
+    Run {
+        app: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Restore an app from one of its backups (a safety backup of the current state is taken
+    /// first; the app stops serving meanwhile).
+    Restore {
+        app: String,
+        /// The backup's id, from `minicloud backups list`.
+        id: String,
+        /// Only these parts (default: everything the backup holds).
+        #[arg(long, value_parser = ["database", "storage"])]
+        only: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the repository's location and password: with them, the stock `restic` tool
+    /// lists and restores every backup, even with minicloud gone.
+    Key {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
 
 const DOMAINS_EXAMPLES: &str = "\
 Examples:

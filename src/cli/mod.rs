@@ -10,6 +10,7 @@ pub mod admin;
 pub mod alerts;
 pub mod apps;
 pub mod args;
+pub mod backups;
 pub mod certs;
 pub mod client;
 mod error;

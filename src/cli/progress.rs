@@ -6,6 +6,7 @@ use std::io::Write;
 
 use futures_util::StreamExt;
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde::Serialize;
 
@@ -34,6 +35,10 @@ enum ProgressEvent {
         revision: u64,
     },
     Failed {},
+    BackupProgress {
+        part: String,
+        bytes_done: u64,
+    },
     /// Kinds a newer server may add: not shown.
     #[serde(other)]
     Other,
@@ -41,9 +46,9 @@ enum ProgressEvent {
 
 /// The `result` event's data.
 #[derive(Debug, Deserialize)]
-struct ResultEvent {
+struct ResultEvent<T> {
     ok: bool,
-    app: Option<AppView>,
+    app: Option<T>,
     status: Option<u16>,
     error: Option<String>,
     deploy: Option<FailedDeploy>,
@@ -67,11 +72,12 @@ pub enum Finished {
     Failed,
 }
 
-/// What a deploying call came to.
+/// What a deploying call came to (`T`: what the operation answers, an app's status unless
+/// said otherwise).
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Outcome<T = AppView> {
     Done {
-        app: Box<AppView>,
+        app: Box<T>,
         finished: Option<Finished>,
     },
     /// The operation failed; `status` is the HTTP status it would have had, and `deploy`
@@ -130,7 +136,17 @@ impl<W: Write> Progress<W> {
                     format::megabytes(bytes_total)
                 )
             }
-            ProgressEvent::Pull { .. } | ProgressEvent::Other => Ok(()),
+            ProgressEvent::BackupProgress { part, bytes_done } if self.tty => {
+                self.pull_line = true;
+                write!(
+                    self.out,
+                    "\r\x1b[Kbacking up {part}  {} MB",
+                    format::megabytes(bytes_done)
+                )
+            }
+            ProgressEvent::Pull { .. }
+            | ProgressEvent::BackupProgress { .. }
+            | ProgressEvent::Other => Ok(()),
             ProgressEvent::Deployed { revision } => {
                 self.finished = Some(Finished::Deployed(revision));
                 Ok(())
@@ -161,12 +177,12 @@ impl<W: Write> Progress<W> {
 
 /// Sends a deploying call asking for its progress as server-sent events, shows the progress
 /// on stderr and returns the result. A server that answers with plain JSON instead is fine.
-pub async fn run<B: Serialize>(
+pub async fn run<B: Serialize, T: DeserializeOwned>(
     api: &ApiClient,
     method: Method,
     path: &str,
     body: Option<&B>,
-) -> Result<Outcome, ClientError> {
+) -> Result<Outcome<T>, ClientError> {
     use std::io::IsTerminal;
     let response = api
         .open(method, path, body, "text/event-stream, application/json")
@@ -183,7 +199,7 @@ pub async fn run<B: Serialize>(
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if !is_stream {
         let app = response
-            .json::<AppView>()
+            .json::<T>()
             .await
             .map_err(|e| protocol(e.to_string()))?;
         return Ok(Outcome::Done {
@@ -221,7 +237,7 @@ pub async fn run<B: Serialize>(
                 .into(),
         )
     })?;
-    let result: ResultEvent =
+    let result: ResultEvent<T> =
         serde_json::from_str(&result.data).map_err(|e| protocol(format!("result event: {e}")))?;
     match (result.ok, result.app) {
         (true, Some(app)) => Ok(Outcome::Done {

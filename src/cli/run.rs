@@ -1,11 +1,11 @@
 //! The dispatch of the client commands: clap's parsed words to the module that does the work.
 
 use super::args::{
-    AddChannel, AlertsCommand, AppsCommand, CertsCommand, ClientArgs, ClientCommand,
-    DomainsCommand, EnvArgs, EnvCommand, ManifestCommand, RoutesCommand,
+    AddChannel, AlertsCommand, AppsCommand, BackupsCommand, CertsCommand, ClientArgs,
+    ClientCommand, DomainsCommand, EnvArgs, EnvCommand, ManifestCommand, RoutesCommand,
 };
 use super::error::CliError;
-use super::{alerts, apps, certs, manifest, routes, ApiClient};
+use super::{alerts, apps, backups, certs, manifest, routes, ApiClient};
 use crate::model::secret::Secret;
 
 /// Runs one client command to the end on a small runtime of its own.
@@ -32,6 +32,17 @@ async fn dispatch(command: ClientCommand) -> Result<(), CliError> {
                 client: c,
             } => routes::add(&client(&c)?, &host, &upstream).await,
             RoutesCommand::Rm { host, client: c } => routes::remove(&client(&c)?, &host).await,
+        },
+        ClientCommand::Backups(cmd) => match cmd {
+            BackupsCommand::List { app, client: c } => backups::list(&client(&c)?, &app).await,
+            BackupsCommand::Run { app, client: c } => backups::run(&client(&c)?, &app).await,
+            BackupsCommand::Restore {
+                app,
+                id,
+                only,
+                client: c,
+            } => backups::restore(&client(&c)?, &app, &id, &only).await,
+            BackupsCommand::Key { client: c } => backups::key(&client(&c)?).await,
         },
         ClientCommand::Certs(cmd) => match cmd {
             CertsCommand::List { client: c } => certs::list(&client(&c)?).await,

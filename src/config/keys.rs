@@ -158,6 +158,10 @@ keys! {
         default: Some("60"),
         help: "Seconds a new revision may take to answer its health probe.",
     }
+    backup_schedule: bool = boolean, {
+        default: Some("true"),
+        help: "Back up every app with a database or storage daily, at a minute spread by its name.",
+    }
     acme_email: String = acme_email, {
         help: "Contact for the ACME account; certificates are ordered only once it is set.",
     }

@@ -53,6 +53,8 @@ pub struct Config {
     pub acme_ca_root: Option<PathBuf>,
     /// How long a new revision may take to answer its health probe.
     pub health_timeout: Duration,
+    /// Daily scheduled backups of every app with data.
+    pub backup_schedule: bool,
     /// The shared MariaDB; apps that need a database cannot deploy without it.
     pub mariadb: Option<MariaDbSettings>,
     /// The shared RabbitMQ; apps that need a message bus cannot deploy without it.
@@ -319,6 +321,7 @@ fn build(p: Parsed) -> Option<Config> {
         acme_directory: p.acme_directory?,
         acme_ca_root: p.acme_ca_root,
         health_timeout: p.health_timeout?,
+        backup_schedule: p.backup_schedule?,
         mariadb,
         rabbitmq,
     })

@@ -48,6 +48,7 @@ pub enum Operation {
     RotateCredentials,
     RotateWebhook,
     Reconcile,
+    Restore,
 }
 
 impl fmt::Display for Operation {
@@ -65,6 +66,7 @@ impl fmt::Display for Operation {
             Self::RotateCredentials => "a credential rotation",
             Self::RotateWebhook => "a webhook secret rotation",
             Self::Reconcile => "start-up reconcile",
+            Self::Restore => "a restore from a backup",
         })
     }
 }

@@ -176,6 +176,22 @@ impl MariaDb {
     }
 }
 
+impl MariaDb {
+    /// Where minicloud administers MariaDB (backups dump from here).
+    pub fn settings(&self) -> &MariaDbSettings {
+        &self.settings
+    }
+
+    /// Drops the app's database and makes it again, empty, with the app's grant: what a
+    /// restore loads a dump into. The account and its password stay.
+    pub async fn recreate_database(&self, app: &AppName) -> Result<(), ServiceError> {
+        let name = ServiceName::for_app(app)?;
+        let statements = [format!("DROP DATABASE IF EXISTS {}", quote_ident(&name))];
+        self.run(&statements, "").await?;
+        self.apply(app, false).await.map(drop)
+    }
+}
+
 impl Provisioner for MariaDb {
     type Grant = Credentials;
     const KIND: ServiceKind = ServiceKind::Mariadb;

@@ -7,6 +7,7 @@
 
 mod alerts;
 mod auth;
+mod backups;
 mod handle;
 mod records;
 mod table;
@@ -28,6 +29,7 @@ pub use alerts::{
     SmtpSecurity, TimelineEntry,
 };
 pub use auth::{SessionRecord, UserRecord};
+pub use backups::{BackupPart, BackupRecord, BackupState, RepositoryKey};
 pub use handle::StoreHealth;
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
@@ -262,6 +264,8 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
         table::create::<UserRecord>(&txn)?;
         table::create::<SessionRecord>(&txn)?;
         alerts::create_tables(&txn)?;
+        table::create::<BackupRecord>(&txn)?;
+        table::create::<RepositoryKey>(&txn)?;
     }
     txn.commit().map_err(db_err)?;
     Ok(db)

@@ -20,6 +20,7 @@ use axum::routing::post;
 use axum::Router;
 
 use crate::apps::Apps;
+use crate::backups::Backups;
 use crate::ctx::Ctx;
 
 pub use error::WebError;
@@ -32,6 +33,20 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 pub struct WebState {
     pub ctx: Ctx,
     pub apps: Apps,
+    pub backups: Backups,
+}
+
+impl WebState {
+    pub fn new(ctx: Ctx, apps: Apps) -> Self {
+        let backups = Backups::new(ctx.clone(), apps.clone());
+        Self { ctx, apps, backups }
+    }
+}
+
+impl axum::extract::FromRef<WebState> for Backups {
+    fn from_ref(s: &WebState) -> Self {
+        s.backups.clone()
+    }
 }
 
 impl axum::extract::FromRef<WebState> for Ctx {

@@ -40,10 +40,7 @@ pub(super) fn admin() -> Admin {
     };
     let apps = Apps::new(ctx.clone(), settings).unwrap();
     Admin {
-        router: router(WebState {
-            ctx: ctx.clone(),
-            apps,
-        }),
+        router: router(WebState::new(ctx.clone(), apps)),
         ctx,
         token: token.expose().to_owned(),
         _dir: dir,

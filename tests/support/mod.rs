@@ -144,6 +144,8 @@ impl Minicloud {
             .env("MINICLOUD_ADMIN_TOKEN", TOKEN)
             .env("MINICLOUD_THREADS", "2")
             .env("MINICLOUD_SHUTDOWN_GRACE", "1")
+            // A daily backup firing in the middle of an unrelated test would only add load.
+            .env("MINICLOUD_BACKUP_SCHEDULE", "false")
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(log.try_clone().expect("log file")))
             .stderr(Stdio::from(log));

@@ -6,6 +6,7 @@
 
 mod alerts;
 mod apps;
+mod backups;
 mod certificates;
 mod routes;
 
@@ -82,6 +83,14 @@ pub(super) fn routes() -> Vec<ApiRoute> {
             "/apps/{name}/domains/{domain}",
             apps::remove_domain,
         ),
+        at(M::GET, "/apps/{name}/backups", backups::list),
+        at(M::POST, "/apps/{name}/backups", backups::run),
+        at(
+            M::POST,
+            "/apps/{name}/backups/{id}/restore",
+            backups::restore,
+        ),
+        at(M::GET, "/backups/key", backups::key),
         at(M::GET, "/alerts/channels", alerts::channels),
         at(M::POST, "/alerts/channels", alerts::add_channel),
         at(M::DELETE, "/alerts/channels/{id}", alerts::remove_channel),

@@ -1,0 +1,213 @@
+//! Pure planning: when an app's daily backup is due, and which good runs retention keeps.
+//! No clock, no I/O: the caller passes `now` and the runs.
+
+/// How many good runs to keep: the newest `last`, and the newest of each of the last `daily`
+/// days, `weekly` weeks and `monthly` months that have one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Retention {
+    pub last: usize,
+    pub daily: usize,
+    pub weekly: usize,
+    pub monthly: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            last: 7,
+            daily: 7,
+            weekly: 4,
+            monthly: 6,
+        }
+    }
+}
+
+/// A run as retention sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub id: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// Only good runs count; failed ones are never kept for a slot, nor deleted here.
+    pub good: bool,
+}
+
+const DAY: i64 = 86_400;
+
+/// Which calendar slot (day, week, month) a time falls in.
+type Bucket = fn(i64) -> i64;
+
+/// The ids of the good runs retention drops. Failed runs are not its business (their
+/// snapshots are forgotten when they fail); the newest good run is always kept.
+pub fn plan_retention(runs: &[Run], policy: Retention) -> Vec<String> {
+    let mut good: Vec<&Run> = runs.iter().filter(|r| r.good).collect();
+    good.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
+    let mut keep = vec![false; good.len()];
+    for k in keep.iter_mut().take(policy.last.max(1)) {
+        *k = true;
+    }
+    let buckets: [(usize, Bucket); 3] = [
+        (policy.daily, |at| at.div_euclid(DAY)),
+        // Weeks from Monday: 1970-01-01 was a Thursday.
+        (policy.weekly, |at| (at.div_euclid(DAY) + 3).div_euclid(7)),
+        (policy.monthly, |at| {
+            let (y, m) = year_month(at.div_euclid(DAY));
+            y * 12 + m
+        }),
+    ];
+    for (count, bucket) in buckets {
+        let mut seen: Vec<i64> = Vec::new();
+        for (i, run) in good.iter().enumerate() {
+            if seen.len() >= count {
+                break;
+            }
+            let b = bucket(run.at);
+            if !seen.contains(&b) {
+                seen.push(b);
+                keep[i] = true;
+            }
+        }
+    }
+    good.iter()
+        .zip(keep)
+        .filter(|(_, k)| !k)
+        .map(|(r, _)| r.id.clone())
+        .collect()
+}
+
+/// Year and month (1–12) of a day counted from 1970-01-01 (Howard Hinnant's civil_from_days).
+fn year_month(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m)
+}
+
+/// The minute of the day (UTC) of an app's daily backup: spread by its name, so fifty apps
+/// do not all dump at midnight, and stable across restarts.
+pub fn daily_minute(app: &str) -> i64 {
+    // FNV-1a: stable across Rust versions, unlike the std hasher.
+    let hash = app.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % 1440) as i64
+}
+
+/// Whether the daily backup at `minute` is due at `now`, given when the last scheduled one
+/// started: the latest slot at or before `now` has no run yet.
+pub fn is_due(now: i64, minute: i64, last_scheduled: Option<i64>) -> bool {
+    let today = now - now.rem_euclid(DAY) + minute * 60;
+    let slot = if today > now { today - DAY } else { today };
+    last_scheduled.is_none_or(|last| last < slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, at: i64, good: bool) -> Run {
+        Run {
+            id: id.into(),
+            at,
+            good,
+        }
+    }
+
+    #[test]
+    fn keep_last_and_daily_keep_one_per_day() {
+        // Two runs a day for ten days, newest day 9.
+        let runs: Vec<Run> = (0..10)
+            .flat_map(|d| {
+                [
+                    run(&format!("d{d}-am"), d * DAY + 3600, true),
+                    run(&format!("d{d}-pm"), d * DAY + 50_000, true),
+                ]
+            })
+            .collect();
+        let policy = Retention {
+            last: 3,
+            daily: 5,
+            weekly: 0,
+            monthly: 0,
+        };
+        let mut dropped = plan_retention(&runs, policy);
+        dropped.sort();
+        // Kept: the last three (d9-pm, d9-am, d8-pm) and the newest of days 9..5.
+        let kept: Vec<_> = runs
+            .iter()
+            .map(|r| r.id.clone())
+            .filter(|id| !dropped.contains(id))
+            .collect();
+        assert_eq!(kept, ["d5-pm", "d6-pm", "d7-pm", "d8-pm", "d9-am", "d9-pm"]);
+    }
+
+    #[test]
+    fn failed_runs_never_count_and_the_newest_good_run_stays() {
+        let runs = vec![
+            run("good-old", 0, true),
+            run("failed-1", DAY, false),
+            run("failed-2", 2 * DAY, false),
+        ];
+        let nothing = Retention {
+            last: 0,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+        };
+        assert!(plan_retention(&runs, nothing).is_empty());
+        // Failed runs take no daily slot: the good run of day 0 keeps its own.
+        let runs = vec![run("a", 0, true), run("b", 10, true), run("f", DAY, false)];
+        let one_day = Retention {
+            last: 1,
+            daily: 1,
+            ..nothing
+        };
+        assert_eq!(plan_retention(&runs, one_day), ["a"]);
+    }
+
+    #[test]
+    fn weekly_and_monthly_buckets_follow_the_calendar() {
+        assert_eq!(year_month(0), (1970, 1));
+        assert_eq!(year_month(31), (1970, 2));
+        assert_eq!(year_month(20_454), (2026, 1)); // 2026-01-01
+                                                   // A run every day for 120 days, keep 4 weekly and 3 monthly only.
+        let runs: Vec<Run> = (0..120)
+            .map(|d| run(&format!("{d:03}"), d * DAY, true))
+            .collect();
+        let policy = Retention {
+            last: 1,
+            daily: 0,
+            weekly: 4,
+            monthly: 3,
+        };
+        let dropped = plan_retention(&runs, policy);
+        let mut kept: Vec<_> = runs
+            .iter()
+            .map(|r| r.id.as_str())
+            .filter(|id| !dropped.iter().any(|d| d == id))
+            .collect();
+        kept.sort();
+        // Day 119 is 1970-04-30 (a Thursday): weekly keeps 119 and the Sundays 115, 108,
+        // 101; monthly keeps 119 (April), 89 (March 31), 58 (February 28).
+        assert_eq!(kept, ["058", "089", "101", "108", "115", "119"]);
+    }
+
+    #[test]
+    fn the_daily_slot_is_spread_stable_and_due_once_a_day() {
+        assert_eq!(daily_minute("shop"), daily_minute("shop"));
+        assert!((0..1440).contains(&daily_minute("shop")));
+        let spread: std::collections::BTreeSet<_> =
+            (0..50).map(|i| daily_minute(&format!("app{i}"))).collect();
+        assert!(spread.len() > 40, "{spread:?}");
+        let minute = 90; // 01:30
+        let day = 10 * DAY;
+        assert!(!is_due(day + 60 * 60, minute, Some(day - DAY + 5400)));
+        assert!(is_due(day + 91 * 60, minute, Some(day - DAY + 5400)));
+        assert!(!is_due(day + 91 * 60, minute, Some(day + 5400)));
+        assert!(is_due(day, minute, None));
+    }
+}

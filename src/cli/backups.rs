@@ -1,0 +1,178 @@
+//! `minicloud backups …`: run, list and restore an app's backups, and show the recovery key.
+
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::error::CliError;
+use super::progress::{self, Outcome};
+use super::{encode_segment, format, table, ApiClient};
+use crate::model::format_time;
+
+/// One backup run as the API answers it; unknown fields are ignored, missing ones empty.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BackupView {
+    pub id: String,
+    #[serde(default)]
+    pub trigger: String,
+    #[serde(default)]
+    pub started_at: i64,
+    #[serde(default)]
+    pub finished_at: Option<i64>,
+    #[serde(default)]
+    pub state: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub parts: Vec<PartView>,
+    /// Only in the answer of the run that made the repository.
+    #[serde(default)]
+    pub recovery_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PartView {
+    pub part: String,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub added: u64,
+}
+
+fn app_path(app: &str) -> String {
+    format!("/api/apps/{}/backups", encode_segment(app))
+}
+
+pub async fn list(api: &ApiClient, app: &str) -> Result<(), CliError> {
+    let runs: Vec<BackupView> = api.get(&app_path(app)).await?;
+    let rows: Vec<Vec<String>> = runs.iter().map(row).collect();
+    print!(
+        "{}",
+        table::render(
+            &["id", "started", "trigger", "state", "size", "added", "took", "detail"],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+pub async fn run(api: &ApiClient, app: &str) -> Result<(), CliError> {
+    let body = serde_json::json!({});
+    match progress::run::<_, BackupView>(api, Method::POST, &app_path(app), Some(&body)).await? {
+        Outcome::Done { app: run, .. } => {
+            if let Some(key) = &run.recovery_key {
+                println!(
+                    "The backup repository was created. Its password (the recovery key) is:\n\n    {key}\n\n\
+                     Keep it somewhere safe, away from this server: without it no backup can be read.\n\
+                     `minicloud backups key` shows it again.\n"
+                );
+            }
+            if run.state == "succeeded" {
+                println!("backup {} of {app} succeeded: {}", run.id, sizes(&run));
+                Ok(())
+            } else {
+                Err(CliError::message(format!(
+                    "backup {} of {app} failed: {}",
+                    run.id,
+                    run.reason.unwrap_or_else(|| run.state.clone())
+                )))
+            }
+        }
+        Outcome::Failed { error, .. } => Err(CliError::message(error)),
+    }
+}
+
+pub async fn restore(
+    api: &ApiClient,
+    app: &str,
+    id: &str,
+    only: &[String],
+) -> Result<(), CliError> {
+    let path = format!("{}/{}/restore", app_path(app), encode_segment(id));
+    let body = serde_json::json!({ "parts": only });
+    match progress::run::<_, serde_json::Value>(api, Method::POST, &path, Some(&body)).await? {
+        Outcome::Done { app: done, .. } => {
+            println!(
+                "{app} restored from backup {id} (the state before is in backup {})",
+                done["safety_backup"].as_str().unwrap_or("?")
+            );
+            if let Some(skipped) = done["database"]["skipped_shown"].as_array() {
+                for s in skipped {
+                    println!("  skipped: {}", s.as_str().unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
+        Outcome::Failed { error, .. } => Err(CliError::message(error)),
+    }
+}
+
+pub async fn key(api: &ApiClient) -> Result<(), CliError> {
+    let key: serde_json::Value = api.get("/api/backups/key").await?;
+    println!(
+        "repository: {}\npassword:   {}\n\n\
+         With these, Debian's restic reads every backup:\n  \
+         RESTIC_REPOSITORY=… RESTIC_PASSWORD=… restic snapshots --tag minicloud",
+        key["repository"].as_str().unwrap_or("?"),
+        key["password"].as_str().unwrap_or("?"),
+    );
+    Ok(())
+}
+
+fn sizes(run: &BackupView) -> String {
+    let total: u64 = run.parts.iter().map(|p| p.bytes).sum();
+    let added: u64 = run.parts.iter().map(|p| p.added).sum();
+    let parts: Vec<&str> = run.parts.iter().map(|p| p.part.as_str()).collect();
+    format!(
+        "{} MB read, {} MB added ({})",
+        format::megabytes(total),
+        format::megabytes(added),
+        parts.join(", ")
+    )
+}
+
+/// id, started, trigger, state, size, added, took, detail.
+fn row(run: &BackupView) -> Vec<String> {
+    let total: u64 = run.parts.iter().map(|p| p.bytes).sum();
+    let added: u64 = run.parts.iter().map(|p| p.added).sum();
+    let took = run
+        .finished_at
+        .map(|f| format!("{}s", f - run.started_at))
+        .unwrap_or_else(|| "-".into());
+    let parts: Vec<&str> = run.parts.iter().map(|p| p.part.as_str()).collect();
+    let detail = run.reason.clone().unwrap_or_else(|| parts.join(", "));
+    vec![
+        run.id.clone(),
+        format_time(run.started_at),
+        run.trigger.clone(),
+        run.state.clone(),
+        format!("{} MB", format::megabytes(total)),
+        format!("{} MB", format::megabytes(added)),
+        took,
+        detail,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_run_shows_why_and_a_good_one_its_parts() {
+        let failed: BackupView = serde_json::from_str(
+            r#"{"id":"1-aa","trigger":"manual","started_at":0,"finished_at":3,"state":"failed","reason":"MariaDB at h:1: down","parts":[]}"#,
+        )
+        .unwrap();
+        let r = row(&failed);
+        assert_eq!(r[3], "failed");
+        assert_eq!(r[6], "3s");
+        assert_eq!(r[7], "MariaDB at h:1: down");
+        let good: BackupView = serde_json::from_str(
+            r#"{"id":"2-bb","state":"succeeded","started_at":0,"parts":[{"part":"record","bytes":2000000,"added":1000000},{"part":"database","bytes":2000000,"added":0}],"new":1}"#,
+        )
+        .unwrap();
+        let r = row(&good);
+        assert_eq!(r[4], "4.0 MB");
+        assert_eq!(r[5], "1.0 MB");
+        assert_eq!(r[7], "record, database");
+    }
+}

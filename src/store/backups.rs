@@ -1,0 +1,176 @@
+//! The backup records: one per run of one app, and the repository's password.
+
+use redb::ReadableTable;
+
+use crate::model::name::AppName;
+use crate::model::secret::Secret;
+
+use super::table::{Keyed, Record};
+use super::{app_range, Store, StoreError};
+
+/// One backup run of one app. Its parts are restic snapshots tagged with the run's id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BackupRecord {
+    pub app: AppName,
+    /// Sortable: `<unix seconds, 10 digits>-<4 hex>`.
+    pub id: String,
+    /// `manual`, `schedule` or `safety` (taken before a restore).
+    pub trigger: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    #[serde(flatten)]
+    pub state: BackupState,
+    pub parts: Vec<BackupPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum BackupState {
+    Running,
+    /// Every part's snapshot was confirmed by the repository.
+    Succeeded,
+    Failed {
+        reason: String,
+    },
+}
+
+/// One part of a run, as the repository confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BackupPart {
+    /// `database`, `storage` or `record`.
+    pub part: String,
+    /// The restic snapshot id.
+    pub snapshot: String,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Bytes the repository grew by (after deduplication and compression).
+    pub added: u64,
+}
+
+/// The restic repository's password (one repository per minicloud).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RepositoryKey {
+    pub password: Secret,
+    pub created_at: i64,
+}
+
+/// Keyed `<app>/<id>` so one app's runs are one ordered range.
+impl Record for BackupRecord {
+    const NAME: &'static str = "backups";
+}
+impl Keyed for BackupRecord {
+    fn key(&self) -> String {
+        format!("{}/{}", self.app, self.id)
+    }
+}
+
+/// One row, keyed `repository`.
+impl Record for RepositoryKey {
+    const NAME: &'static str = "backup_keys";
+}
+
+const REPOSITORY: &str = "repository";
+
+impl Store {
+    /// Every run of `app`, oldest first.
+    pub fn backups(&self, app: &AppName) -> Result<Vec<BackupRecord>, StoreError> {
+        self.list_range(app_range(app))
+    }
+
+    pub fn backup(&self, app: &AppName, id: &str) -> Result<Option<BackupRecord>, StoreError> {
+        self.get(&format!("{app}/{id}"))
+    }
+
+    pub fn put_backup(&self, record: &BackupRecord) -> Result<(), StoreError> {
+        self.put(record)
+    }
+
+    pub fn delete_backup(&self, app: &AppName, id: &str) -> Result<bool, StoreError> {
+        self.delete::<BackupRecord>(&format!("{app}/{id}"))
+    }
+
+    /// The repository's password, made by `make` and kept on first use. Returns it and
+    /// whether it was made now.
+    pub fn ensure_repository_key(
+        &self,
+        make: impl FnOnce() -> RepositoryKey,
+    ) -> Result<(RepositoryKey, bool), StoreError> {
+        self.handle.write(|db| {
+            let txn = db.begin_write().map_err(super::db_err)?;
+            let found = {
+                let table = txn
+                    .open_table(RepositoryKey::TABLE)
+                    .map_err(super::db_err)?;
+                let value = table.get(REPOSITORY).map_err(super::db_err)?;
+                value
+                    .map(|v| super::table::decode::<RepositoryKey>(REPOSITORY, v.value()))
+                    .transpose()?
+            };
+            if let Some(key) = found {
+                return Ok((key, false));
+            }
+            let key = make();
+            super::table::insert_at(&txn, REPOSITORY, &key)?;
+            txn.commit().map_err(super::db_err)?;
+            Ok((key, true))
+        })
+    }
+
+    pub fn repository_key(&self) -> Result<Option<RepositoryKey>, StoreError> {
+        self.get(REPOSITORY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_per_app_in_order_and_the_key_is_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let run = |app: &str, id: &str| BackupRecord {
+            app: AppName::try_new(app).unwrap(),
+            id: id.into(),
+            trigger: "manual".into(),
+            started_at: 1,
+            finished_at: None,
+            state: BackupState::Running,
+            parts: vec![],
+        };
+        for r in [
+            run("a", "0000000002-aa"),
+            run("a", "0000000001-bb"),
+            run("a-b", "0000000001-cc"),
+        ] {
+            store.put_backup(&r).unwrap();
+        }
+        let a = AppName::try_new("a").unwrap();
+        let ids: Vec<_> = store
+            .backups(&a)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["0000000001-bb", "0000000002-aa"]);
+        let (first, made) = store
+            .ensure_repository_key(|| RepositoryKey {
+                password: Secret::new("one"),
+                created_at: 1,
+            })
+            .unwrap();
+        assert!(made);
+        let (again, made) = store
+            .ensure_repository_key(|| RepositoryKey {
+                password: Secret::new("two"),
+                created_at: 2,
+            })
+            .unwrap();
+        assert!(!made);
+        assert_eq!(again.password, first.password);
+        assert_eq!(
+            store.repository_key().unwrap().unwrap().password.expose(),
+            "one"
+        );
+    }
+}
