@@ -323,6 +323,7 @@ async fn every_api_route_refuses_without_a_token() {
                 .replace("{name}", "blog")
                 .replace("{host}", "blog.example.com")
                 .replace("{domain}", "blog.example.com")
+                .replace("{id}", "1")
         );
         assert!(!path.contains('{'), "a parameter without a sample: {path}");
         for auth in [
