@@ -33,7 +33,7 @@ LOAD_CORE = "1"
 DOMAIN = "bench.test"
 APP = "app.bench.test"
 RC = "rc.bench.test"  # the host whose upstream the route-change test flips
-TOKEN = "bench-admin-token-0123456789"
+TOKEN = "bench-admin-token-0123456789abcdef0123"  # at least 32 characters
 # minicloud with jemalloc preloaded runs these load cases (for its peak) and every memory phase.
 JEMALLOC_CASES = ("https_small_c100", "https_100k_c1000")
 N_HOSTS = 1000
