@@ -266,7 +266,14 @@ impl Apps {
             force: false,
         };
         let deployed = self
-            .spawn_deploy(lock, op, &name, source, Trigger::Create, Some(before))
+            .spawn_deploy(
+                lock,
+                op,
+                &name,
+                source,
+                Trigger::Create,
+                Undo::FirstDeploy(before),
+            )
             .await?;
         Ok((self.app_record(&name)?, deployed))
     }
@@ -303,7 +310,7 @@ impl Apps {
             Actor::Webhook(_) => Trigger::Webhook,
             _ => Trigger::Api,
         };
-        self.spawn_deploy(lock, op, name, source, trigger, None)
+        self.spawn_deploy(lock, op, name, source, trigger, Undo::Nothing)
             .await
     }
 
@@ -365,7 +372,7 @@ impl Apps {
         let source = Source::Revision {
             revision: target.revision,
         };
-        self.spawn_deploy(lock, op, name, source, trigger, None)
+        self.spawn_deploy(lock, op, name, source, trigger, Undo::Nothing)
             .await
     }
 
@@ -375,7 +382,7 @@ impl Apps {
         self.running_record(name)?;
         let revision = self.current_revision(name)?;
         let source = Source::Revision { revision };
-        self.spawn_deploy(lock, op, name, source, Trigger::Restart, None)
+        self.spawn_deploy(lock, op, name, source, Trigger::Restart, Undo::Nothing)
             .await
     }
 
@@ -420,9 +427,16 @@ impl Apps {
         let source = Source::Revision {
             revision: self.current_revision(&down.name)?,
         };
-        self.spawn_deploy(down.lock, op, &down.name, source, Trigger::Restart, None)
-            .await
-            .map(drop)
+        self.spawn_deploy(
+            down.lock,
+            op,
+            &down.name,
+            source,
+            Trigger::Restart,
+            Undo::Nothing,
+        )
+        .await
+        .map(drop)
     }
 
     async fn stop_serving(&self, op: &Op, record: &AppRecord) -> Result<(), AppError> {
@@ -447,7 +461,7 @@ impl Apps {
         record.stopped = false;
         self.ctx.store.put_app(&record)?;
         let source = Source::Revision { revision };
-        self.spawn_deploy(lock, op, name, source, Trigger::Start, None)
+        self.spawn_deploy(lock, op, name, source, Trigger::Start, Undo::Nothing)
             .await
     }
 
@@ -477,7 +491,7 @@ impl Apps {
                 let source = Source::Revision { revision };
                 // A change whose redeploy fails is undone: the stored env is the serving one.
                 let undo = Undo::Env(before);
-                self.spawn_deploy_undoing(lock, op, name, source, Trigger::EnvChange, undo)
+                self.spawn_deploy(lock, op, name, source, Trigger::EnvChange, undo)
                     .await
                     .map(Some)
             }
@@ -576,8 +590,15 @@ impl Apps {
             return Err(e.into());
         }
         let source = Source::Revision { revision };
-        self.spawn_deploy(lock, op, name, source, Trigger::CredentialRotation, None)
-            .await
+        self.spawn_deploy(
+            lock,
+            op,
+            name,
+            source,
+            Trigger::CredentialRotation,
+            Undo::Nothing,
+        )
+        .await
     }
 
     /// A new webhook secret: the old webhook URL answers 404 from now on. Returns the record
@@ -687,25 +708,10 @@ impl Apps {
     }
 
     /// Runs a deploy on its own task, which owns the app's lock: a client that disconnects
-    /// can neither cancel a deploy halfway nor let a second operation start beside it.
-    /// `first` marks an app's first deploy, whose failure removes the app again.
+    /// can neither cancel a deploy halfway nor let a second operation start beside it. If the
+    /// deploy fails, what `undo` says is taken back, still under the app's lock (an app's
+    /// first deploy removes the app again; an env change restores the variables).
     async fn spawn_deploy(
-        &self,
-        lock: AppLock,
-        op: &Op,
-        name: &AppName,
-        source: Source,
-        trigger: Trigger,
-        first: Option<BeforeFirstDeploy>,
-    ) -> Result<Deployed, AppError> {
-        let undo = first.map_or(Undo::Nothing, Undo::FirstDeploy);
-        self.spawn_deploy_undoing(lock, op, name, source, trigger, undo)
-            .await
-    }
-
-    /// [`Self::spawn_deploy`], undoing what `undo` says if the deploy fails, still under the
-    /// app's lock.
-    async fn spawn_deploy_undoing(
         &self,
         lock: AppLock,
         op: &Op,
