@@ -19,6 +19,13 @@ set -a
 . "$ENV_FILE"
 set +a
 
+step "shellcheck (install.sh and the scripts)"
+shellcheck install.sh scripts/*.sh deploy/test-images/*/*.sh
+
+step "GitHub Actions workflows (the workflow schema, with check-jsonschema)"
+"$MINICLOUD_TEST_WORKFLOW_LINT" --builtin-schema vendor.github-workflows \
+    .github/workflows/*.yml docs/workflows/*.yml
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -1,0 +1,660 @@
+#!/bin/sh
+# minicloud's server installer: from a fresh Debian 12+ / Ubuntu 22.04+ box to minicloud, its
+# MariaDB and its RabbitMQ running under Docker Compose.
+#
+#   curl -fsSL https://raw.githubusercontent.com/minicloud-dev/minicloud/main/install.sh \
+#       | sudo sh -s -- --domain example.com --email you@example.com
+#
+# Run again, it upgrades (images pulled, minicloud recreated, apps untouched). `--help` lists
+# every flag. Every check only reads; `--dry-run` runs them all and prints each step instead of
+# doing it.
+set -eu
+
+# --- settings -------------------------------------------------------------------------------
+DOMAIN=''
+EMAIL=''
+EMAIL_SET=''
+ADMIN_PASSWORD=''
+INSTALL_DIR=/cloud
+DATA_DIR=/data
+HTTP_PORT=''
+HTTPS_PORT=''
+YES=''
+DRY_RUN=''
+ACTION=install
+PURGE=''
+RESTORE=''
+MINICLOUD_IMAGE="${MINICLOUD_IMAGE:-}"
+MARIADB_IMAGE="${MARIADB_IMAGE:-}"
+RABBITMQ_IMAGE="${RABBITMQ_IMAGE:-}"
+# The compose project (container names and labels); only tests need another one.
+PROJECT="${MINICLOUD_COMPOSE_PROJECT:-minicloud}"
+# How long the services may take to become healthy, in seconds.
+HEALTH_WAIT="${MINICLOUD_HEALTH_WAIT:-300}"
+
+DEFAULT_MINICLOUD_IMAGE=minicloud/minicloud:latest
+DEFAULT_MARIADB_IMAGE=mariadb:11.4
+DEFAULT_RABBITMQ_IMAGE=rabbitmq:3.13-management
+# The Docker network apps run on; minicloud finds it by this name.
+NETWORK=minicloud
+# Docker 20.10 is what Debian 12 ships; older engines lack the API minicloud uses.
+DOCKER_MIN_MAJOR=20
+DOCKER_MIN_MINOR=10
+MIN_DISK_MB=5120
+WARN_DISK_MB=10240
+
+usage() {
+    cat <<'EOF'
+Usage: install.sh [FLAGS]
+
+Installs minicloud under Docker Compose, or upgrades it when it is installed already.
+
+  --domain DOMAIN          apps answer at <app>.DOMAIN, the admin app at admin.DOMAIN
+  --email EMAIL            ACME (Let's Encrypt) account e-mail; empty: self-signed certificates
+  --admin-password PW      the admin app's password (12 characters at least); default: generated
+  --dir DIR                where docker-compose.yml and .env go (default /cloud)
+  --data-dir DIR           where every piece of state goes (default /data)
+  --http-port N            host port of the edge's HTTP (default 80)
+  --https-port N           host port of the edge's HTTPS (default 443)
+  --yes                    ask nothing: take the defaults
+  --dry-run                run every check and print every step, change nothing
+  --uninstall              stop and remove the services; the data directory is kept
+  --purge                  with --uninstall: remove the data directory too (apps' data included)
+  --restore REPOSITORY     on a fresh box: rebuild everything from a whole-box backup
+  -h, --help               this text
+
+Images (flags win over the environment): --minicloud-image, --mariadb-image, --rabbitmq-image
+or MINICLOUD_IMAGE, MARIADB_IMAGE, RABBITMQ_IMAGE; defaults: minicloud/minicloud:latest,
+mariadb:11.4, rabbitmq:3.13-management.
+EOF
+}
+
+# --- output ---------------------------------------------------------------------------------
+say() { printf '==> %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+# step DESCRIPTION CMD...: runs CMD, or only prints it with --dry-run.
+step() {
+    what="$1"
+    shift
+    if [ -n "$DRY_RUN" ]; then
+        printf '[dry-run] %s: %s\n' "$what" "$*"
+    else
+        say "$what"
+        "$@"
+    fi
+}
+
+# A terminal to ask on, even when the script itself comes through a pipe (curl | sh).
+has_tty() { [ -z "$YES" ] && (exec </dev/tty) 2>/dev/null; }
+# ask VAR PROMPT DEFAULT: sets VAR to the answer (DEFAULT when empty, or without a terminal).
+ask() {
+    answer=''
+    if has_tty; then
+        printf '%s [%s]: ' "$2" "$3" >/dev/tty
+        IFS= read -r answer </dev/tty || answer=''
+    fi
+    [ -n "$answer" ] || answer="$3"
+    eval "$1=\$answer"
+}
+# confirm PROMPT DEFAULT(y|n): true for yes.
+confirm() {
+    reply=""
+    ask reply "$1 (y/n)" "$2"
+    case "$reply" in y | Y | yes | YES) return 0 ;; *) return 1 ;; esac
+}
+
+# --- flags ----------------------------------------------------------------------------------
+need_value() { [ "$#" -ge 2 ] || die "$1 needs a value (see --help)"; }
+parse_flags() {
+    while [ "$#" -gt 0 ]; do
+        case "$1" in
+        --domain) need_value "$@"; DOMAIN="$2"; shift ;;
+        --email) need_value "$@"; EMAIL="$2"; EMAIL_SET=1; shift ;;
+        --admin-password) need_value "$@"; ADMIN_PASSWORD="$2"; shift ;;
+        --dir) need_value "$@"; INSTALL_DIR="$2"; shift ;;
+        --data-dir) need_value "$@"; DATA_DIR="$2"; shift ;;
+        --http-port) need_value "$@"; HTTP_PORT="$2"; shift ;;
+        --https-port) need_value "$@"; HTTPS_PORT="$2"; shift ;;
+        --minicloud-image) need_value "$@"; MINICLOUD_IMAGE="$2"; shift ;;
+        --mariadb-image) need_value "$@"; MARIADB_IMAGE="$2"; shift ;;
+        --rabbitmq-image) need_value "$@"; RABBITMQ_IMAGE="$2"; shift ;;
+        --restore) need_value "$@"; RESTORE="$2"; ACTION=restore; shift ;;
+        --yes | -y) YES=1 ;;
+        --dry-run) DRY_RUN=1 ;;
+        --uninstall) ACTION=uninstall ;;
+        --purge) PURGE=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) die "unknown flag $1 (see --help)" ;;
+        esac
+        shift
+    done
+    [ -z "$PURGE" ] || [ "$ACTION" = uninstall ] || die "--purge goes with --uninstall"
+}
+
+# --- validation -----------------------------------------------------------------------------
+valid_port() {
+    case "$1" in '' | *[!0-9]*) return 1 ;; esac
+    [ "$1" -ge 1 ] && [ "$1" -le 65535 ]
+}
+# A DNS name of two labels at least, letters, digits and hyphens.
+valid_domain() {
+    printf '%s\n' "$1" | grep -Eq '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
+}
+# The path goes into the compose file and a bind mount: absolute, plain characters.
+valid_dir() {
+    printf '%s\n' "$1" | grep -Eq '^/[A-Za-z0-9._/-]*$' && [ "$1" != / ]
+}
+
+# --- checks (they only read) ----------------------------------------------------------------
+check_root() {
+    [ "$(id -u)" = 0 ] || die "run as root: curl -fsSL …/install.sh | sudo sh -s -- $*"
+}
+
+check_os() {
+    [ -r /etc/os-release ] || die "cannot tell the OS (/etc/os-release missing): minicloud installs on Debian 12+ or Ubuntu 22.04+"
+    # shellcheck disable=SC1091
+    os_id=$(. /etc/os-release && printf '%s' "${ID:-}")
+    # shellcheck disable=SC1091
+    os_version=$(. /etc/os-release && printf '%s' "${VERSION_ID:-0}")
+    major=${os_version%%.*}
+    case "$os_id" in
+    debian) [ "${major:-0}" -ge 12 ] 2>/dev/null || die "Debian $os_version is too old: minicloud needs Debian 12 (bookworm) or newer; upgrade the OS or use a new server" ;;
+    ubuntu) [ "${major:-0}" -ge 22 ] 2>/dev/null || die "Ubuntu $os_version is too old: minicloud needs Ubuntu 22.04 or newer" ;;
+    *) die "$os_id is not supported: minicloud installs on Debian 12+ or Ubuntu 22.04+" ;;
+    esac
+    say "OS: $os_id $os_version"
+}
+
+# Memory in MB, and whether there is any swap.
+MEM_MB=0
+check_memory() {
+    MEM_MB=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
+    swap_kb=$(awk '/^SwapTotal:/ {print $2}' /proc/meminfo)
+    say "memory: ${MEM_MB} MB, swap: $((swap_kb / 1024)) MB"
+    if [ "$MEM_MB" -lt 900 ]; then
+        warn "under 1 GB of memory: minicloud, MariaDB and RabbitMQ fit, but apps will be tight; add swap"
+    fi
+    [ "$swap_kb" -gt 0 ] && return
+    default=n
+    [ "$MEM_MB" -lt 2048 ] && default=y
+    if confirm "No swap: create a 1 GB swap file at /swapfile?" "$default"; then
+        WANT_SWAP=1
+    fi
+}
+WANT_SWAP=''
+
+existing_parent() {
+    p="$1"
+    while [ ! -d "$p" ]; do p=$(dirname "$p"); done
+    printf '%s' "$p"
+}
+check_disk() {
+    where=$(existing_parent "$DATA_DIR")
+    free_mb=$(df -Pm "$where" | awk 'NR == 2 {print $4}')
+    say "disk: ${free_mb} MB free under $where"
+    [ "$free_mb" -ge "$MIN_DISK_MB" ] || die "only ${free_mb} MB free under $where: minicloud needs 5 GB at least (images, databases, backups); free some space or pick --data-dir on a larger disk"
+    [ "$free_mb" -ge "$WARN_DISK_MB" ] || warn "${free_mb} MB free under $where: 10 GB or more is recommended"
+}
+
+# Which process listens on a TCP port: "name (pid N)", or nothing.
+port_holder() {
+    ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p' | head -n 1
+}
+port_in_use() { [ -n "$(ss -ltnH "sport = :$1" 2>/dev/null)" ]; }
+# Our own minicloud publishing the port (a rerun) is no conflict.
+port_is_ours() {
+    command -v docker >/dev/null 2>&1 || return 1
+    [ -n "$(docker ps -q --filter "label=com.docker.compose.project=$PROJECT" --filter "publish=$1" 2>/dev/null)" ]
+}
+check_ports() {
+    for port in "$HTTP_PORT" "$HTTPS_PORT"; do
+        port_in_use "$port" || continue
+        port_is_ours "$port" && continue
+        holder=$(port_holder "$port")
+        name=${holder%% *}
+        case "$name" in
+        nginx | apache2 | httpd | caddy | lighttpd | haproxy | traefik)
+            service=$name
+            [ "$name" = httpd ] && service=apache2
+            hint="stop it for good with: systemctl disable --now $service" ;;
+        '') holder='an unknown process'; hint="find it with: ss -ltnp 'sport = :$port'" ;;
+        docker-proxy) hint="a Docker container publishes it: docker ps --filter publish=$port, then docker stop it" ;;
+        *) hint="stop it, or install on another port with --http-port/--https-port" ;;
+        esac
+        die "port $port is taken by $holder; minicloud's edge needs it: $hint"
+    done
+    say "ports $HTTP_PORT and $HTTPS_PORT: free"
+}
+
+COMPOSE=''
+DOCKER_MISSING=''
+check_docker() {
+    if ! command -v docker >/dev/null 2>&1; then
+        DOCKER_MISSING=1
+        say "Docker: not installed; it will be installed from $os_id's packages"
+        return
+    fi
+    if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then :; else
+        die "Docker is installed but its engine does not answer: start it (systemctl start docker) and run this again"
+    fi
+    version=$(docker version --format '{{.Server.Version}}')
+    case "$(command -v docker)" in
+    /snap/*) die "Docker from snap is not supported (it cannot reach $DATA_DIR): snap remove docker, then run this again" ;;
+    esac
+    major=$(printf '%s' "$version" | cut -d. -f1)
+    minor=$(printf '%s' "$version" | cut -d. -f2 | sed 's/[^0-9].*//')
+    if [ "$major" -lt "$DOCKER_MIN_MAJOR" ] || { [ "$major" -eq "$DOCKER_MIN_MAJOR" ] && [ "${minor:-0}" -lt "$DOCKER_MIN_MINOR" ]; }; then
+        die "Docker $version is too old: minicloud needs $DOCKER_MIN_MAJOR.$DOCKER_MIN_MINOR or newer; upgrade it (apt-get install --only-upgrade docker.io, or docker-ce from Docker's repository)"
+    fi
+    find_compose
+    say "Docker: $version, compose: ${COMPOSE:-missing (it will be installed)}"
+}
+find_compose() {
+    if docker compose version >/dev/null 2>&1; then
+        COMPOSE='docker compose'
+    elif command -v docker-compose >/dev/null 2>&1; then
+        COMPOSE='docker-compose'
+    fi
+}
+
+# --- steps that change things ---------------------------------------------------------------
+install_docker() {
+    [ -n "$DOCKER_MISSING" ] || [ -z "$COMPOSE" ] || return 0
+    # The distribution's own packages: compose v2 where it is packaged, v1 (Debian 12) otherwise.
+    compose_pkg=docker-compose
+    if apt-cache show docker-compose-v2 >/dev/null 2>&1; then compose_pkg=docker-compose-v2; fi
+    step "installing Docker and compose ($os_id packages)" sh -c \
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io $compose_pkg && (systemctl enable --now docker 2>/dev/null || true)"
+    [ -n "$DRY_RUN" ] && { COMPOSE='docker compose'; return 0; }
+    find_compose
+    [ -n "$COMPOSE" ] || die "compose is still missing after installing $compose_pkg"
+}
+
+make_swap() {
+    [ -n "$WANT_SWAP" ] || return 0
+    step "creating a 1 GB swap file /swapfile" sh -c \
+        'fallocate -l 1G /swapfile && chmod 600 /swapfile && mkswap /swapfile >/dev/null && swapon /swapfile && (grep -q "^/swapfile " /etc/fstab || echo "/swapfile none swap sw 0 0" >>/etc/fstab) && sysctl -q vm.swappiness=10'
+}
+
+random_secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# env_get KEY: a value from the existing .env, if any.
+env_get() {
+    [ -r "$INSTALL_DIR/.env" ] || return 0
+    sed -n "s/^$1=//p" "$INSTALL_DIR/.env" | head -n 1
+}
+
+# Settings: flags > the existing .env (a rerun) > questions > defaults.
+UPGRADE=''
+settle_settings() {
+    [ -r "$INSTALL_DIR/.env" ] && UPGRADE=1
+    [ -n "$DOMAIN" ] || DOMAIN=$(env_get MINICLOUD_DOMAIN)
+    [ -n "$DOMAIN" ] || ask DOMAIN "Domain (apps at <app>.DOMAIN, admin at admin.DOMAIN)" ""
+    [ -n "$DOMAIN" ] || die "no domain: pass --domain example.com (apps answer at <app>.example.com)"
+    DOMAIN=$(printf '%s' "$DOMAIN" | tr '[:upper:]' '[:lower:]')
+    valid_domain "$DOMAIN" || die "'$DOMAIN' is not a domain name: pass e.g. --domain example.com"
+    if [ -z "$EMAIL_SET" ]; then
+        EMAIL=$(env_get MINICLOUD_ACME_EMAIL)
+        [ -n "$UPGRADE" ] || [ -n "$EMAIL" ] || ask EMAIL "E-mail for Let's Encrypt (empty: self-signed certificates)" ""
+    fi
+    case "$EMAIL" in '' | ?*@?*.?*) ;; *) die "'$EMAIL' is not an e-mail address (--email)" ;; esac
+    case "$EMAIL" in *[[:space:]\'\"\$]*) die "the e-mail address may not contain spaces, quotes or \$" ;; esac
+    [ -n "$HTTP_PORT" ] || HTTP_PORT=$(env_get HTTP_PORT)
+    [ -n "$HTTPS_PORT" ] || HTTPS_PORT=$(env_get HTTPS_PORT)
+    HTTP_PORT=${HTTP_PORT:-80}
+    HTTPS_PORT=${HTTPS_PORT:-443}
+    valid_port "$HTTP_PORT" || die "--http-port $HTTP_PORT is not a port number"
+    valid_port "$HTTPS_PORT" || die "--https-port $HTTPS_PORT is not a port number"
+    [ "$HTTP_PORT" != "$HTTPS_PORT" ] || die "--http-port and --https-port must differ"
+    valid_dir "$INSTALL_DIR" || die "--dir must be an absolute path of letters, digits, . _ - /"
+    valid_dir "$DATA_DIR" || die "--data-dir must be an absolute path of letters, digits, . _ - /"
+    [ -n "$MINICLOUD_IMAGE" ] || MINICLOUD_IMAGE=$(env_get MINICLOUD_IMAGE)
+    [ -n "$MARIADB_IMAGE" ] || MARIADB_IMAGE=$(env_get MARIADB_IMAGE)
+    [ -n "$RABBITMQ_IMAGE" ] || RABBITMQ_IMAGE=$(env_get RABBITMQ_IMAGE)
+    MINICLOUD_IMAGE=${MINICLOUD_IMAGE:-$DEFAULT_MINICLOUD_IMAGE}
+    MARIADB_IMAGE=${MARIADB_IMAGE:-$DEFAULT_MARIADB_IMAGE}
+    RABBITMQ_IMAGE=${RABBITMQ_IMAGE:-$DEFAULT_RABBITMQ_IMAGE}
+    # The admin password: kept on a rerun unless given; asked on a terminal, else generated.
+    NEW_PASSWORD=''
+    if [ -z "$ADMIN_PASSWORD" ]; then
+        ADMIN_PASSWORD=$(env_get MINICLOUD_ADMIN_PASSWORD)
+    else
+        NEW_PASSWORD=1
+    fi
+    if [ -z "$ADMIN_PASSWORD" ]; then
+        ask ADMIN_PASSWORD "Admin password (12 characters at least; empty: generate one)" ""
+        [ -n "$ADMIN_PASSWORD" ] || ADMIN_PASSWORD=$(random_secret)
+        NEW_PASSWORD=1
+    fi
+    [ "${#ADMIN_PASSWORD}" -ge 12 ] || die "the admin password needs 12 characters at least (--admin-password)"
+    case "$ADMIN_PASSWORD" in *[[:space:]\'\"\$\\]*) die "the admin password may not contain spaces, quotes, \$ or backslashes" ;; esac
+    MARIADB_ROOT_PASSWORD=$(env_get MARIADB_ROOT_PASSWORD)
+    RABBITMQ_ADMIN_PASSWORD=$(env_get RABBITMQ_ADMIN_PASSWORD)
+    ADMIN_TOKEN=$(env_get MINICLOUD_ADMIN_TOKEN)
+    # Hex only: these go into URLs.
+    MARIADB_ROOT_PASSWORD=${MARIADB_ROOT_PASSWORD:-$(random_secret)}
+    RABBITMQ_ADMIN_PASSWORD=${RABBITMQ_ADMIN_PASSWORD:-$(random_secret)}
+    ADMIN_TOKEN=${ADMIN_TOKEN:-mc_$(random_secret)}
+}
+
+write_env() {
+    cat <<EOF
+# minicloud's settings and secrets, written by install.sh (mode 0600). Keep a copy off this
+# server: the passwords below unlock MariaDB, RabbitMQ and the admin API.
+MINICLOUD_DOMAIN=$DOMAIN
+MINICLOUD_ACME_EMAIL=$EMAIL
+MINICLOUD_ADMIN_PASSWORD=$ADMIN_PASSWORD
+MINICLOUD_ADMIN_TOKEN=$ADMIN_TOKEN
+MARIADB_ROOT_PASSWORD=$MARIADB_ROOT_PASSWORD
+RABBITMQ_ADMIN_PASSWORD=$RABBITMQ_ADMIN_PASSWORD
+MINICLOUD_IMAGE=$MINICLOUD_IMAGE
+MARIADB_IMAGE=$MARIADB_IMAGE
+RABBITMQ_IMAGE=$RABBITMQ_IMAGE
+HTTP_PORT=$HTTP_PORT
+HTTPS_PORT=$HTTPS_PORT
+DATA_DIR=$DATA_DIR
+EOF
+}
+
+write_compose() {
+    cat <<'EOF'
+# minicloud on one small server, written by install.sh (run it again to upgrade; settings and
+# secrets are in .env beside this file). The edge and control plane, and the one MariaDB and one
+# RabbitMQ that every app shares (each app gets its own database, vhost and credentials).
+# Memory limits fit a 1 GB server with swap.
+#
+#   docker compose logs minicloud
+#   docker compose exec minicloud minicloud apps list     (the API: 127.0.0.1:7780 inside)
+
+services:
+  minicloud:
+    image: ${MINICLOUD_IMAGE}
+    restart: unless-stopped
+    ports:
+      - "${HTTP_PORT}:80"
+      - "${HTTPS_PORT}:443"
+    volumes:
+      # minicloud runs the apps' containers on the host's engine.
+      - /var/run/docker.sock:/var/run/docker.sock
+      # Same path inside and out: app storage is bind-mounted into app containers by its host
+      # path, which must be the path minicloud sees.
+      - ${DATA_DIR}:${DATA_DIR}
+    environment:
+      MINICLOUD_DOMAIN: ${MINICLOUD_DOMAIN}
+      MINICLOUD_DATA_DIR: ${DATA_DIR}
+EOF
+    # Without an e-mail ACME is off: the variable is left out (an empty one is refused).
+    # shellcheck disable=SC2016 # compose expands it, from .env
+    [ -z "$EMAIL" ] || echo '      MINICLOUD_ACME_EMAIL: ${MINICLOUD_ACME_EMAIL}'
+    cat <<'EOF'
+      MINICLOUD_ADMIN_PASSWORD: ${MINICLOUD_ADMIN_PASSWORD}
+      MINICLOUD_ADMIN_TOKEN: ${MINICLOUD_ADMIN_TOKEN}
+      MINICLOUD_TOKEN: ${MINICLOUD_ADMIN_TOKEN}
+      MINICLOUD_LOG_FORMAT: json
+      MINICLOUD_MARIADB_URL: mysql://root:${MARIADB_ROOT_PASSWORD}@mariadb:3306
+      MINICLOUD_MARIADB_APP_HOST: mariadb:3306
+      MINICLOUD_RABBITMQ_API: http://minicloud:${RABBITMQ_ADMIN_PASSWORD}@rabbitmq:15672
+      MINICLOUD_RABBITMQ_APP_HOST: rabbitmq:5672
+    healthcheck:
+      test: ["CMD-SHELL", "curl -fsS -o /dev/null -H \"Authorization: Bearer $$MINICLOUD_ADMIN_TOKEN\" http://127.0.0.1:7780/api/health"]
+      interval: 5s
+      timeout: 5s
+      retries: 3
+      start_period: 30s
+    depends_on:
+      mariadb:
+        condition: service_healthy
+      rabbitmq:
+        condition: service_healthy
+    mem_limit: 256m
+    networks: [minicloud]
+    logging: &logging
+      driver: json-file
+      options: {max-size: "10m", max-file: "3"}
+
+  mariadb:
+    image: ${MARIADB_IMAGE}
+    restart: unless-stopped
+    environment:
+      MARIADB_ROOT_PASSWORD: ${MARIADB_ROOT_PASSWORD}
+      # minicloud connects from its own container; apps never get this account.
+      MARIADB_ROOT_HOST: "%"
+      MARIADB_AUTO_UPGRADE: "1"
+    command:
+      - --innodb-buffer-pool-size=64M
+      - --innodb-log-file-size=32M
+      - --innodb-log-buffer-size=8M
+      - --max-connections=100
+      - --performance-schema=OFF
+      - --key-buffer-size=8M
+      - --tmp-table-size=16M
+      - --max-heap-table-size=16M
+      - --table-open-cache=400
+      - --thread-cache-size=8
+      - --skip-name-resolve
+    volumes:
+      - ${DATA_DIR}/mariadb:/var/lib/mysql
+    healthcheck:
+      test: ["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"]
+      interval: 5s
+      timeout: 5s
+      retries: 5
+      start_period: 30s
+    mem_limit: 384m
+    networks: [minicloud]
+    logging: *logging
+
+  rabbitmq:
+    image: ${RABBITMQ_IMAGE}
+    # The node name (rabbit@<hostname>) names its data directory: keep it fixed.
+    hostname: rabbitmq
+    restart: unless-stopped
+    environment:
+      # The management API's admin (tag administrator); apps get their own users.
+      RABBITMQ_DEFAULT_USER: minicloud
+      RABBITMQ_DEFAULT_PASS: ${RABBITMQ_ADMIN_PASSWORD}
+    volumes:
+      - ${DATA_DIR}/rabbitmq:/var/lib/rabbitmq
+      - ./rabbitmq.conf:/etc/rabbitmq/conf.d/90-minicloud.conf:ro
+    healthcheck:
+      test: ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+      interval: 5s
+      timeout: 10s
+      retries: 5
+      start_period: 60s
+    mem_limit: 320m
+    networks: [minicloud]
+    logging: *logging
+
+networks:
+  # The network minicloud runs apps on (it finds it by this name; install.sh creates it): apps
+  # reach `mariadb` and `rabbitmq` here, and the edge reaches the apps.
+  minicloud:
+    name: minicloud
+    external: true
+EOF
+}
+
+write_rabbitmq_conf() {
+    cat <<'EOF'
+# RabbitMQ settings for a 1 GB server, written by install.sh.
+# Block publishers at 200 MiB of memory (the container's limit is 320 MiB), well before the
+# kernel's OOM killer would pick a process.
+vm_memory_high_watermark.absolute = 200MiB
+# Stop accepting messages when the disk gets this close to full.
+disk_free_limit.absolute = 1GB
+# Apps are few and small.
+channel_max = 128
+# The management API answers only on the compose network (no port is published).
+management.tcp.port = 15672
+EOF
+}
+
+# put FILE MODE GENERATOR: writes what GENERATOR prints to FILE with MODE, atomically.
+put() {
+    if [ -n "$DRY_RUN" ]; then
+        printf '[dry-run] write %s (mode %s)\n' "$1" "$2"
+        return
+    fi
+    (umask 077 && "$3" >"$1.new")
+    chmod "$2" "$1.new"
+    mv "$1.new" "$1"
+}
+
+compose() {
+    # shellcheck disable=SC2086 # COMPOSE is one or two words.
+    $COMPOSE -p "$PROJECT" --project-directory "$INSTALL_DIR" -f "$INSTALL_DIR/docker-compose.yml" "$@"
+}
+
+container_of() { compose ps -q "$1" 2>/dev/null | head -n 1; }
+
+# wait_healthy SERVICE...: until each one's health check passes, or HEALTH_WAIT runs out.
+wait_healthy() {
+    deadline=$(($(date +%s) + HEALTH_WAIT))
+    for service in "$@"; do
+        while :; do
+            id=$(container_of "$service")
+            status=$( [ -n "$id" ] && docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing)
+            [ "$status" = healthy ] && break
+            if [ "$(date +%s)" -ge "$deadline" ]; then
+                warn "$service is $status after ${HEALTH_WAIT}s; its last log lines:"
+                [ -n "$id" ] && docker logs --tail 30 "$id" >&2 2>&1
+                return 1
+            fi
+            sleep 2
+        done
+        say "$service: healthy"
+    done
+}
+
+pull_images() {
+    for image in "$MINICLOUD_IMAGE" "$MARIADB_IMAGE" "$RABBITMQ_IMAGE"; do
+        if [ -n "$DRY_RUN" ]; then
+            printf '[dry-run] pull %s\n' "$image"
+        elif ! docker pull -q "$image" >/dev/null 2>&1; then
+            # A locally built image (tests, air-gapped boxes) has no registry to come from.
+            docker image inspect "$image" >/dev/null 2>&1 \
+                || die "cannot pull $image and it is not on this machine: check the name and the network"
+            say "$image: not pulled, the local one is used"
+        fi
+    done
+}
+
+public_ip() {
+    [ -n "${MINICLOUD_PUBLIC_IP:-}" ] && { printf '%s' "$MINICLOUD_PUBLIC_IP"; return; }
+    ip=$(curl -fsS --max-time 4 https://api.ipify.org 2>/dev/null || true)
+    [ -n "$ip" ] || ip=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+    printf '%s' "$ip"
+}
+
+# Where a name points now, as the system's resolver sees it.
+resolves_to() { getent ahostsv4 "$1" 2>/dev/null | awk 'NR == 1 {print $1}'; }
+
+print_dns() {
+    ip=$(public_ip)
+    printf '\nDNS records to create (at your DNS provider), pointing at this server (%s):\n' "${ip:-its public address}"
+    for name in "admin.$DOMAIN" "*.$DOMAIN"; do
+        probe=$name
+        [ "$name" = "*.$DOMAIN" ] && probe="minicloud-dns-check.$DOMAIN"
+        now=$(resolves_to "$probe")
+        if [ -z "$now" ]; then state="not set yet"
+        elif [ "$now" = "$ip" ]; then state="points here already"
+        else state="points at $now, not here"; fi
+        printf '  A  %-28s %-16s (%s)\n' "$name" "${ip:-?}" "$state"
+    done
+    printf '  (or, instead of the wildcard, one A record per app: <app>.%s)\n' "$DOMAIN"
+}
+
+url_port() { [ "$HTTPS_PORT" = 443 ] || printf ':%s' "$HTTPS_PORT"; }
+
+# --- actions --------------------------------------------------------------------------------
+do_install() {
+    check_os
+    check_memory
+    check_disk
+    check_docker
+    settle_settings
+    check_ports
+    if [ -n "$UPGRADE" ]; then say "minicloud is installed in $INSTALL_DIR: upgrading"; fi
+
+    make_swap
+    install_docker
+    step "creating $INSTALL_DIR and $DATA_DIR" mkdir -p "$INSTALL_DIR" "$DATA_DIR/mariadb" "$DATA_DIR/rabbitmq"
+    [ -n "$DRY_RUN" ] || chmod 0700 "$INSTALL_DIR"
+    put "$INSTALL_DIR/.env" 0600 write_env
+    put "$INSTALL_DIR/docker-compose.yml" 0644 write_compose
+    put "$INSTALL_DIR/rabbitmq.conf" 0644 write_rabbitmq_conf
+    if ! docker network inspect "$NETWORK" >/dev/null 2>&1; then
+        step "creating the Docker network $NETWORK" docker network create --label minicloud.network=1 "$NETWORK"
+    fi
+    pull_images
+
+    previous=''
+    state="$DATA_DIR/minicloud/state.redb"
+    if [ -n "$UPGRADE" ] && [ -z "$DRY_RUN" ]; then
+        previous_id=$(container_of minicloud)
+        [ -n "$previous_id" ] && previous=$(docker inspect -f '{{.Image}}' "$previous_id" 2>/dev/null || true)
+        if [ -f "$state" ]; then
+            step "copying the state store aside ($state.before-upgrade)" cp -p "$state" "$state.before-upgrade"
+        fi
+    fi
+    step "starting the services (docker compose up -d)" compose up -d --remove-orphans
+    [ -n "$DRY_RUN" ] && { say "dry run: nothing was changed"; return 0; }
+
+    if ! wait_healthy mariadb rabbitmq minicloud; then
+        if [ -n "$previous" ]; then
+            warn "the new minicloud is not healthy: going back to the previous image"
+            docker tag "$previous" minicloud-rollback:previous
+            MINICLOUD_IMAGE=minicloud-rollback:previous
+            put "$INSTALL_DIR/.env" 0600 write_env
+            [ -f "$state.before-upgrade" ] && compose stop minicloud && cp -p "$state.before-upgrade" "$state"
+            compose up -d minicloud
+            wait_healthy minicloud || true
+            die "the upgrade failed and the previous version was put back; see: $COMPOSE -p $PROJECT logs minicloud"
+        fi
+        die "the services did not become healthy; see: cd $INSTALL_DIR && $COMPOSE -p $PROJECT logs"
+    fi
+
+    printf '\nminicloud is running.\n'
+    printf '  admin app:  https://admin.%s%s/  (user admin)\n' "$DOMAIN" "$(url_port)"
+    if [ -n "$NEW_PASSWORD" ] && [ -z "$UPGRADE" ]; then
+        printf '  password:   %s  (shown once; it is also in %s/.env)\n' "$ADMIN_PASSWORD" "$INSTALL_DIR"
+    else
+        printf '  password:   unchanged (in %s/.env)\n' "$INSTALL_DIR"
+    fi
+    printf '  API token:  in %s/.env (MINICLOUD_ADMIN_TOKEN)\n' "$INSTALL_DIR"
+    print_dns
+    printf '\nKeep a copy of %s/.env off this server.\n' "$INSTALL_DIR"
+}
+
+do_uninstall() {
+    [ -f "$INSTALL_DIR/docker-compose.yml" ] || die "no minicloud in $INSTALL_DIR (pass --dir if it is elsewhere)"
+    check_docker
+    [ -n "$COMPOSE" ] || die "compose is missing: install docker-compose, then run this again"
+    step "stopping and removing the services" compose down --remove-orphans
+    if [ -n "$PURGE" ]; then
+        step "removing $INSTALL_DIR (--purge)" rm -rf "$INSTALL_DIR"
+        step "removing $DATA_DIR (--purge)" rm -rf "$DATA_DIR"
+    else
+        # .env stays: its passwords are the ones the kept databases know.
+        step "removing the compose files" rm -f "$INSTALL_DIR/docker-compose.yml" "$INSTALL_DIR/rabbitmq.conf"
+        say "kept $DATA_DIR (databases, apps' storage, state) and $INSTALL_DIR/.env; run install.sh again to bring it all back"
+    fi
+    say "apps' containers, if any, keep running; remove them with: docker ps --filter label=minicloud.app"
+}
+
+main() {
+    parse_flags "$@"
+    check_root "$@"
+    case "$ACTION" in
+    install) do_install ;;
+    uninstall) do_uninstall ;;
+    restore) die "--restore $RESTORE: the whole-box restore is not built yet (see the backups issue); nothing was changed" ;;
+    esac
+}
+
+main "$@"
