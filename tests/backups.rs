@@ -5,16 +5,22 @@
 mod support;
 
 use std::process::Command;
+use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
+use reqwest::Method;
+use serde_json::json;
 
-use minicloud::backups::database::{load, DUMP_FILE};
-use minicloud::backups::Repository;
+use minicloud::backups::database::{load, Target, DUMP_FILE};
+use minicloud::backups::plan::daily_minute;
+use minicloud::backups::{verify, Repository};
 use minicloud::model::secret::Secret;
 use minicloud::services::{Provisioner, ServiceName};
-use support::net::Switch;
-use support::services::{admin_conn, app, mariadb_admin_url, mariadb_with, rabbitmq_api_url};
-use support::{test_env, AppCleanup};
+use support::services::{
+    admin_conn, app, mariadb_admin_url, mariadb_with, minicloud_with_switched_mariadb,
+    rabbitmq_call,
+};
+use support::AppCleanup;
 
 /// Runs the stock restic on `repo` with `password`; returns stdout.
 fn restic(repo: &std::path::Path, password: &str, args: &[&str], stdin: Option<&str>) -> String {
@@ -43,6 +49,21 @@ fn restic(repo: &std::path::Path, password: &str, args: &[&str], stdin: Option<&
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Stores `dump` as the database dump of a new snapshot, as minicloud writes one; returns
+/// the snapshot's id.
+fn store_dump(repo: &std::path::Path, password: &str, dump: &str) -> String {
+    let out = restic(
+        repo,
+        password,
+        &["backup", "--json", "--stdin", "--stdin-filename", DUMP_FILE],
+        Some(dump),
+    );
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["snapshot_id"].as_str().map(str::to_owned))
+        .unwrap()
+}
+
 /// Runs the CLI against `mc`: success, stdout, stderr. Async: the test's runtime also runs
 /// the MariaDB switch, which a blocking wait would stall.
 async fn cli(mc: &support::Minicloud, args: &[&str]) -> (bool, String, String) {
@@ -60,27 +81,30 @@ async fn cli(mc: &support::Minicloud, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The vhost's queue names, exchange names and bindings (`source>destination:key`), sorted.
+async fn definitions(vhost: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (status, defs) = rabbitmq_call(Method::GET, &format!("definitions/{vhost}"), None).await;
+    assert_eq!(status, 200, "{defs}");
+    let list = |kind: &str, f: &dyn Fn(&serde_json::Value) -> String| {
+        let mut out: Vec<String> = defs[kind].as_array().unwrap().iter().map(f).collect();
+        out.sort();
+        out
+    };
+    let name = |v: &serde_json::Value| v["name"].as_str().unwrap().to_owned();
+    (
+        list("queues", &name),
+        list("exchanges", &name),
+        list("bindings", &|b| {
+            format!("{}>{}:{}", b["source"], b["destination"], b["routing_key"])
+        }),
+    )
+}
+
 #[tokio::test]
 async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backup() {
-    let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
     // minicloud reaches MariaDB through a switch, to take it away for the failed run.
-    let mut mariadb = Switch::new("127.0.0.1:3306").await;
-    let admin_url =
-        mariadb_admin_url().replace("@127.0.0.1:3306", &format!("@127.0.0.1:{}", mariadb.port));
-    assert!(admin_url.contains(&mariadb.port.to_string()), "{admin_url}");
-    let mc = support::Minicloud::start_with(
-        [
-            ("MINICLOUD_HEALTH_TIMEOUT", "30".to_owned()),
-            ("MINICLOUD_MARIADB_URL", admin_url),
-            ("MINICLOUD_MARIADB_APP_HOST", gateway.clone()),
-            ("MINICLOUD_RABBITMQ_API", rabbitmq_api_url()),
-            ("MINICLOUD_RABBITMQ_APP_HOST", gateway),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect(),
-    )
-    .await;
+    let (mc, mut mariadb) =
+        minicloud_with_switched_mariadb(&[("MINICLOUD_BACKUP_BEFORE_DEPLOY", "true")]).await;
     let name = app("bk").to_string();
     let _cleanup = AppCleanup(&name);
     let api = mc.api();
@@ -106,6 +130,33 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
     assert_eq!(send(web.put(url("/file/note")).body("kept")).await.0, 201);
     let rows_before = send(web.get(url("/db"))).await;
     assert_eq!(rows_before.0, 200);
+    // Queue definitions in the app's vhost: an exchange, a queue and a binding between them.
+    let vhost = ServiceName::derive(&name).unwrap().to_string();
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            format!("exchanges/{vhost}/orders"),
+            json!({"type": "topic", "durable": true}),
+        ),
+        (
+            Method::PUT,
+            format!("queues/{vhost}/jobs"),
+            json!({"durable": true}),
+        ),
+        (
+            Method::POST,
+            format!("bindings/{vhost}/e/orders/q/jobs"),
+            json!({"routing_key": "new.*"}),
+        ),
+    ] {
+        let (status, said) = rabbitmq_call(method, &path, Some(body)).await;
+        assert!((200..300).contains(&status), "{path}: {status} {said}");
+    }
+    let definitions_before = definitions(&vhost).await;
+    assert!(
+        definitions_before.0.contains(&"jobs".to_owned()),
+        "{definitions_before:?}"
+    );
 
     // Back up now: every part confirmed, and the recovery key shown with the first run.
     let resp = api
@@ -121,7 +172,7 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
         .iter()
         .map(|p| p["part"].as_str().unwrap())
         .collect();
-    assert_eq!(parts, ["record", "database", "storage"], "{run}");
+    assert_eq!(parts, ["record", "database", "queues", "storage"], "{run}");
     let id = run["id"].as_str().unwrap().to_owned();
     let password = run["recovery_key"].as_str().expect("shown once").to_owned();
     let key: serde_json::Value = api.get_json("/api/backups/key").await;
@@ -129,11 +180,20 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
     let listed: serde_json::Value = api.get_json(&format!("/api/apps/{name}/backups")).await;
     assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
 
-    // The CLI runs one too, following its progress.
+    // The CLI runs one too, following its progress; the key was shown once and is not again.
     let (ok, stdout, stderr) = cli(&mc, &["backups", "run", &name]).await;
     assert!(ok, "{stdout}{stderr}");
     assert!(stderr.contains("==> dumping the database"), "{stderr}");
     assert!(stdout.contains("succeeded"), "{stdout}");
+    assert!(!stdout.contains(&password), "{stdout}");
+    let again: serde_json::Value = api
+        .post(&format!("/api/apps/{name}/backups"), serde_json::json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["state"], "succeeded", "{again}");
+    assert!(again.get("recovery_key").is_none(), "{again}");
 
     // The stock tool lists the run's snapshots and reads the dump, given the password.
     let repo = mc.data_path().join("backups");
@@ -144,7 +204,7 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
         None,
     );
     let snapshots: serde_json::Value = serde_json::from_str(&snapshots).unwrap();
-    assert_eq!(snapshots.as_array().unwrap().len(), 3, "{snapshots}");
+    assert_eq!(snapshots.as_array().unwrap().len(), 4, "{snapshots}");
     let dump = restic(
         &repo,
         &password,
@@ -176,6 +236,73 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
         }
     }
 
+    // The run downloads as one .tar.zst that stock tar and zstd open: the dump as plain SQL,
+    // the queue definitions, the record, the files under storage/.
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("backup.tar.zst");
+    let (ok, stdout, stderr) = cli(
+        &mc,
+        &[
+            "backups",
+            "download",
+            &name,
+            &id,
+            "-o",
+            archive.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!out.path().join("backup.tar.zst.partial").exists());
+    let unpacked = out.path().join("unpacked");
+    std::fs::create_dir(&unpacked).unwrap();
+    let untar = Command::new("tar")
+        .arg("--zstd")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&unpacked)
+        .output()
+        .unwrap();
+    assert!(
+        untar.status.success(),
+        "{}",
+        String::from_utf8_lossy(&untar.stderr)
+    );
+    let read = |file: &str| std::fs::read_to_string(unpacked.join(file)).unwrap();
+    assert!(
+        read(DUMP_FILE).contains(&marker),
+        "the downloaded dump lacks the row"
+    );
+    assert_eq!(read("storage/note"), "kept");
+    assert!(
+        read("queues.json").contains("\"jobs\""),
+        "{}",
+        read("queues.json")
+    );
+    let record: serde_json::Value = serde_json::from_str(&read("app.json")).unwrap();
+    assert_eq!(record["app"]["name"], name.as_str(), "{record}");
+    let resp = api
+        .get(&format!(
+            "/api/apps/{name}/backups/0000000000-0000/download"
+        ))
+        .await;
+    assert_eq!(resp.status(), 404);
+
+    // The newest dump loads into a scratch database with every row it holds.
+    let (ok, stdout, stderr) = cli(&mc, &["backups", "verify", &name]).await;
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("verified") && stdout.contains(" rows"),
+        "{stdout}"
+    );
+    let listed: serde_json::Value = api.get_json(&format!("/api/apps/{name}/backups")).await;
+    assert_eq!(listed[0]["verified"]["ok"], true, "{listed}");
+    assert!(
+        listed[0]["verified"]["rows"].as_u64().unwrap() >= 2,
+        "{listed}"
+    );
+
     // Change everything, then restore.
     assert_eq!(send(web.post(url("/db")).body("row-after")).await.0, 201);
     assert_eq!(
@@ -183,20 +310,46 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
         201
     );
     assert_eq!(send(web.put(url("/file/extra")).body("new")).await.0, 201);
-    let resp = api
-        .post(
-            &format!("/api/apps/{name}/backups/{id}/restore"),
-            serde_json::json!({"parts": ["database", "storage"]}),
-        )
+    for (method, path) in [
+        (Method::DELETE, format!("queues/{vhost}/jobs")),
+        (Method::DELETE, format!("exchanges/{vhost}/orders")),
+        (Method::PUT, format!("queues/{vhost}/later")),
+    ] {
+        let (status, said) = rabbitmq_call(method, &path, Some(json!({}))).await;
+        assert!((200..300).contains(&status), "{path}: {status} {said}");
+    }
+    assert_ne!(definitions(&vhost).await, definitions_before);
+    // MariaDB held: the restore waits on its safety dump, and meanwhile the app's host
+    // answers the 503 maintenance page, not a failing app's.
+    mariadb.hold();
+    let restore_path = format!("/api/apps/{name}/backups/{id}/restore");
+    let restoring = api.post(
+        &restore_path,
+        json!({"parts": ["database", "storage", "queues"]}),
+    );
+    let watching = async {
+        let page = support::wait_for("the maintenance page", Duration::from_secs(60), || async {
+            let (status, body) = send(web.get(url("/db"))).await;
+            (status == 503).then_some(body)
+        })
         .await;
+        mariadb.release();
+        page
+    };
+    let (resp, page) = tokio::join!(restoring, watching);
+    assert!(
+        page.contains(&format!("The app {name} is being restored from a backup")),
+        "{page}"
+    );
     let status = resp.status();
     let restored: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(status, 200, "{restored}");
     assert_eq!(restored["database"]["skipped"], 0, "{restored}");
     let safety = restored["safety_backup"].as_str().unwrap().to_owned();
 
-    // Serving again, with the backed-up rows and files.
+    // Serving again, with the backed-up rows, files and queue definitions.
     assert_eq!(send(web.get(url("/db"))).await, rows_before);
+    assert_eq!(definitions(&vhost).await, definitions_before);
     assert_eq!(send(web.get(url("/file/note"))).await, (200, "kept".into()));
     assert_eq!(send(web.get(url("/file/extra"))).await.0, 404);
     let apps_dir = mc.data_path().join("apps");
@@ -222,6 +375,27 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
     let rows = send(web.get(url("/db"))).await;
     assert!(rows.1.contains("row-after"), "{rows:?}");
     assert_eq!(send(web.get(url("/file/note"))).await, (200, "kept".into()));
+
+    // A clone of the first backup under another name: the backed-up rows, files and queue
+    // definitions in accounts of its own, and the original untouched.
+    let clone = app("bkclone").to_string();
+    let _clone_cleanup = AppCleanup(&clone);
+    let (ok, stdout, stderr) = cli(&mc, &["backups", "restore", &name, &id, "--as", &clone]).await;
+    assert!(ok, "{stdout}{stderr}");
+    let clone_host = format!("{clone}.{}", mc.domain);
+    let clone_web = mc.client_for(&[&clone_host]);
+    let clone_url = |path: &str| mc.https_url(&clone_host, path);
+    assert_eq!(send(clone_web.get(clone_url("/db"))).await, rows_before);
+    assert_eq!(
+        send(clone_web.get(clone_url("/file/note"))).await,
+        (200, "kept".into())
+    );
+    let clone_vhost = ServiceName::derive(&clone).unwrap().to_string();
+    assert_eq!(definitions(&clone_vhost).await, definitions_before);
+    let rows = send(web.get(url("/db"))).await;
+    assert!(rows.1.contains("row-after"), "{rows:?}");
+    let resp = api.delete(&format!("/api/apps/{clone}?data=true")).await;
+    assert_eq!(resp.status(), 204);
 
     // An unknown backup is a 404 and changes nothing.
     let resp = api
@@ -264,6 +438,15 @@ async fn the_probe_gets_its_rows_and_files_back_and_stock_restic_reads_the_backu
         "{listed}"
     );
 
+    // A deploy of another image (here: the same one, forced) backs the app up first.
+    let resp = api
+        .post(&format!("/api/apps/{name}/deploy"), json!({"force": true}))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let listed: serde_json::Value = api.get_json(&format!("/api/apps/{name}/backups")).await;
+    assert_eq!(listed[0]["trigger"], "deploy", "{listed}");
+    assert_eq!(listed[0]["state"], "succeeded", "{listed}");
+
     let log = mc.log();
     assert!(
         !log.contains(&password),
@@ -304,17 +487,7 @@ async fn a_hostile_dump_restores_into_the_app_database_and_nowhere_else() {
     let repo_dir = tempfile::tempdir().unwrap();
     let password = "hostile-test-password";
     restic(repo_dir.path(), password, &["init"], None);
-    let out = restic(
-        repo_dir.path(),
-        password,
-        &["backup", "--json", "--stdin", "--stdin-filename", DUMP_FILE],
-        Some(&hostile),
-    );
-    let snapshot = out
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|v| v["snapshot_id"].as_str().map(str::to_owned))
-        .unwrap();
+    let snapshot = store_dump(repo_dir.path(), password, &hostile);
     let repo = Repository::new(repo_dir.path().to_path_buf(), Secret::new(password));
     let account = env
         .store
@@ -330,7 +503,7 @@ async fn a_hostile_dump_restores_into_the_app_database_and_nowhere_else() {
     };
     // The qualified INSERT reaches MariaDB as the app's account, which is refused there:
     // the load fails on it, after the allowed statements ran in the app's database.
-    let err = load(&repo, &snapshot, &settings, &db, &account)
+    let err = load(&repo, &snapshot, &settings, &Target::app(&db, &account))
         .await
         .unwrap_err()
         .to_string();
@@ -364,18 +537,8 @@ async fn a_hostile_dump_restores_into_the_app_database_and_nowhere_else() {
         .filter(|l| !l.contains(".t VALUES"))
         .map(|l| format!("{l}\n"))
         .collect();
-    let out = restic(
-        repo_dir.path(),
-        password,
-        &["backup", "--json", "--stdin", "--stdin-filename", DUMP_FILE],
-        Some(&tame),
-    );
-    let snapshot = out
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find_map(|v| v["snapshot_id"].as_str().map(str::to_owned))
-        .unwrap();
-    let loaded = load(&repo, &snapshot, &settings, &db, &account)
+    let snapshot = store_dump(repo_dir.path(), password, &tame);
+    let loaded = load(&repo, &snapshot, &settings, &Target::app(&db, &account))
         .await
         .unwrap();
     assert_eq!((loaded.statements, loaded.skipped), (3, 5), "{loaded:?}");
@@ -391,4 +554,114 @@ async fn a_hostile_dump_restores_into_the_app_database_and_nowhere_else() {
         .unwrap();
     admin.disconnect().await.unwrap();
     mariadb.remove(&name).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slot_minicloud_slept_through_is_missed_then_caught_up_by_the_schedule() {
+    let mut mc = support::Minicloud::start().await;
+    // A name whose daily slot came between half an hour and a day ago.
+    let unix_now = minicloud::model::now();
+    let name = loop {
+        let name = app("missed");
+        let ago = (unix_now / 60 - daily_minute(name.as_str())).rem_euclid(1440);
+        if (30..1380).contains(&ago) {
+            break name.to_string();
+        }
+    };
+    let _cleanup = AppCleanup(&name);
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps",
+            json!({"image": support::image("probe:v1"), "name": name}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let storage = mc.data_path().join("apps").join(&name);
+    std::fs::create_dir_all(&storage).unwrap();
+    std::fs::write(storage.join("kept"), "data").unwrap();
+
+    // minicloud down for days: the app was made three days ago and no backup ever ran.
+    mc.stop();
+    {
+        let store =
+            minicloud::store::Store::open(&mc.data_path().join("minicloud").join("state.redb"))
+                .unwrap();
+        let app_name = minicloud::model::AppName::try_new(&name).unwrap();
+        let mut record = store.app(&app_name).unwrap().unwrap();
+        record.created_at -= 3 * 86_400;
+        store.put_app(&record).unwrap();
+    }
+    mc.set_env("MINICLOUD_BACKUP_SCHEDULE", "true");
+    mc.start_again().await;
+
+    // Its first look records the slot as missed and runs a backup at once.
+    let api = mc.api();
+    let runs: serde_json::Value =
+        support::wait_for("the scheduled backup", Duration::from_secs(120), || async {
+            let runs: serde_json::Value = api.get_json(&format!("/api/apps/{name}/backups")).await;
+            let done = runs
+                .as_array()?
+                .iter()
+                .any(|r| r["state"] != "running" && r["state"] != "missed");
+            done.then_some(runs)
+        })
+        .await;
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0]["trigger"], "schedule", "{runs:?}");
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:?}");
+    assert_eq!(runs[1]["state"], "missed", "{runs:?}");
+    assert!(
+        runs[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("minicloud was not running"),
+        "{runs:?}"
+    );
+    let resp = api.delete(&format!("/api/apps/{name}?data=true")).await;
+    assert_eq!(resp.status(), 204);
+}
+
+#[tokio::test]
+async fn verification_passes_a_whole_dump_and_catches_a_corrupted_one() {
+    let env = support::services::env();
+    let mariadb = mariadb_with(&env.store, &mariadb_admin_url());
+    let repo_dir = tempfile::tempdir().unwrap();
+    let password = "verify-test-password";
+    restic(repo_dir.path(), password, &["init"], None);
+    let repo = Repository::new(repo_dir.path().to_path_buf(), Secret::new(password));
+    let store = |dump: &str| store_dump(repo_dir.path(), password, dump);
+    let whole = "DROP TABLE IF EXISTS `notes`;\n\
+                 CREATE TABLE `notes` (`id` int PRIMARY KEY, `body` text);\n\
+                 INSERT INTO `notes` VALUES (1,'one (1)'),(2,'it\\'s two');\n\
+                 CREATE TABLE `empty` (`id` int);\n";
+    let verified = verify::check(&repo, &store(whole), &mariadb).await.unwrap();
+    assert!(verified.ok, "{verified:?}");
+    assert_eq!((verified.tables, verified.rows), (2, 2), "{verified:?}");
+
+    // Cut in the middle of a row: the dump does not load, and the check says so.
+    let cut = &whole[..whole.find("(2,").unwrap() + 4];
+    let failed = verify::check(&repo, &store(cut), &mariadb).await.unwrap();
+    assert!(!failed.ok, "{failed:?}");
+    assert!(
+        failed.problem.as_deref().unwrap().contains("does not load"),
+        "{failed:?}"
+    );
+    // A duplicate key loses a row: it loads, but the count differs from the dump's.
+    let lossy = whole
+        .replace("(2,'it", "(1,'it")
+        .replace("INSERT INTO", "INSERT IGNORE INTO");
+    let lossy = verify::check(&repo, &store(&lossy), &mariadb)
+        .await
+        .unwrap();
+    assert!(!lossy.ok, "{lossy:?}");
+    assert!(
+        lossy
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("table notes has 1 rows, the dump holds 2"),
+        "{lossy:?}"
+    );
 }

@@ -8,33 +8,16 @@ mod support;
 use mysql_async::prelude::Queryable;
 
 use minicloud::services::ServiceName;
-use support::net::Switch;
 use support::services::{
-    admin_conn, app, mariadb_admin_url, rabbitmq_admin, rabbitmq_api, rabbitmq_api_url,
-    server_code, ACCESS_DENIED,
+    admin_conn, app, mariadb_admin_url, minicloud_with_switched_mariadb, rabbitmq_admin,
+    rabbitmq_api, server_code, ACCESS_DENIED,
 };
 use support::{test_env, AppCleanup};
 
 #[tokio::test]
 async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
     let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
-    let mut mariadb = Switch::new("127.0.0.1:3306").await;
-    let admin_url =
-        mariadb_admin_url().replace("@127.0.0.1:3306", &format!("@127.0.0.1:{}", mariadb.port));
-    assert!(admin_url.contains(&mariadb.port.to_string()), "{admin_url}");
-    let mc = support::Minicloud::start_with(
-        [
-            ("MINICLOUD_HEALTH_TIMEOUT", "30"),
-            ("MINICLOUD_MARIADB_URL", admin_url.as_str()),
-            ("MINICLOUD_MARIADB_APP_HOST", gateway.as_str()),
-            ("MINICLOUD_RABBITMQ_API", rabbitmq_api_url().as_str()),
-            ("MINICLOUD_RABBITMQ_APP_HOST", gateway.as_str()),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-    )
-    .await;
+    let (mc, mut mariadb) = minicloud_with_switched_mariadb(&[]).await;
     let name = app("e2e").to_string();
     let _cleanup = AppCleanup(&name);
     let api = mc.api();

@@ -141,6 +141,9 @@ impl Apps {
                         bus.step(op, name, format!("{} is already running", pulled.digest));
                         return Ok(Deployed::Unchanged(current.revision));
                     }
+                    if let Some(hook) = self.before_new_image.get() {
+                        hook.before_new_image(op, name).await;
+                    }
                 }
                 (pulled.image, pulled.digest, None)
             }

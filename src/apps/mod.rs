@@ -20,7 +20,10 @@ mod watch;
 
 pub use deploy::Deployed;
 pub use error::{AppError, DeployFailure};
-pub use ops::{AppSettings, Apps, DeployRequest, EnvChange, NewApp, TakenDown, DEFAULT_MEMORY_MB};
+pub use ops::{
+    AppSettings, Apps, BeforeNewImage, DeployRequest, EnvChange, NewApp, TakenDown,
+    DEFAULT_MEMORY_MB,
+};
 pub use recover::Recovered;
 pub use retire::Retirements;
 pub use status::{AppState, AppStatus};

@@ -55,6 +55,15 @@ pub struct Apps {
     instance: Arc<str>,
     /// Set by the first connect that succeeds; a failed one leaves it empty for the next call.
     docker: Arc<tokio::sync::OnceCell<Docker>>,
+    /// Set once at start (see [`Apps::set_before_new_image`]).
+    pub(super) before_new_image: Arc<std::sync::OnceLock<Arc<dyn BeforeNewImage>>>,
+}
+
+/// Called before a deploy replaces an app's serving image with a new one (the backups take
+/// a quick backup, so a rollback can take the data back too). It cannot fail the deploy.
+#[async_trait::async_trait]
+pub trait BeforeNewImage: Send + Sync {
+    async fn before_new_image(&self, op: &Op, app: &AppName);
 }
 
 /// What existed of an app's name before its first deploy, so a failed one removes only what
@@ -113,7 +122,14 @@ impl Apps {
             retirements: Retirements::default(),
             instance,
             docker: Arc::default(),
+            before_new_image: Arc::default(),
         })
+    }
+
+    /// Sets what runs before a new image replaces a serving one (once; later calls are
+    /// ignored).
+    pub fn set_before_new_image(&self, hook: Arc<dyn BeforeNewImage>) {
+        let _ = self.before_new_image.set(hook);
     }
 
     /// The engine handle, connecting on first use; an unreachable engine is an error for
@@ -140,6 +156,11 @@ impl Apps {
     /// Where the operations' events go.
     pub fn bus(&self) -> &crate::bus::Bus {
         &self.ctx.bus
+    }
+
+    /// The provisioners (database, message bus, storage), shared with the backups.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     pub fn app_record(&self, name: &AppName) -> Result<AppRecord, AppError> {
@@ -400,17 +421,23 @@ impl Apps {
     }
 
     /// Takes an app out of service for `operation` (a restore) and keeps it locked until
-    /// [`Apps::bring_back`]: no route, containers stopped, the record unchanged (a restart of
-    /// minicloud meanwhile serves it again).
+    /// [`Apps::bring_back`]: no route (its hosts answer a 503 page saying `why`), containers
+    /// stopped, the record unchanged (a restart of minicloud meanwhile serves it again).
     pub async fn take_down(
         &self,
         op: &Op,
         name: &AppName,
         operation: Operation,
+        why: String,
     ) -> Result<TakenDown, AppError> {
         let lock = self.lock(name, operation)?;
         let record = self.app_record(name)?;
-        self.stop_serving(op, &record).await?;
+        // Marked before the route goes, so the page never says "failing" meanwhile.
+        self.ctx.set_maintenance(name, Some(why))?;
+        if let Err(e) = self.stop_serving(op, &record).await {
+            self.ctx.set_maintenance(name, None)?;
+            return Err(e);
+        }
         Ok(TakenDown {
             lock,
             name: name.clone(),
@@ -420,6 +447,7 @@ impl Apps {
     /// Serves an app taken down again (fresh containers of its serving revision), unless the
     /// admin had stopped it; frees its lock.
     pub async fn bring_back(&self, op: &Op, down: TakenDown) -> Result<(), AppError> {
+        self.ctx.set_maintenance(&down.name, None)?;
         let record = self.app_record(&down.name)?;
         if record.stopped || record.current.is_none() {
             return Ok(());

@@ -2,6 +2,7 @@
 //! `restic backup --stdin` (no copy on disk), and a dump streamed out of `restic dump` into
 //! the app's database, statement by statement, as the app's own account.
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
 
 use mysql_async::prelude::Queryable;
@@ -10,8 +11,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 use super::restic::{last_lines, Confirmed, Repository};
-use super::sql::{check, Splitter};
+use super::sql::{check, Splitter, Tally};
 use super::BackupError;
+use crate::model::Secret;
 use crate::services::{MariaDbSettings, ServiceName};
 use crate::store::ServiceRecord;
 
@@ -119,28 +121,56 @@ pub struct Loaded {
     /// Statements refused by the allowlist (see `sql`), the first few by text.
     pub skipped: u64,
     pub skipped_shown: Vec<String>,
+    /// The tables the dump created and the rows it inserted into each (see `sql::tally`).
+    #[serde(skip)]
+    pub rows: BTreeMap<String, u64>,
 }
 
-/// Loads the dump of `snapshot` into the app's (empty) database, connected as the app's own
-/// account with its database selected: nothing the dump says can reach another database.
+/// Where a dump is loaded: a database and an account whose grants end at it.
+pub struct Target<'a> {
+    pub database: &'a str,
+    pub user: &'a str,
+    pub password: &'a Secret,
+}
+
+impl<'a> Target<'a> {
+    /// The app's database, as its own account.
+    pub fn app(db: &'a ServiceName, account: &'a ServiceRecord) -> Self {
+        Self {
+            database: db.as_str(),
+            user: &account.user,
+            password: &account.password,
+        }
+    }
+}
+
+/// Connects to MariaDB as `target`'s account, its database selected.
+pub async fn connect(settings: &MariaDbSettings, target: &Target<'_>) -> Result<Conn, BackupError> {
+    let opts = OptsBuilder::from_opts(admin_opts(settings)?)
+        .user(Some(target.user.to_owned()))
+        .pass(Some(target.password.expose().to_owned()))
+        .db_name(Some(target.database.to_owned()));
+    Conn::new(opts).await.map_err(|e| BackupError::Database {
+        address: settings.address.clone(),
+        why: format!("cannot connect as {}: {e}", target.user),
+    })
+}
+
+/// Loads the dump of `snapshot` into the target's (empty) database, connected as the
+/// target's account with its database selected: nothing the dump says can reach another
+/// database.
 pub async fn load(
     repo: &Repository,
     snapshot: &str,
     settings: &MariaDbSettings,
-    db: &ServiceName,
-    account: &ServiceRecord,
+    target: &Target<'_>,
 ) -> Result<Loaded, BackupError> {
     let failed = |why: String| BackupError::Database {
         address: settings.address.clone(),
         why,
     };
-    let opts = OptsBuilder::from_opts(admin_opts(settings)?)
-        .user(Some(account.user.clone()))
-        .pass(Some(account.password.expose().to_owned()))
-        .db_name(Some(db.as_str().to_owned()));
-    let mut conn = Conn::new(opts)
-        .await
-        .map_err(|e| failed(format!("cannot connect as {}: {e}", account.user)))?;
+    let db = target.database;
+    let mut conn = connect(settings, target).await?;
     let mut child = repo.dump(snapshot, &format!("/{DUMP_FILE}"))?;
     // Spawned with `Stdio::piped()` just above: the handle is there to take.
     #[allow(clippy::expect_used)]
@@ -171,6 +201,18 @@ pub async fn load(
                     loaded.skipped_shown.push(why);
                 }
                 continue;
+            }
+            match super::sql::tally(&stmt) {
+                Some(Tally::Created(table)) => {
+                    loaded.rows.insert(table, 0);
+                }
+                Some(Tally::Inserted(table, rows)) => {
+                    *loaded.rows.entry(table).or_default() += rows;
+                }
+                Some(Tally::Dropped(table)) => {
+                    loaded.rows.remove(&table);
+                }
+                None => {}
             }
             if let Err(e) = conn.query_drop(stmt.as_str()).await {
                 result = Err(failed(format!(

@@ -1,46 +1,55 @@
-//! Backups: each app's database, storage and record into one restic-format repository
-//! (`<data-dir>/backups`), restored into the same app on request, daily on a schedule with a
-//! retention policy.
+//! Backups: each app's database, queue definitions, storage and record into one
+//! restic-format repository (`<data-dir>/backups`), restored into the same app or a clone on
+//! request, downloaded as one `.tar.zst`, verified in a scratch database, daily on a schedule
+//! with a retention policy.
 //!
 //! Owns: runs and their honest status (a run succeeds only once restic confirmed every
-//! snapshot of it; a failed run's snapshots are forgotten at once), restores, the repository
-//! password (made once, kept in the store). Does not own: the app lifecycle (`apps` takes an
+//! snapshot of it; a failed run's snapshots are forgotten at once; a daily slot minicloud was
+//! down for is recorded as missed), restores, verifications, the repository password (made
+//! once, kept in the store). Does not own: the app lifecycle (`apps` makes a clone, takes an
 //! app down and brings it back), the accounts (`services`).
 //!
-//! A run is up to three restic snapshots tagged `minicloud`, `app:<name>`, `run:<id>` and
-//! `part:<database|storage|record>`: restic cannot put a stream and a directory in one
-//! snapshot, and the stock tool lists and restores each by those tags.
+//! A run is up to four restic snapshots tagged `minicloud`, `app:<name>`, `run:<id>` and
+//! `part:<record|database|queues|storage>`: restic cannot put a stream and a directory in
+//! one snapshot, and the stock tool lists and restores each by those tags.
 //!
 //! Locking: a backup does not take the app's operation lock, so a deploy is never refused
 //! because a backup runs (the dump is one consistent transaction whatever the app does);
-//! runs and restores of one app are serialized among themselves by a lock of their own. A
-//! restore takes the app's operation lock too, for all of its length.
+//! runs, verifications and restores of one app are serialized among themselves by a lock of
+//! their own. A restore takes the app's operation lock too, for all of its length.
 
+pub mod archive;
 pub mod database;
 pub mod plan;
 pub mod restic;
 pub mod sql;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand::Rng;
 
-use crate::apps::{AppError, Apps};
+use crate::apps::{AppError, Apps, NewApp};
 use crate::bus::{EventKind, Op};
 use crate::ctx::Ctx;
 use crate::locks::{AppLocks, Busy};
 use crate::model::{now, AppName, Operation, Secret, ServiceKind};
 use crate::services::{ServiceError, ServiceName, Services};
-use crate::store::{BackupPart, BackupRecord, BackupState, RepositoryKey, StoreError};
+use crate::store::{
+    AppRecord, BackupPart, BackupRecord, BackupState, DeployRecord, RepositoryKey, StoreError,
+};
 
 pub use database::Loaded;
 pub use restic::Repository;
 
+/// The trigger of scheduled runs (and of the slots they missed).
+const SCHEDULE: &str = "schedule";
+/// The trigger of the run before a new image replaces a serving one.
+const DEPLOY: &str = "deploy";
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("no app named '{0}'")]
-    AppNotFound(String),
     #[error("{app} has no backup '{id}'")]
     NotFound { app: String, id: String },
     #[error("{0}")]
@@ -73,6 +82,8 @@ pub enum BackupError {
 pub enum Part {
     Database,
     Storage,
+    /// The message bus's definitions: exchanges, queues, bindings, policies.
+    Queues,
 }
 
 impl Part {
@@ -80,9 +91,15 @@ impl Part {
         match self {
             Self::Database => "database",
             Self::Storage => "storage",
+            Self::Queues => "queues",
         }
     }
 }
+
+/// The file of the app's record inside its snapshot.
+pub const RECORD_FILE: &str = "app.json";
+/// The file of the queue definitions inside their snapshot.
+pub const QUEUES_FILE: &str = "queues.json";
 
 /// A finished run, and the repository password when this run made the repository: shown
 /// this once, for the person to keep (`GET /api/backups/key` shows it again).
@@ -92,6 +109,20 @@ pub struct RunResult {
     pub backup: BackupRecord,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_key: Option<String>,
+}
+
+/// The app's record as a backup keeps it (`app.json`): what a clone or a whole-box restore
+/// deploys again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedApp {
+    format: String,
+    app: AppRecord,
+    /// The serving revision: its image pinned to the digest, its manifest and env.
+    revision: Option<DeployRecord>,
+}
+
+impl SavedApp {
+    const FORMAT: &'static str = "minicloud-app/1";
 }
 
 /// What a restore did.
@@ -111,19 +142,18 @@ pub struct Restored {
 pub struct Backups {
     ctx: Ctx,
     apps: Apps,
-    services: Services,
     /// Serializes runs and restores of one app (not deploys: see the module docs).
     running: AppLocks,
     /// Made when first needed.
     repo: Arc<tokio::sync::OnceCell<Repository>>,
-    /// Set when this process made the repository, until one run has shown its key.
+    /// Set when this process made the repository, until the run that made it has shown its
+    /// key.
     key_unshown: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Backups {
     pub fn new(ctx: Ctx, apps: Apps) -> Self {
         Self {
-            services: Services::new(ctx.config.services(), ctx.store.clone()),
             ctx,
             apps,
             running: AppLocks::default(),
@@ -151,13 +181,8 @@ impl Backups {
         let repo = self
             .repo
             .get_or_try_init(|| async {
-                let (key, made) = self.ctx.store.ensure_repository_key(|| RepositoryKey {
-                    password: crate::services::new_password(),
-                    created_at: now(),
-                })?;
-                let repo = Repository::new(self.repository_path(), key.password);
-                repo.ensure().await?;
-                if made {
+                let repo = Repository::new(self.repository_path(), self.key()?);
+                if repo.ensure().await? {
                     self.key_unshown
                         .store(true, std::sync::atomic::Ordering::SeqCst);
                 }
@@ -167,7 +192,7 @@ impl Backups {
         Ok(repo.clone())
     }
 
-    /// The repository password, for the person to keep.
+    /// The repository password, for the person to keep: made and kept on first use.
     pub fn key(&self) -> Result<Secret, BackupError> {
         let (key, _) = self.ctx.store.ensure_repository_key(|| RepositoryKey {
             password: crate::services::new_password(),
@@ -176,19 +201,26 @@ impl Backups {
         Ok(key.password)
     }
 
+    fn services(&self) -> &Services {
+        self.apps.services()
+    }
+
     /// An app's runs, newest first.
     pub fn list(&self, app: &AppName) -> Result<Vec<BackupRecord>, BackupError> {
-        self.app_exists(app)?;
+        self.apps.app_record(app)?;
         let mut runs = self.ctx.store.backups(app)?;
         runs.reverse();
         Ok(runs)
     }
 
-    fn app_exists(&self, app: &AppName) -> Result<(), BackupError> {
-        match self.ctx.store.app(app)? {
-            Some(_) => Ok(()),
-            None => Err(BackupError::AppNotFound(app.to_string())),
+    /// Every app's runs, newest first.
+    pub fn list_all(&self) -> Result<Vec<BackupRecord>, BackupError> {
+        let mut runs = Vec::new();
+        for app in self.ctx.store.apps()? {
+            runs.extend(self.ctx.store.backups(&app.name)?);
         }
+        runs.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        Ok(runs)
     }
 
     fn hold(&self, app: &AppName) -> Result<crate::locks::AppLock, BackupError> {
@@ -204,15 +236,14 @@ impl Backups {
         app: &AppName,
         trigger: &str,
     ) -> Result<RunResult, BackupError> {
-        self.app_exists(app)?;
+        self.apps.app_record(app)?;
         let _running = self.hold(app)?;
         let repo = self.repository().await?;
         let backup = self.run_held(op, app, trigger, &repo).await?;
-        // The first good run after this process made the repository shows its key, once.
-        let show = backup.state == BackupState::Succeeded
-            && self
-                .key_unshown
-                .swap(false, std::sync::atomic::Ordering::SeqCst);
+        // The run that made the repository shows its key, once, whatever its outcome.
+        let show = self
+            .key_unshown
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
         let recovery_key = show
             .then(|| self.key().map(|k| k.expose().to_owned()))
             .transpose()?;
@@ -238,6 +269,7 @@ impl Backups {
             finished_at: None,
             state: BackupState::Running,
             parts: Vec::new(),
+            verified: None,
         };
         self.ctx.store.put_backup(&record)?;
         self.ctx
@@ -324,22 +356,14 @@ impl Backups {
 
         // The record: what to deploy again, secrets included (the repository is encrypted).
         let record = self.app_record_json(app)?;
-        let (reader, mut writer) = std::io::pipe().map_err(|e| BackupError::Io {
-            path: self.repository_path(),
-            why: e.to_string(),
-        })?;
-        let writing = std::thread::spawn(move || {
-            use std::io::Write;
-            writer.write_all(&record)
-        });
-        let confirmed = repo
-            .backup_stdin(reader.into(), "app.json", &tags("record"), |_| {})
-            .await;
-        let _ = writing.join();
-        add("record", confirmed?);
+        add(
+            "record",
+            repo.backup_bytes(record, RECORD_FILE, &tags("record"))
+                .await?,
+        );
 
         if self.ctx.store.service(app, ServiceKind::Mariadb)?.is_some() {
-            let Some(mariadb) = self.services.mariadb() else {
+            let Some(mariadb) = self.services().mariadb() else {
                 return Err(BackupError::Invalid(format!(
                     "{app} has a database but minicloud has no MariaDB configured"
                 )));
@@ -357,8 +381,35 @@ impl Backups {
             add("database", c);
         }
 
-        let dir = self.services.storage().dir(app);
-        if dir.is_dir() {
+        if self
+            .ctx
+            .store
+            .service(app, ServiceKind::Rabbitmq)?
+            .is_some()
+        {
+            let Some(rabbitmq) = self.services().rabbitmq() else {
+                return Err(BackupError::Invalid(format!(
+                    "{app} has a message bus but minicloud has no RabbitMQ configured"
+                )));
+            };
+            self.ctx
+                .bus
+                .step(op, app, "exporting the queue definitions");
+            let definitions = rabbitmq.definitions(app).await?;
+            // A JSON value: serde_json cannot fail on it.
+            #[allow(clippy::expect_used)]
+            let bytes = serde_json::to_vec_pretty(&definitions).expect("JSON serializes");
+            add(
+                "queues",
+                repo.backup_bytes(bytes, QUEUES_FILE, &tags("queues"))
+                    .await?,
+            );
+        }
+
+        let dir = self.services().storage().dir(app);
+        // restic refuses an empty snapshot; a restore makes an empty directory of no part.
+        let has_files = std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some());
+        if has_files {
             self.ctx.bus.step(op, app, "backing up the storage");
             let c = repo
                 .backup_dir(&dir, &tags("storage"), progress("storage"))
@@ -370,27 +421,106 @@ impl Backups {
 
     /// The app's record and its serving revision (image digest, manifest, env), as JSON.
     fn app_record_json(&self, app: &AppName) -> Result<Vec<u8>, BackupError> {
-        let record = self
-            .ctx
-            .store
-            .app(app)?
-            .ok_or_else(|| BackupError::AppNotFound(app.to_string()))?;
+        let record = self.apps.app_record(app)?;
         let revision = match record.current {
             Some(rev) => self.ctx.store.deploy(app, rev)?,
             None => None,
         };
-        let value = serde_json::json!({
-            "format": "minicloud-app/1",
-            "app": record,
-            "revision": revision,
-        });
-        // A JSON value of records with string keys: serde_json cannot fail on it.
+        let saved = SavedApp {
+            format: SavedApp::FORMAT.to_owned(),
+            app: record,
+            revision,
+        };
+        // Records with string keys: serde_json cannot fail on them.
         #[allow(clippy::expect_used)]
-        let bytes = serde_json::to_vec_pretty(&value).expect("records serialize");
+        let bytes = serde_json::to_vec_pretty(&saved).expect("records serialize");
         Ok(bytes)
     }
 
-    /// Restores `parts` of backup `id` into the app: a safety backup of the current state
+    /// Restores the newest good dump of the app into a scratch database and checks it (see
+    /// [`verify`]); the outcome is kept on that run. Answers the run.
+    pub async fn verify(&self, op: &Op, app: &AppName) -> Result<BackupRecord, BackupError> {
+        self.apps.app_record(app)?;
+        // Retention cannot forget the snapshot while it is read.
+        let _running = self.hold(app)?;
+        let newest = self
+            .ctx
+            .store
+            .backups(app)?
+            .into_iter()
+            .rev()
+            .find_map(|b| {
+                let snapshot = b
+                    .parts
+                    .iter()
+                    .find(|p| p.part == Part::Database.as_str())?
+                    .snapshot
+                    .clone();
+                (b.state == BackupState::Succeeded).then_some((b, snapshot))
+            });
+        let Some((mut backup, snapshot)) = newest else {
+            return Err(BackupError::Invalid(format!(
+                "{app} has no good backup of a database to verify"
+            )));
+        };
+        let mariadb = self
+            .services()
+            .mariadb()
+            .ok_or_else(|| BackupError::Invalid("minicloud has no MariaDB configured".into()))?;
+        let repo = self.repository().await?;
+        self.ctx.bus.step(
+            op,
+            app,
+            format!("loading backup {} into a scratch database", backup.id),
+        );
+        let verification = verify::check(&repo, &snapshot, mariadb).await?;
+        if let Some(problem) = &verification.problem {
+            tracing::warn!(%app, backup = %backup.id, %problem, "a backup failed its verification");
+        }
+        backup.verified = Some(verification);
+        self.ctx.store.put_backup(&backup)?;
+        Ok(backup)
+    }
+
+    /// Backup `id` as one `.tar.zst` stream: the dump as plain SQL, the queue definitions,
+    /// the record and the files under `storage/`.
+    pub async fn download(
+        &self,
+        app: &AppName,
+        id: &str,
+    ) -> Result<tokio::sync::mpsc::Receiver<archive::Chunk>, BackupError> {
+        let backup = self.good_backup(app, id)?;
+        let repo = self.repository().await?;
+        let entries = backup
+            .parts
+            .iter()
+            .map(|p| archive::Entry {
+                place: if p.part == Part::Storage.as_str() {
+                    PathBuf::from("storage")
+                } else {
+                    PathBuf::new()
+                },
+                snapshot: p.snapshot.clone(),
+            })
+            .collect();
+        Ok(archive::stream(repo, entries))
+    }
+
+    /// The succeeded run `id` of `app`: the only kind anything can be taken from.
+    fn good_backup(&self, app: &AppName, id: &str) -> Result<BackupRecord, BackupError> {
+        self.apps.app_record(app)?;
+        self.ctx
+            .store
+            .backup(app, id)?
+            .filter(|b| b.state == BackupState::Succeeded)
+            .ok_or_else(|| BackupError::NotFound {
+                app: app.to_string(),
+                id: id.to_owned(),
+            })
+    }
+
+    /// Restores `parts` of backup `id` into the app, or into a new app `clone` made from the
+    /// backup's record (the original is not touched): a safety backup of the current state
     /// first, the app out of service meanwhile, and what was there put back if it fails.
     pub async fn restore(
         &self,
@@ -398,19 +528,27 @@ impl Backups {
         app: &AppName,
         id: &str,
         parts: &[Part],
+        clone: Option<&AppName>,
     ) -> Result<Restored, BackupError> {
-        self.app_exists(app)?;
-        let backup = self
-            .ctx
-            .store
-            .backup(app, id)?
-            .filter(|b| b.state == BackupState::Succeeded)
-            .ok_or_else(|| BackupError::NotFound {
-                app: app.to_string(),
-                id: id.to_owned(),
-            })?;
+        let backup = self.good_backup(app, id)?;
+        let target = match clone {
+            Some(new) => {
+                self.make_clone(op, &backup, new).await?;
+                new
+            }
+            None => app,
+        };
         let parts: Vec<Part> = if parts.is_empty() {
-            vec![Part::Database, Part::Storage]
+            // Everything the backup holds; and storage the app has now but the backup had
+            // none of goes back to empty.
+            let has_storage = self.services().storage().dir(target).is_dir();
+            [Part::Database, Part::Queues, Part::Storage]
+                .into_iter()
+                .filter(|p| {
+                    backup.parts.iter().any(|b| b.part == p.as_str())
+                        || (*p == Part::Storage && has_storage)
+                })
+                .collect()
         } else {
             parts.to_vec()
         };
@@ -422,31 +560,94 @@ impl Backups {
                 .map(|p| p.snapshot.clone())
         };
         let chosen: Vec<(Part, Option<String>)> = parts.iter().map(|&p| (p, snapshot(p))).collect();
-        let _running = self.hold(app)?;
+        let _running = self.hold(target)?;
         let repo = self.repository().await?;
         self.ctx
             .bus
-            .step(op, app, format!("taking {app} out of service"));
-        let down = self.apps.take_down(op, app, Operation::Restore).await?;
-        let result = self.restore_down(op, app, &repo, &chosen).await;
-        self.ctx.bus.step(op, app, format!("serving {app} again"));
+            .step(op, target, format!("taking {target} out of service"));
+        let why = format!(
+            "The app {target} is being restored from a backup and will be back in a few minutes"
+        );
+        let down = self
+            .apps
+            .take_down(op, target, Operation::Restore, why)
+            .await?;
+        let result = self.restore_down(op, target, &repo, &chosen).await;
+        self.ctx
+            .bus
+            .step(op, target, format!("serving {target} again"));
         let back = self.apps.bring_back(op, down).await;
         let (safety, loaded) = result?;
         back?;
         self.ctx.bus.send(
             op,
             EventKind::Restored {
-                app: app.clone(),
+                app: target.clone(),
                 backup: id.to_owned(),
             },
         );
         Ok(Restored {
-            app: app.clone(),
+            app: target.clone(),
             backup: id.to_owned(),
             safety_backup: safety,
             parts,
             database: loaded,
         })
+    }
+
+    /// Makes the app `new` from the record in `backup`: the image at the digest it served,
+    /// its variables, limits and registry login (not its custom domains, which stay the
+    /// original's); deployed with accounts and storage of its own.
+    async fn make_clone(
+        &self,
+        op: &Op,
+        backup: &BackupRecord,
+        new: &AppName,
+    ) -> Result<(), BackupError> {
+        let snapshot = backup
+            .parts
+            .iter()
+            .find(|p| p.part == "record")
+            .ok_or_else(|| {
+                BackupError::Invalid(format!(
+                    "backup {} has no record of the app to make a clone from",
+                    backup.id
+                ))
+            })?;
+        let repo = self.repository().await?;
+        let bytes = repo.read_file(&snapshot.snapshot, RECORD_FILE).await?;
+        let saved: SavedApp = serde_json::from_slice(&bytes).map_err(|e| {
+            BackupError::Invalid(format!(
+                "the app's record in backup {} cannot be read: {e}",
+                backup.id
+            ))
+        })?;
+        let image = saved.revision.map_or(saved.app.image, |r| r.image);
+        let (registry_username, registry_password) = match saved.app.registry_auth {
+            Some(auth) => (Some(auth.username), Some(auth.password)),
+            None => (None, None),
+        };
+        self.ctx.bus.step(
+            op,
+            new,
+            format!("making {new} from the record of {}", saved.app.name),
+        );
+        self.apps
+            .create(
+                op,
+                NewApp {
+                    image,
+                    name: Some(new.clone()),
+                    registry_username,
+                    registry_password,
+                    env: saved.app.env,
+                    memory_mb: Some(saved.app.memory_mb),
+                    pids_limit: saved.app.pids_limit,
+                    cpu_shares: saved.app.cpu_shares,
+                },
+            )
+            .await?;
+        Ok(())
     }
 
     /// The restore proper, with the app down and locked.
@@ -475,6 +676,7 @@ impl Backups {
         };
         let mut swapped = None;
         let mut loaded = None;
+        let mut queues_loaded = false;
         let mut result = Ok(());
         for (part, snapshot) in parts {
             let step = match (part, snapshot) {
@@ -495,13 +697,24 @@ impl Backups {
                 (Part::Database, None) => Err(BackupError::Invalid(format!(
                     "backup has no database of {app} to restore"
                 ))),
+                (Part::Queues, Some(snapshot)) => {
+                    self.ctx
+                        .bus
+                        .step(op, app, "restoring the queue definitions");
+                    self.load_queues(app, repo, snapshot).await.map(|()| {
+                        queues_loaded = true;
+                    })
+                }
+                (Part::Queues, None) => Err(BackupError::Invalid(format!(
+                    "backup has no queue definitions of {app} to restore"
+                ))),
             };
             if let Err(e) = step {
                 result = Err(e);
                 break;
             }
         }
-        let storage_dir = self.services.storage().dir(app);
+        let storage_dir = self.services().storage().dir(app);
         match result {
             Ok(()) => {
                 if let Some(old) = swapped.flatten() {
@@ -515,6 +728,13 @@ impl Backups {
                     .step(op, app, "the restore failed: putting back what was there");
                 if let Some(old) = swapped {
                     put_back_dir(&storage_dir, old);
+                }
+                if queues_loaded {
+                    if let Some(snapshot) = safety_snapshot("queues") {
+                        if let Err(again) = self.load_queues(app, repo, &snapshot).await {
+                            tracing::error!(%app, error = %again, "cannot put the queue definitions back from the safety backup");
+                        }
+                    }
                 }
                 if loaded.is_some() || matches!(e, BackupError::Database { .. }) {
                     if let Some(snapshot) = safety_snapshot("database") {
@@ -532,6 +752,27 @@ impl Backups {
         }
     }
 
+    /// Gives the app's vhost the queue definitions of `snapshot`.
+    async fn load_queues(
+        &self,
+        app: &AppName,
+        repo: &Repository,
+        snapshot: &str,
+    ) -> Result<(), BackupError> {
+        let rabbitmq = self
+            .services()
+            .rabbitmq()
+            .ok_or_else(|| BackupError::Invalid("minicloud has no RabbitMQ configured".into()))?;
+        let bytes = repo.read_file(snapshot, QUEUES_FILE).await?;
+        let definitions: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            BackupError::Invalid(format!(
+                "the queue definitions in snapshot {snapshot} are not JSON: {e}"
+            ))
+        })?;
+        rabbitmq.restore_definitions(app, &definitions).await?;
+        Ok(())
+    }
+
     /// Empties the app's database and loads the dump of `snapshot` into it.
     async fn load_database(
         &self,
@@ -540,7 +781,7 @@ impl Backups {
         snapshot: &str,
     ) -> Result<Loaded, BackupError> {
         let mariadb = self
-            .services
+            .services()
             .mariadb()
             .ok_or_else(|| BackupError::Invalid("minicloud has no MariaDB configured".into()))?;
         let account = self
@@ -550,7 +791,13 @@ impl Backups {
             .ok_or_else(|| BackupError::Invalid(format!("{app} has no database account")))?;
         let db = ServiceName::for_app(app)?;
         mariadb.recreate_database(app).await?;
-        database::load(repo, snapshot, mariadb.settings(), &db, &account).await
+        database::load(
+            repo,
+            snapshot,
+            mariadb.settings(),
+            &database::Target::app(&db, &account),
+        )
+        .await
     }
 
     /// Restores the storage snapshot (or, without one, an empty directory) beside the app's
@@ -562,7 +809,7 @@ impl Backups {
         repo: &Repository,
         snapshot: Option<&str>,
     ) -> Result<Option<PathBuf>, BackupError> {
-        let dir = self.services.storage().dir(app);
+        let dir = self.services().storage().dir(app);
         // The storage directory is `<data-dir>/apps/<app>`: it always has a parent.
         #[allow(clippy::expect_used)]
         let parent = dir
@@ -612,7 +859,7 @@ impl Backups {
                 .store
                 .service(&app.name, ServiceKind::Mariadb)?
                 .is_some();
-            if has_db || self.services.storage().dir(&app.name).is_dir() {
+            if has_db || self.services().storage().dir(&app.name).is_dir() {
                 out.push((app.name, app.created_at));
             }
         }
@@ -663,42 +910,137 @@ impl Backups {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            let apps = match self.apps_with_data() {
-                Ok(apps) => apps,
-                Err(e) => {
-                    tracing::warn!(error = %e, "backup schedule: cannot list apps");
-                    continue;
-                }
-            };
-            for (app, created_at) in apps {
-                // A new app's first scheduled run is at its first slot after it was made.
-                let last = self
-                    .ctx
-                    .store
-                    .backups(&app)
-                    .ok()
-                    .and_then(|runs| {
-                        runs.iter()
-                            .rev()
-                            .find(|r| r.trigger == "schedule")
-                            .map(|r| r.started_at)
-                    })
-                    .or(Some(created_at));
-                if !plan::is_due(now(), plan::daily_minute(app.as_str()), last) {
-                    continue;
-                }
-                let op = self.ctx.begin(crate::model::Actor::System);
-                match self.run(&op, &app, "schedule").await {
-                    Ok(done) => {
-                        if let Err(e) = self.apply_retention(&app, plan::Retention::default()).await
-                        {
-                            tracing::warn!(%app, error = %e, "backup retention failed");
-                        }
-                        tracing::info!(%app, backup = %done.backup.id, state = ?done.backup.state, "scheduled backup ran");
-                    }
-                    Err(e) => tracing::warn!(%app, error = %e, "scheduled backup not run"),
+            self.schedule_tick().await;
+        }
+    }
+
+    /// One look of the scheduler. A slot long past (minicloud was down then) is recorded as
+    /// missed before the run that catches up.
+    async fn schedule_tick(&self) {
+        let apps = match self.apps_with_data() {
+            Ok(apps) => apps,
+            Err(e) => {
+                tracing::warn!(error = %e, "backup schedule: cannot list apps");
+                return;
+            }
+        };
+        for (app, created_at) in apps {
+            let minute = plan::daily_minute(app.as_str());
+            // A new app's first scheduled run is at its first slot after it was made.
+            let last = self
+                .ctx
+                .store
+                .backups(&app)
+                .ok()
+                .and_then(|runs| {
+                    runs.iter()
+                        .rev()
+                        .find(|r| {
+                            r.trigger == SCHEDULE && !matches!(r.state, BackupState::Missed { .. })
+                        })
+                        .map(|r| r.started_at)
+                })
+                .or(Some(created_at));
+            let at = now();
+            if !plan::is_due(at, minute, last) {
+                continue;
+            }
+            let slot = plan::latest_slot(at, minute);
+            if plan::is_missed(at, slot) {
+                if let Err(e) = self.record_missed(&app, slot) {
+                    tracing::warn!(%app, error = %e, "cannot record a missed backup");
                 }
             }
+            let op = self.ctx.begin(crate::model::Actor::System);
+            match self.run(&op, &app, SCHEDULE).await {
+                Ok(done) => {
+                    if let Err(e) = self.apply_retention(&app, plan::Retention::default()).await {
+                        tracing::warn!(%app, error = %e, "backup retention failed");
+                    }
+                    tracing::info!(%app, backup = %done.backup.id, state = ?done.backup.state, "scheduled backup ran");
+                }
+                Err(e) => tracing::warn!(%app, error = %e, "scheduled backup not run"),
+            }
+            self.verify_weekly(&op, &app).await;
+        }
+    }
+
+    /// Verifies the app's newest dump when no dump of it was verified in the last week.
+    async fn verify_weekly(&self, op: &Op, app: &AppName) {
+        let Ok(runs) = self.ctx.store.backups(app) else {
+            return;
+        };
+        let has_dump = runs.iter().any(|r| {
+            r.state == BackupState::Succeeded
+                && r.parts.iter().any(|p| p.part == Part::Database.as_str())
+        });
+        let last = runs
+            .iter()
+            .filter_map(|r| r.verified.as_ref())
+            .map(|v| v.at)
+            .max();
+        if has_dump && plan::verification_due(now(), last) {
+            match self.verify(op, app).await {
+                Ok(run) => tracing::info!(%app, backup = %run.id, "backup verified"),
+                Err(e) => tracing::warn!(%app, error = %e, "backup not verified"),
+            }
+        }
+    }
+
+    /// Records that the scheduled run of `slot` did not happen. Its id is the slot's, so
+    /// recording it again (the catch-up was refused as busy) keeps one record.
+    fn record_missed(&self, app: &AppName, slot: i64) -> Result<(), BackupError> {
+        self.ctx.store.put_backup(&BackupRecord {
+            app: app.clone(),
+            id: format!("{slot:010}-0000"),
+            trigger: SCHEDULE.to_owned(),
+            started_at: slot,
+            finished_at: None,
+            state: BackupState::Missed {
+                reason: format!(
+                    "minicloud was not running at {}, when this backup was due; a backup was started when it was back",
+                    crate::model::format_time(slot)
+                ),
+            },
+            parts: Vec::new(),
+            verified: None,
+        })?;
+        Ok(())
+    }
+}
+
+/// Before a new image replaces a serving one: a backup of an app with a database (setting
+/// `backup_before_deploy`), so a rollback can take the data back too. A failed or refused
+/// backup is said in the deploy's progress and the deploy goes on.
+#[async_trait::async_trait]
+impl crate::apps::BeforeNewImage for Backups {
+    async fn before_new_image(&self, op: &Op, app: &AppName) {
+        if !self.ctx.config.backup_before_deploy {
+            return;
+        }
+        if !matches!(
+            self.ctx.store.service(app, ServiceKind::Mariadb),
+            Ok(Some(_))
+        ) {
+            return;
+        }
+        self.ctx
+            .bus
+            .step(op, app, "backing up before the new image");
+        let failed = match self.run(op, app, DEPLOY).await {
+            Ok(done) => match done.backup.state {
+                BackupState::Failed { reason } => Some(reason),
+                _ => None,
+            },
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed {
+            tracing::warn!(%app, error = %why, "the backup before a deploy failed");
+            self.ctx.bus.step(
+                op,
+                app,
+                format!("the backup before the deploy failed ({why}); deploying anyway"),
+            );
         }
     }
 }

@@ -97,12 +97,38 @@ pub fn daily_minute(app: &str) -> i64 {
     (hash % 1440) as i64
 }
 
+/// The latest daily slot at `minute` at or before `now`.
+pub fn latest_slot(now: i64, minute: i64) -> i64 {
+    let today = now - now.rem_euclid(DAY) + minute * 60;
+    if today > now {
+        today - DAY
+    } else {
+        today
+    }
+}
+
 /// Whether the daily backup at `minute` is due at `now`, given when the last scheduled one
 /// started: the latest slot at or before `now` has no run yet.
 pub fn is_due(now: i64, minute: i64, last_scheduled: Option<i64>) -> bool {
-    let today = now - now.rem_euclid(DAY) + minute * 60;
-    let slot = if today > now { today - DAY } else { today };
-    last_scheduled.is_none_or(|last| last < slot)
+    last_scheduled.is_none_or(|last| last < latest_slot(now, minute))
+}
+
+/// How late a due run may start and still be on time. The scheduler looks every minute, so
+/// a run later than this means minicloud was not running at its slot: the slot is recorded
+/// as missed, and a run catches up.
+pub const ON_TIME: i64 = 10 * 60;
+
+/// Whether a run due for `slot` that starts at `now` missed its time.
+pub fn is_missed(now: i64, slot: i64) -> bool {
+    now - slot > ON_TIME
+}
+
+/// How often the newest dump of each app is checked in a scratch database.
+pub const VERIFY_EVERY: i64 = 7 * DAY;
+
+/// Whether a dump last verified at `last` (never: `None`) is due again at `now`.
+pub fn verification_due(now: i64, last: Option<i64>) -> bool {
+    last.is_none_or(|at| now - at >= VERIFY_EVERY)
 }
 
 #[cfg(test)]
@@ -209,5 +235,26 @@ mod tests {
         assert!(is_due(day + 91 * 60, minute, Some(day - DAY + 5400)));
         assert!(!is_due(day + 91 * 60, minute, Some(day + 5400)));
         assert!(is_due(day, minute, None));
+    }
+
+    #[test]
+    fn dumps_are_verified_weekly() {
+        assert!(verification_due(DAY, None));
+        assert!(!verification_due(8 * DAY - 1, Some(DAY)));
+        assert!(verification_due(8 * DAY, Some(DAY)));
+    }
+
+    #[test]
+    fn a_run_long_after_its_slot_missed_it() {
+        let minute = 90;
+        let day = 10 * DAY;
+        let slot = day + 90 * 60;
+        assert_eq!(latest_slot(slot + 5, minute), slot);
+        assert_eq!(latest_slot(slot - 5, minute), slot - DAY);
+        // The scheduler's minute tick is on time; a start hours later (down at 01:30) is not.
+        assert!(!is_missed(slot + 60, slot));
+        assert!(!is_missed(slot + ON_TIME, slot));
+        assert!(is_missed(slot + ON_TIME + 1, slot));
+        assert!(is_missed(slot + 6 * 3600, slot));
     }
 }

@@ -53,17 +53,30 @@ impl Repository {
         Self { location, password }
     }
 
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(RESTIC);
+    fn std_command(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(RESTIC);
         cmd.env("RESTIC_REPOSITORY", &self.location)
             .env("RESTIC_PASSWORD", self.password.expose())
             // A local repository gains nothing from a cache; it would be a second copy.
             .arg("--no-cache")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
         cmd
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::from(self.std_command());
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    /// The whole snapshot as a tar stream (`restic dump --archive tar`), for a blocking
+    /// reader: the caller reads its stdout and stderr, then waits for it.
+    pub fn dump_archive_blocking(&self, snapshot: &str) -> std::io::Result<std::process::Child> {
+        self.std_command()
+            .args(["dump", "--archive", "tar", snapshot, "/"])
+            .spawn()
     }
 
     fn spawn(&self, cmd: &mut Command, action: &'static str) -> Result<Child, BackupError> {
@@ -74,10 +87,10 @@ impl Repository {
         })
     }
 
-    /// Creates the repository unless it exists.
-    pub async fn ensure(&self) -> Result<(), BackupError> {
+    /// Creates the repository unless it exists; whether it made it now.
+    pub async fn ensure(&self) -> Result<bool, BackupError> {
         if self.location.join("config").exists() {
-            return Ok(());
+            return Ok(false);
         }
         std::fs::create_dir_all(&self.location).map_err(|e| BackupError::Io {
             path: self.location.clone(),
@@ -86,7 +99,7 @@ impl Repository {
         let mut cmd = self.command();
         cmd.arg("init");
         let child = self.spawn(&mut cmd, "init")?;
-        finish(child, "init").await.map(drop)
+        finish(child, "init").await.map(|_| true)
     }
 
     /// Backs up what `input` gives as one file `/<file_name>` in a new snapshot.
@@ -101,6 +114,29 @@ impl Repository {
         cmd.args(["backup", "--json", "--stdin", "--stdin-filename", file_name])
             .stdin(input);
         self.backup(cmd, tags, progress).await
+    }
+
+    /// Backs up `bytes` as one file `/<file_name>` in a new snapshot.
+    pub async fn backup_bytes(
+        &self,
+        bytes: Vec<u8>,
+        file_name: &str,
+        tags: &[String],
+    ) -> Result<Confirmed, BackupError> {
+        let (reader, mut writer) = std::io::pipe().map_err(|e| BackupError::Io {
+            path: self.location.clone(),
+            why: e.to_string(),
+        })?;
+        // A thread writes while restic reads: a pipe holds less than a large record.
+        let writing = std::thread::spawn(move || {
+            use std::io::Write;
+            writer.write_all(&bytes)
+        });
+        let confirmed = self
+            .backup_stdin(reader.into(), file_name, tags, |_| {})
+            .await;
+        let _ = writing.join();
+        confirmed
     }
 
     /// Backs up the contents of `dir` (its files at the snapshot's root).
@@ -191,6 +227,12 @@ impl Repository {
         let mut cmd = self.command();
         cmd.args(["dump", snapshot, file]);
         self.spawn(&mut cmd, "dump")
+    }
+
+    /// One small file of a snapshot, read whole (a record, the queue definitions).
+    pub async fn read_file(&self, snapshot: &str, file: &str) -> Result<Vec<u8>, BackupError> {
+        let child = self.dump(snapshot, &format!("/{file}"))?;
+        finish(child, "dump").await
     }
 
     /// Restores a snapshot's files into `target` (made if missing).

@@ -243,6 +243,83 @@ pub fn check(stmt: &str) -> Result<(), String> {
     }
 }
 
+/// What a dump statement does to the tables it holds, as `mariadb-dump` writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tally {
+    Created(String),
+    /// `INSERT INTO `t` VALUES (…),(…)`: the table and how many rows.
+    Inserted(String, u64),
+    /// A view's stand-in table is dropped before the view is made.
+    Dropped(String),
+}
+
+/// What `stmt` does to the tally of the dump's tables; most statements do nothing to it.
+pub fn tally(stmt: &str) -> Option<Tally> {
+    let words = words(stmt);
+    let rest = stmt.trim_start();
+    let table = || backquoted(&rest[rest.find('`')?..]);
+    match (words.first()?.as_str(), words.get(1).map(String::as_str)) {
+        ("CREATE", Some("TABLE")) => Some(Tally::Created(table()?.0)),
+        ("DROP", Some("TABLE")) => Some(Tally::Dropped(table()?.0)),
+        ("INSERT", _) => {
+            let (name, after) = table()?;
+            let values = after.find("VALUES")? + "VALUES".len();
+            Some(Tally::Inserted(name, top_level_groups(&after[values..])))
+        }
+        _ => None,
+    }
+}
+
+/// A backquoted identifier at the start of `text` (```` `` ```` inside it is one backquote),
+/// and what follows it.
+fn backquoted(text: &str) -> Option<(String, &str)> {
+    let mut name = String::new();
+    let mut chars = text.char_indices().skip(1).peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '`' {
+            if chars.peek().is_some_and(|&(_, n)| n == '`') {
+                chars.next();
+                name.push('`');
+                continue;
+            }
+            return Some((name, &text[i + 1..]));
+        }
+        name.push(c);
+    }
+    None
+}
+
+/// How many parenthesised groups `text` has at its top level, outside quoted strings.
+fn top_level_groups(text: &str) -> u64 {
+    let (mut groups, mut depth) = (0, 0_u32);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '(' => {
+                if depth == 0 {
+                    groups += 1;
+                }
+                depth += 1;
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    groups
+}
+
 /// The start of a statement, for messages.
 fn preview(stmt: &str) -> String {
     let one_line: String = stmt.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -255,6 +332,38 @@ fn preview(stmt: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tally_counts_tables_and_the_rows_a_dump_inserts() {
+        let created = |t: &str| Some(Tally::Created(t.into()));
+        let inserted = |t: &str, n| Some(Tally::Inserted(t.into(), n));
+        assert_eq!(
+            tally("CREATE TABLE `notes` (\n  `id` int NOT NULL\n) ENGINE=InnoDB"),
+            created("notes")
+        );
+        assert_eq!(
+            tally("CREATE TABLE IF NOT EXISTS `we``ird` (`a` int)"),
+            created("we`ird")
+        );
+        assert_eq!(
+            tally("INSERT INTO `notes` VALUES (1,'a (b), c'),(2,'it\\'s (x)'),(3,\"q\")"),
+            inserted("notes", 3)
+        );
+        assert_eq!(
+            tally("INSERT INTO `t` VALUES (0x28),(ROUND(1.5)),('')"),
+            inserted("t", 3)
+        );
+        assert_eq!(
+            tally("INSERT INTO `values` VALUES (1)"),
+            inserted("values", 1)
+        );
+        assert_eq!(
+            tally("DROP TABLE IF EXISTS `notes`"),
+            Some(Tally::Dropped("notes".into()))
+        );
+        assert_eq!(tally("/*!50001 DROP VIEW IF EXISTS `v`*/"), None);
+        assert_eq!(tally("LOCK TABLES `notes` WRITE"), None);
+    }
 
     fn split(dump: &str) -> Vec<String> {
         let mut s = Splitter::default();

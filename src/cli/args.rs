@@ -177,6 +177,8 @@ Examples:
   minicloud backups run blog
   minicloud backups list blog
   minicloud backups restore blog 1764927000-3f2a --only database
+  minicloud backups download blog 1764927000-3f2a -o blog.tar.zst
+  minicloud backups verify blog
   minicloud backups key";
 
 #[derive(Subcommand)]
@@ -202,8 +204,31 @@ pub enum BackupsCommand {
         /// The backup's id, from `minicloud backups list`.
         id: String,
         /// Only these parts (default: everything the backup holds).
-        #[arg(long, value_parser = ["database", "storage"])]
+        #[arg(long, value_parser = ["database", "storage", "queues"])]
         only: Vec<String>,
+        /// Restore into a new app of this name (a clone made from the backup's record); the
+        /// app itself is not touched.
+        #[arg(long = "as", value_name = "NEW")]
+        clone: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Load the app's newest database backup into a scratch database and check that its
+    /// tables and row counts match the dump (the scratch database is dropped after).
+    Verify {
+        app: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Download one backup as a single `.tar.zst`: the database dump as plain SQL, the
+    /// queue definitions, the app's record and its files under `storage/`.
+    Download {
+        app: String,
+        /// The backup's id, from `minicloud backups list`.
+        id: String,
+        /// Where to write it (written beside it first, then renamed when whole).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -1,4 +1,7 @@
-//! `minicloud backups …`: run, list and restore an app's backups, and show the recovery key.
+//! `minicloud backups …`: run, list, restore and download an app's backups, and show the
+//! recovery key.
+
+use std::path::{Path, PathBuf};
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -7,6 +10,7 @@ use super::error::CliError;
 use super::progress::{self, Outcome};
 use super::{encode_segment, format, table, ApiClient};
 use crate::model::format_time;
+use crate::store::Verification;
 
 /// One backup run as the API answers it; unknown fields are ignored, missing ones empty.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,6 +31,8 @@ pub struct BackupView {
     /// Only in the answer of the run that made the repository.
     #[serde(default)]
     pub recovery_key: Option<String>,
+    #[serde(default)]
+    pub verified: Option<Verification>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,15 +92,19 @@ pub async fn restore(
     app: &str,
     id: &str,
     only: &[String],
+    clone: Option<&str>,
 ) -> Result<(), CliError> {
     let path = format!("{}/{}/restore", app_path(app), encode_segment(id));
-    let body = serde_json::json!({ "parts": only });
+    let body = serde_json::json!({ "parts": only, "as": clone });
     match progress::run::<_, serde_json::Value>(api, Method::POST, &path, Some(&body)).await? {
         Outcome::Done { app: done, .. } => {
-            println!(
-                "{app} restored from backup {id} (the state before is in backup {})",
-                done["safety_backup"].as_str().unwrap_or("?")
-            );
+            match clone {
+                Some(new) => println!("{new} made from backup {id} of {app}"),
+                None => println!(
+                    "{app} restored from backup {id} (the state before is in backup {})",
+                    done["safety_backup"].as_str().unwrap_or("?")
+                ),
+            }
             if let Some(skipped) = done["database"]["skipped_shown"].as_array() {
                 for s in skipped {
                     println!("  skipped: {}", s.as_str().unwrap_or_default());
@@ -104,6 +114,73 @@ pub async fn restore(
         }
         Outcome::Failed { error, .. } => Err(CliError::message(error)),
     }
+}
+
+pub async fn verify(api: &ApiClient, app: &str) -> Result<(), CliError> {
+    let path = format!("{}/verify", app_path(app));
+    let body = serde_json::json!({});
+    match progress::run::<_, BackupView>(api, Method::POST, &path, Some(&body)).await? {
+        Outcome::Done { app: run, .. } => match &run.verified {
+            Some(v) if v.problem.is_none() => {
+                println!("backup {} of {app}: {}", run.id, v.describe());
+                Ok(())
+            }
+            Some(v) => Err(CliError::message(format!(
+                "backup {} of {app}: {}",
+                run.id,
+                v.describe()
+            ))),
+            None => Err(CliError::message(format!(
+                "backup {} of {app} was not verified",
+                run.id
+            ))),
+        },
+        Outcome::Failed { error, .. } => Err(CliError::message(error)),
+    }
+}
+
+/// Streams backup `id` into `output`, through a `.partial` file beside it renamed when
+/// whole: a cut download never leaves a file that looks complete.
+pub async fn download(api: &ApiClient, app: &str, id: &str, output: &Path) -> Result<(), CliError> {
+    use tokio::io::AsyncWriteExt;
+    let path = format!("{}/{}/download", app_path(app), encode_segment(id));
+    let mut response = api
+        .open(Method::GET, &path, None::<&()>, "application/zstd")
+        .await?;
+    let mut partial = output.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let io = |what: &'static str| move |source| CliError::Io { what, source };
+    let mut file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(io("cannot create the output file"))?;
+    let mut written: u64 = 0;
+    let copied = async {
+        while let Some(chunk) = response.chunk().await.map_err(|e| api.stream_error(&e))? {
+            file.write_all(&chunk)
+                .await
+                .map_err(io("cannot write the output file"))?;
+            written += chunk.len() as u64;
+        }
+        file.flush()
+            .await
+            .map_err(io("cannot write the output file"))?;
+        Ok::<_, CliError>(())
+    }
+    .await;
+    if let Err(e) = copied {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(e);
+    }
+    tokio::fs::rename(&partial, output)
+        .await
+        .map_err(io("cannot rename the output file into place"))?;
+    println!(
+        "backup {id} of {app} written to {} ({} MB)",
+        output.display(),
+        format::megabytes(written)
+    );
+    Ok(())
 }
 
 pub async fn key(api: &ApiClient) -> Result<(), CliError> {
@@ -139,7 +216,10 @@ fn row(run: &BackupView) -> Vec<String> {
         .map(|f| format!("{}s", f - run.started_at))
         .unwrap_or_else(|| "-".into());
     let parts: Vec<&str> = run.parts.iter().map(|p| p.part.as_str()).collect();
-    let detail = run.reason.clone().unwrap_or_else(|| parts.join(", "));
+    let mut detail = run.reason.clone().unwrap_or_else(|| parts.join(", "));
+    if let Some(v) = &run.verified {
+        detail = format!("{detail}; {}", v.describe());
+    }
     vec![
         run.id.clone(),
         format_time(run.started_at),

@@ -40,8 +40,16 @@ async fn dispatch(command: ClientCommand) -> Result<(), CliError> {
                 app,
                 id,
                 only,
+                clone,
                 client: c,
-            } => backups::restore(&client(&c)?, &app, &id, &only).await,
+            } => backups::restore(&client(&c)?, &app, &id, &only, clone.as_deref()).await,
+            BackupsCommand::Verify { app, client: c } => backups::verify(&client(&c)?, &app).await,
+            BackupsCommand::Download {
+                app,
+                id,
+                output,
+                client: c,
+            } => backups::download(&client(&c)?, &app, &id, &output).await,
             BackupsCommand::Key { client: c } => backups::key(&client(&c)?).await,
         },
         ClientCommand::Certs(cmd) => match cmd {

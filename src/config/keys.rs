@@ -162,6 +162,10 @@ keys! {
         default: Some("true"),
         help: "Back up every app with a database or storage daily, at a minute spread by its name.",
     }
+    backup_before_deploy: bool = boolean, {
+        default: Some("true"),
+        help: "Back up an app with a database before a deploy replaces its image with a new one.",
+    }
     acme_email: String = acme_email, {
         help: "Contact for the ACME account; certificates are ordered only once it is set.",
     }

@@ -128,10 +128,12 @@ pub fn plan_routes(
 }
 
 /// The hosts of apps that nothing serves now, and why: the edge answers them with a 503
-/// saying so, not the 404 of an address nobody owns.
+/// saying so, not the 404 of an address nobody owns. `maintenance` says why an app is out
+/// of service on purpose (a restore).
 pub fn plan_parked(
     owners: &Owners<'_>,
     serving: &BTreeMap<AppName, Upstream>,
+    maintenance: &BTreeMap<AppName, String>,
 ) -> BTreeMap<Hostname, String> {
     let mut parked = BTreeMap::new();
     for app in owners.apps {
@@ -140,13 +142,15 @@ pub fn plan_parked(
                 "The app {} is stopped. Its owner can start it again in minicloud",
                 app.name
             )
-        } else if !serving.contains_key(&app.name) {
+        } else if serving.contains_key(&app.name) {
+            continue;
+        } else if let Some(why) = maintenance.get(&app.name) {
+            why.clone()
+        } else {
             format!(
                 "The app {} is not running right now (it is starting, or failing). Try again in a moment",
                 app.name
             )
-        } else {
-            continue;
         };
         let default = owners.default_host(&app.name);
         for host in default.into_iter().chain(app.domains.iter().cloned()) {
@@ -322,13 +326,22 @@ mod tests {
         .into();
         // qa2 is stopped and qa3 serves no revision: neither is routed, both are parked.
         assert_eq!(plan, expected);
-        let parked = plan_parked(&owners, &serving);
+        let parked = plan_parked(&owners, &serving, &BTreeMap::new());
         assert_eq!(
             parked.keys().map(Hostname::as_str).collect::<Vec<_>>(),
             ["qa2.qa.test", "qa3.qa.test"]
         );
         assert!(parked[&host("qa2.qa.test")].contains("qa2 is stopped"));
         assert!(parked[&host("qa3.qa.test")].contains("not running"));
+        // An app out of service on purpose says why; one still serving is not parked.
+        let maintenance: BTreeMap<AppName, String> = [
+            ("qa1".parse().unwrap(), "qa1 is being restored".to_owned()),
+            ("qa3".parse().unwrap(), "qa3 is being restored".to_owned()),
+        ]
+        .into();
+        let parked = plan_parked(&owners, &serving, &maintenance);
+        assert!(!parked.contains_key(&host("qa1.qa.test")));
+        assert_eq!(parked[&host("qa3.qa.test")], "qa3 is being restored");
 
         // Each owner removed in turn takes exactly its own hosts with it.
         for i in 0..routes.len() {

@@ -34,6 +34,8 @@ pub struct Ctx {
 struct Served {
     admin: Option<Upstream>,
     apps: BTreeMap<AppName, Upstream>,
+    /// Why an app is out of service on purpose (a restore), for the page its hosts answer.
+    maintenance: BTreeMap<AppName, String>,
 }
 
 impl Ctx {
@@ -61,6 +63,17 @@ impl Ctx {
         match upstream {
             Some(up) => served.apps.insert(app.clone(), up),
             None => served.apps.remove(app),
+        };
+        self.publish_with(&served)
+    }
+
+    /// Marks `app` as out of service on purpose, and why (or clears the mark), then
+    /// publishes: while nothing serves it, its hosts answer a 503 saying so.
+    pub fn set_maintenance(&self, app: &AppName, why: Option<String>) -> Result<(), StoreError> {
+        let mut served = self.lock_served();
+        match why {
+            Some(why) => served.maintenance.insert(app.clone(), why),
+            None => served.maintenance.remove(app),
         };
         self.publish_with(&served)
     }
@@ -93,7 +106,7 @@ impl Ctx {
         let (plan, parked) = self.with_owners(|owners| {
             (
                 hosts::plan_routes(owners, served.admin, &served.apps),
-                hosts::plan_parked(owners, &served.apps),
+                hosts::plan_parked(owners, &served.apps, &served.maintenance),
             )
         })?;
         self.edge.update(|draft| {

@@ -176,10 +176,46 @@ impl MariaDb {
     }
 }
 
+/// A scratch database and its account, both named `name` (hex digits after `verify_`, so
+/// safe to quote as they are).
+pub struct Scratch {
+    pub name: String,
+    pub password: Secret,
+}
+
 impl MariaDb {
     /// Where minicloud administers MariaDB (backups dump from here).
     pub fn settings(&self) -> &MariaDbSettings {
         &self.settings
+    }
+
+    /// A throwaway database and an account whose grant ends at it, for checking a dump
+    /// (`verify_<hex>`: no app's `app_…` name can be it). [`MariaDb::drop_scratch`] removes
+    /// both.
+    pub async fn create_scratch(&self) -> Result<Scratch, ServiceError> {
+        let name = format!("verify_{:08x}", rand::random::<u32>());
+        let password = super::new_password();
+        let pw = quote_str(password.expose())?;
+        let statements = [
+            format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"),
+            format!("CREATE USER '{name}'@'%' IDENTIFIED BY {pw}"),
+            format!("GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'%'"),
+        ];
+        let scratch = Scratch { name, password };
+        if let Err(e) = self.run(&statements, scratch.password.expose()).await {
+            let _ = self.drop_scratch(&scratch).await;
+            return Err(e);
+        }
+        Ok(scratch)
+    }
+
+    pub async fn drop_scratch(&self, scratch: &Scratch) -> Result<(), ServiceError> {
+        let name = &scratch.name;
+        let statements = [
+            format!("DROP DATABASE IF EXISTS `{name}`"),
+            format!("DROP USER IF EXISTS '{name}'@'%'"),
+        ];
+        self.run(&statements, "").await
     }
 
     /// Drops the app's database and makes it again, empty, with the app's grant: what a

@@ -107,6 +107,20 @@ impl RabbitMq {
         missing_ok: bool,
         secret: &str,
     ) -> Result<StatusCode, ServiceError> {
+        self.request(method, segments, body, missing_ok, secret)
+            .await
+            .map(|response| response.status())
+    }
+
+    /// [`RabbitMq::call`], answering the response with its body unread.
+    async fn request(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<serde_json::Value>,
+        missing_ok: bool,
+        secret: &str,
+    ) -> Result<reqwest::Response, ServiceError> {
         let mut url = self.settings.api.clone();
         // The settings parser accepts only http(s) URLs, which always have a path.
         #[allow(clippy::expect_used)]
@@ -133,7 +147,7 @@ impl RabbitMq {
             })?;
         let status = response.status();
         if status.is_success() || (missing_ok && status == StatusCode::NOT_FOUND) {
-            return Ok(status);
+            return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
         let said = serde_json::from_str::<serde_json::Value>(&text)
@@ -148,6 +162,66 @@ impl RabbitMq {
             address: self.address(),
             said: scrub(&format!("HTTP {status}: {said}"), &secrets),
         })
+    }
+
+    /// The app's vhost definitions (exchanges, queues, bindings, policies), as
+    /// [`vhost_definitions`] keeps them from the management API's export.
+    pub async fn definitions(&self, app: &AppName) -> Result<serde_json::Value, ServiceError> {
+        let vhost = ServiceName::for_app(app)?;
+        let response = self
+            .request(
+                Method::GET,
+                &["definitions", vhost.as_str()],
+                None,
+                false,
+                "",
+            )
+            .await?;
+        let exported: serde_json::Value =
+            response.json().await.map_err(|e| ServiceError::Refused {
+                service: API,
+                address: self.address(),
+                said: format!(
+                    "the definitions of {vhost} are not JSON: {}",
+                    e.without_url()
+                ),
+            })?;
+        Ok(vhost_definitions(&exported))
+    }
+
+    /// Gives the app's vhost the exchanges and queues of `definitions` (and their bindings
+    /// and policies): imported into that vhost alone, and the exchanges and queues it does
+    /// not name deleted. A queue on both sides keeps its messages.
+    pub async fn restore_definitions(
+        &self,
+        app: &AppName,
+        definitions: &serde_json::Value,
+    ) -> Result<(), ServiceError> {
+        let vhost = ServiceName::for_app(app)?;
+        let wanted = vhost_definitions(definitions);
+        let current = self.definitions(app).await?;
+        for kind in ["queues", "exchanges"] {
+            for name in names_missing(&current[kind], &wanted[kind]) {
+                self.call(
+                    Method::DELETE,
+                    &[kind, vhost.as_str(), name.as_str()],
+                    None,
+                    true,
+                    "",
+                )
+                .await?;
+            }
+        }
+        self.call(
+            Method::POST,
+            &["definitions", vhost.as_str()],
+            Some(wanted),
+            false,
+            "",
+        )
+        .await?;
+        tracing::info!(%app, vhost = %vhost, "RabbitMQ definitions restored");
+        Ok(())
     }
 
     async fn apply(&self, app: &AppName, fresh: bool) -> Result<Credentials, ServiceError> {
@@ -214,9 +288,90 @@ impl Provisioner for RabbitMq {
     }
 }
 
+/// What of a vhost's export is the app's: its exchanges (not the built-in `amq.*` and
+/// default ones), queues, bindings and policies, each without a `vhost` field, so importing
+/// it can only ever reach the vhost it is imported into. Users, permissions, vhosts and
+/// server-wide parameters are dropped.
+pub fn vhost_definitions(exported: &serde_json::Value) -> serde_json::Value {
+    let items = |kind: &str| -> Vec<serde_json::Value> {
+        exported[kind]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                let mut item = item.as_object()?.clone();
+                item.remove("vhost");
+                Some(serde_json::Value::Object(item))
+            })
+            .filter(|item| {
+                let name = item["name"].as_str().unwrap_or_default();
+                kind != "exchanges" || !(name.is_empty() || name.starts_with("amq."))
+            })
+            .collect()
+    };
+    json!({
+        "exchanges": items("exchanges"),
+        "queues": items("queues"),
+        "bindings": items("bindings"),
+        "policies": items("policies"),
+    })
+}
+
+/// The names in `current` that `wanted` lacks.
+fn names_missing(current: &serde_json::Value, wanted: &serde_json::Value) -> Vec<String> {
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let keep = names(wanted);
+    names(current)
+        .into_iter()
+        .filter(|n| !keep.contains(n))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_export_keeps_only_the_apps_own_definitions_and_no_vhost() {
+        let exported = json!({
+            "rabbit_version": "3.12.1",
+            "users": [{"name": "root", "password_hash": "x", "tags": ["administrator"]}],
+            "vhosts": [{"name": "other"}],
+            "permissions": [{"user": "root", "vhost": "other", "configure": ".*"}],
+            "exchanges": [
+                {"name": "orders", "vhost": "other", "type": "topic"},
+                {"name": "amq.direct", "type": "direct"},
+                {"name": "", "type": "direct"}
+            ],
+            "queues": [{"name": "jobs", "vhost": "other", "durable": true}],
+            "bindings": [{"source": "orders", "destination": "jobs", "vhost": "other"}],
+            "policies": [{"name": "ttl", "pattern": "jobs", "definition": {"message-ttl": 5}}]
+        });
+        let kept = vhost_definitions(&exported);
+        assert_eq!(
+            kept,
+            json!({
+                "exchanges": [{"name": "orders", "type": "topic"}],
+                "queues": [{"name": "jobs", "durable": true}],
+                "bindings": [{"source": "orders", "destination": "jobs"}],
+                "policies": [{"name": "ttl", "pattern": "jobs", "definition": {"message-ttl": 5}}]
+            })
+        );
+        assert!(!kept.to_string().contains("other"));
+        assert_eq!(
+            names_missing(
+                &json!([{"name": "jobs"}, {"name": "later"}]),
+                &kept["queues"]
+            ),
+            ["later"]
+        );
+    }
 
     #[test]
     fn api_urls_lose_their_credentials() {

@@ -14,13 +14,30 @@ pub struct BackupRecord {
     pub app: AppName,
     /// Sortable: `<unix seconds, 10 digits>-<4 hex>`.
     pub id: String,
-    /// `manual`, `schedule` or `safety` (taken before a restore).
+    /// `manual`, `schedule`, `safety` (taken before a restore) or `deploy` (before a new
+    /// image replaced the serving one).
     pub trigger: String,
     pub started_at: i64,
     pub finished_at: Option<i64>,
     #[serde(flatten)]
     pub state: BackupState,
     pub parts: Vec<BackupPart>,
+    /// The last check of its dump in a scratch database (see `backups::verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<Verification>,
+}
+
+/// A dump restored into a scratch database and compared with what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Verification {
+    /// Unix seconds.
+    pub at: i64,
+    pub ok: bool,
+    pub tables: u64,
+    pub rows: u64,
+    /// Why it is not ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -30,6 +47,10 @@ pub enum BackupState {
     /// Every part's snapshot was confirmed by the repository.
     Succeeded,
     Failed {
+        reason: String,
+    },
+    /// The scheduled time passed with minicloud not running; nothing was written.
+    Missed {
         reason: String,
     },
 }
@@ -45,6 +66,17 @@ pub struct BackupPart {
     pub bytes: u64,
     /// Bytes the repository grew by (after deduplication and compression).
     pub added: u64,
+}
+
+impl Verification {
+    /// In words: "verified <when>: 3 tables, 120 rows", or why the check failed.
+    pub fn describe(&self) -> String {
+        let at = crate::model::format_time(self.at);
+        match &self.problem {
+            None => format!("verified {at}: {} tables, {} rows", self.tables, self.rows),
+            Some(problem) => format!("verification failed {at}: {problem}"),
+        }
+    }
 }
 
 /// The restic repository's password (one repository per minicloud).
@@ -137,6 +169,7 @@ mod tests {
             finished_at: None,
             state: BackupState::Running,
             parts: vec![],
+            verified: None,
         };
         for r in [
             run("a", "0000000002-aa"),

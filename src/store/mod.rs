@@ -29,7 +29,7 @@ pub use alerts::{
     SmtpSecurity, TimelineEntry,
 };
 pub use auth::{SessionRecord, UserRecord};
-pub use backups::{BackupPart, BackupRecord, BackupState, RepositoryKey};
+pub use backups::{BackupPart, BackupRecord, BackupState, RepositoryKey, Verification};
 pub use handle::StoreHealth;
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,

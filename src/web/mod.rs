@@ -39,6 +39,7 @@ pub struct WebState {
 impl WebState {
     pub fn new(ctx: Ctx, apps: Apps) -> Self {
         let backups = Backups::new(ctx.clone(), apps.clone());
+        apps.set_before_new_image(std::sync::Arc::new(backups.clone()));
         Self { ctx, apps, backups }
     }
 }

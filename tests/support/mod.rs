@@ -144,8 +144,9 @@ impl Minicloud {
             .env("MINICLOUD_ADMIN_TOKEN", TOKEN)
             .env("MINICLOUD_THREADS", "2")
             .env("MINICLOUD_SHUTDOWN_GRACE", "1")
-            // A daily backup firing in the middle of an unrelated test would only add load.
+            // A backup firing in the middle of an unrelated test would only add load.
             .env("MINICLOUD_BACKUP_SCHEDULE", "false")
+            .env("MINICLOUD_BACKUP_BEFORE_DEPLOY", "false")
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(log.try_clone().expect("log file")))
             .stderr(Stdio::from(log));
@@ -250,6 +251,11 @@ impl Minicloud {
         let mut child = self.child.take().expect("minicloud is running");
         child.kill().expect("kill minicloud");
         child.wait().expect("wait for minicloud");
+    }
+
+    /// Sets a variable for the next start (it wins over one set before).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
     }
 
     /// Starts again after `kill` or `terminate`, on the same ports and data dir.

@@ -11,11 +11,14 @@ pub fn free_port() -> u16 {
 }
 
 /// A TCP forwarder on loopback to a real service, that a test can take down and bring back
-/// on the same port: "MariaDB stopped" without stopping the MariaDB other tests share.
+/// on the same port: "MariaDB stopped" without stopping the MariaDB other tests share. It can
+/// also hold new connections (accepted, nothing forwarded) until released: "MariaDB is slow",
+/// so a test can look at what happens meanwhile without racing the clock.
 pub struct Switch {
     pub port: u16,
     target: std::net::SocketAddr,
     task: Option<tokio::task::JoinHandle<()>>,
+    open: tokio::sync::watch::Sender<bool>,
 }
 
 impl Switch {
@@ -24,6 +27,7 @@ impl Switch {
             port: free_port(),
             target: target.parse().unwrap(),
             task: None,
+            open: tokio::sync::watch::Sender::new(true),
         };
         s.up().await;
         s
@@ -34,9 +38,14 @@ impl Switch {
             .await
             .unwrap();
         let target = self.target;
+        let open = self.open.clone();
         self.task = Some(tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut open = open.subscribe();
                 tokio::spawn(async move {
+                    if open.wait_for(|o| *o).await.is_err() {
+                        return;
+                    }
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
@@ -51,6 +60,15 @@ impl Switch {
             task.abort();
             let _ = task.await;
         }
+    }
+
+    /// New connections are accepted but wait, unanswered, until [`Switch::release`].
+    pub fn hold(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn release(&self) {
+        self.open.send_replace(true);
     }
 }
 

@@ -16,6 +16,7 @@ use minicloud::services::{
 use minicloud::store::Store;
 
 use super::env::test_env;
+use super::net::Switch;
 use super::{unique, wait_for};
 
 /// Access denied for user to database (1044) or for user/password (1045).
@@ -95,6 +96,30 @@ pub fn rabbitmq_with(store: &Store, api_url: &str) -> RabbitMq {
 
 // --- MariaDB
 
+/// minicloud with the shared MariaDB behind a [`Switch`] (to take it away mid-test) and the
+/// shared RabbitMQ; apps reach both on the host gateway. `extra_env` is added.
+pub async fn minicloud_with_switched_mariadb(
+    extra_env: &[(&str, &str)],
+) -> (super::Minicloud, Switch) {
+    let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
+    let mariadb = Switch::new("127.0.0.1:3306").await;
+    let admin_url =
+        mariadb_admin_url().replace("@127.0.0.1:3306", &format!("@127.0.0.1:{}", mariadb.port));
+    assert!(admin_url.contains(&mariadb.port.to_string()), "{admin_url}");
+    let env = [
+        ("MINICLOUD_HEALTH_TIMEOUT", "30"),
+        ("MINICLOUD_MARIADB_URL", admin_url.as_str()),
+        ("MINICLOUD_MARIADB_APP_HOST", gateway.as_str()),
+        ("MINICLOUD_RABBITMQ_API", rabbitmq_api_url().as_str()),
+        ("MINICLOUD_RABBITMQ_APP_HOST", gateway.as_str()),
+    ]
+    .iter()
+    .chain(extra_env)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    (super::Minicloud::start_with(env).await, mariadb)
+}
+
 /// Connects as the app, with these credentials, to `database`.
 pub async fn db_conn(
     creds: &Credentials,
@@ -124,6 +149,30 @@ pub fn server_code(e: &mysql_async::Error) -> Option<u16> {
 }
 
 // --- RabbitMQ
+
+/// Calls RabbitMQ's management API as the admin (`path` after `/api/`); answers the status
+/// and the JSON body (`null` when there is none).
+pub async fn rabbitmq_call(
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let (user, password) = rabbitmq_admin();
+    let url = format!("{}/api/{path}", rabbitmq_api().trim_end_matches('/'));
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .basic_auth(user, Some(password));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .expect("RabbitMQ's management API answers");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
 
 pub async fn amqp(
     creds: &Credentials,

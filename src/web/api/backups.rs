@@ -1,13 +1,18 @@
-//! `/api/apps/{name}/backups` (list, back up now, restore) and `/api/backups/key`.
+//! `/api/apps/{name}/backups` (list, back up now, verify, restore, download), `/api/backups`
+//! and `/api/backups/key`.
 
+use std::future::Future;
+
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backups::{BackupError, Backups, Part};
-use crate::model::AppName;
+use crate::bus::Op;
+use crate::model::{Actor, AppName};
 use crate::store::BackupRecord;
 use crate::web::extract::{Caller, OptionalJson};
 use crate::web::progress::respond;
@@ -17,7 +22,7 @@ impl From<BackupError> for WebError {
     fn from(e: BackupError) -> Self {
         let message = e.to_string();
         match e {
-            BackupError::AppNotFound(_) | BackupError::NotFound { .. } => Self::NotFound(message),
+            BackupError::NotFound { .. } => Self::NotFound(message),
             BackupError::Invalid(_) => Self::BadRequest(message),
             BackupError::Busy { .. } => Self::Conflict(message),
             BackupError::App(e) => e.into(),
@@ -40,6 +45,24 @@ pub async fn list(
     Ok(Json(backups.list(&app_name(&name)?)?))
 }
 
+/// Runs one backup operation as the caller: its progress streamed to a client that asks for
+/// it, its result answered with `success` otherwise.
+async fn operate<T, Fut>(
+    backups: Backups,
+    actor: Actor,
+    headers: &HeaderMap,
+    success: StatusCode,
+    operation: impl FnOnce(Backups, Op) -> Fut,
+) -> Result<Response, WebError>
+where
+    T: Serialize + Send + 'static,
+    Fut: Future<Output = Result<T, BackupError>> + Send + 'static,
+{
+    let op = backups.begin(actor);
+    let bus = backups.bus();
+    respond(&bus, op.clone(), headers, success, operation(backups, op)).await
+}
+
 /// Backs the app up now. A run that failed is still a run: it answers 201 with its record
 /// (state `failed` and the reason); errors are what kept a run from starting.
 pub async fn run(
@@ -49,14 +72,31 @@ pub async fn run(
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     let app = app_name(&name)?;
-    let op = backups.begin(actor);
-    let running = op.clone();
-    respond(
-        &backups.bus(),
-        op,
+    operate(
+        backups,
+        actor,
         &headers,
         StatusCode::CREATED,
-        async move { backups.run(&running, &app, "manual").await },
+        |b, op| async move { b.run(&op, &app, "manual").await },
+    )
+    .await
+}
+
+/// Checks the app's newest dump in a scratch database; answers the run with its
+/// `verified` outcome (a dump that fails the check is an answer, not an error).
+pub async fn verify(
+    State(backups): State<Backups>,
+    Caller(actor): Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let app = app_name(&name)?;
+    operate(
+        backups,
+        actor,
+        &headers,
+        StatusCode::OK,
+        |b, op| async move { b.verify(&op, &app).await },
     )
     .await
 }
@@ -67,6 +107,9 @@ pub struct RestoreBody {
     /// Empty or absent: everything the backup holds.
     #[serde(default)]
     parts: Vec<Part>,
+    /// A new app to restore into (a clone), instead of the app itself.
+    #[serde(default, rename = "as")]
+    clone: Option<String>,
 }
 
 pub async fn restore(
@@ -77,13 +120,49 @@ pub async fn restore(
     OptionalJson(body): OptionalJson<RestoreBody>,
 ) -> Result<Response, WebError> {
     let app = app_name(&name)?;
-    let parts = body.unwrap_or_default().parts;
-    let op = backups.begin(actor);
-    let running = op.clone();
-    respond(&backups.bus(), op, &headers, StatusCode::OK, async move {
-        backups.restore(&running, &app, &id, &parts).await
-    })
+    let body = body.unwrap_or_default();
+    let clone = body.clone.as_deref().map(app_name).transpose()?;
+    operate(
+        backups,
+        actor,
+        &headers,
+        StatusCode::OK,
+        |b, op| async move { b.restore(&op, &app, &id, &body.parts, clone.as_ref()).await },
+    )
     .await
+}
+
+/// Backup `id` as one `.tar.zst`, streamed as restic reads it.
+pub async fn download(
+    State(backups): State<Backups>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    archive(&backups, &name, &id).await
+}
+
+/// The download's answer, for the API and the pages alike.
+pub(in crate::web) async fn archive(
+    backups: &Backups,
+    name: &str,
+    id: &str,
+) -> Result<Response, WebError> {
+    let app = app_name(name)?;
+    let chunks = backups.download(&app, id).await?;
+    // The id is one of the app's runs (looked up above): safe in a header.
+    let disposition = format!("attachment; filename=\"{app}-{id}.tar.zst\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zstd".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(chunks)),
+    )
+        .into_response())
+}
+
+/// Every app's runs, newest first.
+pub async fn list_all(State(backups): State<Backups>) -> Result<Json<Vec<BackupRecord>>, WebError> {
+    Ok(Json(backups.list_all()?))
 }
 
 /// Reveals the repository password: without it, the backups cannot be read.

@@ -6,7 +6,7 @@
 
 mod alerts;
 mod apps;
-mod backups;
+pub(super) mod backups;
 mod certificates;
 mod routes;
 
@@ -85,11 +85,18 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         ),
         at(M::GET, "/apps/{name}/backups", backups::list),
         at(M::POST, "/apps/{name}/backups", backups::run),
+        at(M::POST, "/apps/{name}/backups/verify", backups::verify),
         at(
             M::POST,
             "/apps/{name}/backups/{id}/restore",
             backups::restore,
         ),
+        at(
+            M::GET,
+            "/apps/{name}/backups/{id}/download",
+            backups::download,
+        ),
+        at(M::GET, "/backups", backups::list_all),
         at(M::GET, "/backups/key", backups::key),
         at(M::GET, "/alerts/channels", alerts::channels),
         at(M::POST, "/alerts/channels", alerts::add_channel),

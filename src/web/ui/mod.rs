@@ -7,6 +7,7 @@
 //! ([`views`]) only show what they are given.
 
 mod assets;
+mod backups;
 mod error;
 mod forms;
 mod pages;
@@ -53,6 +54,14 @@ pub fn protected_routes() -> Vec<(&'static str, MethodRouter<UiState>)> {
         ("/routes/remove", post(pages::remove_route)),
         ("/certificates", get(pages::certificates)),
         ("/certificates/renew", post(pages::renew_certificate)),
+        ("/backups", get(backups::all)),
+        (
+            "/apps/{name}/backups",
+            get(backups::of_app).post(backups::back_up),
+        ),
+        ("/apps/{name}/backups/verify", post(backups::verify)),
+        ("/apps/{name}/backups/{id}/restore", post(backups::restore)),
+        ("/apps/{name}/backups/{id}/download", get(backups::download)),
     ]
 }
 

@@ -37,7 +37,7 @@ fn app_page(name: &AppName) -> String {
 
 /// Runs one operation as `actor`: streams its progress to a script that asks for it, or waits
 /// for it and redirects to `next`.
-async fn run<T, E, Fut>(
+pub(super) async fn run<T, E, Fut>(
     state: &UiState,
     actor: Actor,
     headers: &HeaderMap,

@@ -336,3 +336,86 @@ async fn signing_out_ends_the_session() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[header::LOCATION], "/login");
 }
+
+#[tokio::test]
+async fn the_backups_pages_show_each_run_honestly_and_a_restore_needs_the_apps_name() {
+    use crate::store::{BackupPart, BackupRecord, BackupState};
+    let admin = admin();
+    with_admin_password(&admin);
+    stored_app(&admin.ctx, "blog");
+    let run = |id: &str, state: BackupState, parts: Vec<BackupPart>| BackupRecord {
+        app: "blog".parse().unwrap(),
+        id: id.into(),
+        trigger: "manual".into(),
+        started_at: id[..10].parse().unwrap(),
+        finished_at: Some(id[..10].parse::<i64>().unwrap() + 3),
+        state,
+        parts,
+        verified: None,
+    };
+    let database = BackupPart {
+        part: "database".into(),
+        snapshot: "s1".into(),
+        bytes: 2_000_000,
+        added: 1_000_000,
+    };
+    for record in [
+        run("0000000100-aaaa", BackupState::Succeeded, vec![database]),
+        run(
+            "0000000200-bbbb",
+            BackupState::Failed {
+                reason: "MariaDB at h:1: <down>".into(),
+            },
+            vec![],
+        ),
+        run(
+            "0000000300-0000",
+            BackupState::Missed {
+                reason: "minicloud was not running".into(),
+            },
+            vec![],
+        ),
+    ] {
+        admin.ctx.store.put_backup(&record).unwrap();
+    }
+    let browser = sign_in(&admin).await;
+    let (status, _, page) = browser.get("/apps/blog/backups").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    for shown in [
+        "state-succeeded",
+        "state-failed",
+        "state-missed",
+        "MariaDB at h:1: ",
+        "minicloud was not running",
+        "2.0 MB read, 1.0 MB added",
+        "Back up now",
+    ] {
+        assert!(page.contains(shown), "{shown} missing in {page}");
+    }
+    assert!(
+        !page.contains("<down>"),
+        "the reason is not escaped: {page}"
+    );
+    // Only the good run can be downloaded or restored from; newest first.
+    assert_eq!(page.matches("/download\"").count(), 1, "{page}");
+    assert!(page.contains("/apps/blog/backups/0000000100-aaaa/download"));
+    assert!(page.find("state-missed") < page.find("state-succeeded"));
+
+    let (status, _, page) = browser.get("/backups").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(
+        page.matches("href=\"/apps/blog/backups\"").count(),
+        3,
+        "{page}"
+    );
+
+    // A restore without the app's name typed restores nothing.
+    let (status, _, page) = browser
+        .post(
+            "/apps/blog/backups/0000000100-aaaa/restore",
+            &[("confirm", "nope"), ("part", "")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("Nothing was restored"), "{page}");
+}
