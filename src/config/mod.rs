@@ -55,6 +55,10 @@ pub struct Config {
     pub health_timeout: Duration,
     /// Daily scheduled backups of every app with data.
     pub backup_schedule: bool,
+    /// Time between rounds of the alert checks.
+    pub alert_check_interval: Duration,
+    /// When an incident still open is told again; `None`: never.
+    pub alert_remind_after: Option<Duration>,
     /// The shared MariaDB; apps that need a database cannot deploy without it.
     pub mariadb: Option<MariaDbSettings>,
     /// The shared RabbitMQ; apps that need a message bus cannot deploy without it.
@@ -322,6 +326,8 @@ fn build(p: Parsed) -> Option<Config> {
         acme_ca_root: p.acme_ca_root,
         health_timeout: p.health_timeout?,
         backup_schedule: p.backup_schedule?,
+        alert_check_interval: p.alert_check_interval?,
+        alert_remind_after: p.alert_remind_minutes?,
         mariadb,
         rabbitmq,
     })

@@ -182,6 +182,11 @@ impl MariaDb {
         &self.settings
     }
 
+    /// Logs in as the admin and runs nothing: is the server there and the login good?
+    pub async fn ping(&self) -> Result<(), ServiceError> {
+        self.run(&["SELECT 1".to_owned()], "").await
+    }
+
     /// Drops the app's database and makes it again, empty, with the app's grant: what a
     /// restore loads a dump into. The account and its password stay.
     pub async fn recreate_database(&self, app: &AppName) -> Result<(), ServiceError> {

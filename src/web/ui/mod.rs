@@ -6,6 +6,7 @@
 //! redirect (or stream the operation's progress to the page's script); templates
 //! ([`views`]) only show what they are given.
 
+mod alerts_page;
 mod assets;
 mod error;
 mod forms;
@@ -53,6 +54,10 @@ pub fn protected_routes() -> Vec<(&'static str, MethodRouter<UiState>)> {
         ("/routes/remove", post(pages::remove_route)),
         ("/certificates", get(pages::certificates)),
         ("/certificates/renew", post(pages::renew_certificate)),
+        ("/alerts", get(alerts_page::page)),
+        ("/alerts/channels", post(alerts_page::add_channel)),
+        ("/alerts/channels/test", post(alerts_page::test_channel)),
+        ("/alerts/channels/remove", post(alerts_page::remove_channel)),
     ]
 }
 
