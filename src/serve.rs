@@ -204,7 +204,14 @@ pub async fn run_control_plane(
     let watcher = crate::alerts::Watcher::new(
         state.ctx.clone(),
         state.apps.clone(),
-        crate::alerts::WatchSettings::default(),
+        crate::alerts::WatchSettings {
+            remind_after: state.ctx.config.alert_remind_after,
+            checks: crate::alerts::CheckSettings {
+                interval: state.ctx.config.alert_check_interval,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
     );
     tasks.spawn("alert watcher", |stop| watcher.run(stop));
     if state.ctx.config.backup_schedule {

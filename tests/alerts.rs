@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use support::net::Switch;
 use support::{docker, image, test_env, wait_for, AppCleanup as Cleanup, Minicloud};
 
 /// Long enough for a loaded 2-core machine; only ever a deadline, never a measurement.
@@ -350,4 +351,542 @@ impl Drop for Removed {
     fn drop(&mut self) {
         docker(&["rm", "-f", &self.0]);
     }
+}
+
+/// Every POST to any path on a loopback port, as (path, Authorization header, JSON body):
+/// the stand-in for ntfy, Slack, Discord and Telegram. A path with `/refuse` is answered as
+/// Telegram refuses an unknown chat.
+#[derive(Clone, Default)]
+struct Inbox {
+    got: Arc<Mutex<Vec<Posted>>>,
+}
+
+/// One POST the inbox got: its path, its Authorization header, its JSON body.
+type Posted = (String, Option<String>, Value);
+
+impl Inbox {
+    async fn start() -> (Self, String) {
+        let inbox = Self::default();
+        let got = inbox.got.clone();
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                let got = got.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    got.lock()
+                        .unwrap()
+                        .push((uri.path().to_owned(), auth, value));
+                    if uri.path().contains("/refuse") {
+                        (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            axum::Json(json!({"ok": false, "error_code": 400,
+                                              "description": "Bad Request: chat not found"})),
+                        )
+                    } else {
+                        (axum::http::StatusCode::OK, axum::Json(json!({"ok": true})))
+                    }
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (inbox, base)
+    }
+
+    fn at(&self, path: &str) -> Vec<(Option<String>, Value)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, a, v)| (a.clone(), v.clone()))
+            .collect()
+    }
+}
+
+async fn add_channel(mc: &Minicloud, body: Value) -> String {
+    let resp = mc.api().post("/api/alerts/channels", body).await;
+    let status = resp.status();
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+async fn send_test(mc: &Minicloud, id: &str) -> (u16, Value) {
+    let resp = mc
+        .api()
+        .post(&format!("/api/alerts/channels/{id}/test"), json!({}))
+        .await;
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn ntfy_slack_discord_and_telegram_get_the_payloads_their_services_document() {
+    let mc = Minicloud::start().await;
+    let (inbox, base) = Inbox::start().await;
+    let body = format!(
+        "This is a test from minicloud at {}. If you read this, alerts reach you here.",
+        mc.admin_host()
+    );
+
+    let ntfy = add_channel(
+        &mc,
+        json!({"kind": "ntfy", "url": format!("{base}/ntfy/mc-alerts"), "token": "tk_ntfytoken"}),
+    )
+    .await;
+    let slack_url = format!("{base}/slack/T000/B000/slacksecret");
+    let slack = add_channel(&mc, json!({"kind": "slack", "url": slack_url})).await;
+    let discord_url = format!("{base}/discord/1234/discordsecret");
+    let discord = add_channel(&mc, json!({"kind": "discord", "url": discord_url})).await;
+    let telegram = add_channel(
+        &mc,
+        json!({"kind": "telegram", "bot_token": "123456:tgsecret", "chat_id": "-100200",
+               "api_url": format!("{base}/tg")}),
+    )
+    .await;
+    for id in [&ntfy, &slack, &discord, &telegram] {
+        let (status, view) = send_test(&mc, id).await;
+        assert_eq!(status, 200, "{view}");
+        assert_eq!(view["state"], "ok", "{view}");
+    }
+
+    // ntfy: JSON publishing at the server's root, the topic in the body, the token as bearer.
+    assert_eq!(
+        inbox.at("/ntfy/"),
+        vec![(
+            Some("Bearer tk_ntfytoken".to_owned()),
+            json!({"topic": "mc-alerts", "title": "[minicloud] Test: test message",
+                   "message": body, "priority": 3, "tags": ["bell"]})
+        )]
+    );
+    assert_eq!(
+        inbox.at("/slack/T000/B000/slacksecret"),
+        vec![(
+            None,
+            json!({"text": format!("*[minicloud] Test: test message*\n{body}")})
+        )]
+    );
+    assert_eq!(
+        inbox.at("/discord/1234/discordsecret"),
+        vec![(
+            None,
+            json!({"username": "minicloud",
+                   "content": format!("**[minicloud] Test: test message**\n{body}"),
+                   "allowed_mentions": {"parse": []}})
+        )]
+    );
+    assert_eq!(
+        inbox.at("/tg/bot123456:tgsecret/sendMessage"),
+        vec![(
+            None,
+            json!({"chat_id": "-100200", "text": format!("[minicloud] Test: test message\n\n{body}"),
+                   "disable_web_page_preview": true})
+        )]
+    );
+
+    // A refusal: 422 with the service's words, the channel failing, its token nowhere.
+    let refused = add_channel(
+        &mc,
+        json!({"kind": "telegram", "bot_token": "99:refusesecret", "chat_id": "@nobody",
+               "api_url": format!("{base}/refuse")}),
+    )
+    .await;
+    let (status, answer) = send_test(&mc, &refused).await;
+    assert_eq!(status, 422, "{answer}");
+    let said = answer.to_string();
+    assert!(said.contains("Bad Request: chat not found"), "{said}");
+    assert!(!said.contains("refusesecret"), "{said}");
+
+    let listed: Vec<Value> = mc.api().get_json("/api/alerts/channels").await;
+    let text = serde_json::to_string(&listed).unwrap();
+    for secret in [
+        "tk_ntfytoken",
+        "slacksecret",
+        "discordsecret",
+        "tgsecret",
+        "refusesecret",
+    ] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+    let state = |id: &str| {
+        listed
+            .iter()
+            .find(|c| c["id"] == id)
+            .map(|c| c["state"].clone())
+            .unwrap()
+    };
+    assert_eq!(state(&refused), "failing");
+    assert_eq!(
+        state(&telegram),
+        "ok",
+        "one failing channel leaves the others alone"
+    );
+    assert!(
+        !mc.log().contains("refusesecret"),
+        "the token is never logged"
+    );
+
+    // Bad input is refused with what to do, and nothing is kept.
+    let resp = mc
+        .api()
+        .post(
+            "/api/alerts/channels",
+            json!({"kind": "telegram", "bot_token": "not-a-token", "chat_id": "1"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("@BotFather"));
+    let after: Vec<Value> = mc.api().get_json("/api/alerts/channels").await;
+    assert_eq!(after.len(), listed.len());
+}
+
+/// minicloud with checks every second, reminders off, and a signed webhook to `hook`.
+async fn checking_minicloud(hook: &str, extra: Vec<(&str, String)>) -> Minicloud {
+    let mut env = vec![
+        ("MINICLOUD_ALERT_CHECK_INTERVAL".to_owned(), "1".to_owned()),
+        ("MINICLOUD_ALERT_REMIND_MINUTES".to_owned(), "0".to_owned()),
+    ];
+    env.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    let mc = Minicloud::start_with(env).await;
+    add_channel(
+        &mc,
+        json!({"kind": "webhook", "url": hook, "secret": SECRET}),
+    )
+    .await;
+    mc
+}
+
+/// Messages on the webhook whose title contains `words`.
+fn titled(receiver: &Receiver, event: &str, words: &str) -> Vec<Value> {
+    receiver
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(v, signed)| {
+            *signed && v["event"] == event && v["title"].as_str().unwrap_or("").contains(words)
+        })
+        .map(|(v, _)| v.clone())
+        .collect()
+}
+
+/// Adds `app` from probe:v1 (with `extra` fields) and returns its host.
+async fn add_probe(mc: &Minicloud, app: &str, extra: Value) -> String {
+    let mut body = json!({"image": image("probe:v1"), "name": app});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let resp = mc.api().post("/api/apps", body).await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    format!("{app}.mc.test")
+}
+
+/// The incidents about `app`.
+async fn incidents_of(mc: &Minicloud, app: &str) -> Vec<Value> {
+    let incidents: Vec<Value> = mc.api().get_json("/api/incidents").await;
+    incidents.into_iter().filter(|i| i["app"] == app).collect()
+}
+
+async fn post_to_app(mc: &Minicloud, host: &str, path: &str) -> reqwest::StatusCode {
+    mc.client_for(&[host])
+        .post(mc.https_url(host, path))
+        .send()
+        .await
+        .map(|r| r.status())
+        .unwrap_or(reqwest::StatusCode::BAD_GATEWAY)
+}
+
+#[tokio::test]
+async fn a_failing_health_path_is_one_incident_and_its_recovery_one_message() {
+    let app = support::unique("t-alert-health");
+    let _cleanup = Cleanup(&app);
+    let (receiver, hook) = Receiver::start().await;
+    let mc = checking_minicloud(&hook, Vec::new()).await;
+    let _log = LogOnPanic(&mc);
+    let host = add_probe(&mc, &app, json!({})).await;
+
+    assert!(post_to_app(&mc, &host, "/healthz/fail").await.is_success());
+    let opened = wait_for("the unhealthy message", PATIENCE, || async {
+        titled(&receiver, "opened", &format!("{app}: unhealthy"))
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(
+        opened["body"].as_str().unwrap().contains("answered 503"),
+        "{opened}"
+    );
+    assert!(post_to_app(&mc, &host, "/healthz/ok").await.is_success());
+    let recovered = wait_for("the recovered message", PATIENCE, || async {
+        titled(&receiver, "recovered", &format!("{app}: unhealthy"))
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(opened["incident"], recovered["incident"]);
+    assert_eq!(titled(&receiver, "opened", &app).len(), 1, "told once");
+    let mine = incidents_of(&mc, &app).await;
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["kind"], "unhealthy");
+}
+
+#[tokio::test]
+async fn mariadb_out_of_reach_alerts_and_back_recovers() {
+    let mut mariadb = Switch::new("127.0.0.1:3306").await;
+    let admin_url = support::services::mariadb_admin_url()
+        .replace("@127.0.0.1:3306", &format!("@127.0.0.1:{}", mariadb.port));
+    assert!(admin_url.contains(&mariadb.port.to_string()), "{admin_url}");
+    let (receiver, hook) = Receiver::start().await;
+    let mc = checking_minicloud(
+        &hook,
+        vec![
+            ("MINICLOUD_MARIADB_URL", admin_url),
+            (
+                "MINICLOUD_MARIADB_APP_HOST",
+                test_env("MINICLOUD_TEST_HOST_GATEWAY"),
+            ),
+        ],
+    )
+    .await;
+    let _log = LogOnPanic(&mc);
+    let title = format!("MariaDB at 127.0.0.1:{} is down", mariadb.port);
+
+    mariadb.down().await;
+    let opened = wait_for("the MariaDB message", PATIENCE, || async {
+        titled(&receiver, "opened", &title).into_iter().next()
+    })
+    .await;
+    assert!(
+        opened["body"].as_str().unwrap().contains("refused"),
+        "the operating system's words: {opened}"
+    );
+    mariadb.up().await;
+    let recovered = wait_for("the MariaDB recovery", PATIENCE, || async {
+        titled(&receiver, "recovered", &title).into_iter().next()
+    })
+    .await;
+    assert_eq!(opened["incident"], recovered["incident"]);
+    assert_eq!(titled(&receiver, "opened", &title).len(), 1, "told once");
+    let password = reqwest::Url::parse(&support::services::mariadb_admin_url())
+        .unwrap()
+        .password()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !mc.log().contains(&password),
+        "the admin password is never logged"
+    );
+}
+
+#[tokio::test]
+async fn a_container_past_its_memory_limit_is_told_as_out_of_memory() {
+    let app = support::unique("t-alert-oom");
+    let _cleanup = Cleanup(&app);
+    let (receiver, hook) = Receiver::start().await;
+    let mc = checking_minicloud(&hook, Vec::new()).await;
+    let _log = LogOnPanic(&mc);
+    let host = add_probe(&mc, &app, json!({"memory_mb": 64})).await;
+
+    // Killed mid-answer: no status comes back.
+    let _ = post_to_app(&mc, &host, "/alloc?mb=256").await;
+    let (opened, _) = one_incident_told(&receiver, &app).await;
+    assert!(
+        opened["title"]
+            .as_str()
+            .unwrap()
+            .contains("ran out of memory"),
+        "{opened}"
+    );
+    assert!(
+        opened["body"].as_str().unwrap().contains("(64 MB)"),
+        "{opened}"
+    );
+    let mine = incidents_of(&mc, &app).await;
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["kind"], "out-of-memory");
+    wait_for("the app served again", PATIENCE, || {
+        served_version(&mc, &host)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_crash_loop_folds_into_one_incident() {
+    let app = support::unique("t-alert-loop");
+    let _cleanup = Cleanup(&app);
+    let (receiver, hook) = Receiver::start().await;
+    let mc = checking_minicloud(&hook, Vec::new()).await;
+    let _log = LogOnPanic(&mc);
+    let host = add_probe(&mc, &app, json!({})).await;
+
+    // Five exits, each as soon as it serves again (well inside the 10 s that would count as
+    // recovered): more than 3 restarts in 5 minutes.
+    let web = format!("mc-{app}-1");
+    let restarts = || {
+        docker(&["inspect", "-f", "{{.RestartCount}}", &web])
+            .parse::<u32>()
+            .unwrap_or(0)
+    };
+    for n in 1..=5 {
+        wait_for("the app serving", PATIENCE, || served_version(&mc, &host)).await;
+        assert!(post_to_app(&mc, &host, "/exit?code=3").await.is_success());
+        wait_for("the engine restarting it", PATIENCE, || async {
+            (restarts() >= n).then_some(())
+        })
+        .await;
+    }
+    let (opened, _) = one_incident_told(&receiver, &app).await;
+    let shown: Value = mc.api().get_json(&format!("/api/apps/{app}")).await;
+    assert_eq!(shown["last_exit_code"], 3, "{shown}");
+    assert!(
+        opened["title"].as_str().unwrap().contains("exit code 3"),
+        "{opened}"
+    );
+    let mine = incidents_of(&mc, &app).await;
+    assert_eq!(mine.len(), 1, "one incident for the whole loop: {mine:?}");
+    assert_eq!(mine[0]["kind"], "crash-loop");
+    assert!(
+        mine[0]["timeline"].as_array().unwrap().len() >= 5,
+        "{:?}",
+        mine[0]
+    );
+}
+
+#[tokio::test]
+async fn a_data_dir_filled_past_90_percent_alerts_and_room_again_recovers() {
+    let disk = match support::disk::Tmpfs::mount("32m") {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("SKIPPED: cannot mount a tmpfs for the data dir (needs root): {why}");
+            return;
+        }
+    };
+    let (receiver, hook) = Receiver::start().await;
+    let mc = checking_minicloud(
+        &hook,
+        vec![("MINICLOUD_DATA_DIR", disk.dir.display().to_string())],
+    )
+    .await;
+    let _log = LogOnPanic(&mc);
+    let over = |level: u8| {
+        format!(
+            "the disk under {} is over {level}% full",
+            disk.dir.display()
+        )
+    };
+
+    // About 2 MiB left of 32 (94% used): past both levels, with room for the store.
+    support::disk::fill(&disk.dir, "filler", 2 * 1024 * 1024);
+    for level in [80, 90] {
+        let opened = wait_for("the disk message", PATIENCE, || async {
+            titled(&receiver, "opened", &over(level)).into_iter().next()
+        })
+        .await;
+        assert!(
+            opened["body"]
+                .as_str()
+                .unwrap()
+                .contains("% of the filesystem"),
+            "{opened}"
+        );
+    }
+    std::fs::remove_file(disk.dir.join("filler")).unwrap();
+    for level in [80, 90] {
+        wait_for("the disk recovered", PATIENCE, || async {
+            titled(&receiver, "recovered", &over(level))
+                .into_iter()
+                .next()
+        })
+        .await;
+        assert_eq!(
+            titled(&receiver, "opened", &over(level)).len(),
+            1,
+            "told once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_the_ca_refuses_alerts_with_the_cas_words() {
+    let pebble = support::acme::Pebble::from_env();
+    let _lock = support::acme::lock_acme_port();
+    let host = "t-alert-cert.example.com";
+    // Pebble resolves the host to an address where nothing answers HTTP.
+    pebble.point_dns(host, "127.0.0.2").await;
+    let (receiver, hook) = Receiver::start().await;
+    let mut env = pebble.env();
+    env.push(("MINICLOUD_ALERT_CHECK_INTERVAL".into(), "1".into()));
+    let mc = Minicloud::start_on_http_port(env, pebble.http_port).await;
+    let _log = LogOnPanic(&mc);
+    add_channel(
+        &mc,
+        json!({"kind": "webhook", "url": hook, "secret": SECRET}),
+    )
+    .await;
+    let app = support::upstream::start("never").await;
+    mc.api().add_route(host, app.addr).await;
+
+    let opened = wait_for("the certificate message", PATIENCE, || async {
+        titled(&receiver, "opened", &format!("the certificate of {host}"))
+            .into_iter()
+            .next()
+    })
+    .await;
+    pebble.clear_dns(host).await;
+    let body = opened["body"].as_str().unwrap();
+    assert!(
+        body.contains("could not validate") && body.contains("127.0.0.2"),
+        "the CA's words: {opened}"
+    );
+    assert!(body.contains("tried again at"), "{opened}");
+}
+
+#[tokio::test]
+async fn a_failed_deploy_alerts_with_its_reason_and_the_next_good_one_recovers() {
+    let app = support::unique("t-alert-deploy");
+    let _cleanup = Cleanup(&app);
+    let (receiver, hook) = Receiver::start().await;
+    let mc = checking_minicloud(&hook, vec![("MINICLOUD_HEALTH_TIMEOUT", "5".into())]).await;
+    let _log = LogOnPanic(&mc);
+    add_probe(&mc, &app, json!({})).await;
+    let title = format!("{app}: deploying failed");
+
+    // probe:v3 never listens: the deploy fails its health check, v1 keeps serving.
+    let resp = mc
+        .api()
+        .post(
+            &format!("/api/apps/{app}/deploy"),
+            json!({"image": image("probe:v3")}),
+        )
+        .await;
+    assert!(!resp.status().is_success());
+    let opened = wait_for("the failed deploy message", PATIENCE, || async {
+        titled(&receiver, "opened", &title).into_iter().next()
+    })
+    .await;
+    let body = opened["body"].as_str().unwrap();
+    assert!(
+        body.contains("revision 2") && body.contains("not healthy after 5s"),
+        "{opened}"
+    );
+    let resp = mc
+        .api()
+        .post(
+            &format!("/api/apps/{app}/deploy"),
+            json!({"image": image("probe:v2")}),
+        )
+        .await;
+    assert!(resp.status().is_success());
+    let recovered = wait_for("the recovery", PATIENCE, || async {
+        titled(&receiver, "recovered", &title).into_iter().next()
+    })
+    .await;
+    assert_eq!(opened["incident"], recovered["incident"]);
+    assert_eq!(titled(&receiver, "opened", &title).len(), 1, "told once");
 }

@@ -1,6 +1,7 @@
-//! Where alerts go: a signed JSON webhook, or e-mail over SMTP. Adding a channel validates it
-//! here (every face gets the same answer); delivering one message is one attempt, and its
-//! outcome is written to the channel's health, never to the thing the message is about.
+//! Where alerts go: a signed JSON webhook, e-mail over SMTP, or a chat service ([`super::chat`]:
+//! ntfy, Slack, Discord, Telegram). Adding a channel validates it here (every face gets the
+//! same answer); delivering one message is one attempt, and its outcome is written to the
+//! channel's health, never to the thing the message is about.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use super::chat::{self, Chat};
 use super::AlertError;
 use crate::ctx::Ctx;
 use crate::model::{now, Secret};
@@ -43,14 +45,39 @@ pub enum NewChannel {
         from: String,
         to: Vec<String>,
     },
+    Ntfy {
+        /// The topic's URL: `https://ntfy.sh/my-alerts`.
+        url: String,
+        /// An access token, for a protected topic.
+        token: Option<Secret>,
+    },
+    Slack {
+        /// The incoming webhook's URL.
+        url: Secret,
+    },
+    Discord {
+        /// The channel webhook's URL.
+        url: Secret,
+    },
+    Telegram {
+        bot_token: Secret,
+        /// A chat's number (`-100…` for groups and channels) or `@channelname`.
+        chat_id: String,
+        /// A self-hosted Bot API server; Telegram's own by default.
+        api_url: Option<String>,
+    },
 }
+
+/// Telegram's Bot API, unless a channel names its own server.
+const TELEGRAM_API: &str = "https://api.telegram.org";
 
 /// A channel as shown: its secrets masked, except the webhook key right after it was made.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChannelView {
     pub id: String,
     pub kind: &'static str,
-    /// Where it delivers: the URL, or `host:port → recipients`.
+    /// Where it delivers: the URL, `host:port → recipients`, or (for services whose URL is the
+    /// secret) only the service's host.
     pub target: String,
     pub created_at: i64,
     pub health: ChannelHealth,
@@ -68,6 +95,19 @@ impl ChannelView {
             ChannelConfig::Email { host, port, to, .. } => {
                 ("email", format!("{host}:{port} → {}", to.join(", ")))
             }
+            ChannelConfig::Ntfy { url, .. } => ("ntfy", url.clone()),
+            ChannelConfig::Slack { url } => ("slack", origin_only(url.expose())),
+            ChannelConfig::Discord { url } => ("discord", origin_only(url.expose())),
+            ChannelConfig::Telegram {
+                chat_id, api_url, ..
+            } => (
+                "telegram",
+                if api_url == TELEGRAM_API {
+                    format!("chat {chat_id}")
+                } else {
+                    format!("chat {chat_id} via {}", origin_only(api_url))
+                },
+            ),
         };
         let state = if record.health.failing_since.is_some() {
             "failing"
@@ -91,7 +131,7 @@ impl ChannelView {
 /// One alert, as every channel sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
-    /// `opened`, `recovered`, or `test`.
+    /// `opened`, `reminder` (still wrong), `recovered`, or `test`.
     pub event: &'static str,
     pub incident: Option<u64>,
     pub app: Option<String>,
@@ -104,14 +144,43 @@ pub struct Message {
 }
 
 impl Message {
-    fn subject(&self) -> String {
+    pub(super) fn subject(&self) -> String {
         let prefix = match self.event {
             "recovered" => "[minicloud] Recovered",
+            "reminder" => "[minicloud] Still wrong",
             "test" => "[minicloud] Test",
             _ => "[minicloud] Problem",
         };
         format!("{prefix}: {}", self.title)
     }
+
+    /// The body, and where to read more.
+    pub(super) fn text(&self) -> String {
+        match self.incident {
+            Some(id) => format!("{}\n\nIncident #{id} (minicloud incidents).", self.body),
+            None => self.body.clone(),
+        }
+    }
+}
+
+/// `https://hooks.slack.com/…`: where a secret URL goes, without the part that is the secret.
+fn origin_only(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| format!("{}/…", u.origin().ascii_serialization()))
+        .unwrap_or_else(|_| "(not a URL)".to_owned())
+}
+
+/// An http(s) URL with a host, or a sentence saying what is wrong with `field`.
+fn http_url(url: &str, field: &str) -> Result<url::Url, AlertError> {
+    // The URL may be a secret (Slack, Discord): the error does not repeat it.
+    let parsed = url::Url::parse(url)
+        .map_err(|e| AlertError::Invalid(format!("{field} is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(AlertError::Invalid(format!(
+            "{field} must be an http:// or https:// URL with a host"
+        )));
+    }
+    Ok(parsed)
 }
 
 /// Checks a new channel and turns it into what the store keeps.
@@ -122,13 +191,7 @@ pub fn plan_channel(
 ) -> Result<ChannelRecord, AlertError> {
     let config = match new {
         NewChannel::Webhook { url, secret } => {
-            let parsed = url::Url::parse(&url)
-                .map_err(|e| AlertError::Invalid(format!("url '{url}' is not a URL: {e}")))?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                return Err(AlertError::Invalid(format!(
-                    "url '{url}' must be an http:// or https:// URL with a host"
-                )));
-            }
+            http_url(&url, &format!("url '{url}'"))?;
             let secret = match secret {
                 Some(s) if s.expose().len() < 16 => {
                     return Err(AlertError::Invalid(
@@ -189,6 +252,61 @@ pub fn plan_channel(
                 password,
                 from,
                 to,
+            }
+        }
+        NewChannel::Ntfy { url, token } => {
+            http_url(&url, &format!("url '{url}'"))?;
+            chat::ntfy_split(&url).map_err(AlertError::Invalid)?;
+            ChannelConfig::Ntfy { url, token }
+        }
+        NewChannel::Slack { url } => {
+            http_url(url.expose(), "url (the incoming webhook's)")?;
+            ChannelConfig::Slack { url }
+        }
+        NewChannel::Discord { url } => {
+            http_url(url.expose(), "url (the channel webhook's)")?;
+            ChannelConfig::Discord { url }
+        }
+        NewChannel::Telegram {
+            bot_token,
+            chat_id,
+            api_url,
+        } => {
+            // `123456:ABC-def…`, as @BotFather gives it; it goes into a URL path.
+            let token_ok = bot_token.expose().split_once(':').is_some_and(|(id, key)| {
+                !id.is_empty()
+                    && id.chars().all(|c| c.is_ascii_digit())
+                    && !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            });
+            if !token_ok {
+                return Err(AlertError::Invalid(
+                    "bot_token must be the token @BotFather gave, like 123456:ABC-def…".into(),
+                ));
+            }
+            let numeric = chat_id
+                .strip_prefix('-')
+                .unwrap_or(&chat_id)
+                .chars()
+                .all(|c| c.is_ascii_digit());
+            let named = chat_id.strip_prefix('@').is_some_and(|n| {
+                !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            if chat_id.trim_start_matches('-').is_empty() || !(numeric || named) {
+                return Err(AlertError::Invalid(format!(
+                    "chat_id '{chat_id}' must be a chat's number (-100… for groups) or @channelname"
+                )));
+            }
+            let api_url = api_url
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .unwrap_or_else(|| TELEGRAM_API.to_owned());
+            http_url(&api_url, &format!("api_url '{api_url}'"))?;
+            ChannelConfig::Telegram {
+                bot_token,
+                chat_id,
+                api_url,
             }
         }
     };
@@ -324,6 +442,24 @@ pub async fn deliver(config: &ChannelConfig, message: &Message) -> Result<(), St
                 .map(drop)
                 .map_err(|e| format!("SMTP {host}:{port}: {e}"))
         }
+        ChannelConfig::Ntfy { url, token } => {
+            let token = token.as_ref();
+            chat::deliver(Chat::Ntfy { url, token }, message).await
+        }
+        ChannelConfig::Slack { url } => chat::deliver(Chat::Slack { url }, message).await,
+        ChannelConfig::Discord { url } => chat::deliver(Chat::Discord { url }, message).await,
+        ChannelConfig::Telegram {
+            bot_token,
+            chat_id,
+            api_url,
+        } => {
+            let chat = Chat::Telegram {
+                bot_token,
+                chat_id,
+                api_url,
+            };
+            chat::deliver(chat, message).await
+        }
     }
 }
 
@@ -340,37 +476,75 @@ fn build_email(from: &str, to: &[String], message: &Message) -> Result<lettre::M
             .parse()
             .map_err(|e| format!("to '{address}': {e}"))?);
     }
-    let mut body = format!("{}\n\n{}\n", message.title, message.body);
-    if let Some(id) = message.incident {
-        body.push_str(&format!("\nIncident #{id} (minicloud incidents).\n"));
-    }
     builder
-        .body(body)
+        .body(format!("{}\n\n{}\n", message.title, message.text()))
         .map_err(|e| format!("cannot build the e-mail: {e}"))
 }
 
 async fn deliver_webhook(url: &str, secret: &Secret, message: &Message) -> Result<(), String> {
     // Records are plain structs: serde_json cannot fail on them.
     #[allow(clippy::expect_used)]
-    let body = serde_json::to_vec(message).expect("a message serializes to JSON");
+    let body = serde_json::to_value(message).expect("a message serializes to JSON");
+    // The signature covers exactly the bytes `post_json` sends (`to_vec` of the value).
+    #[allow(clippy::expect_used)]
+    let bytes = serde_json::to_vec(&body).expect("a JSON value serializes");
+    let signed = signature(secret, &bytes);
+    post_json(
+        url,
+        None,
+        &[(SIGNATURE_HEADER, &signed)],
+        &body,
+        &format!("POST {url}"),
+    )
+    .await
+}
+
+/// One JSON POST. `label` names the receiver in the error: never the URL when the URL is
+/// the secret. A refusal carries the receiver's own words (Telegram's `description`).
+pub(super) async fn post_json(
+    url: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &serde_json::Value,
+    label: &str,
+) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .timeout(ATTEMPT_TIMEOUT)
         .build()
         .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-    let response = client
+    // Records are plain structs: serde_json cannot fail on them.
+    #[allow(clippy::expect_used)]
+    let bytes = serde_json::to_vec(body).expect("a JSON value serializes");
+    let mut request = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature(secret, &body))
-        .body(body)
+        .body(bytes);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
         .send()
         .await
-        .map_err(|e| format!("POST {url}: {}", without_url(e)))?;
+        .map_err(|e| format!("{label}: {}", without_url(e)))?;
     let status = response.status();
     if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("POST {url}: the receiver answered {status}"))
+        return Ok(());
     }
+    let said = response
+        .json::<serde_json::Value>()
+        .await
+        .ok()
+        .and_then(|v| {
+            ["description", "message", "error"]
+                .iter()
+                .find_map(|k| v[*k].as_str().map(str::to_owned))
+        })
+        .map(|words| format!(": {words}"))
+        .unwrap_or_default();
+    Err(format!("{label}: the receiver answered {status}{said}"))
 }
 
 /// reqwest's message without the URL it repeats (it may carry credentials in its query).

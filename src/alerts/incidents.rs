@@ -50,6 +50,7 @@ pub(super) fn open(
         opened_at: at,
         resolved_at: None,
         exit_code,
+        reminded_at: None,
         timeline: vec![TimelineEntry {
             at,
             text: text.clone(),
@@ -90,6 +91,44 @@ pub(super) fn resolve(
     });
     ctx.store.put_incident(incident)?;
     Ok(message(incident, "recovered", text))
+}
+
+/// The open incidents whose reminder is due at `at`: told (or last reminded) `every` ago.
+pub(super) fn due_reminders(
+    ctx: &Ctx,
+    every: i64,
+    at: i64,
+) -> Result<(Vec<IncidentRecord>, Option<i64>), AlertError> {
+    let mut due = Vec::new();
+    let mut next: Option<i64> = None;
+    for incident in ctx.store.incidents()? {
+        if incident.resolved_at.is_some() {
+            continue;
+        }
+        let when = incident.reminded_at.unwrap_or(incident.opened_at) + every;
+        if when <= at {
+            due.push(incident);
+        } else {
+            next = Some(next.map_or(when, |n| n.min(when)));
+        }
+    }
+    Ok((due, next))
+}
+
+/// Records a reminder and returns its "still wrong" message: since when, and the latest word.
+pub(super) fn remind(ctx: &Ctx, incident: &mut IncidentRecord) -> Result<Message, AlertError> {
+    incident.reminded_at = Some(now());
+    ctx.store.put_incident(incident)?;
+    let latest = incident
+        .timeline
+        .last()
+        .map(|e| e.text.clone())
+        .unwrap_or_default();
+    let text = format!(
+        "Still wrong, since {}. Latest: {latest}",
+        crate::model::format_time(incident.opened_at)
+    );
+    Ok(message(incident, "reminder", text))
 }
 
 fn message(incident: &IncidentRecord, event: &'static str, text: String) -> Message {

@@ -3,7 +3,8 @@
 //! It owns the watcher ([`Watcher`], a background task following the engine's event stream
 //! for this instance's containers: no polling), incidents ([`incidents`]: one per thing that
 //! went wrong, with its timeline, kept in the store) and the channels alerts go to
-//! ([`channels`]: a signed webhook, e-mail over SMTP), with their delivery and retries.
+//! ([`channels`]: a signed webhook, e-mail over SMTP, ntfy, Slack, Discord, Telegram), with
+//! their delivery and retries.
 //!
 //! It does not change apps itself: moving a route or recreating a container is the app
 //! lifecycle's (`apps::Apps::follow_container`), under the app's lock like any operation. A
@@ -11,6 +12,8 @@
 //! thing it reports on, are not touched by it.
 
 pub mod channels;
+mod chat;
+mod checks;
 pub mod incidents;
 mod watch;
 
@@ -18,6 +21,7 @@ pub use channels::{
     add_channel, list_channels, remove_channel, test_channel, ChannelView, Message, NewChannel,
     SIGNATURE_HEADER,
 };
+pub use checks::CheckSettings;
 pub use incidents::list_incidents;
 pub use watch::{WatchSettings, Watcher};
 

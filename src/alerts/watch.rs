@@ -1,10 +1,13 @@
 //! The watcher: follows the engine's event stream for this minicloud's containers and turns
 //! what it sees into route moves, recreated containers and incidents.
 //!
-//! At idle it waits on the event stream and nothing else: no timer runs unless an event left
-//! something to do later (an app busy with an operation, a recovery to confirm, a delivery to
-//! retry). When the engine goes away it connects again, with backoff, and runs the start-up
-//! reconcile plan, since events of the time it was away are lost.
+//! At idle it waits on the event stream and two timers: the round of [`Checks`] (health paths,
+//! shared services, disk, certificates; none of them asks Docker) and the next reminder of an
+//! incident still open. Other timers run only when an event left something to do later (an
+//! app busy with an operation, a recovery to confirm, a delivery to retry). When the engine
+//! goes away it connects again, with backoff, and runs the start-up reconcile plan, since
+//! events of the time it was away are lost; the plan also runs every 10 minutes, for drift no
+//! event told of.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -15,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::channels::{self, Message};
+use super::checks::{CheckSettings, Checks};
 use super::incidents::{self, CrashLoopRule, Dies, Fold};
 use super::AlertError;
 use crate::apps::{AppError, Apps};
@@ -33,6 +37,9 @@ pub struct WatchSettings {
     pub crash_window: Duration,
     /// A container that stays up this long after a start has recovered.
     pub settle: Duration,
+    /// An incident still open this long after it was told is told again; `None`: never.
+    pub remind_after: Option<Duration>,
+    pub checks: CheckSettings,
 }
 
 impl Default for WatchSettings {
@@ -41,6 +48,8 @@ impl Default for WatchSettings {
             crash_restarts: 3,
             crash_window: Duration::from_secs(5 * 60),
             settle: Duration::from_secs(10),
+            remind_after: Some(Duration::from_secs(4 * 3600)),
+            checks: CheckSettings::default(),
         }
     }
 }
@@ -51,6 +60,9 @@ impl Default for WatchSettings {
 const RECREATE_DELAY: Duration = Duration::from_secs(15);
 /// How soon an event on a busy app is looked at again.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// How often the start-up reconcile plan runs anyway, to bring back what drifted without an
+/// event that reached here (a lost event, a container changed while the stream reconnected).
+const DRIFT_RECONCILE: Duration = Duration::from_secs(10 * 60);
 /// Reconnect backoff bounds.
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
@@ -77,6 +89,12 @@ pub struct Watcher {
     deferred: Vec<(Instant, ContainerEvent)>,
     /// The start-up reconcile plan is due (after a reconnect), at this time.
     reconcile_due: Option<Instant>,
+    /// The next periodic reconcile.
+    drift_due: Instant,
+    checks: Checks,
+    check_due: Instant,
+    /// The next reminder of an open incident, as last worked out.
+    remind_due: Option<Instant>,
     deliveries: JoinSet<()>,
 }
 
@@ -98,8 +116,8 @@ fn what(labels: &ManagedLabels) -> String {
 impl Watcher {
     pub fn new(ctx: Ctx, apps: Apps, settings: WatchSettings) -> Self {
         Self {
-            ctx,
-            apps,
+            ctx: ctx.clone(),
+            apps: apps.clone(),
             settings,
             dies: HashMap::new(),
             oom: HashSet::new(),
@@ -107,6 +125,10 @@ impl Watcher {
             recreates: HashMap::new(),
             deferred: Vec::new(),
             reconcile_due: None,
+            drift_due: Instant::now() + DRIFT_RECONCILE,
+            check_due: Instant::now() + settings.checks.interval,
+            checks: Checks::new(ctx, apps, settings.checks),
+            remind_due: None,
             deliveries: JoinSet::new(),
         }
     }
@@ -115,6 +137,8 @@ impl Watcher {
     pub async fn run(mut self, mut shutdown: ShutdownWatch) {
         let mut since: Option<i64> = None;
         let mut backoff = RECONNECT_MIN;
+        // Incidents opened before a restart are reminded of on their schedule.
+        self.plan_reminders();
         loop {
             let docker = match self.apps.docker().await {
                 Ok(d) => d,
@@ -168,21 +192,59 @@ impl Watcher {
             .chain(self.recoveries.values().map(|(at, _)| *at))
             .chain(self.recreates.values().map(|(at, _)| *at))
             .chain(self.reconcile_due)
+            .chain(self.remind_due)
+            .chain([self.check_due, self.drift_due])
             .min()
+    }
+
+    /// Sends the reminders that are due and works out when the next one is.
+    fn plan_reminders(&mut self) {
+        self.remind_due = None;
+        let Some(every) = self.settings.remind_after else {
+            return;
+        };
+        let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
+        let at = now();
+        let (due, next) = match incidents::due_reminders(&self.ctx, every, at) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "alert watcher: cannot read the open incidents");
+                return;
+            }
+        };
+        for mut incident in due {
+            match incidents::remind(&self.ctx, &mut incident) {
+                Ok(message) => self.dispatch(message),
+                Err(e) => tracing::warn!(error = %e, "alert watcher: cannot record a reminder"),
+            }
+        }
+        self.remind_due =
+            next.map(|t| Instant::now() + Duration::from_secs(u64::try_from(t - at).unwrap_or(0)));
     }
 
     async fn run_due(&mut self) {
         let now = Instant::now();
+        if self.drift_due <= now {
+            self.drift_due = now + DRIFT_RECONCILE;
+            self.reconcile_due.get_or_insert(now);
+        }
+        if self.check_due <= now {
+            for message in self.checks.round().await {
+                self.dispatch(message);
+            }
+            self.check_due = Instant::now() + self.checks.next_wait();
+        }
+        if self.remind_due.is_some_and(|at| at <= now) {
+            self.plan_reminders();
+        }
         if self.reconcile_due.is_some_and(|at| at <= now) {
             self.reconcile_due = None;
             let op = self.ctx.begin(Actor::System);
             match self.apps.recreate(&op).await {
-                Ok(_) => {
-                    tracing::info!("alert watcher: reconciled after reconnecting to the engine")
-                }
+                Ok(done) => tracing::debug!(?done, "alert watcher: reconciled with the engine"),
                 Err(AppError::Busy(_)) => self.reconcile_due = Some(now + BUSY_RETRY),
                 Err(e) => {
-                    tracing::warn!(error = %e, "alert watcher: reconcile after reconnect failed")
+                    tracing::warn!(error = %e, "alert watcher: reconcile with the engine failed")
                 }
             }
         }
@@ -497,6 +559,10 @@ impl Watcher {
 
     /// Sends `message` to every channel, each on its own with retries.
     fn dispatch(&mut self, message: Message) {
+        // A new incident has its own reminder time; one resolved has none.
+        if message.event != "reminder" {
+            self.remind_due = Some(Instant::now());
+        }
         let channels = match self.ctx.store.channels() {
             Ok(c) => c,
             Err(e) => {

@@ -100,6 +100,30 @@ pub fn webhook_body(url: &str, secret_stdin: bool) -> Result<serde_json::Value, 
     Ok(body)
 }
 
+/// The body of `alerts add ntfy`.
+pub fn ntfy_body(url: &str, token_stdin: bool) -> Result<serde_json::Value, CliError> {
+    let mut body = serde_json::json!({ "kind": "ntfy", "url": url });
+    if token_stdin {
+        let token = read_secret_stdin("--token-stdin", "could not read the token from stdin")?;
+        body["token"] = token.expose().into();
+    }
+    Ok(body)
+}
+
+/// The body of `alerts add telegram`: the bot's token comes from stdin, never the command line.
+pub fn telegram_body(
+    chat_id: &str,
+    api_url: Option<String>,
+) -> Result<serde_json::Value, CliError> {
+    let token = read_secret_stdin("the bot token on stdin", "could not read the bot token")?;
+    Ok(serde_json::json!({
+        "kind": "telegram",
+        "bot_token": token.expose(),
+        "chat_id": chat_id,
+        "api_url": api_url,
+    }))
+}
+
 /// The parts of `alerts add email`.
 pub struct EmailArgs {
     pub host: String,

@@ -67,7 +67,8 @@ pub enum ClientCommand {
     /// Check an app's cloud_manifest before deploying it.
     #[command(subcommand)]
     Manifest(ManifestCommand),
-    /// Where alerts go: signed webhooks and e-mail; send a test through one.
+    /// Where alerts go: signed webhooks, e-mail, ntfy, Slack, Discord, Telegram; send a test
+    /// through one.
     #[command(subcommand, after_help = ALERTS_EXAMPLES)]
     Alerts(AlertsCommand),
     /// What went wrong and when it recovered, newest first, with each one's timeline.
@@ -85,6 +86,10 @@ const ALERTS_EXAMPLES: &str = "Examples:
   minicloud alerts add email --smtp-host smtp.example.com --from mc@example.com --to me@example.com
   echo \"$SMTP_PASSWORD\" | minicloud alerts add email --smtp-host smtp.example.com \\
       --smtp-user mc --smtp-password-stdin --from mc@example.com --to me@example.com
+  minicloud alerts add ntfy https://ntfy.sh/my-minicloud-alerts
+  minicloud alerts add slack https://hooks.slack.com/services/T…/B…/…
+  minicloud alerts add discord https://discord.com/api/webhooks/…/…
+  echo \"$BOT_TOKEN\" | minicloud alerts add telegram --chat-id -1001234567890
   minicloud alerts test 1a2b3c4d";
 
 #[derive(Subcommand)]
@@ -144,6 +149,38 @@ pub enum AddChannel {
         from: String,
         #[arg(long, value_name = "ADDRESS", required = true)]
         to: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Publish each alert to an ntfy topic (URL is the topic's: https://ntfy.sh/TOPIC).
+    Ntfy {
+        url: String,
+        /// Read an access token for a protected topic from stdin.
+        #[arg(long)]
+        token_stdin: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Post each alert to a Slack incoming webhook.
+    Slack {
+        url: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Post each alert to a Discord channel webhook.
+    Discord {
+        url: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Send each alert to a Telegram chat through your bot; its token is read from stdin.
+    Telegram {
+        /// The chat's number (-100… for groups and channels) or @channelname.
+        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
+        chat_id: String,
+        /// A self-hosted Bot API server instead of https://api.telegram.org.
+        #[arg(long, value_name = "URL")]
+        api_url: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },

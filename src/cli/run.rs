@@ -99,6 +99,30 @@ async fn alerts_command(cmd: AlertsCommand) -> Result<(), CliError> {
             })?;
             alerts::add(&api, body).await
         }
+        AlertsCommand::Add(AddChannel::Ntfy {
+            url,
+            token_stdin,
+            client: c,
+        }) => {
+            let api = client(&c)?;
+            alerts::add(&api, alerts::ntfy_body(&url, token_stdin)?).await
+        }
+        AlertsCommand::Add(AddChannel::Slack { url, client: c }) => {
+            let body = serde_json::json!({ "kind": "slack", "url": url });
+            alerts::add(&client(&c)?, body).await
+        }
+        AlertsCommand::Add(AddChannel::Discord { url, client: c }) => {
+            let body = serde_json::json!({ "kind": "discord", "url": url });
+            alerts::add(&client(&c)?, body).await
+        }
+        AlertsCommand::Add(AddChannel::Telegram {
+            chat_id,
+            api_url,
+            client: c,
+        }) => {
+            let api = client(&c)?;
+            alerts::add(&api, alerts::telegram_body(&chat_id, api_url)?).await
+        }
         AlertsCommand::Rm { id, client: c } => alerts::remove(&client(&c)?, &id).await,
         AlertsCommand::Test { id, client: c } => alerts::test(&client(&c)?, &id).await,
     }

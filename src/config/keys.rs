@@ -10,8 +10,8 @@ use std::time::Duration;
 use minicloud_proxy::Hostname;
 
 use super::parse::{
-    acme_directory, acme_email, admin_password, admin_token, boolean, domain, non_empty_path, port,
-    seconds, threads,
+    acme_directory, acme_email, admin_password, admin_token, boolean, domain, minutes_or_never,
+    non_empty_path, port, seconds, threads,
 };
 use super::{Invalid, LogFormat, Sources};
 use crate::model::secret::Secret;
@@ -157,6 +157,14 @@ keys! {
     health_timeout: Duration = |v: &str| seconds(v, 1), {
         default: Some("60"),
         help: "Seconds a new revision may take to answer its health probe.",
+    }
+    alert_check_interval: Duration = |v: &str| seconds(v, 1), {
+        default: Some("30"),
+        help: "Seconds between rounds of the alert checks (app health paths, shared services, disk, certificates), jittered.",
+    }
+    alert_remind_minutes: Option<Duration> = minutes_or_never, {
+        default: Some("240"),
+        help: "Minutes after which an incident still open is told again; 0 for never.",
     }
     backup_schedule: bool = boolean, {
         default: Some("true"),

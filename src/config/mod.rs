@@ -57,6 +57,10 @@ pub struct Config {
     pub backup_schedule: bool,
     /// A backup of an app with a database before a new image replaces the serving one.
     pub backup_before_deploy: bool,
+    /// Time between rounds of the alert checks.
+    pub alert_check_interval: Duration,
+    /// When an incident still open is told again; `None`: never.
+    pub alert_remind_after: Option<Duration>,
     /// The shared MariaDB; apps that need a database cannot deploy without it.
     pub mariadb: Option<MariaDbSettings>,
     /// The shared RabbitMQ; apps that need a message bus cannot deploy without it.
@@ -325,6 +329,8 @@ fn build(p: Parsed) -> Option<Config> {
         health_timeout: p.health_timeout?,
         backup_schedule: p.backup_schedule?,
         backup_before_deploy: p.backup_before_deploy?,
+        alert_check_interval: p.alert_check_interval?,
+        alert_remind_after: p.alert_remind_minutes?,
         mariadb,
         rabbitmq,
     })

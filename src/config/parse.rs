@@ -43,6 +43,15 @@ pub(super) fn seconds(v: &str, min: u64) -> Result<Duration, String> {
     }
 }
 
+/// Whole minutes up to a week; 0 is `None` (never).
+pub(super) fn minutes_or_never(v: &str) -> Result<Option<Duration>, String> {
+    match v.parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(n) if n <= 7 * 24 * 60 => Ok(Some(Duration::from_secs(n * 60))),
+        _ => Err("expected whole minutes from 0 (never) to 10080 (a week)".to_string()),
+    }
+}
+
 pub(super) fn non_empty_path(v: &str) -> Result<PathBuf, String> {
     if v.is_empty() {
         Err("must not be empty".to_string())

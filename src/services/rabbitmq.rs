@@ -96,6 +96,13 @@ impl RabbitMq {
         self.settings.api.as_str().trim_end_matches('/').to_owned()
     }
 
+    /// Asks the management API who the admin is: is it there and the login good?
+    pub async fn ping(&self) -> Result<(), ServiceError> {
+        self.call(Method::GET, &["whoami"], None, false, "")
+            .await
+            .map(drop)
+    }
+
     /// The one way to the management API: `METHOD <api>/api/<segments...>` (each segment
     /// percent-encoded, so the vhost `/` is `%2F`), admin credentials as basic auth, an error
     /// naming the API's address and what it said. A 404 is success when `missing_ok`.

@@ -36,6 +36,20 @@ pub enum ChannelConfig {
         from: String,
         to: Vec<String>,
     },
+    /// A topic on an ntfy server (`url` is the topic's URL), with an access token if the
+    /// topic is protected.
+    Ntfy { url: String, token: Option<Secret> },
+    /// A Slack incoming webhook: its URL is what lets anyone post, so it is kept as a secret.
+    Slack { url: Secret },
+    /// A Discord channel webhook; its URL is a secret too.
+    Discord { url: Secret },
+    /// A Telegram chat, through a bot's `sendMessage` (at `api_url`: Telegram's, or a
+    /// self-hosted Bot API server).
+    Telegram {
+        bot_token: Secret,
+        chat_id: String,
+        api_url: String,
+    },
 }
 
 /// How the SMTP connection is protected.
@@ -76,6 +90,9 @@ pub struct IncidentRecord {
     /// The exit code the container last ended with, while this incident was open.
     #[serde(default)]
     pub exit_code: Option<i64>,
+    /// When the last "still wrong" reminder went out (Unix seconds).
+    #[serde(default)]
+    pub reminded_at: Option<i64>,
     pub timeline: Vec<TimelineEntry>,
 }
 
@@ -94,6 +111,20 @@ pub enum IncidentKind {
     OutOfMemory,
     /// ... and keeps failing after each restart.
     CrashLoop,
+    /// An app's health path keeps failing while its container runs.
+    Unhealthy,
+    /// A shared service (MariaDB, RabbitMQ) does not answer minicloud's admin login.
+    ServiceDown,
+    /// A filesystem minicloud writes to is filling up.
+    DiskFull,
+    /// A certificate expires soon.
+    CertificateExpiring,
+    /// A certificate cannot be renewed.
+    CertificateRenewal,
+    /// An app's last deploy failed (by hand, webhook or rollback).
+    DeployFailed,
+    /// An app's last backup run failed.
+    BackupFailed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

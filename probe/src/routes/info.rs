@@ -1,6 +1,5 @@
-//! `/`, `/healthz`, `/env`, `/headers`: what the probe is and what it was given.
+//! `/`, `/env`, `/headers`: what the probe is and what it was given.
 
-use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
@@ -13,10 +12,6 @@ pub fn root(config: &Config) -> Response {
         "hostname": hostname(),
         "pid": std::process::id(),
     }))
-}
-
-pub fn healthz() -> Response {
-    http::text(StatusCode::OK, "ok")
 }
 
 pub fn env() -> Response {

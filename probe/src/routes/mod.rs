@@ -7,6 +7,7 @@ pub mod db;
 pub mod files;
 pub mod info;
 pub mod stream;
+pub mod trouble;
 pub mod ws;
 
 use hyper::Method;
@@ -19,7 +20,11 @@ pub async fn handle(req: Request, config: &Config) -> Response {
     let method = req.method().clone();
     match (&method, path.as_str()) {
         (&Method::GET, "/") => info::root(config),
-        (&Method::GET, "/healthz") => info::healthz(),
+        (&Method::GET, "/healthz") => trouble::healthz(),
+        (&Method::POST, "/healthz/fail") => trouble::set_failing(true),
+        (&Method::POST, "/healthz/ok") => trouble::set_failing(false),
+        (&Method::POST, "/exit") => trouble::exit(&req),
+        (&Method::POST, "/alloc") => trouble::alloc(&req),
         (&Method::GET, "/env") => info::env(),
         (&Method::GET, "/headers") => info::headers(&req),
         (&Method::GET, "/confinement") => confine::handle(&req),

@@ -6,6 +6,7 @@
 //! redirect (or stream the operation's progress to the page's script); templates
 //! ([`views`]) only show what they are given.
 
+mod alerts_page;
 mod assets;
 mod backups;
 mod error;
@@ -62,6 +63,10 @@ pub fn protected_routes() -> Vec<(&'static str, MethodRouter<UiState>)> {
         ("/apps/{name}/backups/verify", post(backups::verify)),
         ("/apps/{name}/backups/{id}/restore", post(backups::restore)),
         ("/apps/{name}/backups/{id}/download", get(backups::download)),
+        ("/alerts", get(alerts_page::page)),
+        ("/alerts/channels", post(alerts_page::add_channel)),
+        ("/alerts/channels/test", post(alerts_page::test_channel)),
+        ("/alerts/channels/remove", post(alerts_page::remove_channel)),
     ]
 }
 

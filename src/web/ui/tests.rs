@@ -303,6 +303,87 @@ async fn markup_from_users_is_shown_escaped() {
 }
 
 #[tokio::test]
+async fn the_alerts_page_shows_incidents_and_manages_channels_without_showing_secrets() {
+    use crate::store::{IncidentKind, IncidentRecord, TimelineEntry};
+    let admin = admin();
+    with_admin_password(&admin);
+    admin
+        .ctx
+        .store
+        .put_incident(&IncidentRecord {
+            id: 1,
+            key: "service/mariadb".into(),
+            app: None,
+            kind: IncidentKind::ServiceDown,
+            title: "MariaDB at 127.0.0.1:3306 is down".into(),
+            opened_at: 0,
+            resolved_at: None,
+            exit_code: None,
+            reminded_at: None,
+            timeline: vec![TimelineEntry {
+                at: 0,
+                text: "Connection refused <b>".into(),
+            }],
+        })
+        .unwrap();
+    let browser = sign_in(&admin).await;
+    let (status, _, page) = browser.get("/alerts").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("MariaDB at 127.0.0.1:3306 is down"), "{page}");
+    assert!(page.contains("service-down"), "{page}");
+    assert!(page.contains(">open</span>"), "{page}");
+    assert!(
+        !page.contains("refused <b>"),
+        "timeline text is escaped: {page}"
+    );
+
+    // Port 9 on loopback refuses: the test fails, and says why; the channel shows failing.
+    let (status, headers, page) = browser
+        .post(
+            "/alerts/channels",
+            &[
+                ("kind", "slack"),
+                ("url", "http://127.0.0.1:9/services/T/B/hooksecret"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(headers[header::LOCATION], "/alerts");
+    let id = admin.ctx.store.channels().unwrap()[0].id.clone();
+    let (status, _, page) = browser
+        .post("/alerts/channels/test", &[("id", id.as_str())])
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("Slack"), "{page}");
+    assert!(!page.contains("hooksecret"), "{page}");
+    let (_, _, page) = browser.get("/alerts").await;
+    assert!(page.contains(">failing</span>"), "{page}");
+    assert!(page.contains("127.0.0.1:9"), "{page}");
+    assert!(!page.contains("hooksecret"), "{page}");
+
+    // Bad input: what to do, and nothing kept.
+    let (status, _, page) = browser
+        .post(
+            "/alerts/channels",
+            &[
+                ("kind", "telegram"),
+                ("bot_token", "nope"),
+                ("chat_id", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("@BotFather"), "{page}");
+    assert_eq!(admin.ctx.store.channels().unwrap().len(), 1);
+
+    let (status, _, _) = browser
+        .post("/alerts/channels/remove", &[("id", id.as_str())])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(admin.ctx.store.channels().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn failed_sign_ins_are_throttled_per_account() {
     let admin = admin();
     with_admin_password(&admin);

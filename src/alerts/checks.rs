@@ -1,0 +1,492 @@
+//! The periodic checks: each serving app's health path, the shared services (MariaDB,
+//! RabbitMQ: the admin login), free space under the data dir, the certificates (expiring,
+//! renewal failing), and each app's last deploy and last backup as the store has them. One
+//! round every `interval`, jittered; none of it asks Docker anything (an app's address is the
+//! edge's, its container's state the event stream's).
+//!
+//! A check says what it saw ([`Seen`]); [`Streak`] turns a run of the same answer into a
+//! verdict, so one slow answer does not cry wolf and one good answer does not end an incident.
+//! What the store records (a deploy's or backup's outcome) is not a guess: one look is enough.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::channels::Message;
+use super::incidents;
+use super::AlertError;
+use crate::apps::Apps;
+use crate::certs::{self, CertState};
+use crate::ctx::Ctx;
+use crate::model::{manifest, now, AppName};
+use crate::services::Services;
+use crate::store::{web_incident_key, BackupState, DeployOutcome, IncidentKind};
+
+/// How the checks judge what they see.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckSettings {
+    /// Time between rounds (each one jittered by up to a tenth either way).
+    pub interval: Duration,
+    /// This many wrong answers in a row open an incident...
+    pub fail_after: u32,
+    /// ... and this many right ones resolve it.
+    pub ok_after: u32,
+    /// Used space, in percent, that is worth an incident; the second is one more.
+    pub disk_levels: [u8; 2],
+    /// A certificate that expires within this is told.
+    pub cert_warning: Duration,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(30),
+            fail_after: 3,
+            ok_after: 2,
+            disk_levels: [80, 90],
+            cert_warning: Duration::from_secs(14 * 24 * 3600),
+        }
+    }
+}
+
+/// One thing looked at, and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The incident key: `health/blog`, `service/mariadb`, `disk/90`, `cert/host/expiry`.
+    pub key: String,
+    pub app: Option<AppName>,
+    pub kind: IncidentKind,
+    /// The incident's title, should it open.
+    pub title: String,
+    /// `Some(what is wrong)`, or `None` when all is well.
+    pub wrong: Option<String>,
+    /// A recorded outcome rather than a probe: one look opens or resolves.
+    pub recorded: bool,
+}
+
+/// Consecutive answers of one key.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Streak {
+    wrong: u32,
+    right: u32,
+}
+
+/// What a streak says now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Open,
+    Resolve,
+    Nothing,
+}
+
+impl Streak {
+    /// Records one answer; `open` says whether an incident about it is open.
+    pub fn record(
+        &mut self,
+        wrong: bool,
+        open: bool,
+        (fail_after, ok_after): (u32, u32),
+    ) -> Verdict {
+        if wrong {
+            self.wrong += 1;
+            self.right = 0;
+        } else {
+            self.right += 1;
+            self.wrong = 0;
+        }
+        match (open, wrong) {
+            (false, true) if self.wrong >= fail_after => Verdict::Open,
+            (true, false) if self.right >= ok_after => Verdict::Resolve,
+            _ => Verdict::Nothing,
+        }
+    }
+}
+
+/// The checks' state between rounds.
+pub struct Checks {
+    ctx: Ctx,
+    apps: Apps,
+    services: Services,
+    settings: CheckSettings,
+    streaks: HashMap<String, Streak>,
+    http: Option<reqwest::Client>,
+}
+
+impl Checks {
+    pub fn new(ctx: Ctx, apps: Apps, settings: CheckSettings) -> Self {
+        let services = Services::new(ctx.config.services(), ctx.store.clone());
+        // Probes never follow redirects (a redirect is an answer) and never use a proxy.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|e| tracing::error!(error = %e, "health probes off: no HTTP client"))
+            .ok();
+        Self {
+            ctx,
+            apps,
+            services,
+            settings,
+            streaks: HashMap::new(),
+            http,
+        }
+    }
+
+    /// When the next round is due, from now.
+    pub fn next_wait(&self) -> Duration {
+        let tenth = self.settings.interval.as_millis() as u64 / 10;
+        let base = self.settings.interval.as_millis() as u64;
+        Duration::from_millis(base - tenth + rand::random_range(0..=2 * tenth))
+    }
+
+    /// One round: every check, and the messages of the incidents it opened or resolved.
+    pub async fn round(&mut self) -> Vec<Message> {
+        let mut seen = self.health().await;
+        seen.extend(self.shared_services().await);
+        seen.extend(disk(&self.ctx.config.data_dir, self.settings.disk_levels));
+        seen.extend(self.certificates());
+        seen.extend(self.records());
+        // What is no longer looked at (an app removed or stopped) forgets its streak.
+        self.streaks
+            .retain(|key, _| seen.iter().any(|s| &s.key == key));
+        let mut messages = Vec::new();
+        for s in seen {
+            match self.settle(s) {
+                Ok(Some(m)) => messages.push(m),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "alert checks: cannot record an incident"),
+            }
+        }
+        messages
+    }
+
+    fn settle(&mut self, seen: Seen) -> Result<Option<Message>, AlertError> {
+        let open = incidents::find_open(&self.ctx, &seen.key)?;
+        let rule = if seen.recorded {
+            (1, 1)
+        } else {
+            (self.settings.fail_after, self.settings.ok_after)
+        };
+        let verdict = self.streaks.entry(seen.key.clone()).or_default().record(
+            seen.wrong.is_some(),
+            open.is_some(),
+            rule,
+        );
+        Ok(match (verdict, open, seen.wrong) {
+            (Verdict::Open, _, Some(text)) => {
+                let (_, message) = incidents::open(
+                    &self.ctx, &seen.key, seen.app, seen.kind, seen.title, text, None,
+                )?;
+                Some(message)
+            }
+            (Verdict::Resolve, Some(mut incident), None) => Some(incidents::resolve(
+                &self.ctx,
+                &mut incident,
+                "Checked again: all well.".to_owned(),
+            )?),
+            _ => None,
+        })
+    }
+
+    /// Each serving app's health path (or `/`, where any HTTP answer will do), at the address
+    /// the edge sends its traffic to.
+    async fn health(&self) -> Vec<Seen> {
+        let Some(http) = &self.http else {
+            return Vec::new();
+        };
+        let records = match self.ctx.store.apps() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "alert checks: cannot read the apps");
+                return Vec::new();
+            }
+        };
+        let mut targets = Vec::new();
+        for record in records {
+            let (false, Some(revision)) = (record.stopped, record.current) else {
+                continue;
+            };
+            // Not serving (stopped, being deployed) or known down: the event stream's to tell.
+            let Some(upstream) = self.apps.serving_upstream(&record.name) else {
+                continue;
+            };
+            if incidents::find_open(&self.ctx, &web_incident_key(&record.name))
+                .ok()
+                .flatten()
+                .is_some()
+            {
+                continue;
+            }
+            let path = self
+                .ctx
+                .store
+                .deploy(&record.name, revision)
+                .ok()
+                .flatten()
+                .and_then(|d| manifest::parse(&d.manifest_file, &d.manifest_text).ok())
+                .and_then(|m| m.health.map(|h| h.path));
+            targets.push((record.name, upstream, path));
+        }
+        // All at once: a round takes as long as the slowest app, not their sum.
+        let probes = targets.into_iter().map(|(app, upstream, path)| async move {
+            let url = format!("http://{upstream}{}", path.as_deref().unwrap_or("/"));
+            let wrong = match http.get(&url).send().await {
+                Ok(r)
+                    if path.is_none() || r.status().is_success() || r.status().is_redirection() =>
+                {
+                    None
+                }
+                Ok(r) => Some(format!("GET {url} answered {}", r.status())),
+                Err(e) => Some(format!(
+                    "GET {url} failed: {}",
+                    minicloud_proxy::error_chain(&e.without_url())
+                )),
+            };
+            Seen {
+                key: format!("health/{app}"),
+                title: format!("{app}: unhealthy"),
+                app: Some(app),
+                kind: IncidentKind::Unhealthy,
+                wrong: wrong.map(|w| {
+                    format!(
+                        "{w}, {} times in a row {}s apart",
+                        self.settings.fail_after,
+                        self.settings.interval.as_secs()
+                    )
+                }),
+                recorded: false,
+            }
+        });
+        futures_util::future::join_all(probes).await
+    }
+
+    /// Each app's last finished deploy and backup run.
+    fn records(&self) -> Vec<Seen> {
+        let apps = match self.ctx.store.apps() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "alert checks: cannot read the apps");
+                return Vec::new();
+            }
+        };
+        let mut seen = Vec::new();
+        for record in apps {
+            let app = record.name;
+            let deploy = self.ctx.store.deploys(&app).ok().and_then(|all| {
+                all.into_iter()
+                    .rev()
+                    .find(|d| d.outcome != DeployOutcome::InProgress)
+            });
+            if let Some(d) = deploy {
+                seen.push(Seen {
+                    key: format!("deploy/{app}"),
+                    app: Some(app.clone()),
+                    kind: IncidentKind::DeployFailed,
+                    title: format!("{app}: deploying failed"),
+                    wrong: match d.outcome {
+                        DeployOutcome::Failed { reason } => Some(format!(
+                            "revision {} ({}, {}) failed: {reason}; the previous revision keeps serving",
+                            d.revision,
+                            d.image,
+                            d.trigger
+                        )),
+                        _ => None,
+                    },
+                    recorded: true,
+                });
+            }
+            let backup = self.ctx.store.backups(&app).ok().and_then(|all| {
+                all.into_iter()
+                    .rev()
+                    .find(|b| b.state != BackupState::Running)
+            });
+            if let Some(b) = backup {
+                seen.push(Seen {
+                    key: format!("backup/{app}"),
+                    title: format!("{app}: backing up failed"),
+                    app: Some(app),
+                    kind: IncidentKind::BackupFailed,
+                    wrong: match b.state {
+                        BackupState::Failed { reason } => Some(format!(
+                            "the {} backup run {} failed: {reason}",
+                            b.trigger, b.id
+                        )),
+                        _ => None,
+                    },
+                    recorded: true,
+                });
+            }
+        }
+        seen
+    }
+
+    async fn shared_services(&self) -> Vec<Seen> {
+        let mariadb = async {
+            let db = self.services.mariadb()?;
+            Some(service("mariadb", "MariaDB", db.address(), db.ping().await))
+        };
+        let rabbitmq = async {
+            let mq = self.services.rabbitmq()?;
+            Some(service(
+                "rabbitmq",
+                "RabbitMQ",
+                &mq.address(),
+                mq.ping().await,
+            ))
+        };
+        let (mariadb, rabbitmq) = tokio::join!(mariadb, rabbitmq);
+        mariadb.into_iter().chain(rabbitmq).collect()
+    }
+
+    fn certificates(&self) -> Vec<Seen> {
+        let list = match certs::list_certificates(&self.ctx) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "alert checks: cannot read the certificates");
+                return Vec::new();
+            }
+        };
+        let warning = i64::try_from(self.settings.cert_warning.as_secs()).unwrap_or(i64::MAX);
+        let at = now();
+        let mut seen = Vec::new();
+        for cert in list {
+            if matches!(cert.state, CertState::SelfSigned | CertState::Pending) {
+                continue;
+            }
+            let host = &cert.host;
+            let failing = (cert.state == CertState::Failed).then(|| {
+                format!(
+                    "ordering a certificate for {host} failed: {}{}",
+                    cert.error.as_deref().unwrap_or("no reason given"),
+                    cert.next_retry
+                        .map(|t| format!("; tried again at {}", crate::model::format_time(t)))
+                        .unwrap_or_default()
+                )
+            });
+            seen.push(Seen {
+                key: format!("cert/{host}/renewal"),
+                app: None,
+                kind: IncidentKind::CertificateRenewal,
+                title: if cert.not_after.is_some() {
+                    format!("the certificate of {host} cannot be renewed")
+                } else {
+                    format!("the certificate of {host} cannot be issued")
+                },
+                wrong: failing,
+                recorded: true,
+            });
+            if let Some(not_after) = cert.not_after {
+                let expiring = (not_after - at < warning).then(|| {
+                    format!(
+                        "the certificate of {host} expires {} ({} days)",
+                        crate::model::format_time(not_after),
+                        (not_after - at).max(0) / 86_400
+                    )
+                });
+                seen.push(Seen {
+                    key: format!("cert/{host}/expiry"),
+                    app: None,
+                    kind: IncidentKind::CertificateExpiring,
+                    title: format!("the certificate of {host} expires soon"),
+                    wrong: expiring,
+                    recorded: true,
+                });
+            }
+        }
+        seen
+    }
+}
+
+fn service(
+    key: &str,
+    name: &str,
+    address: &str,
+    outcome: Result<(), crate::services::ServiceError>,
+) -> Seen {
+    Seen {
+        key: format!("service/{key}"),
+        app: None,
+        kind: IncidentKind::ServiceDown,
+        title: format!("{name} at {address} is down"),
+        wrong: outcome
+            .err()
+            .map(|e| format!("{e}; apps that use it fail, and deploys that need it are refused")),
+        recorded: false,
+    }
+}
+
+/// Used space of the filesystem holding `dir`, in percent as `df` counts it (blocks reserved
+/// for root count as not available).
+fn used_percent(dir: &Path) -> Result<u8, String> {
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let total = stat.blocks() as u128;
+    let used = total.saturating_sub(stat.blocks_free() as u128);
+    let usable = used + stat.blocks_available() as u128;
+    if usable == 0 {
+        return Ok(0);
+    }
+    Ok(u8::try_from((used * 100).div_ceil(usable)).unwrap_or(100))
+}
+
+/// One [`Seen`] per level: past 80% is one incident, past 90% another, each told once.
+fn disk(dir: &Path, levels: [u8; 2]) -> Vec<Seen> {
+    let used = match used_percent(dir) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "alert checks: cannot measure free disk");
+            return Vec::new();
+        }
+    };
+    levels
+        .iter()
+        .map(|level| Seen {
+            key: format!("disk/{level}"),
+            app: None,
+            kind: IncidentKind::DiskFull,
+            title: format!("the disk under {} is over {level}% full", dir.display()),
+            wrong: (used >= *level).then(|| {
+                format!(
+                    "{used}% of the filesystem holding {} is used; deploys, backups and the store need room",
+                    dir.display()
+                )
+            }),
+            recorded: false,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streak_opens_after_fails_in_a_row_and_resolves_after_successes() {
+        let settings = CheckSettings::default();
+        let settings = (settings.fail_after, settings.ok_after);
+        let mut s = Streak::default();
+        assert_eq!(s.record(true, false, settings), Verdict::Nothing);
+        assert_eq!(s.record(true, false, settings), Verdict::Nothing);
+        // One good answer in between starts the count again.
+        assert_eq!(s.record(false, false, settings), Verdict::Nothing);
+        assert_eq!(s.record(true, false, settings), Verdict::Nothing);
+        assert_eq!(s.record(true, false, settings), Verdict::Nothing);
+        assert_eq!(s.record(true, false, settings), Verdict::Open);
+        // Open: more wrong answers change nothing; two right ones resolve.
+        assert_eq!(s.record(true, true, settings), Verdict::Nothing);
+        assert_eq!(s.record(false, true, settings), Verdict::Nothing);
+        assert_eq!(s.record(false, true, settings), Verdict::Resolve);
+    }
+
+    #[test]
+    fn the_disk_is_one_answer_per_level() {
+        let seen = disk(Path::new("/"), [0, 101]);
+        assert_eq!(seen.len(), 2);
+        assert!(seen[0]
+            .wrong
+            .as_deref()
+            .is_some_and(|w| w.contains("% of the filesystem")));
+        assert_eq!(seen[1].wrong, None, "no filesystem is more than 100% used");
+        assert_eq!(seen[1].key, "disk/101");
+    }
+}
