@@ -55,6 +55,8 @@ pub struct Config {
     pub health_timeout: Duration,
     /// Daily scheduled backups of every app with data.
     pub backup_schedule: bool,
+    /// Days the audit log keeps each entry.
+    pub audit_retention_days: u32,
     /// The shared MariaDB; apps that need a database cannot deploy without it.
     pub mariadb: Option<MariaDbSettings>,
     /// The shared RabbitMQ; apps that need a message bus cannot deploy without it.
@@ -322,6 +324,7 @@ fn build(p: Parsed) -> Option<Config> {
         acme_ca_root: p.acme_ca_root,
         health_timeout: p.health_timeout?,
         backup_schedule: p.backup_schedule?,
+        audit_retention_days: p.audit_retention_days?,
         mariadb,
         rabbitmq,
     })

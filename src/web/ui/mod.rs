@@ -7,10 +7,12 @@
 //! ([`views`]) only show what they are given.
 
 mod assets;
+mod audit;
 mod error;
 mod forms;
 mod pages;
 mod session;
+mod settings;
 mod views;
 
 use std::sync::Arc;
@@ -36,6 +38,7 @@ pub fn protected_routes() -> Vec<(&'static str, MethodRouter<UiState>)> {
     vec![
         ("/", get(pages::dashboard)),
         ("/logout", post(session::logout)),
+        ("/logout/everywhere", post(session::logout_everywhere)),
         ("/apps", post(pages::create_app)),
         ("/apps/new", get(pages::new_app)),
         ("/apps/{name}", get(pages::app)),
@@ -53,6 +56,17 @@ pub fn protected_routes() -> Vec<(&'static str, MethodRouter<UiState>)> {
         ("/routes/remove", post(pages::remove_route)),
         ("/certificates", get(pages::certificates)),
         ("/certificates/renew", post(pages::renew_certificate)),
+        ("/settings", get(settings::show)),
+        ("/settings/password", post(settings::change_password)),
+        ("/settings/users", post(settings::add_user)),
+        ("/settings/users/remove", post(settings::remove_user)),
+        ("/settings/tokens", post(settings::create_token)),
+        ("/settings/tokens/revoke", post(settings::revoke_token)),
+        ("/settings/2fa", post(settings::begin_two_factor)),
+        ("/settings/2fa/qr.svg", get(settings::two_factor_qr)),
+        ("/settings/2fa/confirm", post(settings::confirm_two_factor)),
+        ("/settings/2fa/remove", post(settings::remove_two_factor)),
+        ("/audit", get(audit::show)),
     ]
 }
 
@@ -112,5 +126,7 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
+#[cfg(test)]
+mod settings_tests;
 #[cfg(test)]
 mod tests;
