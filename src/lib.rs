@@ -6,7 +6,7 @@
 //! 2. `store`, `docker`, `services`, `bus`, `locks`: state, the engine, the shared services,
 //!    events and per-app locks. `docker` is the only module that talks to the Docker engine.
 //! 3. `config` and `ctx`: settings, and the one context every operation takes.
-//! 4. `apps`, `routes`, `certs`, `auth`: the operations.
+//! 4. `apps`, `routes`, `certs`, `auth`: the operations; `audit`, the record of them.
 //! 5. `alerts` and `backups`: above the operations. `alerts` watches the engine's events and
 //!    tells people through channels; `backups` takes apps down and brings them back.
 //! 6. `web` (the admin host: API, webhook, pages) and `cli`: faces of the same operations.
@@ -18,6 +18,7 @@
 
 pub mod alerts;
 pub mod apps;
+pub mod audit;
 pub mod auth;
 pub mod backups;
 pub mod bus;

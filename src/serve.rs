@@ -198,6 +198,9 @@ pub async fn run_control_plane(
     mut shutdown: ShutdownWatch,
 ) {
     let mut tasks = Tasks::new(shutdown.clone());
+    // First, so it is subscribed before any other task sends a fact.
+    let recorder = crate::audit::Recorder::new(state.ctx.clone());
+    tasks.spawn("audit log", |stop| recorder.run(stop));
     if let Some(manager) = certs {
         tasks.spawn("certificate manager", |stop| manager.run(stop));
     }

@@ -18,16 +18,6 @@ const PASSWORD: &str = "browser-test-password";
 /// Deploys pull and probe a real container: generous, for a loaded machine.
 const DEPLOY: Duration = Duration::from_secs(180);
 const PAGE: Duration = Duration::from_secs(30);
-const TRIES: usize = 5;
-
-/// Submits the sign-in form; `true` once the browser got an answer (not a network error).
-async fn submit_login(browser: &Browser, admin: &str, password: &str, lands_on: &str) -> bool {
-    browser.goto(&format!("{admin}/login")).await;
-    browser.fill("#username", "admin").await;
-    browser.fill("#password", password).await;
-    browser.click("#sign-in").await;
-    browser.reached(lands_on, PAGE).await
-}
 
 #[tokio::test]
 async fn a_person_signs_in_adds_an_app_sets_its_environment_and_signs_out() {
@@ -44,27 +34,15 @@ async fn a_person_signs_in_adds_an_app_sets_its_environment_and_signs_out() {
     // A stranger is sent to the sign-in page; a wrong password is refused.
     browser.goto(&format!("{admin}/")).await;
     assert!(browser.reached("/login", PAGE).await);
-    let mut refused = false;
-    for _ in 0..TRIES {
-        if submit_login(&browser, &admin, "not-the-password", "/login").await {
-            browser
-                .wait_for_text("#login-error", "Wrong username or password", PAGE)
-                .await;
-            refused = true;
-            break;
-        }
-    }
-    assert!(refused, "the sign-in form never answered");
+    browser
+        .submit_login(&admin, "not-the-password", None, "/login")
+        .await;
+    browser
+        .wait_for_text("#login-error", "Wrong username or password", PAGE)
+        .await;
 
     // The right one signs in.
-    let mut signed_in = false;
-    for _ in 0..TRIES {
-        if submit_login(&browser, &admin, PASSWORD, "/").await {
-            signed_in = true;
-            break;
-        }
-    }
-    assert!(signed_in, "never signed in");
+    browser.submit_login(&admin, PASSWORD, None, "/").await;
     browser.wait_for_text("main h1", "Apps", PAGE).await;
 
     // Add the probe app. The page follows the deploy live and then shows the app; if the
@@ -124,20 +102,7 @@ async fn a_person_signs_in_adds_an_app_sets_its_environment_and_signs_out() {
     browser.wait_for_text("#app-state", "running", DEPLOY).await;
 
     // Sign out: the session is over, the pages are closed again.
-    let mut signed_out = false;
-    for _ in 0..TRIES {
-        browser.goto(&format!("{admin}/")).await;
-        if browser.path().await == "/login" {
-            signed_out = true; // an earlier try got through before its answer was lost
-            break;
-        }
-        browser.click(".signout button").await;
-        if browser.reached("/login", PAGE).await {
-            signed_out = true;
-            break;
-        }
-    }
-    assert!(signed_out, "never signed out");
+    browser.sign_out(&admin).await;
     browser.goto(&format!("{admin}{app_page}")).await;
     assert!(browser.reached("/login", PAGE).await);
 

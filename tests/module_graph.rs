@@ -26,6 +26,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("routes", 4),
     ("certs", 4),
     ("auth", 4),
+    // Who did what: beside the operations, fed by the web layer and the bus.
+    ("audit", 4),
     // Watching the operations' results and telling people: above the operations.
     ("alerts", 5),
     // The admin host's HTTP surface.

@@ -1,5 +1,6 @@
-//! Who may act: API tokens (made, hashed, checked, here), the admin app's users and their
-//! passwords ([`passwords`]), sessions ([`sessions`]) and the sign-in throttle ([`throttle`]).
+//! Who may act: API tokens (made and hashed here; named, expiring, checked and revoked in
+//! [`tokens`]), the admin app's users and their passwords ([`passwords`]), their second factor
+//! ([`totp`]), sessions ([`sessions`]) and the sign-in throttle ([`throttle`]).
 //!
 //! A token is 32 random bytes, shown once when made; the store keeps only its SHA-256. A
 //! token has that much entropy, so a fast hash is enough (argon2 is for passwords people pick).
@@ -7,6 +8,8 @@
 pub mod passwords;
 pub mod sessions;
 pub mod throttle;
+pub mod tokens;
+pub mod totp;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -31,11 +34,6 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Whether `presented` is a known token; returns its name.
-pub fn verify(store: &Store, presented: &str) -> Result<Option<String>, StoreError> {
-    Ok(store.token(&token_hash(presented))?.map(|t| t.name))
-}
-
 /// What start-up did about the bootstrap token.
 #[derive(Debug)]
 pub enum Bootstrap {
@@ -57,6 +55,7 @@ pub fn ensure_bootstrap_token(
     let record = TokenRecord {
         name: BOOTSTRAP_TOKEN.into(),
         created_at: now,
+        ..TokenRecord::default()
     };
     if let Some(token) = configured {
         let hash = token_hash(token.expose());
@@ -76,6 +75,7 @@ pub fn ensure_bootstrap_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::tokens::verify;
 
     #[test]
     fn a_generated_token_verifies_and_a_wrong_one_does_not() {
@@ -86,10 +86,10 @@ mod tests {
         };
         assert!(token.expose().starts_with("mc_"));
         assert_eq!(
-            verify(&store, token.expose()).unwrap().as_deref(),
+            verify(&store, token.expose(), 0).unwrap().as_deref(),
             Some("bootstrap")
         );
-        assert_eq!(verify(&store, "mc_wrong").unwrap(), None);
+        assert_eq!(verify(&store, "mc_wrong", 0).unwrap(), None);
         assert!(matches!(
             ensure_bootstrap_token(&store, None, 0).unwrap(),
             Bootstrap::Existing
@@ -105,7 +105,7 @@ mod tests {
         };
         let configured = Secret::new("a-configured-token-123");
         ensure_bootstrap_token(&store, Some(&configured), 0).unwrap();
-        assert!(verify(&store, configured.expose()).unwrap().is_some());
-        assert!(verify(&store, old.expose()).unwrap().is_none());
+        assert!(verify(&store, configured.expose(), 0).unwrap().is_some());
+        assert!(verify(&store, old.expose(), 0).unwrap().is_none());
     }
 }

@@ -1,11 +1,12 @@
-//! The admin app's users: argon2id password hashes, the first `admin` account, and the local
-//! password reset. A password is never logged, stored or compared in the clear.
+//! The admin app's users: argon2id password hashes, the first `admin` account, more users
+//! added and removed (never the last), password changes and the local password reset. A
+//! password is never logged, stored or compared in the clear.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::Rng;
 
-use crate::model::secret::Secret;
+use crate::model::secret::{Secret, MIN_PASSWORD_LEN};
 use crate::store::{Store, StoreError, UserRecord};
 
 /// The account made at first start.
@@ -15,6 +16,8 @@ pub const ADMIN_USER: &str = "admin";
 pub enum UserError {
     #[error("there is no user {0}")]
     NoSuchUser(String),
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -80,7 +83,8 @@ pub fn ensure_admin_user(
             store.put_user(&UserRecord {
                 name: ADMIN_USER.into(),
                 password_hash: hash_password(password),
-                created_at: existing.map_or(now, |u| u.created_at),
+                created_at: existing.as_ref().map_or(now, |u| u.created_at),
+                totp: existing.and_then(|u| u.totp),
             })?;
         }
         return Ok(AdminBootstrap::FromConfig);
@@ -93,6 +97,7 @@ pub fn ensure_admin_user(
         name: ADMIN_USER.into(),
         password_hash: hash_password(&password),
         created_at: now,
+        totp: None,
     })?;
     Ok(AdminBootstrap::Generated(password))
 }
@@ -107,6 +112,83 @@ pub fn reset_password(store: &Store, user: &str) -> Result<Secret, UserError> {
     store.put_user(&record)?;
     store.delete_sessions_where(|s| s.user == user)?;
     Ok(password)
+}
+
+/// A name of a user or a token: 1 to 32 lower-case letters, digits, `.`, `_` or `-`,
+/// starting with a letter or digit (it is shown on pages and in the log, and typed on the
+/// server's terminal). `what` names it in the refusal.
+pub fn check_name(what: &str, name: &str) -> Result<(), UserError> {
+    let ok = (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(UserError::Refused(format!(
+            "{name:?} is not a {what} name: use 1 to 32 lower-case letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+/// A password a person chose: long enough to be worth hashing.
+fn check_new_password(password: &Secret) -> Result<(), UserError> {
+    if password.expose().chars().count() < MIN_PASSWORD_LEN {
+        return Err(UserError::Refused(format!(
+            "a password must be at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Adds a user with the password someone chose for them.
+pub fn add_user(store: &Store, name: &str, password: &Secret, now: i64) -> Result<(), UserError> {
+    check_name("user", name)?;
+    check_new_password(password)?;
+    if store.user(name)?.is_some() {
+        return Err(UserError::Refused(format!(
+            "there is already a user {name}: pick another name"
+        )));
+    }
+    store.put_user(&UserRecord {
+        name: name.to_owned(),
+        password_hash: hash_password(password),
+        created_at: now,
+        totp: None,
+    })?;
+    Ok(())
+}
+
+/// Removes a user and ends their sessions; the last user cannot go.
+pub fn remove_user(store: &Store, name: &str) -> Result<(), UserError> {
+    match store.delete_user_unless_last(name)? {
+        Some(true) => Ok(()),
+        Some(false) => Err(UserError::Refused(format!(
+            "{name} is the only user: add another before removing this one"
+        ))),
+        None => Err(UserError::NoSuchUser(name.to_owned())),
+    }
+}
+
+/// Changes `user`'s password when `current` is right, and ends all their sessions (a stolen
+/// one does not outlive the change; the caller starts a fresh one for the person).
+pub fn change_password(
+    store: &Store,
+    user: &str,
+    current: &str,
+    new: &Secret,
+) -> Result<(), UserError> {
+    check_new_password(new)?;
+    let Some(mut record) = check_password(store, user, current)? else {
+        return Err(UserError::Refused(
+            "the current password is not right: nothing was changed".into(),
+        ));
+    };
+    record.password_hash = hash_password(new);
+    store.put_user(&record)?;
+    store.delete_sessions_where(|s| s.user == user)?;
+    Ok(())
 }
 
 /// The user whose password this is, or `None` for an unknown name or a wrong password. An
@@ -161,6 +243,35 @@ mod tests {
         assert!(matches!(
             ensure_admin_user(&store, None, 6).unwrap(),
             AdminBootstrap::Existing
+        ));
+    }
+
+    #[test]
+    fn users_are_added_checked_changed_and_removed_but_never_the_last() {
+        let (_dir, store) = store();
+        ensure_admin_user(&store, None, 0).unwrap();
+        let pw = Secret::new("a-good-long-password");
+        add_user(&store, "ann", &pw, 1).unwrap();
+        assert!(check_password(&store, "ann", pw.expose())
+            .unwrap()
+            .is_some());
+        assert!(add_user(&store, "ann", &pw, 1).is_err(), "taken");
+        assert!(add_user(&store, "Ann<b>", &pw, 1).is_err(), "bad name");
+        assert!(add_user(&store, "bob", &Secret::new("short"), 1).is_err());
+        let new = Secret::new("another-long-password");
+        assert!(change_password(&store, "ann", "wrong", &new).is_err());
+        change_password(&store, "ann", pw.expose(), &new).unwrap();
+        assert!(check_password(&store, "ann", new.expose())
+            .unwrap()
+            .is_some());
+        remove_user(&store, ADMIN_USER).unwrap();
+        assert!(matches!(
+            remove_user(&store, "ann"),
+            Err(UserError::Refused(_))
+        ));
+        assert!(matches!(
+            remove_user(&store, "zed"),
+            Err(UserError::NoSuchUser(_))
         ));
     }
 

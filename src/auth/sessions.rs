@@ -88,6 +88,11 @@ pub fn end(store: &Store, session: &Session) -> Result<(), StoreError> {
     store.delete_session(&session.key).map(drop)
 }
 
+/// Signs `user` out everywhere: every one of their sessions ends. Returns how many.
+pub fn end_all(store: &Store, user: &str) -> Result<usize, StoreError> {
+    store.delete_sessions_where(|s| s.user == user)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +146,12 @@ mod tests {
         let (cookie, session) = start(&store, "admin", 0).unwrap();
         end(&store, &session).unwrap();
         assert!(resume(&store, cookie.expose(), 0).unwrap().is_none());
+        let (a, _) = start(&store, "admin", 0).unwrap();
+        let (b, _) = start(&store, "admin", 0).unwrap();
+        let (other, _) = start(&store, "ann", 0).unwrap();
+        assert_eq!(end_all(&store, "admin").unwrap(), 2);
+        assert!(resume(&store, a.expose(), 0).unwrap().is_none());
+        assert!(resume(&store, b.expose(), 0).unwrap().is_none());
+        assert!(resume(&store, other.expose(), 0).unwrap().is_some());
     }
 }

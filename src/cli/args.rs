@@ -44,6 +44,18 @@ pub enum AdminCommand {
         #[arg(long, env = "MINICLOUD_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Turn off a user's two-factor sign-in (lost phone and recovery codes) and end their
+    /// sessions; they sign in with their password and may set it up again.
+    ///
+    /// Stop minicloud first, as for reset-password.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        /// The user, e.g. admin.
+        user: String,
+        /// The config file `serve` uses, if any.
+        #[arg(long, env = "MINICLOUD_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// The commands that talk to a running minicloud (or, for `manifest`, to nobody).
@@ -76,6 +88,60 @@ pub enum ClientCommand {
         /// Only the incidents still open.
         #[arg(long)]
         open: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// API tokens for the CLI and scripts: list, create (shown once), revoke.
+    #[command(subcommand, after_help = TOKENS_EXAMPLES)]
+    Tokens(TokensCommand),
+    /// Who changed what, when, from where, and how it ended; newest first.
+    Audit {
+        /// A user, token or app name, or `system`.
+        #[arg(long)]
+        actor: Option<String>,
+        /// A piece of what was done, e.g. `deploy` or an app's name.
+        #[arg(long)]
+        what: Option<String>,
+        /// Only what failed or was refused.
+        #[arg(long)]
+        failed: bool,
+        /// Only the last N days.
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+        /// At most N entries (default 200, at most 1000).
+        #[arg(long, short = 'n', value_name = "N")]
+        limit: Option<usize>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+const TOKENS_EXAMPLES: &str = "Examples:
+  minicloud tokens create github-actions --expires-in-days 90
+  minicloud tokens list
+  minicloud tokens revoke github-actions";
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Every token: created, expires, last used (never the token itself).
+    #[command(visible_alias = "ls")]
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Make a token NAME; it is printed once, on stdout.
+    Create {
+        name: String,
+        /// It stops working after this many days; without it, never.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke the token NAME: the next call carrying it is refused.
+    #[command(visible_alias = "rm")]
+    Revoke {
+        name: String,
         #[command(flatten)]
         client: ClientArgs,
     },

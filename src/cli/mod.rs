@@ -22,6 +22,7 @@ mod run;
 pub mod serve;
 pub mod sse;
 pub mod table;
+pub mod tokens;
 pub mod view;
 
 pub use client::{ApiClient, ClientError};

@@ -3,9 +3,10 @@
 use super::args::{
     AddChannel, AlertsCommand, AppsCommand, BackupsCommand, CertsCommand, ClientArgs,
     ClientCommand, DomainsCommand, EnvArgs, EnvCommand, ManifestCommand, RoutesCommand,
+    TokensCommand,
 };
 use super::error::CliError;
-use super::{alerts, apps, backups, certs, manifest, routes, ApiClient};
+use super::{alerts, apps, backups, certs, manifest, routes, tokens, ApiClient};
 use crate::model::secret::Secret;
 
 /// Runs one client command to the end on a small runtime of its own.
@@ -58,6 +59,32 @@ async fn dispatch(command: ClientCommand) -> Result<(), CliError> {
         },
         ClientCommand::Alerts(cmd) => alerts_command(cmd).await,
         ClientCommand::Incidents { open, client: c } => alerts::incidents(&client(&c)?, open).await,
+        ClientCommand::Tokens(cmd) => match cmd {
+            TokensCommand::List { client: c } => tokens::list(&client(&c)?).await,
+            TokensCommand::Create {
+                name,
+                expires_in_days,
+                client: c,
+            } => tokens::create(&client(&c)?, &name, expires_in_days).await,
+            TokensCommand::Revoke { name, client: c } => tokens::revoke(&client(&c)?, &name).await,
+        },
+        ClientCommand::Audit {
+            actor,
+            what,
+            failed,
+            days,
+            limit,
+            client: c,
+        } => {
+            let query = tokens::AuditArgs {
+                actor,
+                what,
+                failed,
+                days,
+                limit,
+            };
+            tokens::audit(&client(&c)?, &query).await
+        }
         ClientCommand::Manifest(ManifestCommand::Check { target }) => {
             let checked = manifest::check(&target).await?;
             print!("{}", manifest::describe(&checked));

@@ -174,6 +174,13 @@ keys! {
         default: Some("true"),
         help: "Back up an app with a database before a deploy replaces its image with a new one.",
     }
+    audit_retention_days: u32 = |v: &str| match v.parse::<u32>() {
+        Ok(n) if (1..=3650).contains(&n) => Ok(n),
+        _ => Err("expected whole days from 1 to 3650".to_string()),
+    }, {
+        default: Some("90"),
+        help: "Days the audit log keeps each entry.",
+    }
     acme_email: String = acme_email, {
         help: "Contact for the ACME account; certificates are ordered only once it is set.",
     }

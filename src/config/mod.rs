@@ -61,6 +61,8 @@ pub struct Config {
     pub alert_check_interval: Duration,
     /// When an incident still open is told again; `None`: never.
     pub alert_remind_after: Option<Duration>,
+    /// Days the audit log keeps each entry.
+    pub audit_retention_days: u32,
     /// The shared MariaDB; apps that need a database cannot deploy without it.
     pub mariadb: Option<MariaDbSettings>,
     /// The shared RabbitMQ; apps that need a message bus cannot deploy without it.
@@ -331,6 +333,7 @@ fn build(p: Parsed) -> Option<Config> {
         backup_before_deploy: p.backup_before_deploy?,
         alert_check_interval: p.alert_check_interval?,
         alert_remind_after: p.alert_remind_minutes?,
+        audit_retention_days: p.audit_retention_days?,
         mariadb,
         rabbitmq,
     })

@@ -2,6 +2,8 @@
 //! of their password; a session by the SHA-256 of its cookie (the cookie itself is never
 //! stored, so a copy of the state file signs nobody in).
 
+use redb::{ReadableTable, ReadableTableMetadata};
+
 use super::table::{Keyed, Record};
 use super::{Store, StoreError};
 
@@ -13,6 +15,23 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// The second factor, once the person has set one up (left out of the JSON when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<TotpRecord>,
+}
+
+/// A user's TOTP second factor (RFC 6238): the shared secret, whether a code has confirmed
+/// that the person's authenticator holds it, and their unused recovery codes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TotpRecord {
+    /// The shared secret, base32 as authenticator apps take it.
+    pub secret: crate::model::Secret,
+    /// Sign-in asks for a code only once one has been entered right on the settings page.
+    pub confirmed: bool,
+    /// SHA-256 (hex) of each recovery code not used yet; one is spent per use.
+    pub recovery: Vec<String>,
+    /// The last time step a code was accepted for: a code is good once (RFC 6238, 5.2).
+    pub last_step: u64,
 }
 
 /// One signed-in browser. Keyed by the SHA-256 (hex) of the session cookie.
@@ -53,6 +72,42 @@ impl Store {
 
     pub fn put_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         self.put(user)
+    }
+
+    /// Removes `name` and ends their sessions, in one transaction, unless they are the last
+    /// user (somebody must be able to sign in). `Ok(None)`: no such user; `Ok(Some(false))`:
+    /// the last one, kept.
+    pub fn delete_user_unless_last(&self, name: &str) -> Result<Option<bool>, StoreError> {
+        self.handle.write(|db| {
+            let txn = db.begin_write().map_err(super::db_err)?;
+            {
+                let mut users = txn.open_table(UserRecord::TABLE).map_err(super::db_err)?;
+                if users.get(name).map_err(super::db_err)?.is_none() {
+                    return Ok(None);
+                }
+                if users.len().map_err(super::db_err)? <= 1 {
+                    return Ok(Some(false));
+                }
+                users.remove(name).map_err(super::db_err)?;
+                let mut sessions = txn
+                    .open_table(SessionRecord::TABLE)
+                    .map_err(super::db_err)?;
+                let theirs: Vec<String> = sessions
+                    .iter()
+                    .map_err(super::db_err)?
+                    .filter_map(|entry| {
+                        let (k, v) = entry.ok()?;
+                        let s: SessionRecord = super::table::decode(k.value(), v.value()).ok()?;
+                        (s.user == name).then(|| k.value().to_owned())
+                    })
+                    .collect();
+                for key in theirs {
+                    sessions.remove(key.as_str()).map_err(super::db_err)?;
+                }
+            }
+            txn.commit().map_err(super::db_err)?;
+            Ok(Some(true))
+        })
     }
 
     pub fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -111,6 +166,7 @@ mod tests {
                     name: "admin".into(),
                     password_hash: "$argon2id$x".into(),
                     created_at: 1,
+                    totp: None,
                 })
                 .unwrap();
             store.put_session("h1", &session("admin")).unwrap();
@@ -130,5 +186,20 @@ mod tests {
         assert!(store.session("h1").unwrap().is_none());
         assert!(store.delete_session("h2").unwrap());
         assert!(!store.delete_session("h2").unwrap());
+        // The last user stays; another goes, with their sessions.
+        assert_eq!(store.delete_user_unless_last("admin").unwrap(), Some(false));
+        assert_eq!(store.delete_user_unless_last("nobody").unwrap(), None);
+        store
+            .put_user(&UserRecord {
+                name: "bob".into(),
+                password_hash: "$argon2id$y".into(),
+                created_at: 1,
+                totp: None,
+            })
+            .unwrap();
+        store.put_session("h3", &session("bob")).unwrap();
+        assert_eq!(store.delete_user_unless_last("bob").unwrap(), Some(true));
+        assert!(store.user("bob").unwrap().is_none());
+        assert!(store.session("h3").unwrap().is_none());
     }
 }

@@ -6,6 +6,7 @@
 //! the proxy's, and a commit is one small fsync.
 
 mod alerts;
+mod audit;
 mod auth;
 mod backups;
 mod handle;
@@ -28,7 +29,8 @@ pub use alerts::{
     web_incident_key, ChannelConfig, ChannelHealth, ChannelRecord, IncidentKind, IncidentRecord,
     SmtpSecurity, TimelineEntry,
 };
-pub use auth::{SessionRecord, UserRecord};
+pub use audit::{AuditFilter, AuditRecord};
+pub use auth::{SessionRecord, TotpRecord, UserRecord};
 pub use backups::{BackupPart, BackupRecord, BackupState, RepositoryKey, Verification};
 pub use handle::StoreHealth;
 pub use records::{
@@ -263,6 +265,7 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
         table::create::<ServiceRecord>(&txn)?;
         table::create::<UserRecord>(&txn)?;
         table::create::<SessionRecord>(&txn)?;
+        table::create::<AuditRecord>(&txn)?;
         alerts::create_tables(&txn)?;
         table::create::<BackupRecord>(&txn)?;
         table::create::<RepositoryKey>(&txn)?;
@@ -340,6 +343,52 @@ impl Store {
             table::insert_at(&txn, hash, token)?;
             txn.commit().map_err(db_err)
         })
+    }
+
+    /// Stores a new token; `false` (and nothing written) when one of that name exists.
+    pub fn add_token(&self, hash: &str, token: &TokenRecord) -> Result<bool, StoreError> {
+        self.handle.write(|db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            let taken = {
+                let table = txn.open_table(TokenRecord::TABLE).map_err(db_err)?;
+                let mut taken = false;
+                for entry in table.iter().map_err(db_err)? {
+                    let (k, v) = entry.map_err(db_err)?;
+                    let rec: TokenRecord = table::decode(k.value(), v.value())?;
+                    taken |= rec.name == token.name;
+                }
+                taken
+            };
+            if taken {
+                return Ok(false);
+            }
+            table::insert_at(&txn, hash, token)?;
+            txn.commit().map_err(db_err)?;
+            Ok(true)
+        })
+    }
+
+    /// Writes a token's record back (its last use) under its hash.
+    pub fn put_token(&self, hash: &str, token: &TokenRecord) -> Result<(), StoreError> {
+        self.handle.write(|db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            table::insert_at(&txn, hash, token)?;
+            txn.commit().map_err(db_err)
+        })
+    }
+
+    /// Removes the token called `name`; returns whether there was one.
+    pub fn delete_token_named(&self, name: &str) -> Result<bool, StoreError> {
+        let hashes: Vec<String> = self
+            .tokens()?
+            .into_iter()
+            .filter(|(_, t)| t.name == name)
+            .map(|(hash, _)| hash)
+            .collect();
+        for hash in &hashes {
+            self.delete::<TokenRecord>(hash)?;
+        }
+        Ok(!hashes.is_empty())
     }
 
     // --- ACME accounts
@@ -641,6 +690,7 @@ mod tests {
         let token = TokenRecord {
             name: "ci".into(),
             created_at: 4,
+            ..TokenRecord::default()
         };
         let cert = CertRecord::new(Hostname::parse("a.test").unwrap());
         fn json(v: &impl serde::Serialize) -> Vec<u8> {
@@ -713,7 +763,7 @@ mod tests {
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         let rec = |name: &str| TokenRecord {
             name: name.into(),
-            created_at: 0,
+            ..TokenRecord::default()
         };
         store.replace_token("h1", &rec("bootstrap")).unwrap();
         store.replace_token("h2", &rec("ci")).unwrap();

@@ -19,11 +19,18 @@ pub struct RouteRecord {
 }
 
 /// An API token's metadata; the token itself is known only by its hash (the record's key).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The optional fields are left out of the JSON when unset, so older records read the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenRecord {
     pub name: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds; the token is refused from then on. `None`: it never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Unix seconds, to the minute: when a request last carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<i64>,
 }
 
 /// The ACME account minicloud uses with one CA directory (its key is in `key`).

@@ -9,6 +9,8 @@ use axum::Json;
 
 use crate::alerts::AlertError;
 use crate::apps::{AppError, DeployFailure};
+use crate::auth::passwords::UserError;
+use crate::auth::totp::TotpError;
 use crate::certs::CertsError;
 use crate::docker::DockerError;
 use crate::routes::RouteError;
@@ -108,6 +110,25 @@ impl From<AlertError> for WebError {
             AlertError::NotFound(_) => Self::NotFound(message),
             AlertError::Delivery(_) => Self::Unprocessable(message),
             AlertError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<UserError> for WebError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::NoSuchUser(_) => Self::NotFound(e.to_string()),
+            UserError::Refused(_) => Self::BadRequest(e.to_string()),
+            UserError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TotpError> for WebError {
+    fn from(e: TotpError) -> Self {
+        match e {
+            TotpError::WrongCode | TotpError::NothingToConfirm => Self::BadRequest(e.to_string()),
+            TotpError::User(e) => e.into(),
         }
     }
 }

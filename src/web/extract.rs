@@ -69,3 +69,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .ok_or(WebError::Unauthorized)
     }
 }
+
+/// Where a client comes from, for the throttle and the audit log: the address the edge saw
+/// (it replaces whatever the client sent), or `local` on the loopback API port.
+pub(crate) fn client_ip(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| "local".into())
+}

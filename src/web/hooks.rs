@@ -11,6 +11,7 @@ use axum::Json;
 use crate::apps::{Apps, DeployRequest, Deployed};
 use crate::model::secret::constant_time_eq;
 use crate::model::{Actor, AppName};
+use crate::store::AppRecord;
 
 /// The most of a body the webhook reads, and only after the app and its secret check out:
 /// Docker Hub's payload is about 1 KiB.
@@ -47,7 +48,14 @@ pub async fn deploy(
     if !constant_time_eq(secret.as_bytes(), record.webhook_secret.expose().as_bytes()) {
         return not_found();
     }
-    // From here on the caller holds the secret: a bad payload is told so.
+    // From here on the caller holds the secret: the audit log records it as the webhook.
+    let mut response = accept(apps, name.clone(), record, body).await;
+    response.extensions_mut().insert(Actor::Webhook(name));
+    response
+}
+
+/// A push from the holder of the app's webhook secret: a bad payload is told so.
+async fn accept(apps: Apps, name: AppName, record: AppRecord, body: Body) -> Response {
     let bad_payload = || {
         (
             StatusCode::BAD_REQUEST,

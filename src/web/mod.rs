@@ -1,7 +1,8 @@
 //! The admin host's HTTP surface, composed once: the JSON API under `/api` (bearer token),
 //! Docker Hub's webhook under `/hooks` (the secret in its path), and the admin app's pages
 //! everywhere else (a session; see [`ui`]).
-//! Errors take one JSON shape ([`WebError`]); bodies are capped at [`BODY_LIMIT`].
+//! Errors take one JSON shape ([`WebError`]); bodies are capped at [`BODY_LIMIT`]; every
+//! change an authenticated caller asks for is written to the audit log ([`audited`]).
 //!
 //! Handlers parse input into typed requests, call one operation with the caller's [`Actor`]
 //! and answer with its result; they hold no rules of their own.
@@ -9,6 +10,7 @@
 //! [`Actor`]: crate::model::Actor
 
 mod api;
+mod audited;
 mod error;
 mod extract;
 mod hooks;
@@ -70,6 +72,10 @@ pub fn router(state: WebState) -> Router {
         .route("/hooks/deploy/{name}/{secret}", post(hooks::deploy))
         // Everything else is the admin app, behind its own sign-in.
         .fallback_service(ui::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.ctx.clone(),
+            audited::record_changes,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

@@ -205,7 +205,51 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    /// Submits the admin app's sign-in form at `admin` (its https URL) as `admin`, with a
+    /// two-factor code if given, until the browser gets an answer (again after a network
+    /// error) and is at `lands_on`; panics if it never does.
+    pub async fn submit_login(
+        &self,
+        admin: &str,
+        password: &str,
+        code: Option<&str>,
+        lands_on: &str,
+    ) {
+        for _ in 0..5 {
+            self.goto(&format!("{admin}/login")).await;
+            self.fill("#username", "admin").await;
+            self.fill("#password", password).await;
+            if let Some(code) = code {
+                self.fill("#code", code).await;
+            }
+            self.click("#sign-in").await;
+            if self.reached(lands_on, SIGN_IN_WAIT).await {
+                return;
+            }
+        }
+        panic!("the sign-in form never answered");
+    }
+
+    /// Signs out with the button every page has, again after a network error; panics if it
+    /// never gets there.
+    pub async fn sign_out(&self, admin: &str) {
+        for _ in 0..5 {
+            self.goto(&format!("{admin}/")).await;
+            if self.path().await == "/login" {
+                return; // an earlier try got through before its answer was lost
+            }
+            self.click(".signout button").await;
+            if self.reached("/login", SIGN_IN_WAIT).await {
+                return;
+            }
+        }
+        panic!("never signed out");
+    }
 }
+
+/// How long a sign-in or sign-out page may take to answer.
+const SIGN_IN_WAIT: Duration = Duration::from_secs(30);
 
 impl Drop for Browser {
     fn drop(&mut self) {

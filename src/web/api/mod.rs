@@ -9,6 +9,7 @@ mod apps;
 pub(super) mod backups;
 mod certificates;
 mod routes;
+mod settings;
 
 use axum::extract::{Request, State};
 use axum::handler::Handler;
@@ -103,6 +104,10 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         at(M::DELETE, "/alerts/channels/{id}", alerts::remove_channel),
         at(M::POST, "/alerts/channels/{id}/test", alerts::test_channel),
         at(M::GET, "/incidents", alerts::incidents),
+        at(M::GET, "/tokens", settings::list_tokens),
+        at(M::POST, "/tokens", settings::create_token),
+        at(M::DELETE, "/tokens/{name}", settings::revoke_token),
+        at(M::GET, "/audit", settings::audit),
     ]
 }
 
@@ -154,10 +159,14 @@ async fn require_token(
     let Some(presented) = presented else {
         return Err(WebError::Unauthorized);
     };
-    match auth::verify(&ctx.store, presented)? {
+    match auth::tokens::verify(&ctx.store, presented, crate::model::now())? {
         Some(name) => {
-            request.extensions_mut().insert(Actor::Token(name));
-            Ok(next.run(request).await)
+            let actor = Actor::Token(name);
+            request.extensions_mut().insert(actor.clone());
+            // On the answer too, for the audit log's layer outside this one.
+            let mut response = next.run(request).await;
+            response.extensions_mut().insert(actor);
+            Ok(response)
         }
         None => Err(WebError::Unauthorized),
     }

@@ -9,10 +9,12 @@
 mod alerts_page;
 mod assets;
 mod backups;
+mod audit;
 mod error;
 mod forms;
 mod pages;
 mod session;
+mod settings;
 mod views;
 
 use std::sync::Arc;
@@ -38,6 +40,7 @@ pub fn protected_routes() -> Vec<(&'static str, MethodRouter<UiState>)> {
     vec![
         ("/", get(pages::dashboard)),
         ("/logout", post(session::logout)),
+        ("/logout/everywhere", post(session::logout_everywhere)),
         ("/apps", post(pages::create_app)),
         ("/apps/new", get(pages::new_app)),
         ("/apps/{name}", get(pages::app)),
@@ -67,6 +70,17 @@ pub fn protected_routes() -> Vec<(&'static str, MethodRouter<UiState>)> {
         ("/alerts/channels", post(alerts_page::add_channel)),
         ("/alerts/channels/test", post(alerts_page::test_channel)),
         ("/alerts/channels/remove", post(alerts_page::remove_channel)),
+        ("/settings", get(settings::show)),
+        ("/settings/password", post(settings::change_password)),
+        ("/settings/users", post(settings::add_user)),
+        ("/settings/users/remove", post(settings::remove_user)),
+        ("/settings/tokens", post(settings::create_token)),
+        ("/settings/tokens/revoke", post(settings::revoke_token)),
+        ("/settings/2fa", post(settings::begin_two_factor)),
+        ("/settings/2fa/qr.svg", get(settings::two_factor_qr)),
+        ("/settings/2fa/confirm", post(settings::confirm_two_factor)),
+        ("/settings/2fa/remove", post(settings::remove_two_factor)),
+        ("/audit", get(audit::show)),
     ]
 }
 
@@ -126,5 +140,7 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
+#[cfg(test)]
+mod settings_tests;
 #[cfg(test)]
 mod tests;

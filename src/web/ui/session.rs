@@ -13,8 +13,10 @@ use serde::Deserialize;
 use super::error::UiError;
 use super::views::{self, Login};
 use super::UiState;
-use crate::auth::{passwords, sessions};
+use crate::audit;
+use crate::auth::{passwords, sessions, totp};
 use crate::model::{now, Actor};
+use crate::web::extract::client_ip;
 use crate::web::BODY_LIMIT;
 
 pub use crate::auth::sessions::Session;
@@ -49,16 +51,6 @@ fn set_cookie(name: &str, value: &str, max_age: i64) -> (header::HeaderName, Hea
     )
 }
 
-/// Where a client comes from, for the throttle and the log: the address the edge saw (it
-/// replaces whatever the client sent), or `local` on the loopback API port.
-fn client_ip(headers: &HeaderMap) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| "local".into())
-}
-
 /// Lets a request through only with a live session, and a state-changing one only with its
 /// CSRF token. A stranger is sent to `/login`; a missing or wrong token is a 403.
 pub async fn require(
@@ -79,11 +71,13 @@ pub async fn require(
     } else {
         check_csrf(&session, request).await?
     };
-    request
-        .extensions_mut()
-        .insert(Actor::User(session.user.clone()));
+    let actor = Actor::User(session.user.clone());
+    request.extensions_mut().insert(actor.clone());
     request.extensions_mut().insert(session);
-    Ok(next.run(request).await)
+    // On the answer too, for the audit log's layer outside this one.
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(actor);
+    Ok(response)
 }
 
 /// Reads the token from the header or the form body; the body is put back for the handler.
@@ -168,6 +162,9 @@ pub struct LoginForm {
     username: String,
     #[serde(default)]
     password: String,
+    /// The second factor's code (or a recovery code), for an account that has one.
+    #[serde(default)]
+    code: String,
     #[serde(default)]
     csrf: String,
 }
@@ -205,19 +202,42 @@ pub async fn login(
         tokio::task::spawn_blocking(move || passwords::check_password(&store, &user, &password))
             .await
             .map_err(|e| UiError::Internal(e.to_string()))??;
-    let Some(user) = found else {
+    let store = &state.web.ctx.store;
+    // The code is asked only after the right password, so it tells a guesser nothing new.
+    let refusal = match &found {
+        None => Some("Wrong username or password."),
+        Some(user) if !totp::check(store, &user.name, &form.code, now())? => Some(
+            "Enter the six-digit code your authenticator app shows now, or an unused recovery code.",
+        ),
+        Some(_) => None,
+    };
+    // What a stranger typed is kept short in the log.
+    let who = Actor::User(username.chars().take(64).collect());
+    if let Some(message) = refusal {
         let failures = state.throttle.failed(&keys, now());
         tracing::warn!(user = %username, %ip, failures, "failed sign-in");
+        audit::record(store, who, Some(ip), "sign-in", false, message);
         return login_form(
             &headers,
             StatusCode::UNAUTHORIZED,
             &username,
-            Some("Wrong username or password.".into()),
+            Some(message.into()),
         );
-    };
+    }
     state.throttle.succeeded(&keys[0]);
-    let (value, _) = sessions::start(&state.web.ctx.store, &user.name, now())?;
-    tracing::info!(user = %user.name, %ip, "signed in");
+    tracing::info!(user = %username, %ip, "signed in");
+    audit::record(store, who, Some(ip), "sign-in", true, "signed in");
+    signed_in(store, &username, "/")
+}
+
+/// Starts a session for `user` and sends the browser to `location` with its cookie (and
+/// without the sign-in form's).
+pub(super) fn signed_in(
+    store: &crate::store::Store,
+    user: &str,
+    location: &'static str,
+) -> Result<Response, UiError> {
+    let (value, _) = sessions::start(store, user, now())?;
     // Appended: two cookies are two `Set-Cookie` headers.
     Ok((
         StatusCode::SEE_OTHER,
@@ -228,7 +248,7 @@ pub async fn login(
                 sessions::ABSOLUTE_EXPIRY_SECS,
             ),
             set_cookie(LOGIN_COOKIE, "", 0),
-            (header::LOCATION, HeaderValue::from_static("/")),
+            (header::LOCATION, HeaderValue::from_static(location)),
         ]),
     )
         .into_response())
@@ -237,14 +257,29 @@ pub async fn login(
 pub async fn logout(State(state): State<UiState>, session: Session) -> Result<Response, UiError> {
     sessions::end(&state.web.ctx.store, &session)?;
     tracing::info!(user = %session.user, "signed out");
-    Ok((
+    Ok(signed_out())
+}
+
+/// "Sign out everywhere": every session of this user ends, this one included.
+pub async fn logout_everywhere(
+    State(state): State<UiState>,
+    session: Session,
+) -> Result<Response, UiError> {
+    let ended = sessions::end_all(&state.web.ctx.store, &session.user)?;
+    tracing::info!(user = %session.user, sessions = ended, "signed out everywhere");
+    Ok(signed_out())
+}
+
+/// Clears the session cookie and sends the browser to the sign-in page.
+pub(super) fn signed_out() -> Response {
+    (
         StatusCode::SEE_OTHER,
         [
             set_cookie(SESSION_COOKIE, "", 0),
             (header::LOCATION, HeaderValue::from_static("/login")),
         ],
     )
-        .into_response())
+        .into_response()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::auth::passwords::ensure_admin_user;
 use crate::model::{Actor, Secret};
 use crate::web::tests::{admin, stored_app, Admin};
 
-const PASSWORD: &str = "a-long-test-password";
+pub(super) const PASSWORD: &str = "a-long-test-password";
 
 /// Every protected path, with `{name}` filled in by an app that exists.
 fn protected_paths() -> Vec<String> {
@@ -20,7 +20,7 @@ fn protected_paths() -> Vec<String> {
         .collect()
 }
 
-fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+pub(super) fn set_cookies(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -28,7 +28,7 @@ fn set_cookies(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     set_cookies(headers).iter().find_map(|c| {
         let first = c.split(';').next()?;
         let (k, v) = first.split_once('=')?;
@@ -37,23 +37,27 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The value of the hidden `csrf` field of the first form on a page.
-fn csrf_field(page: &str) -> String {
+pub(super) fn csrf_field(page: &str) -> String {
     let at =
         page.find(r#"name="csrf" value=""#).expect("a csrf field") + r#"name="csrf" value=""#.len();
     page[at..].split('"').next().unwrap().to_owned()
 }
 
-struct Browser<'a> {
+pub(super) struct Browser<'a> {
     admin: &'a Admin,
-    session: String,
-    csrf: String,
+    pub(super) session: String,
+    pub(super) csrf: String,
 }
 
-fn with_admin_password(admin: &Admin) {
+pub(super) fn with_admin_password(admin: &Admin) {
     ensure_admin_user(&admin.ctx.store, Some(&Secret::new(PASSWORD)), 0).unwrap();
 }
 
-async fn get(admin: &Admin, path: &str, cookie: Option<&str>) -> (StatusCode, HeaderMap, String) {
+pub(super) async fn get(
+    admin: &Admin,
+    path: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, HeaderMap, String) {
     let mut request = Request::get(path);
     if let Some(c) = cookie {
         request = request.header(header::COOKIE, c);
@@ -61,7 +65,7 @@ async fn get(admin: &Admin, path: &str, cookie: Option<&str>) -> (StatusCode, He
     admin.call(request.body(Body::empty()).unwrap()).await
 }
 
-async fn post(
+pub(super) async fn post(
     admin: &Admin,
     path: &str,
     cookie: Option<&str>,
@@ -77,21 +81,35 @@ async fn post(
 }
 
 /// Signs in through the login form, as a browser would; `(status, headers, body)` of the POST.
-async fn try_login(admin: &Admin, user: &str, password: &str) -> (StatusCode, HeaderMap, String) {
+pub(super) async fn try_login(
+    admin: &Admin,
+    user: &str,
+    password: &str,
+) -> (StatusCode, HeaderMap, String) {
+    try_login_with(admin, &[("username", user), ("password", password)]).await
+}
+
+/// The same with any fields (a two-factor code).
+pub(super) async fn try_login_with(
+    admin: &Admin,
+    fields: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, String) {
     let (status, headers, page) = get(admin, "/login", None).await;
     assert_eq!(status, StatusCode::OK);
     let token = cookie_value(&headers, LOGIN_COOKIE).expect("the login cookie");
     assert_eq!(csrf_field(&page), token);
+    let mut form = fields.to_vec();
+    form.push(("csrf", &token));
     post(
         admin,
         "/login",
         Some(&format!("{LOGIN_COOKIE}={token}")),
-        &[("username", user), ("password", password), ("csrf", &token)],
+        &form,
     )
     .await
 }
 
-async fn sign_in(admin: &Admin) -> Browser<'_> {
+pub(super) async fn sign_in(admin: &Admin) -> Browser<'_> {
     let (status, headers, body) = try_login(admin, "admin", PASSWORD).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(headers[header::LOCATION], "/");
@@ -107,11 +125,15 @@ async fn sign_in(admin: &Admin) -> Browser<'_> {
 }
 
 impl Browser<'_> {
-    async fn get(&self, path: &str) -> (StatusCode, HeaderMap, String) {
+    pub(super) async fn get(&self, path: &str) -> (StatusCode, HeaderMap, String) {
         get(self.admin, path, Some(&self.session)).await
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
+    pub(super) async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, String) {
         let mut form = form.to_vec();
         form.push(("csrf", &self.csrf));
         post(self.admin, path, Some(&self.session), &form).await
