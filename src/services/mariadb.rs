@@ -216,6 +216,8 @@ impl MariaDb {
             format!("DROP USER IF EXISTS '{name}'@'%'"),
         ];
         self.run(&statements, "").await
+    }
+
     /// Logs in as the admin and runs nothing: is the server there and the login good?
     pub async fn ping(&self) -> Result<(), ServiceError> {
         self.run(&["SELECT 1".to_owned()], "").await
