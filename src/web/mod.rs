@@ -9,14 +9,16 @@
 //! [`Actor`]: crate::model::Actor
 
 mod api;
+mod dns;
 mod error;
 mod extract;
 mod hooks;
+pub mod metrics;
 mod progress;
 pub mod ui;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::apps::Apps;
@@ -34,12 +36,20 @@ pub struct WebState {
     pub ctx: Ctx,
     pub apps: Apps,
     pub backups: Backups,
+    /// What the dashboard and `/metrics` show; sampled by [`metrics::Metrics::run`].
+    pub metrics: metrics::Metrics,
 }
 
 impl WebState {
     pub fn new(ctx: Ctx, apps: Apps) -> Self {
         let backups = Backups::new(ctx.clone(), apps.clone());
-        Self { ctx, apps, backups }
+        let metrics = metrics::Metrics::new(ctx.edge.clone());
+        Self {
+            ctx,
+            apps,
+            backups,
+            metrics,
+        }
     }
 }
 
@@ -67,6 +77,8 @@ pub fn router(state: WebState) -> Router {
         .nest("/api", api::router(state.clone()))
         // The webhook authenticates by the secret in its path (Docker Hub sends no token).
         .route("/hooks/deploy/{name}/{secret}", post(hooks::deploy))
+        // Prometheus' usual path; a token or a session (see `metrics::scrape`).
+        .route("/metrics", get(metrics::scrape::metrics))
         // Everything else is the admin app, behind its own sign-in.
         .fallback_service(ui::router(state.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

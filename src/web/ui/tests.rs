@@ -43,17 +43,21 @@ fn csrf_field(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_owned()
 }
 
-struct Browser<'a> {
+pub(super) struct Browser<'a> {
     admin: &'a Admin,
-    session: String,
+    pub(super) session: String,
     csrf: String,
 }
 
-fn with_admin_password(admin: &Admin) {
+pub(super) fn with_admin_password(admin: &Admin) {
     ensure_admin_user(&admin.ctx.store, Some(&Secret::new(PASSWORD)), 0).unwrap();
 }
 
-async fn get(admin: &Admin, path: &str, cookie: Option<&str>) -> (StatusCode, HeaderMap, String) {
+pub(super) async fn get(
+    admin: &Admin,
+    path: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, HeaderMap, String) {
     let mut request = Request::get(path);
     if let Some(c) = cookie {
         request = request.header(header::COOKIE, c);
@@ -61,7 +65,7 @@ async fn get(admin: &Admin, path: &str, cookie: Option<&str>) -> (StatusCode, He
     admin.call(request.body(Body::empty()).unwrap()).await
 }
 
-async fn post(
+pub(super) async fn post(
     admin: &Admin,
     path: &str,
     cookie: Option<&str>,
@@ -91,7 +95,7 @@ async fn try_login(admin: &Admin, user: &str, password: &str) -> (StatusCode, He
     .await
 }
 
-async fn sign_in(admin: &Admin) -> Browser<'_> {
+pub(super) async fn sign_in(admin: &Admin) -> Browser<'_> {
     let (status, headers, body) = try_login(admin, "admin", PASSWORD).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(headers[header::LOCATION], "/");
@@ -107,11 +111,15 @@ async fn sign_in(admin: &Admin) -> Browser<'_> {
 }
 
 impl Browser<'_> {
-    async fn get(&self, path: &str) -> (StatusCode, HeaderMap, String) {
+    pub(super) async fn get(&self, path: &str) -> (StatusCode, HeaderMap, String) {
         get(self.admin, path, Some(&self.session)).await
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, HeaderMap, String) {
+    pub(super) async fn post(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, String) {
         let mut form = form.to_vec();
         form.push(("csrf", &self.csrf));
         post(self.admin, path, Some(&self.session), &form).await
