@@ -221,6 +221,8 @@ pub async fn run_control_plane(
         let backups = state.backups.clone();
         tasks.spawn("backup schedule", |stop| backups.run_schedule(stop));
     }
+    let (metrics, apps) = (state.metrics.clone(), state.apps.clone());
+    tasks.spawn("metrics sampler", |stop| metrics.run(apps, stop));
     let apps = state.apps.clone();
     tasks.spawn("start-up reconcile", |_| async move {
         // Apps kept running while minicloud was down; find them and route to them again.

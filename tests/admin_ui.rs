@@ -1,7 +1,9 @@
 //! The admin app in a real browser (headless Chromium over WebDriver) against a real
-//! `minicloud serve`, the Docker engine and the local registry's probe image: a wrong password
-//! is refused; sign in; add the probe app and see it deploy and run; its page; set an env
-//! variable (it redeploys and the app sees it); sign out.
+//! `minicloud serve`, the Docker engine, MariaDB and the local registry's probe image: a wrong
+//! password is refused; sign in; add the probe app and see it deploy and run; its page; set an
+//! env variable (it redeploys and the app sees it); attach a database the manifest did not ask
+//! for (the app sees `DATABASE_URL`); add a domain; roll back; read and follow the logs; every
+//! page screenshotted light and dark into `screenshots/` (gitignored); sign out.
 //!
 //! Chromium fails a request in flight when a network interface appears (every container
 //! start adds one), so each step that meets a network error page is done again; each step is
@@ -12,6 +14,8 @@ mod support;
 use std::time::Duration;
 
 use support::browser::Browser;
+use support::env::test_env;
+use support::services::mariadb_admin_url;
 use support::{image, wait_for, AppCleanup, Minicloud};
 
 const PASSWORD: &str = "browser-test-password";
@@ -19,12 +23,22 @@ const PASSWORD: &str = "browser-test-password";
 const DEPLOY: Duration = Duration::from_secs(180);
 const PAGE: Duration = Duration::from_secs(30);
 
+/// Signs in with the right password (again after a network error).
+async fn sign_in(browser: &Browser, admin: &str) {
+    browser.submit_login(admin, PASSWORD, None, "/").await;
+}
+
 #[tokio::test]
 async fn a_person_signs_in_adds_an_app_sets_its_environment_and_signs_out() {
     let app = support::unique("t-ui");
     let mc = Minicloud::start_with(vec![
         ("MINICLOUD_ADMIN_PASSWORD".into(), PASSWORD.into()),
         ("MINICLOUD_HEALTH_TIMEOUT".into(), "30".into()),
+        ("MINICLOUD_MARIADB_URL".into(), mariadb_admin_url()),
+        (
+            "MINICLOUD_MARIADB_APP_HOST".into(),
+            test_env("MINICLOUD_TEST_HOST_GATEWAY"),
+        ),
     ])
     .await;
     let _cleanup = AppCleanup(&app);
@@ -42,7 +56,7 @@ async fn a_person_signs_in_adds_an_app_sets_its_environment_and_signs_out() {
         .await;
 
     // The right one signs in.
-    browser.submit_login(&admin, PASSWORD, None, "/").await;
+    sign_in(&browser, &admin).await;
     browser.wait_for_text("main h1", "Apps", PAGE).await;
 
     // Add the probe app. The page follows the deploy live and then shows the app; if the
@@ -101,6 +115,77 @@ async fn a_person_signs_in_adds_an_app_sets_its_environment_and_signs_out() {
     .await;
     browser.wait_for_text("#app-state", "running", DEPLOY).await;
 
+    // Attach a database the probe's manifest does not ask for: it redeploys with DATABASE_URL.
+    browser.goto(&format!("{admin}{app_page}")).await;
+    browser.click("#attach-database").await;
+    browser.wait_for_text("#services", "Detach", DEPLOY).await;
+    wait_for("the app to see DATABASE_URL", DEPLOY, || async {
+        let env: serde_json::Value = client
+            .get(mc.https_url(&host, "/env"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let url = env["DATABASE_URL"].as_str()?;
+        url.starts_with("mysql://").then_some(())
+    })
+    .await;
+    browser.wait_for_text("#app-state", "running", DEPLOY).await;
+
+    // Add a domain: it is listed with its certificate and what its DNS says.
+    let domain = format!("{app}.example.org");
+    browser.goto(&format!("{admin}{app_page}")).await;
+    browser.fill("#domain", &domain).await;
+    browser.click("#domain-form button[type=submit]").await;
+    // It points nowhere near this server: the check says which record to create.
+    browser
+        .wait_for_text("#domains", &format!("record for {domain}"), PAGE)
+        .await;
+
+    // Roll back to the first revision: a new revision runs its image.
+    browser.goto(&format!("{admin}{app_page}")).await;
+    browser.click("#history form button[type=submit]").await;
+    browser
+        .wait_for_text("#history", "rollback to revision 1", DEPLOY)
+        .await;
+    browser.wait_for_text("#app-state", "running", DEPLOY).await;
+
+    // Read the logs, then follow them: a request made now shows up without a reload.
+    let logs = format!("{admin}{app_page}/logs");
+    let early = format!("/before-{app}");
+    let _ = client.get(mc.https_url(&host, &early)).send().await;
+    browser.goto(&logs).await;
+    browser.wait_for_text("#logs", &early, PAGE).await;
+    browser.click("#follow").await;
+    let late = format!("/followed-{app}");
+    wait_for("a followed log line", PAGE, || async {
+        let _ = client.get(mc.https_url(&host, &late)).send().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        browser
+            .text("#logs")
+            .await
+            .filter(|t| t.contains(&late))
+            .map(drop)
+    })
+    .await;
+
+    // Every page, light and dark, for review.
+    let pages = [
+        ("dashboard", "/".to_owned()),
+        ("add-an-app", "/apps/new".to_owned()),
+        ("app", app_page.clone()),
+        ("logs", format!("{app_page}/logs")),
+        ("routes", "/routes".to_owned()),
+        ("certificates", "/certificates".to_owned()),
+    ];
+    screenshots(&browser, &admin, &pages, "light").await;
+    let dark = Browser::start_dark(&mc).await;
+    sign_in(&dark, &admin).await;
+    screenshots(&dark, &admin, &pages, "dark").await;
+    let _ = dark.client.clone().close().await;
+
     // Sign out: the session is over, the pages are closed again.
     browser.sign_out(&admin).await;
     browser.goto(&format!("{admin}{app_page}")).await;
@@ -111,6 +196,18 @@ async fn a_person_signs_in_adds_an_app_sets_its_environment_and_signs_out() {
         !mc.log().contains(PASSWORD),
         "the password must never reach the log"
     );
+}
+
+/// Screenshots of `pages` (name, path) as `screenshots/<name>-<scheme>.png`.
+async fn screenshots(browser: &Browser, admin: &str, pages: &[(&str, String)], scheme: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("screenshots");
+    for (name, path) in pages {
+        browser.goto(&format!("{admin}{path}")).await;
+        browser.element("main h1").await;
+        browser
+            .screenshot(&dir.join(format!("{name}-{scheme}.png")))
+            .await;
+    }
 }
 
 /// `minicloud admin reset-password` works on the server's own store, with minicloud stopped,

@@ -105,6 +105,10 @@ function streamForm(form) {
           } else {
             say(data.error || "It failed.");
             if (out) out.classList.add("error");
+            // A failed deploy's last log lines: usually why.
+            const tail = data.deploy && data.deploy.log_tail;
+            const pre = box && box.querySelector("pre.logs");
+            if (tail && pre) { pre.textContent = tail; pre.hidden = false; }
             if (button) button.disabled = false;
           }
         }
@@ -116,7 +120,58 @@ function streamForm(form) {
   });
 }
 
+// Copy buttons: shown only where a script and a clipboard can run them.
+function copyButtons() {
+  if (!navigator.clipboard) return;
+  for (const button of document.querySelectorAll("button[data-copy]")) {
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      const source = document.querySelector(button.dataset.copy);
+      if (!source) return;
+      await navigator.clipboard.writeText(source.textContent.trim());
+      button.textContent = "Copied";
+    });
+  }
+}
+
+// The logs page's Follow: new lines appended as they come (those the filter keeps).
+function followLogs() {
+  const button = document.querySelector("button[data-follow]");
+  const pre = document.querySelector("#logs");
+  if (!button || !pre) return;
+  button.hidden = false;
+  let stop = null;
+  button.addEventListener("click", async () => {
+    if (stop) { stop.abort(); return; }
+    stop = new AbortController();
+    button.textContent = "Stop following";
+    const filter = (document.querySelector("#q") || {}).value || "";
+    try {
+      const response = await fetch(button.dataset.follow, { signal: stop.signal });
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let rest = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        rest += decoder.decode(value, { stream: true });
+        const lines = rest.split("\n");
+        rest = lines.pop();
+        const kept = lines.filter((l) => l.includes(filter));
+        if (kept.length) {
+          pre.append(kept.join("\n") + "\n");
+          pre.scrollTop = pre.scrollHeight;
+        }
+      }
+    } catch (_) { /* stopped, or the stream broke: the button starts again */ }
+    stop = null;
+    button.textContent = "Follow";
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  copyButtons();
+  followLogs();
   showTimes();
   setInterval(showTimes, 30000);
   for (const form of document.querySelectorAll("form[data-progress]")) streamForm(form);

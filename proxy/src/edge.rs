@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::{ArcSwap, Guard};
 
 use crate::host::{HostPattern, Hostname};
+use crate::metrics::TrafficMetrics;
 use crate::routes::{RouteTable, Upstream};
 use crate::tls::{CertInfo, CertTable, Certificate};
 
@@ -34,6 +35,8 @@ struct Inner {
     current: ArcSwap<Snapshot>,
     /// The writer's ordered view, from which snapshots are built. Never touched by requests.
     desired: Mutex<Desired>,
+    /// Traffic per routed host: bumped by requests, its hosts set with the routes.
+    metrics: TrafficMetrics,
 }
 
 #[derive(Default)]
@@ -59,6 +62,11 @@ impl Edge {
         self.inner.current.load()
     }
 
+    /// Traffic counters per exact routed host, for the request path and the dashboard.
+    pub fn metrics(&self) -> &TrafficMetrics {
+        &self.inner.metrics
+    }
+
     /// Applies `change` and publishes the result as one new snapshot.
     ///
     /// Writers are serialized; the closure runs under the writer lock, so keep it to in-memory
@@ -81,6 +89,12 @@ impl Edge {
         if routes_changed || certs_changed || challenges_changed {
             if routes_changed {
                 desired.fill_self_signed();
+                self.inner
+                    .metrics
+                    .track(desired.routes.keys().filter_map(|p| match p {
+                        HostPattern::Exact(host) => Some(host.as_str()),
+                        HostPattern::Wildcard(_) => None,
+                    }));
             }
             let old = self.inner.current.load_full();
             let next = Snapshot {

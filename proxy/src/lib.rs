@@ -10,6 +10,7 @@
 pub mod acme;
 mod edge;
 mod host;
+pub mod metrics;
 mod pages;
 mod routes;
 mod server;

@@ -333,10 +333,13 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        self.edge
+            .metrics()
+            .record(&ctx.host, status, ctx.started.elapsed());
         if !self.settings.access_log {
             return;
         }
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
         let upstream = ctx.upstream.map(|u| u.to_string());
         tracing::info!(

@@ -163,7 +163,9 @@ impl Apps {
                 docker.read_manifest(&image).await?
             }
         };
-        let manifest = manifest::parse(&manifest_file, &manifest_text)?;
+        let mut manifest = manifest::parse(&manifest_file, &manifest_text)?;
+        // What the admin added counts as if the manifest asked for it.
+        manifest.needs.extend(&record.added_services);
 
         // 3. Services, storage and the environment. A failure here leaves no container and
         //    no deploy record; the serving revision goes on, and a retry provisions again.

@@ -7,6 +7,7 @@
 //! ([`health`]) and recovers at start ([`recover`]); it reaches the engine only through
 //! `crate::docker`.
 
+mod attach;
 pub mod deploy;
 pub mod env;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod retire;
 mod status;
 mod watch;
 
+pub use attach::ServiceNeeds;
 pub use deploy::Deployed;
 pub use error::{AppError, DeployFailure};
 pub use ops::{

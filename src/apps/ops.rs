@@ -19,7 +19,9 @@ use crate::ctx::hosts::{self, Owner};
 use crate::ctx::Ctx;
 use crate::docker::{Docker, DockerError, RegistryAuth};
 use crate::locks::AppLock;
-use crate::model::{now, Actor, AppName, ImageRef, Need, Operation, Secret, ServiceKind, Trigger};
+use crate::model::{
+    now, Actor, AppName, ImageRef, Manifest, Need, Operation, Secret, ServiceKind, Trigger,
+};
 use crate::services::{Provisioner, ServiceView, Services};
 use crate::store::{AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, StoreError};
 
@@ -89,6 +91,10 @@ pub struct NewApp {
     pub pids_limit: Option<u64>,
     /// CPU weight (default [`DEFAULT_CPU_SHARES`]).
     pub cpu_shares: Option<u64>,
+    /// Services to give the app beyond what its manifest asks for.
+    pub added_services: BTreeSet<Need>,
+    /// Domains besides `<app>.<domain>`, added once the first deploy serves.
+    pub domains: Vec<String>,
 }
 
 /// A deploy of a new image, or of the app's own reference again.
@@ -248,11 +254,17 @@ impl Apps {
             check_range("the CPU shares", shares, &CPU_SHARES_RANGE, "")?;
         }
         super::env::check_admin_env(&new.env).map_err(AppError::Invalid)?;
+        // Every domain is checked before anything runs.
+        let config = &self.ctx.config;
+        for domain in &new.domains {
+            hosts::check_custom_domain(domain, &config.domain, &config.admin_host())
+                .map_err(AppError::Invalid)?;
+        }
         let name = match new.name {
             Some(n) => n,
             None => {
                 let auth = pull_auth(registry_auth.as_ref(), &new.image, &new.image);
-                self.name_from_image(&new.image, auth.as_ref()).await?
+                self.image_manifest(&new.image, auth.as_ref()).await?.name
             }
         };
         let lock = self.lock(&name, Operation::Create)?;
@@ -276,6 +288,7 @@ impl Apps {
             stopped: false,
             current: None,
             created_at: now(),
+            added_services: new.added_services,
         };
         let host = HostPattern::Exact(self.default_host(&name));
         self.ctx
@@ -296,20 +309,27 @@ impl Apps {
                 Undo::FirstDeploy(before),
             )
             .await?;
+        for domain in &new.domains {
+            self.add_domain(op, &name, domain).await?;
+        }
         Ok((self.app_record(&name)?, deployed))
     }
 
-    /// The name an image's manifest declares, for `apps add IMAGE` without a name.
-    async fn name_from_image(
+    /// What an image's manifest declares (name, port, needs, runners, health), read from the
+    /// image without running it: the preview before adding an app. Pulls the image.
+    pub async fn preview(&self, image: &ImageRef) -> Result<Manifest, AppError> {
+        self.image_manifest(image, None).await
+    }
+
+    async fn image_manifest(
         &self,
         image: &ImageRef,
         auth: Option<&RegistryAuth>,
-    ) -> Result<AppName, AppError> {
+    ) -> Result<Manifest, AppError> {
         let docker = self.docker().await?;
         docker.pull(image, auth, |_| {}).await?;
         let (file, text) = docker.read_manifest(image).await?;
-        let manifest = crate::model::manifest::parse(&file, &text)?;
-        Ok(manifest.name)
+        Ok(crate::model::manifest::parse(&file, &text)?)
     }
 
     /// Deploys the requested image (or the app's own reference again). A registry's webhook
@@ -696,7 +716,8 @@ impl Apps {
         Ok(docker.logs(&container, Some(tail), follow))
     }
 
-    /// A recorded revision and its manifest, parsed again from the stored text.
+    /// A recorded revision and its manifest, parsed again from the stored text, with the
+    /// services the admin added among its needs.
     pub(super) fn revision(
         &self,
         app: &AppName,
@@ -707,7 +728,11 @@ impl Apps {
             .store
             .deploy(app, revision)?
             .ok_or_else(|| AppError::Invalid(format!("{app} has no revision {revision}")))?;
-        let manifest = crate::model::manifest::parse(&deploy.manifest_file, &deploy.manifest_text)?;
+        let mut manifest =
+            crate::model::manifest::parse(&deploy.manifest_file, &deploy.manifest_text)?;
+        if let Some(record) = self.ctx.store.app(app)? {
+            manifest.needs.extend(&record.added_services);
+        }
         Ok((deploy, manifest))
     }
 
@@ -739,7 +764,7 @@ impl Apps {
     /// can neither cancel a deploy halfway nor let a second operation start beside it. If the
     /// deploy fails, what `undo` says is taken back, still under the app's lock (an app's
     /// first deploy removes the app again; an env change restores the variables).
-    async fn spawn_deploy(
+    pub(super) async fn spawn_deploy(
         &self,
         lock: AppLock,
         op: &Op,
@@ -758,6 +783,12 @@ impl Apps {
             if let (Err(_), Undo::Env(env)) = (&result, &undo) {
                 if let Some(mut record) = this.ctx.store.app(&name)? {
                     record.env = env.clone();
+                    this.ctx.store.put_app(&record)?;
+                }
+            }
+            if let (Err(_), Undo::Services(added)) = (&result, &undo) {
+                if let Some(mut record) = this.ctx.store.app(&name)? {
+                    record.added_services = added.clone();
                     this.ctx.store.put_app(&record)?;
                 }
             }
@@ -801,12 +832,14 @@ impl Apps {
 }
 
 /// What a failed deploy takes back.
-enum Undo {
+pub(super) enum Undo {
     Nothing,
     /// An app's first deploy: the app goes again (see [`BeforeFirstDeploy`]).
     FirstDeploy(BeforeFirstDeploy),
     /// An env change: the variables as they were.
     Env(BTreeMap<String, String>),
+    /// A service attached or detached: the added services as they were.
+    Services(BTreeSet<Need>),
 }
 
 /// A limit a person chose, checked against its range; `what` names it for every face (no

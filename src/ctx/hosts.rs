@@ -235,6 +235,7 @@ mod tests {
             stopped,
             current: Some(1),
             created_at: 0,
+            added_services: BTreeSet::new(),
         }
     }
 

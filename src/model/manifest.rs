@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::name::AppName;
@@ -82,7 +82,7 @@ pub enum Proto {
     Http,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Need {
     Database,
@@ -92,6 +92,11 @@ pub enum Need {
 
 impl Need {
     pub const ALL: [Need; 3] = [Need::Database, Need::Messagebus, Need::Storage];
+
+    /// The need a word names (`database`, `messagebus`, `storage`).
+    pub fn parse(word: &str) -> Option<Need> {
+        Need::ALL.into_iter().find(|n| n.as_str() == word)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -412,9 +417,9 @@ impl Checker {
         for (i, item) in list.iter().enumerate() {
             let path = format!("needs[{i}]");
             match item.as_str() {
-                Some(s) => match Need::ALL.iter().find(|n| n.as_str() == s) {
+                Some(s) => match Need::parse(s) {
                     Some(n) => {
-                        out.insert(*n);
+                        out.insert(n);
                     }
                     None => self.problem(
                         &path,

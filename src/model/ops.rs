@@ -47,6 +47,7 @@ pub enum Operation {
     Remove,
     RotateCredentials,
     RotateWebhook,
+    ServiceChange,
     Reconcile,
     Restore,
 }
@@ -65,6 +66,7 @@ impl fmt::Display for Operation {
             Self::Remove => "a removal",
             Self::RotateCredentials => "a credential rotation",
             Self::RotateWebhook => "a webhook secret rotation",
+            Self::ServiceChange => "attaching or detaching a service",
             Self::Reconcile => "start-up reconcile",
             Self::Restore => "a restore from a backup",
         })
@@ -88,6 +90,8 @@ pub enum Trigger {
     Start,
     EnvChange,
     CredentialRotation,
+    /// A service attached or detached by the admin.
+    ServiceChange,
 }
 
 impl fmt::Display for Trigger {
@@ -101,6 +105,7 @@ impl fmt::Display for Trigger {
             Self::Start => f.write_str("start"),
             Self::EnvChange => f.write_str("environment change"),
             Self::CredentialRotation => f.write_str("credential rotation"),
+            Self::ServiceChange => f.write_str("service change"),
         }
     }
 }

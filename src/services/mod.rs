@@ -214,6 +214,26 @@ impl Services {
         self.storage.remove(app).await
     }
 
+    /// Removes one service of `app` with its data: its database, its vhost, or its storage
+    /// directory. Nothing of its other services.
+    pub async fn remove_one(&self, app: &AppName, need: Need) -> Result<(), ServiceError> {
+        match need {
+            Need::Database => match &self.mariadb {
+                Some(db) if db.store.service(app, ServiceKind::Mariadb)?.is_some() => {
+                    db.remove(app).await
+                }
+                _ => Ok(()),
+            },
+            Need::Messagebus => match &self.rabbitmq {
+                Some(mq) if mq.store.service(app, ServiceKind::Rabbitmq)?.is_some() => {
+                    mq.remove(app).await
+                }
+                _ => Ok(()),
+            },
+            Need::Storage => self.storage.remove(app).await,
+        }
+    }
+
     /// Removes the app's database and vhost with their users (where minicloud holds
     /// credentials for them), leaving its storage directory.
     pub async fn remove_accounts(&self, app: &AppName) -> Result<(), ServiceError> {

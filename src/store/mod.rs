@@ -664,6 +664,7 @@ mod tests {
             stopped: false,
             current: Some(3),
             created_at: 1,
+            added_services: Default::default(),
         };
         let deploy = DeployRecord {
             app: shop.clone(),

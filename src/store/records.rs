@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use minicloud_proxy::{HostPattern, Hostname, Upstream};
 
 use crate::model::image_ref::ImageRef;
+use crate::model::manifest::Need;
 use crate::model::name::AppName;
 use crate::model::secret::Secret;
 
@@ -68,6 +69,10 @@ pub struct AppRecord {
     /// The revision serving (or last served, when stopped).
     pub current: Option<u64>,
     pub created_at: i64,
+    /// Services the admin added that the manifest does not ask for: every revision gets
+    /// them as if it did.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub added_services: BTreeSet<Need>,
 }
 
 /// Credentials for a private registry.

@@ -11,14 +11,16 @@
 
 mod api;
 mod audited;
+mod dns;
 mod error;
 mod extract;
 mod hooks;
+pub mod metrics;
 mod progress;
 pub mod ui;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::apps::Apps;
@@ -36,13 +38,21 @@ pub struct WebState {
     pub ctx: Ctx,
     pub apps: Apps,
     pub backups: Backups,
+    /// What the dashboard and `/metrics` show; sampled by [`metrics::Metrics::run`].
+    pub metrics: metrics::Metrics,
 }
 
 impl WebState {
     pub fn new(ctx: Ctx, apps: Apps) -> Self {
         let backups = Backups::new(ctx.clone(), apps.clone());
         apps.set_before_new_image(std::sync::Arc::new(backups.clone()));
-        Self { ctx, apps, backups }
+        let metrics = metrics::Metrics::new(ctx.edge.clone());
+        Self {
+            ctx,
+            apps,
+            backups,
+            metrics,
+        }
     }
 }
 
@@ -70,6 +80,8 @@ pub fn router(state: WebState) -> Router {
         .nest("/api", api::router(state.clone()))
         // The webhook authenticates by the secret in its path (Docker Hub sends no token).
         .route("/hooks/deploy/{name}/{secret}", post(hooks::deploy))
+        // Prometheus' usual path; a token or a session (see `metrics::scrape`).
+        .route("/metrics", get(metrics::scrape::metrics))
         // Everything else is the admin app, behind its own sign-in.
         .fallback_service(ui::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(

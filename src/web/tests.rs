@@ -19,6 +19,8 @@ use crate::store::{AppRecord, Store};
 pub(super) struct Admin {
     pub(super) router: Router,
     pub(super) ctx: Ctx,
+    /// The router's sampler handle, for tests that sample by hand.
+    pub(super) metrics: super::metrics::Metrics,
     token: String,
     _dir: tempfile::TempDir,
 }
@@ -39,8 +41,10 @@ pub(super) fn admin() -> Admin {
         health_timeout: std::time::Duration::from_secs(1),
     };
     let apps = Apps::new(ctx.clone(), settings).unwrap();
+    let state = WebState::new(ctx.clone(), apps);
     Admin {
-        router: router(WebState::new(ctx.clone(), apps)),
+        metrics: state.metrics.clone(),
+        router: router(state),
         ctx,
         token: token.expose().to_owned(),
         _dir: dir,
@@ -63,6 +67,7 @@ pub(super) fn stored_app(ctx: &Ctx, name: &str) {
             stopped: false,
             current: None,
             created_at: 0,
+            added_services: BTreeSet::new(),
         })
         .unwrap();
 }
@@ -81,14 +86,14 @@ impl Admin {
         (status, headers, String::from_utf8_lossy(&body).into_owned())
     }
 
-    fn request(&self, method: Method, path: &str) -> axum::http::request::Builder {
+    pub(super) fn request(&self, method: Method, path: &str) -> axum::http::request::Builder {
         Request::builder()
             .method(method)
             .uri(path)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
     }
 
-    async fn json(
+    pub(super) async fn json(
         &self,
         method: Method,
         path: &str,
@@ -324,6 +329,7 @@ async fn every_api_route_refuses_without_a_token() {
                 .replace("{host}", "blog.example.com")
                 .replace("{domain}", "blog.example.com")
                 .replace("{id}", "1")
+                .replace("{service}", "database")
         );
         assert!(!path.contains('{'), "a parameter without a sample: {path}");
         for auth in [

@@ -36,6 +36,22 @@ fn program(var: &str, fallback: &str) -> String {
 impl Browser {
     /// Starts chromedriver and a headless Chromium that reaches `mc`'s hosts through its edge.
     pub async fn start(mc: &Minicloud) -> Self {
+        Self::launch(mc, &[]).await
+    }
+
+    /// The same, with pages asking for the dark colour scheme (`prefers-color-scheme: dark`).
+    pub async fn start_dark(mc: &Minicloud) -> Self {
+        Self::launch(
+            mc,
+            &[
+                "--force-dark-mode",
+                "--blink-settings=preferredColorScheme=0",
+            ],
+        )
+        .await
+    }
+
+    async fn launch(mc: &Minicloud, extra_args: &[&str]) -> Self {
         let port = free_port();
         let driver = Command::new(program("MINICLOUD_TEST_CHROMEDRIVER", "chromedriver"))
             .arg(format!("--port={port}"))
@@ -51,7 +67,7 @@ impl Browser {
         })
         .await;
         let profile = tempfile::tempdir().expect("profile dir");
-        let args = vec![
+        let args = [
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
@@ -64,7 +80,10 @@ impl Browser {
                 "--host-resolver-rules=MAP {} 127.0.0.1, MAP *.{} 127.0.0.1",
                 mc.domain, mc.domain
             ),
-        ];
+        ]
+        .into_iter()
+        .chain(extra_args.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>();
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -150,6 +169,15 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         panic!("{url} did not load");
+    }
+
+    /// Saves what the window shows as a PNG at `path` (its folder made if needed).
+    pub async fn screenshot(&self, path: &std::path::Path) {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("the screenshots folder");
+        }
+        std::fs::write(path, png).expect("write the screenshot");
     }
 
     /// Reloads the page as a GET of its URL (never a form again).

@@ -5,7 +5,7 @@
 //! status; with `Accept: text/event-stream` they stream its progress instead, ending with a
 //! `result` event (see `web::progress`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 
 use axum::body::Body;
@@ -18,13 +18,13 @@ use serde::Deserialize;
 
 use crate::apps::{AppError, AppStatus, Apps, DeployRequest, EnvChange, NewApp};
 use crate::bus::Op;
-use crate::model::{AppName, ImageRef, Secret};
+use crate::model::{AppName, ImageRef, Need, Secret};
 use crate::store::DeployRecord;
 use crate::web::extract::{self, Caller, OptionalJson, Query};
 use crate::web::progress::respond;
 use crate::web::WebError;
 
-fn app_name(raw: &str) -> Result<AppName, WebError> {
+pub(super) fn app_name(raw: &str) -> Result<AppName, WebError> {
     AppName::try_new(raw).map_err(|e| WebError::BadRequest(e.to_string()))
 }
 
@@ -33,7 +33,7 @@ fn image_ref(raw: &str) -> Result<ImageRef, WebError> {
 }
 
 /// Runs `operation` on `app` as `op`, then answers with the app's status (see `respond`).
-async fn run_on_app<F, Fut, T>(
+pub(super) async fn run_on_app<F, Fut, T>(
     apps: &Apps,
     op: Op,
     headers: &HeaderMap,
@@ -67,6 +67,12 @@ pub struct CreateBody {
     cpu_shares: Option<u64>,
     registry_username: Option<String>,
     registry_password: Option<String>,
+    /// Services beyond what the manifest asks for: `database`, `messagebus`, `storage`.
+    #[serde(default)]
+    services: BTreeSet<Need>,
+    /// Domains besides `<app>.<domain>`.
+    #[serde(default)]
+    domains: Vec<String>,
 }
 
 pub async fn create(
@@ -84,6 +90,8 @@ pub async fn create(
         memory_mb: body.memory_mb,
         pids_limit: body.pids_limit,
         cpu_shares: body.cpu_shares,
+        added_services: body.services,
+        domains: body.domains,
     };
     let op = apps.bus().begin(actor);
     let running = op.clone();

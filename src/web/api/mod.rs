@@ -8,12 +8,14 @@ mod alerts;
 mod apps;
 pub(super) mod backups;
 mod certificates;
+mod metrics;
 mod routes;
+mod services;
 mod settings;
 
 use axum::extract::{Request, State};
 use axum::handler::Handler;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
@@ -78,6 +80,12 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         at(M::PATCH, "/apps/{name}/env", apps::patch_env),
         at(M::GET, "/apps/{name}/logs", apps::logs),
         at(M::GET, "/apps/{name}/services", apps::services),
+        at(M::POST, "/apps/{name}/services", services::attach),
+        at(
+            M::DELETE,
+            "/apps/{name}/services/{service}",
+            services::detach,
+        ),
         at(M::POST, "/apps/{name}/domains", apps::add_domain),
         at(
             M::DELETE,
@@ -108,6 +116,7 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         at(M::POST, "/tokens", settings::create_token),
         at(M::DELETE, "/tokens/{name}", settings::revoke_token),
         at(M::GET, "/audit", settings::audit),
+        at(M::GET, "/metrics", metrics::report),
     ]
 }
 
@@ -145,31 +154,30 @@ fn bearer_token(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The caller a request's valid bearer token names, if it has one.
+pub(super) fn token_caller(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<Actor>, WebError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token);
+    let Some(presented) = presented else {
+        return Ok(None);
+    };
+    Ok(auth::tokens::verify(&ctx.store, presented, crate::model::now())?.map(Actor::Token))
+}
+
 /// Lets a request through only with a valid bearer token, as the token's [`Actor`].
 async fn require_token(
     State(ctx): State<Ctx>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, WebError> {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
-    let Some(presented) = presented else {
-        return Err(WebError::Unauthorized);
-    };
-    match auth::tokens::verify(&ctx.store, presented, crate::model::now())? {
-        Some(name) => {
-            let actor = Actor::Token(name);
-            request.extensions_mut().insert(actor.clone());
-            // On the answer too, for the audit log's layer outside this one.
-            let mut response = next.run(request).await;
-            response.extensions_mut().insert(actor);
-            Ok(response)
-        }
-        None => Err(WebError::Unauthorized),
-    }
+    let actor = token_caller(&ctx, request.headers())?.ok_or(WebError::Unauthorized)?;
+    request.extensions_mut().insert(actor.clone());
+    // On the answer too, for the audit log's layer outside this one.
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(actor);
+    Ok(response)
 }
 
 #[cfg(test)]

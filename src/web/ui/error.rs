@@ -48,20 +48,26 @@ impl UiError {
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = match &self {
+        let (message, log_tail) = match &self {
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "page failed");
-                self.to_string()
+                (self.to_string(), String::new())
             }
-            // The API's body logs internal causes and adds a deploy's details.
-            Self::Web(e) => e.body()["error"].as_str().unwrap_or_default().to_owned(),
-            _ => self.to_string(),
+            // The API's body logs internal causes and adds a deploy's details, among them
+            // the failed container's last log lines.
+            Self::Web(e) => {
+                let body = e.body();
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                (text(&body["error"]), text(&body["deploy"]["log_tail"]))
+            }
+            _ => (self.to_string(), String::new()),
         };
         let page = ErrorPage {
             css: super::assets::css_url(),
             status: status.as_u16(),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             message,
+            log_tail,
         };
         match views::render(&page) {
             Ok(html) => (status, html).into_response(),

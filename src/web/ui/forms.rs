@@ -39,9 +39,27 @@ pub fn memory_mb(field: &str) -> Result<Option<u64>, String> {
         .transpose()
 }
 
+/// The non-blank lines of a text area (domains, one a line), trimmed.
+pub fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_skip_blanks_and_trim() {
+        assert_eq!(
+            lines(" a.example.com \r\n\n b.example.com"),
+            ["a.example.com", "b.example.com"]
+        );
+        assert!(lines("  \n").is_empty());
+    }
 
     #[test]
     fn env_lines_read_like_a_dotenv_file() {

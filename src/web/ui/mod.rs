@@ -6,12 +6,17 @@
 //! redirect (or stream the operation's progress to the page's script); templates
 //! ([`views`]) only show what they are given.
 
+mod add;
 mod alerts_page;
+mod app_page;
 mod assets;
-mod backups;
 mod audit;
+mod backups;
+mod dashboard;
 mod error;
 mod forms;
+mod logs;
+mod manage;
 mod pages;
 mod session;
 mod settings;
@@ -23,6 +28,8 @@ use axum::http::{header, HeaderValue};
 use axum::middleware;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+
+pub use session::from_cookie as session_from_cookie;
 
 use super::WebState;
 use crate::auth::throttle::Throttle;
@@ -38,22 +45,32 @@ pub struct UiState {
 /// security tests walk it, so none can be forgotten.
 pub fn protected_routes() -> Vec<(&'static str, MethodRouter<UiState>)> {
     vec![
-        ("/", get(pages::dashboard)),
+        ("/", get(dashboard::dashboard)),
         ("/logout", post(session::logout)),
         ("/logout/everywhere", post(session::logout_everywhere)),
-        ("/apps", post(pages::create_app)),
-        ("/apps/new", get(pages::new_app)),
-        ("/apps/{name}", get(pages::app)),
+        ("/apps", post(add::create_app)),
+        ("/apps/new", get(add::new_app)),
+        ("/apps/{name}", get(app_page::app)),
         ("/apps/{name}/deploy", post(pages::deploy)),
         ("/apps/{name}/rollback", post(pages::rollback)),
         ("/apps/{name}/restart", post(pages::restart)),
         ("/apps/{name}/stop", post(pages::stop)),
         ("/apps/{name}/start", post(pages::start)),
         ("/apps/{name}/env", post(pages::change_env)),
+        ("/apps/{name}/env/paste", post(manage::paste_env)),
+        ("/apps/{name}/services", post(manage::attach_service)),
+        ("/apps/{name}/services/detach", post(manage::detach_service)),
+        (
+            "/apps/{name}/credentials/rotate",
+            post(pages::rotate_credentials),
+        ),
+        ("/apps/{name}/webhook/rotate", post(pages::rotate_webhook)),
         ("/apps/{name}/domains", post(pages::add_domain)),
         ("/apps/{name}/domains/remove", post(pages::remove_domain)),
         ("/apps/{name}/delete", post(pages::delete_app)),
-        ("/apps/{name}/logs", get(pages::logs)),
+        ("/apps/{name}/logs", get(logs::logs)),
+        ("/apps/{name}/logs/download", get(logs::download)),
+        ("/apps/{name}/logs/follow", get(logs::follow)),
         ("/routes", get(pages::routes).post(pages::add_route)),
         ("/routes/remove", post(pages::remove_route)),
         ("/certificates", get(pages::certificates)),
@@ -141,6 +158,7 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
 }
 
 #[cfg(test)]
+mod pages_tests;
 mod settings_tests;
 #[cfg(test)]
 mod tests;

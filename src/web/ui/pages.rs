@@ -7,15 +7,14 @@ use std::future::Future;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::error::UiError;
 use super::forms;
 use super::session::Session;
-use super::views::{self, AppView, CertView, Chrome, DeployView, RouteView};
+use super::views::{self, CertView, Chrome, RouteView};
 use super::UiState;
-use crate::apps::{AppError, Apps, DeployRequest, EnvChange, NewApp};
+use crate::apps::{AppError, Apps, DeployRequest, EnvChange};
 use crate::bus::Op;
 use crate::model::{Actor, AppName, ImageRef};
 use crate::web::extract::Caller;
@@ -23,11 +22,11 @@ use crate::web::progress;
 use crate::web::WebError;
 use crate::{certs, routes};
 
-fn app_name(raw: &str) -> Result<AppName, UiError> {
+pub(super) fn app_name(raw: &str) -> Result<AppName, UiError> {
     AppName::try_new(raw).map_err(|e| UiError::BadRequest(e.to_string()))
 }
 
-fn image_ref(raw: &str) -> Result<ImageRef, UiError> {
+pub(super) fn image_ref(raw: &str) -> Result<ImageRef, UiError> {
     ImageRef::parse(raw).map_err(|e| UiError::BadRequest(e.to_string()))
 }
 
@@ -61,7 +60,7 @@ where
 }
 
 /// Runs one operation on the app `name` (see [`run`]), then shows the app's page.
-async fn on_app<T, Fut>(
+pub(super) async fn on_app<T, Fut>(
     state: &UiState,
     actor: Actor,
     headers: &HeaderMap,
@@ -81,81 +80,6 @@ where
 }
 
 // --- reading
-
-pub async fn dashboard(
-    State(state): State<UiState>,
-    session: Session,
-) -> Result<Html<String>, UiError> {
-    let apps = &state.web.apps;
-    let mut views = Vec::new();
-    for status in apps.list().await? {
-        views.push(AppView::new(&status, &apps.deploys(&status.name)?));
-    }
-    let routes = routes::list_routes(&state.web.ctx)?;
-    Ok(views::render(&views::Dashboard {
-        chrome: Chrome::new(&session),
-        apps: views,
-        routes: routes.iter().map(RouteView::from).collect(),
-    })?)
-}
-
-pub async fn new_app(session: Session) -> Result<Html<String>, UiError> {
-    Ok(views::render(&views::NewApp {
-        chrome: Chrome::new(&session),
-    })?)
-}
-
-pub async fn app(
-    State(state): State<UiState>,
-    session: Session,
-    Path(name): Path<String>,
-) -> Result<Html<String>, UiError> {
-    let apps = &state.web.apps;
-    let name = app_name(&name)?;
-    let status = apps.status_now(&name).await?;
-    let record = apps.app_record(&name)?;
-    let deploys = apps.deploys(&name)?;
-    Ok(views::render(&views::AppPage {
-        chrome: Chrome::new(&session),
-        app: AppView::new(&status, &deploys),
-        deploys: deploys
-            .iter()
-            .rev()
-            .map(|d| DeployView::new(d, record.current))
-            .collect(),
-        env: record.env.into_iter().collect(),
-    })?)
-}
-
-/// The most lines the logs page shows.
-const LOG_LINES: usize = 500;
-
-pub async fn logs(
-    State(state): State<UiState>,
-    session: Session,
-    Path(name): Path<String>,
-) -> Result<Html<String>, UiError> {
-    let name = app_name(&name)?;
-    let lines = match state.web.apps.logs(&name, LOG_LINES, false).await {
-        Ok(stream) => {
-            stream
-                .take(LOG_LINES)
-                .map(|line| {
-                    line.unwrap_or_else(|e| format!("[minicloud: the log stream ended: {e}]"))
-                })
-                .collect()
-                .await
-        }
-        // No revision runs yet: an empty log, not an error page.
-        Err(AppError::Invalid(why)) => vec![format!("[minicloud: {why}]")],
-        Err(e) => return Err(e.into()),
-    };
-    Ok(views::render(&views::Logs {
-        chrome: Chrome::new(&session),
-        name: name.to_string(),
-        lines,
-    })?)
-}
 
 pub async fn routes(
     State(state): State<UiState>,
@@ -180,58 +104,6 @@ pub async fn certificates(
 }
 
 // --- apps
-
-#[derive(Deserialize)]
-pub struct CreateForm {
-    image: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    memory_mb: String,
-    #[serde(default)]
-    env: String,
-}
-
-pub async fn create_app(
-    State(state): State<UiState>,
-    Caller(actor): Caller,
-    headers: HeaderMap,
-    axum::Form(form): axum::Form<CreateForm>,
-) -> Result<Response, UiError> {
-    let new = NewApp {
-        image: image_ref(form.image.trim())?,
-        name: forms::optional(&form.name).map(app_name).transpose()?,
-        registry_username: None,
-        registry_password: None,
-        env: forms::env_lines(&form.env).map_err(UiError::BadRequest)?,
-        memory_mb: forms::memory_mb(&form.memory_mb).map_err(UiError::BadRequest)?,
-        pids_limit: None,
-        cpu_shares: None,
-    };
-    let apps = state.web.apps.clone();
-    // Without a script the page waits for the deploy and then shows the app.
-    let op = state.web.ctx.begin(actor);
-    let running = {
-        let op = op.clone();
-        async move {
-            let (record, _) = apps.create(&op, new).await?;
-            Ok::<_, AppError>(serde_json::json!({ "name": record.name }))
-        }
-    };
-    if progress::wants_stream(&headers) {
-        return Ok(progress::respond(
-            &state.web.ctx.bus,
-            op,
-            &headers,
-            StatusCode::CREATED,
-            running,
-        )
-        .await?);
-    }
-    let created = running.await?;
-    let name = created["name"].as_str().unwrap_or_default();
-    Ok(Redirect::to(&format!("/apps/{name}")).into_response())
-}
 
 #[derive(Deserialize)]
 pub struct DeployForm {
@@ -306,6 +178,8 @@ macro_rules! lifecycle {
 lifecycle!(restart, restart);
 lifecycle!(stop, stop);
 lifecycle!(start, start);
+lifecycle!(rotate_credentials, rotate_credentials);
+lifecycle!(rotate_webhook, rotate_webhook);
 
 #[derive(Deserialize)]
 pub struct EnvForm {

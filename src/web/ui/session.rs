@@ -58,12 +58,7 @@ pub async fn require(
     request: Request,
     next: Next,
 ) -> Result<Response, UiError> {
-    let store = &state.web.ctx.store;
-    let session = match cookie(request.headers(), SESSION_COOKIE) {
-        Some(value) => sessions::resume(store, value, now())?,
-        None => None,
-    };
-    let Some(session) = session else {
+    let Some(session) = from_cookie(&state.web.ctx.store, request.headers())? else {
         return Ok(Redirect::to("/login").into_response());
     };
     let mut request = if matches!(*request.method(), Method::GET | Method::HEAD) {
@@ -78,6 +73,18 @@ pub async fn require(
     let mut response = next.run(request).await;
     response.extensions_mut().insert(actor);
     Ok(response)
+}
+
+/// The live session the request's cookie names, if any: for a route that also takes a
+/// token instead (`/metrics`), so it cannot use [`require`]'s redirect.
+pub fn from_cookie(
+    store: &crate::store::Store,
+    headers: &HeaderMap,
+) -> Result<Option<Session>, UiError> {
+    match cookie(headers, SESSION_COOKIE) {
+        Some(value) => Ok(sessions::resume(store, value, now())?),
+        None => Ok(None),
+    }
 }
 
 /// Reads the token from the header or the form body; the body is put back for the handler.

@@ -17,6 +17,14 @@ pub fn render(template: &impl Template) -> Result<Html<String>, WebError> {
     Ok(Html(template.render()?))
 }
 
+/// A state as its serialized word (`running`, `self-signed`): its label and its CSS class.
+pub fn state_word(state: impl serde::Serialize) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// What every signed-in page shows around its content.
 pub struct Chrome {
     pub user: String,
@@ -53,6 +61,8 @@ pub struct ErrorPage {
     pub status: u16,
     pub title: String,
     pub message: String,
+    /// A failed deploy's last log lines.
+    pub log_tail: String,
 }
 
 /// An app as a row of the dashboard, or the head of its page.
@@ -67,7 +77,6 @@ pub struct AppView {
     pub deployed_at: String,
     pub memory: String,
     pub last_error: String,
-    pub domains: Vec<String>,
     pub webhook_url: String,
 }
 
@@ -82,10 +91,7 @@ impl AppView {
             .and_then(|rev| deploys.iter().find(|d| d.revision == rev));
         Self {
             name: status.name.to_string(),
-            state: serde_json::to_value(status.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            state: state_word(status.state),
             operation: status.operation.clone().unwrap_or_default(),
             url: status.url.clone(),
             revision: status.revision.map(|r| r.to_string()).unwrap_or_default(),
@@ -101,7 +107,6 @@ impl AppView {
                 None => format!("limit {} MiB", status.memory_limit_mb),
             },
             last_error: status.last_error.clone().unwrap_or_default(),
-            domains: status.domains.clone(),
             webhook_url: status.webhook_url.clone().unwrap_or_default(),
         }
     }
@@ -164,10 +169,7 @@ impl From<&CertificateStatus> for CertView {
     fn from(c: &CertificateStatus) -> Self {
         Self {
             host: c.host.clone(),
-            state: serde_json::to_value(c.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            state: state_word(c.state),
             not_after: c.not_after.map(format_time).unwrap_or_default(),
             note: c
                 .error
@@ -176,37 +178,6 @@ impl From<&CertificateStatus> for CertView {
                 .unwrap_or_default(),
         }
     }
-}
-
-#[derive(Template)]
-#[template(path = "dashboard.html")]
-pub struct Dashboard {
-    pub chrome: Chrome,
-    pub apps: Vec<AppView>,
-    pub routes: Vec<RouteView>,
-}
-
-#[derive(Template)]
-#[template(path = "new_app.html")]
-pub struct NewApp {
-    pub chrome: Chrome,
-}
-
-#[derive(Template)]
-#[template(path = "app.html")]
-pub struct AppPage {
-    pub chrome: Chrome,
-    pub app: AppView,
-    pub deploys: Vec<DeployView>,
-    pub env: Vec<(String, String)>,
-}
-
-#[derive(Template)]
-#[template(path = "logs.html")]
-pub struct Logs {
-    pub chrome: Chrome,
-    pub name: String,
-    pub lines: Vec<String>,
 }
 
 #[derive(Template)]
