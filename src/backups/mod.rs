@@ -644,6 +644,9 @@ impl Backups {
                     memory_mb: Some(saved.app.memory_mb),
                     pids_limit: saved.app.pids_limit,
                     cpu_shares: saved.app.cpu_shares,
+                    added_services: saved.app.added_services,
+                    // A clone gets only its own address: custom domains stay with the original.
+                    domains: Vec::new(),
                 },
             )
             .await?;

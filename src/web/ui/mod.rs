@@ -159,6 +159,7 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
 
 #[cfg(test)]
 mod pages_tests;
+#[cfg(test)]
 mod settings_tests;
 #[cfg(test)]
 mod tests;
