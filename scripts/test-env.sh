@@ -18,9 +18,9 @@
 #                2525), plain SMTP, no auth; every message lands as one file in the Maildir
 #                $DIR/smtp/mail/new/ (env: MINICLOUD_TEST_SMTP_ADDR, MINICLOUD_TEST_SMTP_MAILDIR)
 # plus: the Docker network `minicloud`, Chromium + chromedriver (installed only), the probe
-# images pushed to the registry (scripts/build-probe-images.sh), and the local Debian, MariaDB and
-# RabbitMQ images the install test runs (scripts/build-install-images.sh; cached, seconds when
-# built; the first build runs debootstrap, about 2 minutes here).
+# images pushed to the registry (scripts/build-probe-images.sh). The local Debian, MariaDB and
+# RabbitMQ images for install.sh (scripts/build-install-images.sh; cached, seconds when built; the
+# first build runs debootstrap) are not built here until a test runs them.
 #
 # Containers reach host services through the `minicloud` network's gateway IP (written to the env
 # file as MINICLOUD_TEST_HOST_GATEWAY): MariaDB and RabbitMQ listen on 0.0.0.0, so an app gets e.g.
@@ -423,7 +423,8 @@ ensure_images() {
         PATH="$HOME/.cargo/bin:$PATH"
     fi
     "$ROOT/scripts/build-probe-images.sh" "$REGISTRY" | sed 's/^/    /'
-    MINICLOUD_TEST_ENV_DIR="$DIR" "$ROOT/scripts/build-install-images.sh" | sed 's/^/    /'
+    # The install images (scripts/build-install-images.sh) are built only once a test runs them:
+    # the first build costs CI about 7 minutes.
 }
 check_container_reach() {
     [[ "${MINICLOUD_TEST_SKIP_IMAGES:-}" == 1 ]] && return
