@@ -4,22 +4,26 @@
 //! images and manifests they work on are `crate::model`'s.
 //! The I/O: [`Apps`] owns every operation on apps (one at a time per app), runs deploys
 //! ([`deploy`]), retires old revisions in the background ([`retire`]), probes health
-//! ([`health`]) and recovers at start ([`recover`]); it reaches the engine only through
+//! ([`health`]), samples CPU use in the background (`usage`) and recovers at start
+//! ([`recover`]); it reaches the engine only through
 //! `crate::docker`.
 
 pub mod deploy;
 pub mod env;
 pub mod error;
 pub mod health;
+mod logs;
 mod ops;
 pub mod reconcile;
 mod recover;
 pub mod retire;
+mod spawn;
 mod status;
+mod usage;
 mod watch;
 
 pub use deploy::Deployed;
-pub use error::{AppError, DeployFailure};
+pub use error::{AppError, DeployFailure, PartlyRemoved};
 pub use ops::{AppSettings, Apps, DeployRequest, EnvChange, NewApp, TakenDown, DEFAULT_MEMORY_MB};
 pub use recover::Recovered;
 pub use retire::Retirements;

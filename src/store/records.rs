@@ -45,6 +45,12 @@ pub struct AppRecord {
     pub registry_auth: Option<RegistryCredentials>,
     /// Variables the admin set; they override the manifest's defaults.
     pub env: BTreeMap<String, String>,
+    /// The variables before an env change whose redeploy has not served yet: written with the
+    /// change, cleared with the deploy that serves it, put back by one that fails or that a
+    /// crash interrupted (start-up reconcile), so `env` is always the serving one or the one
+    /// being deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_before: Option<BTreeMap<String, String>>,
     /// Custom domains, besides `<app>.<domain>`.
     pub domains: BTreeSet<Hostname>,
     pub memory_mb: u64,
@@ -61,6 +67,19 @@ pub struct AppRecord {
     /// The revision serving (or last served, when stopped).
     pub current: Option<u64>,
     pub created_at: i64,
+}
+
+impl AppRecord {
+    /// Takes back an env change that did not serve; false when none was pending.
+    pub fn put_back_env(&mut self) -> bool {
+        match self.env_before.take() {
+            Some(before) => {
+                self.env = before;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Credentials for a private registry.

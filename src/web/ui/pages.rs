@@ -112,7 +112,7 @@ pub async fn app(
 ) -> Result<Html<String>, UiError> {
     let apps = &state.web.apps;
     let name = app_name(&name)?;
-    let status = apps.status_now(&name).await?;
+    let status = apps.status(&name).await?;
     let record = apps.app_record(&name)?;
     let deploys = apps.deploys(&name)?;
     Ok(views::render(&views::AppPage {
