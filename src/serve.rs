@@ -217,6 +217,8 @@ pub async fn run_control_plane(
         },
     );
     tasks.spawn("alert watcher", |stop| watcher.run(stop));
+    let apps = state.apps.clone();
+    tasks.spawn("cpu sampler", |stop| apps.sample_cpu(stop));
     if state.ctx.config.backup_schedule {
         let backups = state.backups.clone();
         tasks.spawn("backup schedule", |stop| backups.run_schedule(stop));

@@ -97,6 +97,12 @@ async fn an_app_from_the_registry_is_served_with_its_environment_and_runner() {
     let show: Value = mc.api().get_json(&format!("/api/apps/{app}")).await;
     assert_eq!(show["state"], "running");
     assert!(show["memory_bytes"].as_u64().unwrap() > 0);
+    // CPU use comes from the background sampler's cache, once it has read the container.
+    wait_for("a CPU sample", Duration::from_secs(30), || async {
+        let show: Value = mc.api().get_json(&format!("/api/apps/{app}")).await;
+        show["cpu_percent"].as_f64().filter(|c| *c >= 0.0)
+    })
+    .await;
     assert!(show["webhook_url"]
         .as_str()
         .unwrap()

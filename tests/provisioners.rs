@@ -307,7 +307,9 @@ async fn provision_gives_every_need_and_remove_takes_only_that_app() {
             .expose()
     ));
 
-    services.remove(&a).await.unwrap();
+    let removal = services.remove(&a).await;
+    assert!(removal.kept.is_empty(), "{removal:?}");
+    assert_eq!(removal.removed.len(), 3, "{removal:?}");
     let name_a = ServiceName::for_app(&a).unwrap().to_string();
     let name_b = ServiceName::for_app(&b).unwrap().to_string();
     let mut admin = admin_conn().await;
@@ -330,7 +332,8 @@ async fn provision_gives_every_need_and_remove_takes_only_that_app() {
     conn.query_drop("SELECT 1").await.unwrap();
     conn.disconnect().await.unwrap();
 
-    services.remove(&b).await.unwrap();
+    let removal = services.remove(&b).await;
+    assert!(removal.kept.is_empty(), "{removal:?}");
 
     // Without the services configured, a need fails before anything is made, naming the
     // setting.

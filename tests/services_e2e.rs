@@ -217,7 +217,26 @@ async fn the_probe_keeps_its_row_message_and_file_across_revisions() {
         assert!(!log.contains(&secret), "a password is in the log");
     }
 
-    // Removed with its data: database, user, vhost and directory are gone.
+    // Removed with its data while MariaDB is down: what could go went, the answer says what
+    // was kept and to ask again; the app stays, stopped.
+    mariadb.down().await;
+    let resp = api.delete(&format!("/api/apps/{name}?data=true")).await;
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 503, "{text}");
+    for says in [
+        "removed its containers and routes, its RabbitMQ vhost and user, its storage",
+        "kept its MariaDB database and user (cannot reach MariaDB",
+        &format!("run `minicloud apps rm {name} --with-data` again"),
+    ] {
+        assert!(text.contains(says), "{says}: {text}");
+    }
+    assert!(support::containers_of(&name).is_empty());
+    let show: serde_json::Value = api.get_json(&format!("/api/apps/{name}")).await;
+    assert_eq!(show["state"], "stopped", "{show}");
+    mariadb.up().await;
+
+    // Asked again: database, user, vhost and directory are gone.
     let resp = api.delete(&format!("/api/apps/{name}?data=true")).await;
     assert_eq!(resp.status(), 204);
     let mut admin = admin_conn().await;
@@ -273,19 +292,28 @@ async fn a_failed_first_deploy_leaves_no_database_behind() {
         "{body}"
     );
 
-    let database = ServiceName::derive(&name).unwrap().to_string();
-    let mut admin = admin_conn().await;
-    let found: Vec<String> = admin
-        .exec(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-            (database.clone(),),
-        )
-        .await
-        .unwrap();
-    assert!(found.is_empty(), "{database} was left behind");
-    assert!(!mc.data_path().join("apps").join(&name).exists());
+    // The app is gone with the answer; the accounts it made go right after, under its lock.
     assert_eq!(
         mc.api().get(&format!("/api/apps/{name}")).await.status(),
         404
     );
+    let database = ServiceName::derive(&name).unwrap().to_string();
+    support::wait_for(
+        "the failed deploy's database and directory to go",
+        std::time::Duration::from_secs(30),
+        || async {
+            let mut admin = admin_conn().await;
+            let found: Vec<String> = admin
+                .exec(
+                    "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                    (database.clone(),),
+                )
+                .await
+                .unwrap();
+            admin.disconnect().await.unwrap();
+            let dir = mc.data_path().join("apps").join(&name);
+            (found.is_empty() && !dir.exists()).then_some(())
+        },
+    )
+    .await;
 }

@@ -142,3 +142,68 @@ async fn each_stream_follows_its_own_operation_to_its_result() {
         assert_eq!(gone.status(), 204);
     }
 }
+
+#[tokio::test]
+async fn a_log_follower_goes_on_across_a_redeploy_and_ends_when_the_app_stops() {
+    let app = support::unique("t-follow");
+    let _cleanup = AppCleanup(&app);
+    let mc = Minicloud::start().await;
+    let api = mc.api();
+    let resp = api
+        .post(
+            "/api/apps",
+            json!({"image": image("probe:v1"), "name": app}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+
+    let response = reqwest::Client::new()
+        .get(mc.api_url(&format!("/api/apps/{app}/logs?tail=0&follow=true")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("API answers");
+    assert_eq!(response.status(), 200);
+    let read = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = tokio::spawn({
+        let read = read.clone();
+        async move {
+            use futures_util::StreamExt;
+            let mut body = response.bytes_stream();
+            while let Some(Ok(chunk)) = body.next().await {
+                read.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk));
+            }
+        }
+    });
+    let text = || read.lock().unwrap().clone();
+
+    let resp = api
+        .post(&format!("/api/apps/{app}/restart"), json!({}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let replaced = "[minicloud: revision 1 was replaced by revision 2; following revision 2]";
+    support::wait_for(
+        "the follower to reach revision 2's first line",
+        Duration::from_secs(60),
+        || async {
+            let text = text();
+            let at = text.find(replaced)?;
+            text[at..].contains("listening on").then_some(())
+        },
+    )
+    .await;
+
+    let resp = api.post(&format!("/api/apps/{app}/stop"), json!({})).await;
+    assert_eq!(resp.status(), 200);
+    tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the follow ends when the app stops")
+        .unwrap();
+    let text = text();
+    assert!(
+        text.ends_with(&format!("[minicloud: {app} was stopped]\n")),
+        "{text}"
+    );
+}

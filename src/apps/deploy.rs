@@ -192,7 +192,7 @@ impl Apps {
                     finished_at: None,
                     outcome: DeployOutcome::InProgress,
                 };
-                let revision = self.record_failed_attempt(&attempt, trigger, &reason)?;
+                let revision = self.record_failed_attempt(&record, &attempt, trigger, &reason)?;
                 return Err(DeployFailure {
                     app: name.clone(),
                     revision: Some(revision),
@@ -255,6 +255,8 @@ impl Apps {
                 if let Some(requested) = requested {
                     record.image = requested;
                 }
+                // The variables now serve: an env change is complete.
+                record.env_before = None;
                 deploy.outcome = DeployOutcome::Succeeded;
                 deploy.finished_at = Some(now());
                 self.ctx.store.put_app_and_deploy(&record, &deploy)?;
@@ -272,7 +274,9 @@ impl Apps {
             }
             Err(failed) => {
                 self.remove_revision(name, revision).await;
-                let record = self.app_record(name)?;
+                let mut record = self.app_record(name)?;
+                // With the failure, in one write: the env change it deployed is taken back.
+                record.put_back_env();
                 let failure = DeployFailure {
                     app: name.clone(),
                     revision: Some(revision),
@@ -291,14 +295,15 @@ impl Apps {
     }
 
     /// Records an attempt that failed before any container existed, as a failed revision
-    /// made from `like` (its image and manifest); returns the revision's number.
+    /// made from `like` (its image and manifest), written with `record`; returns the
+    /// revision's number.
     pub(super) fn record_failed_attempt(
         &self,
+        record: &AppRecord,
         like: &DeployRecord,
         trigger: Trigger,
         reason: &str,
     ) -> Result<u64, AppError> {
-        let record = self.app_record(&like.app)?;
         let now = now();
         let failed = DeployRecord {
             revision: self.next_revision(&like.app)?,
@@ -311,7 +316,7 @@ impl Apps {
             },
             ..like.clone()
         };
-        self.ctx.store.put_app_and_deploy(&record, &failed)?;
+        self.ctx.store.put_app_and_deploy(record, &failed)?;
         Ok(failed.revision)
     }
 

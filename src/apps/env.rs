@@ -87,6 +87,42 @@ pub fn check_admin_var(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks what an `unset` names: a variable, or a pattern where `*` stands for any run of
+/// characters (`FEATURE_*`; `*` alone is every variable).
+pub fn check_unset(pattern: &str) -> Result<(), String> {
+    let name_chars = pattern
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '*');
+    if pattern.is_empty() || !name_chars {
+        return Err(format!(
+            "'{}' is neither a variable name nor a pattern like FEATURE_* ('*' for all)",
+            short(pattern)
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `name` is what an `unset` of `pattern` removes (see [`check_unset`]).
+pub fn unset_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*`: the name itself.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 /// Checks the variables the admin set, whole: names, values a process can be started with
 /// (no NUL, within the kernel's size for one string), and the count and total size.
 pub fn check_admin_env(env: &BTreeMap<String, String>) -> Result<(), String> {
@@ -211,6 +247,29 @@ mod tests {
         // A bad name is echoed only in part.
         let err = check_admin_env(&one(&"-".repeat(10_000), String::new())).unwrap_err();
         assert!(err.len() < 300, "{err}");
+    }
+
+    #[test]
+    fn unset_takes_a_name_or_a_pattern() {
+        for (pattern, name, removed) in [
+            ("A", "A", true),
+            ("A", "AB", false),
+            ("*", "ANY", true),
+            ("FEATURE_*", "FEATURE_X", true),
+            ("FEATURE_*", "FEATURE_", true),
+            ("FEATURE_*", "XFEATURE_X", false),
+            ("*_URL", "CDN_URL", true),
+            ("*_URL", "CDN_URLS", false),
+            ("A*B*C", "AXBYC", true),
+            ("A*B*C", "ACB", false),
+            ("AB*BA", "ABA", false),
+        ] {
+            assert_eq!(unset_matches(pattern, name), removed, "{pattern} {name}");
+        }
+        assert!(check_unset("FEATURE_*").is_ok());
+        for bad in ["", "A B", "A=1", "A?"] {
+            assert!(check_unset(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -33,10 +33,50 @@ pub enum AppError {
     Docker(#[from] DockerError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A provisioner failed outside a deploy (removal with data, rotation).
+    /// A provisioner failed outside a deploy (rotation).
     #[error(transparent)]
     Service(#[from] ServiceError),
+    /// `rm --with-data` removed the containers but could not remove all of the data.
+    #[error(transparent)]
+    PartlyRemoved(#[from] PartlyRemoved),
 }
+
+/// An app removal with its data that could not remove all of it: what went, what was kept
+/// and why. The app stays, stopped, so that asking again finishes the job.
+#[derive(Debug)]
+pub struct PartlyRemoved {
+    pub app: AppName,
+    pub removal: crate::services::Removal,
+}
+
+impl PartlyRemoved {
+    /// Every part was kept only because its service could not be reached.
+    pub fn is_unreachable(&self) -> bool {
+        self.removal.kept.iter().all(|(_, e)| e.is_unreachable())
+    }
+}
+
+impl std::fmt::Display for PartlyRemoved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let app = &self.app;
+        let mut removed = vec!["its containers and routes"];
+        removed.extend(&self.removal.removed);
+        write!(f, "removed {}; ", removed.join(", "))?;
+        let kept: Vec<String> = self
+            .removal
+            .kept
+            .iter()
+            .map(|(what, why)| format!("{what} ({why})"))
+            .collect();
+        write!(
+            f,
+            "kept {}. {app} stays, stopped: run `minicloud apps rm {app} --with-data` again once that is reachable",
+            kept.join("; ")
+        )
+    }
+}
+
+impl std::error::Error for PartlyRemoved {}
 
 /// A manifest that does not validate is bad input, whoever reads it.
 impl From<ManifestError> for AppError {
@@ -88,6 +128,32 @@ impl std::error::Error for DeployFailure {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_removal_says_what_went_what_stays_and_what_to_do() {
+        let removal = crate::services::Removal {
+            removed: vec!["its storage"],
+            kept: vec![(
+                "its MariaDB database and user",
+                ServiceError::Unreachable {
+                    service: "MariaDB",
+                    address: "127.0.0.1:3306".into(),
+                    why: "no answer within 10s".into(),
+                },
+            )],
+        };
+        let partly = PartlyRemoved {
+            app: AppName::try_new("blog").unwrap(),
+            removal,
+        };
+        assert!(partly.is_unreachable());
+        assert_eq!(
+            partly.to_string(),
+            "removed its containers and routes, its storage; kept its MariaDB database and user \
+             (cannot reach MariaDB at 127.0.0.1:3306: no answer within 10s). blog stays, stopped: \
+             run `minicloud apps rm blog --with-data` again once that is reachable"
+        );
+    }
 
     #[test]
     fn a_failure_reads_as_one_sentence_with_its_log_lines() {

@@ -4,7 +4,8 @@
 //! images and manifests they work on are `crate::model`'s.
 //! The I/O: [`Apps`] owns every operation on apps (one at a time per app), runs deploys
 //! ([`deploy`]), retires old revisions in the background ([`retire`]), probes health
-//! ([`health`]) and recovers at start ([`recover`]); it reaches the engine only through
+//! ([`health`]), samples CPU use in the background (`usage`) and recovers at start
+//! ([`recover`]); it reaches the engine only through
 //! `crate::docker`.
 
 mod attach;
@@ -12,16 +13,19 @@ pub mod deploy;
 pub mod env;
 pub mod error;
 pub mod health;
+mod logs;
 mod ops;
 pub mod reconcile;
 mod recover;
 pub mod retire;
+mod spawn;
 mod status;
+mod usage;
 mod watch;
 
 pub use attach::ServiceNeeds;
 pub use deploy::Deployed;
-pub use error::{AppError, DeployFailure};
+pub use error::{AppError, DeployFailure, PartlyRemoved};
 pub use ops::{
     AppSettings, Apps, BeforeNewImage, DeployRequest, EnvChange, NewApp, TakenDown,
     DEFAULT_MEMORY_MB,

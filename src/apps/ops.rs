@@ -12,8 +12,9 @@ use minicloud_proxy::{HostPattern, Hostname, Upstream};
 use rand::RngCore;
 
 use super::deploy::{pull_auth, web_container, Deployed, Source};
-use super::error::{AppError, DeployFailure};
+use super::error::AppError;
 use super::retire::{Retirements, STOP_TIMEOUT};
+use super::spawn::{BeforeFirstDeploy, Undo};
 use crate::bus::{EventKind, Op};
 use crate::ctx::hosts::{self, Owner};
 use crate::ctx::Ctx;
@@ -53,6 +54,8 @@ pub struct Apps {
     pub(super) services: Services,
     /// Old revisions being drained and removed after a deploy (see `retire`).
     pub(super) retirements: Retirements,
+    /// The serving containers' last CPU samples (see `usage`).
+    pub(super) cpu: super::usage::CpuSamples,
     /// Labels this minicloud's containers (see `docker::labels::INSTANCE`).
     instance: Arc<str>,
     /// Set by the first connect that succeeds; a failed one leaves it empty for the next call.
@@ -66,14 +69,6 @@ pub struct Apps {
 #[async_trait::async_trait]
 pub trait BeforeNewImage: Send + Sync {
     async fn before_new_image(&self, op: &Op, app: &AppName);
-}
-
-/// What existed of an app's name before its first deploy, so a failed one removes only what
-/// it made itself.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct BeforeFirstDeploy {
-    had_accounts: bool,
-    had_storage: bool,
 }
 
 /// What a person asks for when adding an app.
@@ -115,6 +110,7 @@ pub struct TakenDown {
 #[derive(Debug, Clone, Default)]
 pub struct EnvChange {
     pub set: BTreeMap<String, String>,
+    /// Names, or patterns with `*` (`FEATURE_*`, `*` for all); applied after `set`.
     pub unset: Vec<String>,
 }
 
@@ -126,6 +122,7 @@ impl Apps {
             ctx,
             settings,
             retirements: Retirements::default(),
+            cpu: Default::default(),
             instance,
             docker: Arc::default(),
             before_new_image: Arc::default(),
@@ -280,6 +277,7 @@ impl Apps {
             image: new.image.clone(),
             registry_auth,
             env: new.env,
+            env_before: None,
             domains: BTreeSet::new(),
             memory_mb: new.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
             pids_limit: new.pids_limit,
@@ -522,28 +520,38 @@ impl Apps {
         change: EnvChange,
     ) -> Result<Option<Deployed>, AppError> {
         super::env::check_admin_env(&change.set).map_err(AppError::Invalid)?;
+        for pattern in &change.unset {
+            super::env::check_unset(pattern).map_err(AppError::Invalid)?;
+        }
         let lock = self.lock(name, Operation::EnvChange)?;
         let mut record = self.app_record(name)?;
         let before = record.env.clone();
         record.env.extend(change.set);
-        for key in change.unset {
-            record.env.remove(&key);
+        for pattern in &change.unset {
+            record
+                .env
+                .retain(|key, _| !super::env::unset_matches(pattern, key));
         }
         if record.env == before {
             return Ok(None);
         }
         super::env::check_admin_env(&record.env).map_err(AppError::Invalid)?;
-        self.ctx.store.put_app(&record)?;
         match record.current {
             Some(revision) if !record.stopped => {
+                // Stored with the change: a redeploy that fails puts it back (`spawn_deploy`),
+                // and so does start-up reconcile after a crash mid-way.
+                record.env_before.get_or_insert(before);
+                self.ctx.store.put_app(&record)?;
                 let source = Source::Revision { revision };
-                // A change whose redeploy fails is undone: the stored env is the serving one.
-                let undo = Undo::Env(before);
-                self.spawn_deploy(lock, op, name, source, Trigger::EnvChange, undo)
+                self.spawn_deploy(lock, op, name, source, Trigger::EnvChange, Undo::Nothing)
                     .await
                     .map(Some)
             }
-            _ => Ok(None),
+            // A stopped app gets the variables when it starts.
+            _ => {
+                self.ctx.store.put_app(&record)?;
+                Ok(None)
+            }
         }
     }
 
@@ -591,7 +599,7 @@ impl Apps {
 
     /// Removes the app's routes, containers and record; with `with_data`, also its database,
     /// vhost, their users and its storage. The data goes before the record, so a removal that
-    /// fails there (MariaDB down) can be asked for again.
+    /// fails there (MariaDB down) says what it kept and can be asked for again.
     pub async fn remove(&self, op: &Op, name: &AppName, with_data: bool) -> Result<(), AppError> {
         let _lock = self.lock(name, Operation::Remove)?;
         let record = self.app_record(name)?;
@@ -605,7 +613,11 @@ impl Apps {
                 stopped: true,
                 ..record
             })?;
-            self.services.remove(name).await?;
+            let removal = self.services.remove(name).await;
+            if !removal.kept.is_empty() {
+                let app = name.clone();
+                return Err(super::error::PartlyRemoved { app, removal }.into());
+            }
         }
         self.ctx.store.delete_app(name)?;
         self.ctx.publish_routes()?;
@@ -620,7 +632,7 @@ impl Apps {
     /// until it is drained; new ones need the new password.
     pub async fn rotate_credentials(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
         let lock = self.lock(name, Operation::RotateCredentials)?;
-        self.running_record(name)?;
+        let record = self.running_record(name)?;
         let revision = self.current_revision(name)?;
         let (deploy, manifest) = self.revision(name, revision)?;
         if !manifest
@@ -634,7 +646,7 @@ impl Apps {
         }
         if let Err(e) = self.services.rotate(name, &manifest.needs).await {
             let reason = format!("rotating the credentials failed: {e}");
-            self.record_failed_attempt(&deploy, Trigger::CredentialRotation, &reason)?;
+            self.record_failed_attempt(&record, &deploy, Trigger::CredentialRotation, &reason)?;
             return Err(e.into());
         }
         let source = Source::Revision { revision };
@@ -700,22 +712,6 @@ impl Apps {
         Ok(self.services.view(name, reveal)?)
     }
 
-    /// The serving revision's log lines, the last `tail` of them, then (with `follow`) the
-    /// new ones as they come.
-    pub async fn logs(
-        &self,
-        name: &AppName,
-        tail: usize,
-        follow: bool,
-    ) -> Result<impl futures_util::Stream<Item = Result<String, DockerError>>, AppError> {
-        let record = self.app_record(name)?;
-        let container = self
-            .serving_container(&record)
-            .ok_or_else(|| AppError::Invalid(format!("{name} has no revision to show logs of")))?;
-        let docker = self.docker().await?;
-        Ok(docker.logs(&container, Some(tail), follow))
-    }
-
     /// A recorded revision and its manifest, parsed again from the stored text, with the
     /// services the admin added among its needs.
     pub(super) fn revision(
@@ -760,86 +756,10 @@ impl Apps {
             .ok_or_else(|| AppError::Invalid(format!("{name} has no running revision yet")))
     }
 
-    /// Runs a deploy on its own task, which owns the app's lock: a client that disconnects
-    /// can neither cancel a deploy halfway nor let a second operation start beside it. If the
-    /// deploy fails, what `undo` says is taken back, still under the app's lock (an app's
-    /// first deploy removes the app again; an env change restores the variables).
-    pub(super) async fn spawn_deploy(
-        &self,
-        lock: AppLock,
-        op: &Op,
-        name: &AppName,
-        source: Source,
-        trigger: Trigger,
-        undo: Undo,
-    ) -> Result<Deployed, AppError> {
-        let this = self.clone();
-        let name = name.clone();
-        let op = op.clone();
-        let task_name = name.clone();
-        tokio::spawn(async move {
-            let _lock = lock;
-            let result = this.run_deploy(&op, &name, source, trigger).await;
-            if let (Err(_), Undo::Env(env)) = (&result, &undo) {
-                if let Some(mut record) = this.ctx.store.app(&name)? {
-                    record.env = env.clone();
-                    this.ctx.store.put_app(&record)?;
-                }
-            }
-            if let (Err(_), Undo::Services(added)) = (&result, &undo) {
-                if let Some(mut record) = this.ctx.store.app(&name)? {
-                    record.added_services = added.clone();
-                    this.ctx.store.put_app(&record)?;
-                }
-            }
-            if let (Err(_), Undo::FirstDeploy(before)) = (&result, undo) {
-                // Nothing of a failed first deploy stays: no record, history or container,
-                // and no account or directory this attempt made. What an earlier app of the
-                // same name left on purpose (removed without its data) stays.
-                this.remove_containers(&name, |_| true).await;
-                if !before.had_accounts {
-                    if let Err(e) = this.services.remove_accounts(&name).await {
-                        tracing::warn!(app = %name, error = %e, "cannot remove the accounts of a failed first deploy");
-                    }
-                }
-                if !before.had_storage {
-                    if let Err(e) = this.services.storage().remove_dir(&name).await {
-                        tracing::warn!(app = %name, error = %e, "cannot remove the storage of a failed first deploy");
-                    }
-                }
-                this.ctx.store.delete_app(&name)?;
-                this.ctx.publish_routes()?;
-            }
-            result
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(DeployFailure {
-                app: task_name,
-                revision: None,
-                reason: format!("the deploy task died: {e}"),
-                log_tail: None,
-                still_serving: None,
-            }
-            .into())
-        })
-    }
-
     /// The web container's name of the serving revision.
     pub fn serving_container(&self, record: &AppRecord) -> Option<String> {
         record.current.map(|rev| web_container(&record.name, rev))
     }
-}
-
-/// What a failed deploy takes back.
-pub(super) enum Undo {
-    Nothing,
-    /// An app's first deploy: the app goes again (see [`BeforeFirstDeploy`]).
-    FirstDeploy(BeforeFirstDeploy),
-    /// An env change: the variables as they were.
-    Env(BTreeMap<String, String>),
-    /// A service attached or detached: the added services as they were.
-    Services(BTreeSet<Need>),
 }
 
 /// A limit a person chose, checked against its range; `what` names it for every face (no

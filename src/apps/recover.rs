@@ -7,8 +7,11 @@ use super::reconcile::{plan_reconcile, Action, Desired};
 use super::Apps;
 use crate::bus::Op;
 use crate::locks::AppLock;
-use crate::model::{manifest, now, Operation};
-use crate::store::DeployOutcome;
+use crate::model::{manifest, now, Operation, Trigger};
+use crate::store::{AppRecord, DeployOutcome};
+
+/// Why a deploy that a crash of minicloud cut short failed.
+const INTERRUPTED: &str = "interrupted: minicloud stopped during the deploy";
 use minicloud_proxy::Upstream;
 
 /// What reconcile did, for the log.
@@ -21,27 +24,20 @@ pub struct Recovered {
 }
 
 impl Apps {
-    /// Marks deploys a restart interrupted as failed, then applies the reconcile plan. Holds
+    /// Settles what a restart interrupted (deploys, env changes), then applies the reconcile
+    /// plan. Holds
     /// every app's lock throughout, so no API call interleaves with it (they are refused as
     /// busy with start-up reconcile, and may be asked again a moment later).
     pub async fn reconcile(&self, op: &Op) -> Result<Recovered, AppError> {
-        let apps = self.ctx.store.apps()?;
+        let mut apps = self.ctx.store.apps()?;
         let _locks = apps
             .iter()
             .map(|app| self.lock(&app.name, Operation::Reconcile))
             .collect::<Result<Vec<AppLock>, AppError>>()?;
         let docker = self.docker().await?;
         let mut desired = Vec::with_capacity(apps.len());
-        for app in &apps {
-            for mut d in self.ctx.store.deploys(&app.name)? {
-                if d.outcome == DeployOutcome::InProgress {
-                    d.outcome = DeployOutcome::Failed {
-                        reason: "interrupted: minicloud stopped during the deploy".into(),
-                    };
-                    d.finished_at = Some(now());
-                    self.ctx.store.put_app_and_deploy(app, &d)?;
-                }
-            }
+        for app in &mut apps {
+            self.settle_interrupted(app)?;
             let runners = match app.current {
                 Some(rev) => self
                     .ctx
@@ -68,6 +64,42 @@ impl Apps {
             }
         }
         Ok(report)
+    }
+
+    /// Ends what a crash interrupted, in the store: a deploy in progress is marked failed (the
+    /// plan removes its containers), and an env change that never served is put back, in the
+    /// same write, with the history saying so; `apps show` gives it as the last error.
+    fn settle_interrupted(&self, app: &mut AppRecord) -> Result<(), AppError> {
+        let env_undone = app.put_back_env();
+        let reason = match env_undone {
+            true => format!("{INTERRUPTED}; the environment change was undone, so the variables are the serving revision's (set them again to apply them)"),
+            false => INTERRUPTED.to_owned(),
+        };
+        let mut recorded = false;
+        for mut d in self.ctx.store.deploys(&app.name)? {
+            if d.outcome == DeployOutcome::InProgress {
+                d.outcome = DeployOutcome::Failed {
+                    reason: reason.clone(),
+                };
+                d.finished_at = Some(now());
+                self.ctx.store.put_app_and_deploy(app, &d)?;
+                recorded = true;
+            }
+        }
+        if env_undone && !recorded {
+            // Interrupted before its deploy was recorded: the history says so all the same.
+            let serving = match app.current {
+                Some(rev) => self.ctx.store.deploy(&app.name, rev)?,
+                None => None,
+            };
+            match serving {
+                Some(like) => {
+                    self.record_failed_attempt(app, &like, Trigger::EnvChange, &reason)?;
+                }
+                None => self.ctx.store.put_app(app)?,
+            }
+        }
+        Ok(())
     }
 
     async fn apply(

@@ -44,6 +44,10 @@ pub struct AppStatus {
     pub cpu_percent: Option<f64>,
     /// The last deploy's failure, when the last deploy failed.
     pub last_error: Option<String>,
+    /// Its variables were changed and the redeploy with them has not served yet ("environment
+    /// changed, not deployed"): until it does, or fails and puts them back.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub env_not_deployed: bool,
     /// What is running on it now, when `deploying`.
     pub operation: Option<String>,
     /// Containers of earlier revisions still draining or being removed after a deploy.
@@ -82,19 +86,9 @@ impl Apps {
             .collect()
     }
 
-    /// One app, with memory and CPU use. Takes about a second: a CPU percentage needs two
-    /// readings that far apart.
+    /// One app, with memory and CPU use. Never waits for a CPU sample: the percentage is the
+    /// background sampler's last (see `usage`), none until it has one.
     pub async fn status(&self, name: &AppName) -> Result<AppStatus, AppError> {
-        self.status_sampled(name, true).await
-    }
-
-    /// One app as it is now, with memory but no CPU use: the answer to an operation (a
-    /// deploy answers when the new revision serves, not a CPU sample later).
-    pub async fn status_now(&self, name: &AppName) -> Result<AppStatus, AppError> {
-        self.status_sampled(name, false).await
-    }
-
-    async fn status_sampled(&self, name: &AppName, cpu: bool) -> Result<AppStatus, AppError> {
         let record = self.app_record(name)?;
         let docker = self.docker().await;
         let containers = match &docker {
@@ -105,12 +99,8 @@ impl Apps {
         if let (Ok(docker), Some(rev), AppState::Running) = (&docker, record.current, status.state)
         {
             let web = web_container(name, rev);
-            if cpu {
-                if let Ok(stats) = docker.stats(&web).await {
-                    status.memory_bytes = Some(stats.memory_bytes);
-                    status.cpu_percent = Some((stats.cpu_percent * 10.0).round() / 10.0);
-                }
-            } else if let Ok(bytes) = docker.memory_now(&web).await {
+            status.cpu_percent = self.cpu.get(&web);
+            if let Ok(bytes) = docker.memory_now(&web).await {
                 status.memory_bytes = Some(bytes);
             }
         }
@@ -209,6 +199,7 @@ impl Apps {
             memory_bytes: None,
             cpu_percent: None,
             last_error,
+            env_not_deployed: record.env_before.is_some(),
             operation,
             retiring: self.retirements.retiring(&record.name),
             storage_bytes: None,

@@ -184,6 +184,9 @@ fn show_text(app: &AppView) -> String {
     if let Some(op) = &app.operation {
         lines.push(("operation", op.clone()));
     }
+    if app.env_not_deployed {
+        lines.push(("environment", "changed, not deployed".into()));
+    }
     lines.push((
         "revision",
         app.revision.map_or("none".into(), |r| r.to_string()),

@@ -636,7 +636,8 @@ Examples:
 Examples:
   minicloud apps env blog
   minicloud apps env set blog LOG_LEVEL=debug FEATURE_X=1
-  minicloud apps env unset blog FEATURE_X")]
+  minicloud apps env unset blog FEATURE_X
+  minicloud apps env unset blog 'FEATURE_*'")]
     Env(EnvArgs),
     /// Remove the app: its containers and routes. Its data only with --with-data.
     #[command(
@@ -678,10 +679,19 @@ pub enum EnvCommand {
         vars: Vec<String>,
     },
     /// Remove variables and redeploy the app without them.
+    #[command(after_help = "\
+Examples:
+  minicloud apps env unset blog FEATURE_X
+  minicloud apps env unset blog 'FEATURE_*'     # every variable starting with FEATURE_
+  minicloud apps env unset blog --all")]
     Unset {
         name: String,
-        #[arg(required = true, value_name = "KEY")]
+        /// Names, or patterns where `*` stands for any characters (quote them for the shell).
+        #[arg(required_unless_present = "all", value_name = "KEY|PATTERN")]
         keys: Vec<String>,
+        /// Every variable of the app's own.
+        #[arg(long, conflicts_with = "keys")]
+        all: bool,
     },
 }
 

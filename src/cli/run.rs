@@ -240,8 +240,9 @@ async fn apps_command(cmd: AppsCommand) -> Result<(), CliError> {
                 let set = apps::parse_assignments(&vars, "env set")?;
                 apps::env_change(&client(&c)?, &name, set, Vec::new()).await
             }
-            Some(EnvCommand::Unset { name, keys }) => {
-                apps::env_change(&client(&c)?, &name, Default::default(), keys).await
+            Some(EnvCommand::Unset { name, keys, all }) => {
+                let unset = if all { vec!["*".to_owned()] } else { keys };
+                apps::env_change(&client(&c)?, &name, Default::default(), unset).await
             }
         },
         A::Rm {

@@ -30,6 +30,8 @@ pub struct AppView {
     #[serde(default)]
     pub last_error: Option<String>,
     #[serde(default)]
+    pub env_not_deployed: bool,
+    #[serde(default)]
     pub operation: Option<String>,
     #[serde(default)]
     pub storage_bytes: Option<u64>,

@@ -227,6 +227,7 @@ mod tests {
             image: "registry.test/x:1".parse::<ImageRef>().unwrap(),
             registry_auth: None,
             env: BTreeMap::new(),
+            env_before: None,
             domains: domains.iter().map(|d| host(d)).collect::<BTreeSet<_>>(),
             memory_mb: 256,
             pids_limit: None,

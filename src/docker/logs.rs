@@ -21,8 +21,32 @@ impl Docker {
             .stdout(true)
             .stderr(true)
             .follow(follow)
-            .tail(&tail.map_or_else(|| "all".to_owned(), |n| n.to_string()))
-            .build();
+            .tail(&tail.map_or_else(|| "all".to_owned(), |n| n.to_string()));
+        self.log_lines(name, opts)
+    }
+
+    /// The container's log from unix second `since` on, kept streaming until the container
+    /// stops: what a follower attached again after a restart of the container reads.
+    pub fn logs_since(
+        &self,
+        name: &str,
+        since: i64,
+    ) -> impl Stream<Item = Result<String, DockerError>> + Send + 'static {
+        let since = i32::try_from(since).unwrap_or(i32::MAX);
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .since(since);
+        self.log_lines(name, opts)
+    }
+
+    fn log_lines(
+        &self,
+        name: &str,
+        opts: LogsOptionsBuilder,
+    ) -> impl Stream<Item = Result<String, DockerError>> + Send + 'static {
+        let opts = opts.build();
         let owned = name.to_owned();
         let chunks = self
             .api()

@@ -92,6 +92,22 @@ pub struct Credentials {
     pub resource: String,
 }
 
+/// What [`Services::remove`] removed and what it kept, and why, in words for a person.
+#[derive(Debug, Default)]
+pub struct Removal {
+    pub removed: Vec<&'static str>,
+    pub kept: Vec<(&'static str, ServiceError)>,
+}
+
+impl Removal {
+    fn note(&mut self, what: &'static str, result: Result<(), ServiceError>) {
+        match result {
+            Ok(()) => self.removed.push(what),
+            Err(e) => self.kept.push((what, e)),
+        }
+    }
+}
+
 /// What a deploy gets from provisioning.
 #[derive(Default)]
 pub struct Provisioned {
@@ -208,10 +224,30 @@ impl Services {
 
     /// Removes everything of `app`: its database and MariaDB user, its vhost and RabbitMQ
     /// user (where minicloud holds credentials for them) and its storage directory. Nothing of
-    /// any other app. Stops at the first failure; calling it again continues.
-    pub async fn remove(&self, app: &AppName) -> Result<(), ServiceError> {
-        self.remove_accounts(app).await?;
-        self.storage.remove(app).await
+    /// any other app. Each part is tried even when another failed; calling it again continues
+    /// with what is left.
+    pub async fn remove(&self, app: &AppName) -> Removal {
+        let mut out = Removal::default();
+        if let Some(db) = &self.mariadb {
+            let what = "its MariaDB database and user";
+            match db.store.service(app, ServiceKind::Mariadb) {
+                Ok(Some(_)) => out.note(what, db.remove(app).await),
+                Ok(None) => {}
+                Err(e) => out.kept.push((what, e.into())),
+            }
+        }
+        if let Some(mq) = &self.rabbitmq {
+            let what = "its RabbitMQ vhost and user";
+            match mq.store.service(app, ServiceKind::Rabbitmq) {
+                Ok(Some(_)) => out.note(what, mq.remove(app).await),
+                Ok(None) => {}
+                Err(e) => out.kept.push((what, e.into())),
+            }
+        }
+        if self.storage.dir(app).exists() {
+            out.note("its storage", self.storage.remove(app).await);
+        }
+        out
     }
 
     /// Removes one service of `app` with its data: its database, its vhost, or its storage

@@ -656,6 +656,7 @@ mod tests {
             image: image.clone(),
             registry_auth: None,
             env: [("A".to_owned(), "1".to_owned())].into(),
+            env_before: None,
             domains: [Hostname::parse("shop.example").unwrap()].into(),
             memory_mb: 256,
             pids_limit: None,

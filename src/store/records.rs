@@ -53,6 +53,12 @@ pub struct AppRecord {
     pub registry_auth: Option<RegistryCredentials>,
     /// Variables the admin set; they override the manifest's defaults.
     pub env: BTreeMap<String, String>,
+    /// The variables before an env change whose redeploy has not served yet: written with the
+    /// change, cleared with the deploy that serves it, put back by one that fails or that a
+    /// crash interrupted (start-up reconcile), so `env` is always the serving one or the one
+    /// being deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_before: Option<BTreeMap<String, String>>,
     /// Custom domains, besides `<app>.<domain>`.
     pub domains: BTreeSet<Hostname>,
     pub memory_mb: u64,
@@ -73,6 +79,19 @@ pub struct AppRecord {
     /// them as if it did.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub added_services: BTreeSet<Need>,
+}
+
+impl AppRecord {
+    /// Takes back an env change that did not serve; false when none was pending.
+    pub fn put_back_env(&mut self) -> bool {
+        match self.env_before.take() {
+            Some(before) => {
+                self.env = before;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Credentials for a private registry.

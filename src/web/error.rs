@@ -98,6 +98,8 @@ impl From<AppError> for WebError {
             AppError::Service(ServiceError::Store(e)) => e.into(),
             AppError::Service(e) if e.is_unreachable() => Self::Unavailable(message),
             AppError::Service(_) => Self::Unprocessable(message),
+            AppError::PartlyRemoved(p) if p.is_unreachable() => Self::Unavailable(message),
+            AppError::PartlyRemoved(_) => Self::Unprocessable(message),
         }
     }
 }

@@ -59,6 +59,7 @@ pub(super) fn stored_app(ctx: &Ctx, name: &str) {
             image: ImageRef::parse("registry.test/blog:1").unwrap(),
             registry_auth: None,
             env: BTreeMap::new(),
+            env_before: None,
             domains: BTreeSet::new(),
             memory_mb: 64,
             pids_limit: None,

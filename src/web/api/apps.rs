@@ -50,7 +50,7 @@ where
     let running = op.clone();
     respond(&bus, op, headers, StatusCode::OK, async move {
         operation(apps.clone(), running, app.clone()).await?;
-        apps.status_now(&app).await
+        apps.status(&app).await
     })
     .await
 }
@@ -98,7 +98,7 @@ pub async fn create(
     let op_apps = apps.clone();
     respond(apps.bus(), op, &headers, StatusCode::CREATED, async move {
         let (record, _) = op_apps.create(&running, new).await?;
-        op_apps.status_now(&record.name).await
+        op_apps.status(&record.name).await
     })
     .await
 }
@@ -287,7 +287,7 @@ pub async fn add_domain(
     let name = app_name(&name)?;
     let op = apps.bus().begin(actor);
     apps.add_domain(&op, &name, &body.domain).await?;
-    Ok(Json(apps.status_now(&name).await?))
+    Ok(Json(apps.status(&name).await?))
 }
 
 pub async fn remove_domain(
@@ -298,7 +298,7 @@ pub async fn remove_domain(
     let name = app_name(&name)?;
     let op = apps.bus().begin(actor);
     apps.remove_domain(&op, &name, &domain).await?;
-    Ok(Json(apps.status_now(&name).await?))
+    Ok(Json(apps.status(&name).await?))
 }
 
 #[derive(Deserialize)]

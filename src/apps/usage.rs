@@ -1,0 +1,108 @@
+//! CPU use of the apps' serving containers, sampled in the background and cached: a CPU
+//! percentage needs two engine readings about a second apart, which no request should wait
+//! for. Owns the cache and the sampler loop; `status` only reads the cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use minicloud_proxy::ShutdownWatch;
+
+use super::Apps;
+
+/// How often the sampler reads every serving web container.
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+/// A sample older than this is not shown: the sampler could not read the container since.
+const FRESH_FOR: Duration = Duration::from_secs(60);
+/// Readings at once: each waits about a second in the engine, mostly idle.
+const AT_ONCE: usize = 8;
+
+/// The last CPU percentage of each serving container, by container name. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct CpuSamples(Arc<Mutex<HashMap<String, (f64, Instant)>>>);
+
+impl CpuSamples {
+    /// The container's last CPU percentage (of one CPU), if it is recent.
+    pub fn get(&self, container: &str) -> Option<f64> {
+        let samples = self.0.lock().ok()?;
+        samples
+            .get(container)
+            .filter(|(_, at)| at.elapsed() < FRESH_FOR)
+            .map(|(percent, _)| *percent)
+    }
+
+    /// Keeps `fresh`; containers that no longer serve drop out, and one the engine could not
+    /// read this time keeps its last sample until it is stale.
+    fn update(&self, fresh: HashMap<String, (f64, Instant)>, serving: &[String]) {
+        if let Ok(mut samples) = self.0.lock() {
+            samples.retain(|name, _| serving.contains(name));
+            samples.extend(fresh);
+        }
+    }
+}
+
+impl Apps {
+    /// Samples every serving web container's CPU use, now and every [`SAMPLE_EVERY`], until
+    /// `shutdown`.
+    pub async fn sample_cpu(self, mut shutdown: ShutdownWatch) {
+        loop {
+            self.sample_cpu_once().await;
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(SAMPLE_EVERY) => {}
+            }
+        }
+    }
+
+    async fn sample_cpu_once(&self) {
+        let (Ok(docker), Ok(apps)) = (self.docker().await, self.ctx.store.apps()) else {
+            return;
+        };
+        let serving: Vec<String> = apps
+            .iter()
+            .filter(|app| !app.stopped)
+            .filter_map(|app| self.serving_container(app))
+            .collect();
+        let fresh = futures_util::stream::iter(serving.iter().cloned())
+            .map(|name| {
+                let docker = docker.clone();
+                async move {
+                    let stats = docker.stats(&name).await.ok()?;
+                    let percent = (stats.cpu_percent * 10.0).round() / 10.0;
+                    Some((name, (percent, Instant::now())))
+                }
+            })
+            .buffer_unordered(AT_ONCE)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        self.cpu.update(fresh, &serving);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_of_containers_that_no_longer_serve_drop_out() {
+        let samples = CpuSamples::default();
+        let now = Instant::now();
+        let fresh = |pairs: &[(&str, f64)]| {
+            pairs
+                .iter()
+                .map(|(n, p)| ((*n).to_owned(), (*p, now)))
+                .collect::<HashMap<_, _>>()
+        };
+        samples.update(fresh(&[("mc-a-1", 1.5), ("mc-b-1", 0.0)]), &[]);
+        assert_eq!(samples.get("mc-a-1"), Some(1.5));
+        // a moved to revision 2; b could not be read this time and keeps its sample.
+        let serving = ["mc-a-2".to_owned(), "mc-b-1".to_owned()];
+        samples.update(fresh(&[("mc-a-2", 3.0)]), &serving);
+        assert_eq!(samples.get("mc-a-1"), None);
+        assert_eq!(samples.get("mc-a-2"), Some(3.0));
+        assert_eq!(samples.get("mc-b-1"), Some(0.0));
+        assert_eq!(samples.get("mc-c-1"), None);
+    }
+}
