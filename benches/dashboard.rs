@@ -72,6 +72,7 @@ fn populate(ctx: &Ctx, now: i64) {
             current: Some(1),
             created_at: now - 86_400,
             added_services: Default::default(),
+            env_before: None,
         };
         let deploy = DeployRecord {
             app: name.clone(),

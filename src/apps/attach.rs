@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::deploy::{Deployed, Source};
-use super::ops::Undo;
+use super::spawn::Undo;
 use super::{AppError, Apps};
 use crate::bus::Op;
 use crate::model::{manifest, AppName, Need, Operation, Trigger};

@@ -154,7 +154,7 @@ pub async fn app(
     let web = &state.web;
     let apps = &web.apps;
     let name = app_name(&name)?;
-    let status = apps.status_now(&name).await?;
+    let status = apps.status(&name).await?;
     let record = apps.app_record(&name)?;
     let deploys = apps.deploys(&name)?;
     let needs = apps.service_needs(&name)?;

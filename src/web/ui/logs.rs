@@ -79,7 +79,7 @@ pub async fn logs(
         Err(AppError::Invalid(why)) => vec![format!("[minicloud: {why}]")],
         Err(e) => return Err(e.into()),
     };
-    let status = apps.status_now(&name).await?;
+    let status = apps.status(&name).await?;
     let crash = match (status.last_exit_code, status.out_of_memory) {
         (_, true) => "It was last stopped for using more memory than its limit.".to_owned(),
         (Some(code), false) if code != 0 => format!("It last exited with code {code}."),
