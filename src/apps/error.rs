@@ -36,6 +36,16 @@ pub enum AppError {
     /// A provisioner failed outside a deploy (removal with data, rotation).
     #[error(transparent)]
     Service(#[from] ServiceError),
+    /// Too little disk left to pull an image; nothing was started or changed.
+    #[error(
+        "only {free_mib} MiB free under {dir}; a deploy that pulls needs {min_mib} MiB \
+         (min_free_mb): free some space (old images: docker image prune) and deploy again"
+    )]
+    LowOnSpace {
+        dir: String,
+        free_mib: u64,
+        min_mib: u64,
+    },
 }
 
 /// A manifest that does not validate is bad input, whoever reads it.

@@ -11,6 +11,9 @@ use crate::model::{manifest, now, Operation};
 use crate::store::DeployOutcome;
 use minicloud_proxy::Upstream;
 
+/// Longer than any manifest read takes (create a container, copy one small file out).
+const MANIFEST_READ_MAX_SECS: i64 = 300;
+
 /// What reconcile did, for the log.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -59,6 +62,16 @@ impl Apps {
                 stopped: app.stopped,
             });
         }
+        // A manifest read a crash interrupted leaves its helper container; any older than
+        // a read can take is such a leftover.
+        match docker
+            .sweep_manifest_readers(now() - MANIFEST_READ_MAX_SECS)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "left-over manifest readers removed"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep left-over manifest readers"),
+        }
         let actual = docker.list_managed().await?;
         let mut report = Recovered::default();
         for action in plan_reconcile(&desired, &actual) {
@@ -95,7 +108,7 @@ impl Apps {
                 let (_, manifest) = self.revision(app, *revision)?;
                 let info = docker.inspect(&web_container(app, *revision)).await?;
                 let ip = info
-                    .ip_on(crate::docker::DEFAULT_NETWORK)
+                    .app_ip(app)
                     .ok_or_else(|| AppError::Invalid(format!("{} has no address", info.name)))?;
                 let upstream = Upstream(std::net::SocketAddr::new(ip, manifest.http_port()));
                 self.route_app(op, &record, Some(upstream))?;

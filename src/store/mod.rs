@@ -30,7 +30,7 @@ pub use alerts::{
 };
 pub use auth::{SessionRecord, UserRecord};
 pub use backups::{BackupPart, BackupRecord, BackupState, RepositoryKey};
-pub use handle::StoreHealth;
+pub use handle::{free_bytes, StoreHealth};
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
     ServiceRecord, TokenRecord,

@@ -15,11 +15,14 @@ mod hooks;
 mod progress;
 pub mod ui;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use axum::Router;
 
 use crate::apps::Apps;
+use crate::auth::throttle::Throttle;
 use crate::backups::Backups;
 use crate::ctx::Ctx;
 
@@ -34,12 +37,19 @@ pub struct WebState {
     pub ctx: Ctx,
     pub apps: Apps,
     pub backups: Backups,
+    /// Failed API token checks per client address (see `api::require_token`).
+    pub token_throttle: Arc<Throttle>,
 }
 
 impl WebState {
     pub fn new(ctx: Ctx, apps: Apps) -> Self {
         let backups = Backups::new(ctx.clone(), apps.clone());
-        Self { ctx, apps, backups }
+        Self {
+            ctx,
+            apps,
+            backups,
+            token_throttle: Arc::default(),
+        }
     }
 }
 

@@ -49,16 +49,6 @@ fn set_cookie(name: &str, value: &str, max_age: i64) -> (header::HeaderName, Hea
     )
 }
 
-/// Where a client comes from, for the throttle and the log: the address the edge saw (it
-/// replaces whatever the client sent), or `local` on the loopback API port.
-fn client_ip(headers: &HeaderMap) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| "local".into())
-}
-
 /// Lets a request through only with a live session, and a state-changing one only with its
 /// CSRF token. A stranger is sent to `/login`; a missing or wrong token is a 403.
 pub async fn require(
@@ -183,7 +173,7 @@ pub async fn login(
     {
         return Err(UiError::Forbidden);
     }
-    let ip = client_ip(&headers);
+    let ip = crate::web::extract::client_ip(&headers);
     let username = form.username.trim().to_owned();
     let keys = [format!("user:{username}"), format!("ip:{ip}")];
     if let Err(wait) = state.throttle.check(&keys, now()) {
