@@ -87,14 +87,21 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         https_addr,
         threads: config.threads,
         shutdown_grace: config.shutdown_grace,
+        limits: config.limits,
+        upgrade_sock: config.upgrade_socket_path().display().to_string(),
+        pid_file: config.pid_file_path().display().to_string(),
         proxy: ProxySettings {
             public_https_port: config.https_port,
             access_log: config.access_log,
+            sni_bound: vec![config.admin_host().to_string()],
             ..ProxySettings::default()
         },
     };
     let app_settings = AppSettings {
         health_timeout: config.health_timeout,
+        networks: config.app_networks.clone(),
+        pull_timeout: config.pull_timeout,
+        min_free_mb: config.min_free_mb,
     };
     let ctx = Ctx::new(config, store, edge.clone());
     ctx.publish_stored_state(api_addr)?;

@@ -273,6 +273,8 @@ async fn a_container_started_elsewhere_gets_its_route_and_a_removed_one_is_recre
     let web = format!("mc-{app}-1");
     let host = format!("{app}.mc.test");
     let before = ip_of(&web);
+    // The app's own network, where its next address comes from.
+    let net = format!("mc-net-{app}");
 
     // Stopped by hand (no restart), its address taken meanwhile, then started again: it comes
     // back elsewhere, and the edge must follow.
@@ -284,7 +286,7 @@ async fn a_container_started_elsewhere_gets_its_route_and_a_removed_one_is_recre
             "inspect",
             "-f",
             "{{range .Containers}}{{.IPv4Address}} {{end}}",
-            "minicloud",
+            &net,
         ])
     };
     for i in 0..40 {
@@ -298,7 +300,7 @@ async fn a_container_started_elsewhere_gets_its_route_and_a_removed_one_is_recre
             "--name",
             &name,
             "--network",
-            "minicloud",
+            &net,
             &image("probe:v1"),
         ]);
         squatters.push(Removed(name));

@@ -244,6 +244,45 @@ async fn read_manifest_of_a_missing_image_fails_and_leaves_nothing() {
     assert!(err.to_string().contains(&tag), "{err}");
 }
 
+/// Manifest readers a crash left behind are swept: this minicloud's older than the cutoff
+/// go; another minicloud's, and this one's newer than the cutoff (a read in progress), stay.
+#[tokio::test]
+async fn left_over_manifest_readers_are_swept() {
+    let (mine, theirs) = (unique("inst-a"), unique("inst-b"));
+    let docker = docker().await.with_instance(&mine);
+    let tag = format!("{}:v1", unique("mc-test-sweep"));
+    let _image = build("app", &tag);
+    let names: Vec<String> = (0..2).map(|_| unique("mc-manifest")).collect();
+    let _guard = ContainerGuard(names.clone());
+    for (name, instance) in names.iter().zip([&mine, &theirs]) {
+        sh(Command::new("docker").args([
+            "create",
+            "--name",
+            name,
+            "--label",
+            "minicloud.tmp=1",
+            "--label",
+            &format!("minicloud.instance={instance}"),
+            &tag,
+            "/never",
+        ]));
+    }
+    let now = minicloud::model::now();
+    assert_eq!(docker.sweep_manifest_readers(now - 300).await.unwrap(), 0);
+    assert_eq!(docker.sweep_manifest_readers(now + 5).await.unwrap(), 1);
+    let left = sh(Command::new("docker").args([
+        "ps",
+        "-a",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        "label=minicloud.tmp",
+        "--filter",
+        &format!("ancestor={tag}"),
+    ]));
+    assert_eq!(left, names[1], "only the other minicloud's reader stays");
+}
+
 // ---------------------------------------------------------------------------------------------
 // pull
 

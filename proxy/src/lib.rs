@@ -9,15 +9,18 @@
 
 pub mod acme;
 mod edge;
+mod guard;
 mod host;
 pub mod metrics;
 mod pages;
 mod routes;
 mod server;
 mod service;
+mod sni;
 mod tls;
 
 pub use edge::{Draft, Edge, Snapshot};
+pub use guard::Limits;
 pub use host::{host_from_authority, HostError, HostPattern, Hostname};
 pub use routes::{RouteTable, Upstream, UpstreamError};
 pub use server::{EdgeConfig, EdgeError, EdgeServer};

@@ -9,7 +9,9 @@ use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::{background_service, BackgroundService};
+use pingora_core::services::listening::Service;
 
+use crate::guard::{Guarded, HeadDeadline, Limits};
 use crate::service::{EdgeProxy, ProxySettings};
 use crate::tls::SniResolver;
 use crate::Edge;
@@ -24,6 +26,11 @@ pub struct EdgeConfig {
     /// On SIGTERM: how long in-flight requests get to finish before the process exits.
     pub shutdown_grace: Duration,
     pub proxy: ProxySettings,
+    /// Connection caps and the request-head deadline.
+    pub limits: Limits,
+    /// Pingora's graceful-upgrade socket and pid file (its defaults are in `/tmp`).
+    pub upgrade_sock: String,
+    pub pid_file: String,
 }
 
 /// Why the edge could not be set up.
@@ -47,15 +54,20 @@ impl EdgeServer {
             // in-flight requests finish, then gives runtimes `graceful_shutdown_timeout`.
             grace_period_seconds: Some(grace),
             graceful_shutdown_timeout_seconds: Some(1),
+            upgrade_sock: config.upgrade_sock.clone(),
+            pid_file: config.pid_file.clone(),
             ..ServerConf::default()
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
         let proxy = EdgeProxy::new(edge.clone(), config.proxy.clone());
-        let mut service =
-            pingora_proxy::http_proxy_service_with_name(&server.configuration, proxy, "edge");
+        let proxy = pingora_proxy::http_proxy(&server.configuration, proxy);
+        let limits = config.limits;
+        let app = Guarded::new(HeadDeadline::new(proxy, limits.head_timeout), limits);
+        let mut service = Service::new("edge".to_owned(), app);
         service.add_tcp(&config.http_addr.to_string());
-        let mut tls =
-            TlsSettings::intermediate("", "").map_err(|e| EdgeError::Tls(e.to_string()))?;
+        // Records each connection's SNI, for hosts bound to it (`ProxySettings::sni_bound`).
+        let mut tls = TlsSettings::with_callbacks(Box::new(crate::sni::RecordSni))
+            .map_err(|e| EdgeError::Tls(e.to_string()))?;
         let resolver = SniResolver::new(edge).map_err(|e| EdgeError::Tls(e.to_string()))?;
         tls.set_cert_resolver(Arc::new(resolver));
         tls.enable_h2();

@@ -33,6 +33,9 @@ pub struct ProxySettings {
     pub upstream_idle_timeout: Duration,
     /// One line per request at INFO under the `minicloud::access` target.
     pub access_log: bool,
+    /// Hosts answered only on a TLS connection whose SNI names them (421 otherwise): the
+    /// admin host, so reaching it by IP or through another host's connection fails.
+    pub sni_bound: Vec<String>,
 }
 
 impl Default for ProxySettings {
@@ -42,6 +45,7 @@ impl Default for ProxySettings {
             connect_timeout: Duration::from_secs(3),
             upstream_idle_timeout: Duration::from_secs(60),
             access_log: true,
+            sni_bound: Vec::new(),
         }
     }
 }
@@ -55,6 +59,12 @@ pub struct EdgeProxy {
 impl EdgeProxy {
     pub fn new(edge: Edge, settings: ProxySettings) -> Self {
         Self { edge, settings }
+    }
+
+    /// A request for an SNI-bound host on a connection made for another name, or none.
+    fn misdirected(&self, session: &Session, host: &str) -> bool {
+        self.settings.sni_bound.iter().any(|h| h == host)
+            && !crate::sni::sni_is(session.digest(), host)
     }
 }
 
@@ -156,6 +166,16 @@ impl ProxyHttp for EdgeProxy {
         }
     }
 
+    async fn early_request_filter(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // The head is read whole: its deadline no longer applies.
+        crate::guard::head_complete();
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
         if head_size(req) > MAX_HEAD_BYTES {
@@ -191,6 +211,12 @@ impl ProxyHttp for EdgeProxy {
 
         if !is_tls(session.digest()) {
             return self.plain_http(session, ctx).await.map(|()| true);
+        }
+
+        if self.misdirected(session, &ctx.host) {
+            let detail = "This host answers only on a connection made for it (TLS SNI).";
+            respond_page(session, 421, "Misdirected Request", detail).await?;
+            return Ok(true);
         }
 
         let (upstream, parked) = {

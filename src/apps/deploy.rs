@@ -16,7 +16,7 @@ use super::retire::STOP_TIMEOUT;
 use super::Apps;
 use crate::bus::{EventKind, Op};
 use crate::docker::{
-    ContainerInfo, ContainerSpec, Docker, ManagedLabels, RegistryAuth, Role, DEFAULT_NETWORK,
+    app_network, ContainerInfo, ContainerSpec, Docker, ManagedLabels, RegistryAuth, Role,
 };
 use crate::model::image_ref::ImageRef;
 use crate::model::manifest::{self, Manifest};
@@ -122,6 +122,7 @@ impl Apps {
         };
         let (image, digest, env_source) = match source {
             Source::Pull { image, force } => {
+                self.check_free_space(&docker).await?;
                 bus.step(op, name, format!("pulling {}", image.canonical()));
                 let auth = pull_auth(record.registry_auth.as_ref(), &image, &record.image);
                 let pulled = docker
@@ -334,6 +335,10 @@ impl Apps {
         let docker = self.docker().await.map_err(StartFailure::new)?;
         let name = &record.name;
         let web = self.container_spec(record, deploy, manifest, None, data_dir);
+        docker
+            .ensure_app_network(name, &self.settings.networks)
+            .await
+            .map_err(StartFailure::new)?;
         bus.step(
             op,
             name,
@@ -383,6 +388,29 @@ impl Apps {
         Ok(Upstream(addr))
     }
 
+    /// Refuses a pull while the data dir's disk, or the engine's (when this process can see
+    /// it: not under compose), has less than `min_free_mb` left.
+    async fn check_free_space(&self, docker: &Docker) -> Result<(), AppError> {
+        let min = self.settings.min_free_mb;
+        let dirs = [
+            Some(self.ctx.config.data_dir.clone()),
+            docker.root_dir().await,
+        ];
+        for dir in dirs.into_iter().flatten() {
+            let Some(free) = crate::store::free_bytes(&dir) else {
+                continue;
+            };
+            if free < min.saturating_mul(1024 * 1024) {
+                return Err(AppError::LowOnSpace {
+                    dir: dir.display().to_string(),
+                    free_mib: free / (1024 * 1024),
+                    min_mib: min,
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn container_spec(
         &self,
         record: &AppRecord,
@@ -415,7 +443,7 @@ impl Apps {
             },
             command,
             memory_bytes: Some(record.memory_mb * 1024 * 1024),
-            network: DEFAULT_NETWORK.to_owned(),
+            network: app_network(&record.name),
             data_dir: data_dir.map(std::path::Path::to_path_buf),
             init: manifest.init,
             pids_limit: Some(record.pids_limit.unwrap_or(DEFAULT_PIDS_LIMIT)),
@@ -480,6 +508,21 @@ impl Apps {
             if let Err(e) = docker.remove(&c.name).await {
                 tracing::warn!(container = %c.name, error = %e, "cannot remove container");
             }
+        }
+    }
+
+    /// Every container of the app, then its network (best effort, like the containers: a
+    /// network left behind is reused by the next app of that name).
+    pub(super) async fn remove_all(&self, app: &AppName) {
+        self.remove_containers(app, |_| true).await;
+        let Ok(docker) = self.docker().await else {
+            return;
+        };
+        if let Err(e) = docker
+            .remove_app_network(app, &self.settings.networks)
+            .await
+        {
+            tracing::warn!(%app, error = %e, "cannot remove the app's network");
         }
     }
 }

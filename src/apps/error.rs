@@ -39,6 +39,16 @@ pub enum AppError {
     /// `rm --with-data` removed the containers but could not remove all of the data.
     #[error(transparent)]
     PartlyRemoved(#[from] PartlyRemoved),
+    /// Too little disk left to pull an image; nothing was started or changed.
+    #[error(
+        "only {free_mib} MiB free under {dir}; a deploy that pulls needs {min_mib} MiB \
+         (min_free_mb): free some space (old images: docker image prune) and deploy again"
+    )]
+    LowOnSpace {
+        dir: String,
+        free_mib: u64,
+        min_mib: u64,
+    },
 }
 
 /// An app removal with its data that could not remove all of it: what went, what was kept

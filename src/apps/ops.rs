@@ -18,7 +18,7 @@ use super::spawn::{BeforeFirstDeploy, Undo};
 use crate::bus::{EventKind, Op};
 use crate::ctx::hosts::{self, Owner};
 use crate::ctx::Ctx;
-use crate::docker::{Docker, DockerError, RegistryAuth};
+use crate::docker::{AppNetworks, Docker, DockerError, RegistryAuth};
 use crate::locks::AppLock;
 use crate::model::{
     now, Actor, AppName, ImageRef, Manifest, Need, Operation, Secret, ServiceKind, Trigger,
@@ -43,6 +43,12 @@ pub const CPU_SHARES_RANGE: std::ops::RangeInclusive<u64> = 2..=262144;
 pub struct AppSettings {
     /// How long a new revision may take to answer its health probe.
     pub health_timeout: Duration,
+    /// Where each app's own network takes its subnet, and who joins it.
+    pub networks: AppNetworks,
+    /// The longest an image pull may take.
+    pub pull_timeout: Duration,
+    /// Free space (MiB) a deploy that pulls needs on the data dir's and the engine's disk.
+    pub min_free_mb: u64,
 }
 
 /// The app lifecycle owner. Cheap to clone.
@@ -141,11 +147,12 @@ impl Apps {
     pub async fn docker(&self) -> Result<Docker, DockerError> {
         self.docker
             .get_or_try_init(|| async {
-                let docker = Docker::connect().await?.with_instance(&*self.instance);
-                docker
-                    .ensure_network(crate::docker::DEFAULT_NETWORK)
-                    .await?;
-                Ok(docker)
+                Ok::<_, DockerError>(
+                    Docker::connect()
+                        .await?
+                        .with_instance(&*self.instance)
+                        .with_pull_timeout(self.settings.pull_timeout),
+                )
             })
             .await
             .cloned()
@@ -605,7 +612,7 @@ impl Apps {
         let record = self.app_record(name)?;
         self.route_app(op, &record, None)?;
         self.retirements.supersede(name).await;
-        self.remove_containers(name, |_| true).await;
+        self.remove_all(name).await;
         if with_data {
             // Marked stopped first: if removing the data fails half-way, a restart of
             // minicloud does not bring the app back up without it.

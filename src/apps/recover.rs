@@ -14,6 +14,9 @@ use crate::store::{AppRecord, DeployOutcome};
 const INTERRUPTED: &str = "interrupted: minicloud stopped during the deploy";
 use minicloud_proxy::Upstream;
 
+/// Longer than any manifest read takes (create a container, copy one small file out).
+const MANIFEST_READ_MAX_SECS: i64 = 300;
+
 /// What reconcile did, for the log.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -54,6 +57,16 @@ impl Apps {
                 runners,
                 stopped: app.stopped,
             });
+        }
+        // A manifest read a crash interrupted leaves its helper container; any older than
+        // a read can take is such a leftover.
+        match docker
+            .sweep_manifest_readers(now() - MANIFEST_READ_MAX_SECS)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "left-over manifest readers removed"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep left-over manifest readers"),
         }
         let actual = docker.list_managed().await?;
         let mut report = Recovered::default();
@@ -127,7 +140,7 @@ impl Apps {
                 let (_, manifest) = self.revision(app, *revision)?;
                 let info = docker.inspect(&web_container(app, *revision)).await?;
                 let ip = info
-                    .ip_on(crate::docker::DEFAULT_NETWORK)
+                    .app_ip(app)
                     .ok_or_else(|| AppError::Invalid(format!("{} has no address", info.name)))?;
                 let upstream = Upstream(std::net::SocketAddr::new(ip, manifest.http_port()));
                 self.route_app(op, &record, Some(upstream))?;

@@ -89,7 +89,7 @@ impl Apps {
         }
         if let Undo::FirstDeploy(_) = undo {
             // Nothing of a failed first deploy stays: no record, history or container.
-            self.remove_containers(name, |_| true).await;
+            self.remove_all(name).await;
             self.ctx.store.delete_app(name)?;
             self.ctx.publish_routes()?;
         }

@@ -84,7 +84,7 @@ impl Apps {
             Err(DockerError::NotFound { .. }) => return Ok(Look::Missing),
             Err(e) => return Err(e.into()),
         };
-        let ip = info.ip_on(crate::docker::DEFAULT_NETWORK);
+        let ip = info.app_ip(app);
         let (ContainerState::Running, Some(ip)) = (info.state, ip) else {
             return Ok(Look::Done(Followed::Down { state: info.state }));
         };

@@ -10,8 +10,8 @@ use std::time::Duration;
 use minicloud_proxy::Hostname;
 
 use super::parse::{
-    acme_directory, acme_email, admin_password, admin_token, boolean, domain, minutes_or_never,
-    non_empty_path, port, seconds, threads,
+    acme_directory, acme_email, admin_password, admin_token, boolean, connections, container_names,
+    domain, minutes_or_never, non_empty_path, port, seconds, subnet_pool, threads,
 };
 use super::{Invalid, LogFormat, Sources};
 use crate::model::secret::Secret;
@@ -146,6 +146,18 @@ keys! {
         default: Some("5"),
         help: "Seconds in-flight requests may take to finish after SIGTERM.",
     }
+    head_timeout: Duration = |v: &str| seconds(v, 1), {
+        default: Some("30"),
+        help: "Seconds a client may take to send a whole request head.",
+    }
+    max_connections: usize = connections, {
+        default: Some("1024"),
+        help: "Open client connections the edge holds in total; more are closed at once.",
+    }
+    max_connections_per_ip: usize = connections, {
+        default: Some("64"),
+        help: "Open client connections the edge holds per client IP address.",
+    }
     access_log: bool = boolean, {
         default: Some("true"),
         help: "Log every request.",
@@ -165,6 +177,16 @@ keys! {
     alert_remind_minutes: Option<Duration> = minutes_or_never, {
         default: Some("240"),
         help: "Minutes after which an incident still open is told again; 0 for never.",
+    }
+    pull_timeout: Duration = |v: &str| seconds(v, 10), {
+        default: Some("900"),
+        help: "Seconds an image pull may take in all, so a stalled registry cannot hold an app.",
+    }
+    min_free_mb: u64 = |v: &str| v
+        .parse::<u64>()
+        .map_err(|_| "expected a whole number of MiB, e.g. 1024".to_string()), {
+        default: Some("1024"),
+        help: "MiB a deploy that pulls needs free on the data dir's and Docker's disk.",
     }
     backup_schedule: bool = boolean, {
         default: Some("true"),
@@ -204,6 +226,13 @@ keys! {
     }
     rabbitmq_app_host: String = |v: &str| services::app_host(v, rabbitmq::DEFAULT_PORT), {
         help: "RabbitMQ's HOST[:PORT] as apps reach it over AMQP.",
+    }
+    app_subnets: ipnet::Ipv4Net = subnet_pool, {
+        default: Some(crate::docker::networks::DEFAULT_APP_SUBNETS),
+        help: "IPv4 pool each app's own network takes a /26 of.",
+    }
+    app_network_peers: Vec<String> = container_names, {
+        help: "Containers that join every app network (under compose: minicloud,mariadb,rabbitmq).",
     }
 }
 

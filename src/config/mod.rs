@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use minicloud_proxy::Hostname;
+use minicloud_proxy::{Hostname, Limits};
 
+use crate::docker::AppNetworks;
 use crate::model::secret::Secret;
 use crate::services::{rabbitmq, MariaDbSettings, RabbitMqSettings, ServicesSettings};
 use keys::{Key, Parsed, KEYS};
@@ -43,6 +44,8 @@ pub struct Config {
     pub threads: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Connection caps and the request-head deadline of the edge.
+    pub limits: Limits,
     pub access_log: bool,
     pub log_format: LogFormat,
     /// Contact for the ACME account; certificates are ordered only once it is set.
@@ -53,6 +56,10 @@ pub struct Config {
     pub acme_ca_root: Option<PathBuf>,
     /// How long a new revision may take to answer its health probe.
     pub health_timeout: Duration,
+    /// How long an image pull may take in all.
+    pub pull_timeout: Duration,
+    /// Free MiB a deploy that pulls needs on the data dir's and Docker's disk.
+    pub min_free_mb: u64,
     /// Daily scheduled backups of every app with data.
     pub backup_schedule: bool,
     /// A backup of an app with a database before a new image replaces the serving one.
@@ -67,6 +74,8 @@ pub struct Config {
     pub mariadb: Option<MariaDbSettings>,
     /// The shared RabbitMQ; apps that need a message bus cannot deploy without it.
     pub rabbitmq: Option<RabbitMqSettings>,
+    /// Each app's own network: its subnet pool and the containers that join it.
+    pub app_networks: AppNetworks,
 }
 
 /// Let's Encrypt's production directory: the default.
@@ -323,12 +332,19 @@ fn build(p: Parsed) -> Option<Config> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         shutdown_grace: p.shutdown_grace?,
+        limits: Limits {
+            max_connections: p.max_connections?,
+            max_connections_per_ip: p.max_connections_per_ip?,
+            head_timeout: p.head_timeout?,
+        },
         access_log: p.access_log?,
         log_format: p.log_format?,
         acme_email: p.acme_email,
         acme_directory: p.acme_directory?,
         acme_ca_root: p.acme_ca_root,
         health_timeout: p.health_timeout?,
+        pull_timeout: p.pull_timeout?,
+        min_free_mb: p.min_free_mb?,
         backup_schedule: p.backup_schedule?,
         backup_before_deploy: p.backup_before_deploy?,
         alert_check_interval: p.alert_check_interval?,
@@ -336,6 +352,10 @@ fn build(p: Parsed) -> Option<Config> {
         audit_retention_days: p.audit_retention_days?,
         mariadb,
         rabbitmq,
+        app_networks: AppNetworks {
+            pool: p.app_subnets?,
+            peers: p.app_network_peers.unwrap_or_default(),
+        },
     })
 }
 
@@ -372,6 +392,17 @@ impl Config {
 
     pub fn state_path(&self) -> PathBuf {
         self.data_dir.join("minicloud").join("state.redb")
+    }
+
+    /// Pingora's graceful-upgrade socket: beside the state file (a 0700 directory), not in
+    /// `/tmp`, where any local user could bind it first and be handed the listening sockets.
+    pub fn upgrade_socket_path(&self) -> PathBuf {
+        self.data_dir.join("minicloud").join("upgrade.sock")
+    }
+
+    /// Pingora's pid file, beside the upgrade socket.
+    pub fn pid_file_path(&self) -> PathBuf {
+        self.data_dir.join("minicloud").join("minicloud.pid")
     }
 }
 

@@ -85,11 +85,49 @@ pub(super) fn admin_password(v: &str) -> Result<Secret, String> {
     }
 }
 
+/// A connection cap: from 1 to a million.
+pub(super) fn connections(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err("expected a number of connections from 1 to 1000000".to_string()),
+    }
+}
+
 pub(super) fn threads(v: &str) -> Result<usize, String> {
     match v.parse::<usize>() {
         Ok(n) if (1..=64).contains(&n) => Ok(n),
         _ => Err("expected a number of threads from 1 to 64".to_string()),
     }
+}
+
+/// The pool app networks take their subnets from: IPv4, with room for at least one app.
+pub(super) fn subnet_pool(v: &str) -> Result<ipnet::Ipv4Net, String> {
+    let pool: ipnet::Ipv4Net = v
+        .parse()
+        .map_err(|_| "expected an IPv4 network, e.g. 10.213.0.0/16".to_string())?;
+    if pool.prefix_len() > 28 {
+        return Err("is too small: give a /28 or larger (each app takes a /26 of it)".into());
+    }
+    Ok(pool.trunc())
+}
+
+/// Docker container names, comma-separated (`minicloud,mariadb,rabbitmq`).
+pub(super) fn container_names(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            let mut chars = n.chars();
+            let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+            if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+                Ok(n.to_owned())
+            } else {
+                Err(format!(
+                    "'{n}' is not a container name (letters, digits, '_', '.', '-')"
+                ))
+            }
+        })
+        .collect()
 }
 
 pub(super) fn acme_email(v: &str) -> Result<String, String> {

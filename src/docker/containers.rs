@@ -237,6 +237,13 @@ impl ContainerInfo {
     pub fn ip_on(&self, network: &str) -> Option<IpAddr> {
         self.ips.get(network).copied()
     }
+
+    /// Its address on its app's network, or on the network all apps shared before each got
+    /// its own (a container an older minicloud started, adopted until the app's next deploy).
+    pub fn app_ip(&self, app: &AppName) -> Option<IpAddr> {
+        self.ip_on(&super::app_network(app))
+            .or_else(|| self.ip_on(super::LEGACY_NETWORK))
+    }
 }
 
 /// One stats sample.

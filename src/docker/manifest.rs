@@ -9,7 +9,7 @@ use std::io::Read;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -60,6 +60,40 @@ impl Docker {
         let (file, text) = found?;
         removed?;
         Ok((file, text))
+    }
+
+    /// Removes manifest readers of this minicloud that a crash or a kill left behind: those
+    /// created before `cutoff` (Unix seconds), so a read in progress is never touched.
+    /// Returns how many went.
+    pub async fn sweep_manifest_readers(&self, cutoff: i64) -> Result<usize, DockerError> {
+        let tmp = format!("{}=1", labels::TMP);
+        let mine = self
+            .instance
+            .as_ref()
+            .map(|id| format!("{}={id}", labels::INSTANCE));
+        let mut wanted = vec![tmp.as_str()];
+        wanted.extend(mine.as_deref());
+        let filters = std::collections::HashMap::from([("label", wanted)]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let leftovers = self
+            .api()
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| DockerError::engine("list", "manifest readers", e))?;
+        let mut removed = 0;
+        for c in leftovers {
+            let (Some(id), Some(created)) = (c.id, c.created) else {
+                continue;
+            };
+            if created < cutoff {
+                remove_force(self.api(), &id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     async fn copy_manifest(

@@ -1,7 +1,7 @@
 //! The Docker driver: the only module that talks to the Docker engine (through bollard).
 //!
-//! It owns the engine connection ([`Docker`], a cheap-to-clone handle), the `minicloud` bridge
-//! network, image pulls with progress, reading the app manifest out of an image, and the
+//! It owns the engine connection ([`Docker`], a cheap-to-clone handle), the networks (one per
+//! app), image pulls with progress, reading the app manifest out of an image, and the
 //! lifecycle of the containers minicloud manages (run, inspect, list by label, logs, stats,
 //! stop, remove), and the engine's event stream for them. It speaks in minicloud's types
 //! (`ImageRef`, `AppName`, [`ContainerSpec`]) so nothing above it sees bollard.
@@ -16,12 +16,8 @@ mod error;
 mod events;
 mod logs;
 mod manifest;
+pub mod networks;
 mod pull;
-
-use std::net::IpAddr;
-
-use bollard::models::NetworkCreateRequest;
-use bollard::query_parameters::ListNetworksOptionsBuilder;
 
 pub use containers::{
     ContainerInfo, ContainerSpec, ContainerState, ManagedLabels, Role, RunningContainer, Stats,
@@ -29,15 +25,11 @@ pub use containers::{
 pub use error::DockerError;
 pub use events::{ContainerAction, ContainerEvent};
 pub use manifest::MANIFEST_FILES;
+pub use networks::{app_network, AppNetworks, LEGACY_NETWORK};
 pub use pull::{PullProgress, PulledImage, RegistryAuth};
-
-use error::is_not_found;
 
 /// Where the engine listens when `DOCKER_HOST` is unset (bollard does not export its own).
 pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
-
-/// The network apps run on unless configured otherwise.
-pub const DEFAULT_NETWORK: &str = "minicloud";
 
 /// Label keys on managed containers. Reconcile at start-up finds apps by these.
 pub mod labels {
@@ -62,7 +54,13 @@ pub struct Docker {
     endpoint: String,
     /// When set, containers are labelled with it and only those are listed as managed.
     instance: Option<String>,
+    /// The longest a pull may take, all layers together.
+    pull_timeout: std::time::Duration,
 }
+
+/// A pull's time limit unless set: a registry that trickles bytes must not hold an app's
+/// lock for ever.
+pub const DEFAULT_PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 impl Docker {
     /// Connects to `DOCKER_HOST`, or the default socket, and agrees on an API version.
@@ -90,12 +88,19 @@ impl Docker {
             api,
             endpoint: endpoint.to_owned(),
             instance: None,
+            pull_timeout: DEFAULT_PULL_TIMEOUT,
         })
     }
 
     /// Scopes this handle to one minicloud instance (see [`labels::INSTANCE`]).
     pub fn with_instance(mut self, id: impl Into<String>) -> Self {
         self.instance = Some(id.into());
+        self
+    }
+
+    /// Sets how long a pull may take in all (see [`DEFAULT_PULL_TIMEOUT`]).
+    pub fn with_pull_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.pull_timeout = timeout;
         self
     }
 
@@ -111,78 +116,13 @@ impl Docker {
             })
     }
 
+    /// Where the engine keeps images and containers (`DockerRootDir`), when it says.
+    pub async fn root_dir(&self) -> Option<std::path::PathBuf> {
+        self.api.info().await.ok()?.docker_root_dir.map(Into::into)
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.endpoint
-    }
-
-    /// Makes sure a bridge network `name` exists and returns its gateway address: services on
-    /// the host (MariaDB, RabbitMQ in a non-compose setup) are reachable from containers there.
-    pub async fn ensure_network(&self, name: &str) -> Result<IpAddr, DockerError> {
-        let net = match self.api.inspect_network(name, None).await {
-            Ok(net) => net,
-            Err(e) if is_not_found(&e) => {
-                let req = NetworkCreateRequest {
-                    name: name.to_owned(),
-                    driver: Some("bridge".to_owned()),
-                    labels: Some([(labels::NETWORK.to_owned(), "1".to_owned())].into()),
-                    ..Default::default()
-                };
-                self.api
-                    .create_network(req)
-                    .await
-                    .map_err(|e| DockerError::engine("create network", name, e))?;
-                let id = self.dedupe_network(name).await?;
-                self.api
-                    .inspect_network(&id, None)
-                    .await
-                    .map_err(|e| DockerError::engine("inspect network", name, e))?
-            }
-            Err(e) => return Err(DockerError::engine("inspect network", name, e)),
-        };
-        net.ipam
-            .and_then(|ipam| ipam.config)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| c.gateway.as_deref()?.parse::<IpAddr>().ok())
-            .find(IpAddr::is_ipv4)
-            .ok_or_else(|| DockerError::Engine {
-                action: "find the gateway of network",
-                target: name.to_owned(),
-                reason: "the network has no IPv4 gateway".to_owned(),
-            })
-    }
-
-    /// Engines before API 1.44 create a second network of the same name when two creates race
-    /// (the duplicate check was opt-in and bollard 0.21 no longer sends it). Every racer keeps
-    /// the network with the smallest id and removes the others, so they all agree.
-    async fn dedupe_network(&self, name: &str) -> Result<String, DockerError> {
-        let filters = [("name", vec![name])].into_iter().collect();
-        let opts = ListNetworksOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let nets = self
-            .api
-            .list_networks(Some(opts))
-            .await
-            .map_err(|e| DockerError::engine("list networks", name, e))?;
-        // The name filter matches substrings; keep exact names only.
-        let mut ids: Vec<String> = nets
-            .into_iter()
-            .filter(|n| n.name.as_deref() == Some(name))
-            .filter_map(|n| n.id)
-            .collect();
-        ids.sort();
-        let Some(keep) = ids.first().cloned() else {
-            return Err(DockerError::NotFound {
-                kind: "network",
-                name: name.to_owned(),
-            });
-        };
-        for extra in &ids[1..] {
-            // Best effort: a racer may have removed it already.
-            let _ = self.api.remove_network(extra).await;
-        }
-        Ok(keep)
     }
 
     /// The bollard client, for this module's submodules only.

@@ -80,12 +80,23 @@ impl Docker {
 
         let mut tracker = ProgressTracker::default();
         let mut stream = self.api().create_image(Some(opts), None, credentials);
-        while let Some(event) = stream.next().await {
-            let event = event.map_err(|e| fail(reason(&e)))?;
-            if tracker.apply(&event) {
-                on_progress(tracker.progress());
+        let pulled = tokio::time::timeout(self.pull_timeout, async {
+            while let Some(event) = stream.next().await {
+                let event = event.map_err(|e| fail(reason(&e)))?;
+                if tracker.apply(&event) {
+                    on_progress(tracker.progress());
+                }
             }
-        }
+            Ok(())
+        })
+        .await;
+        // Dropping the stream closes the connection, which makes the engine give the pull up.
+        pulled.map_err(|_| {
+            fail(format!(
+                "not done after {} s (pull_timeout): the registry is too slow or stalled; try again later",
+                self.pull_timeout.as_secs()
+            ))
+        })??;
 
         let inspect = self.api().inspect_image(&reference).await.map_err(|e| {
             fail(format!(

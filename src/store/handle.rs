@@ -31,6 +31,13 @@ struct State {
     generation: u64,
 }
 
+/// Bytes an unprivileged writer may still use on the filesystem of `dir`; `None` when it
+/// cannot be asked (no such directory).
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some((stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64))
+}
+
 /// How the store is doing, for the health check.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoreHealth {
@@ -149,8 +156,7 @@ impl Handle {
     }
 
     fn free_bytes(&self) -> Option<u64> {
-        let stat = nix::sys::statvfs::statvfs(self.dir()).ok()?;
-        Some((stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64))
+        free_bytes(self.dir())
     }
 
     /// How the store is doing. While degraded, `probe` (a small write) is tried once the disk

@@ -21,6 +21,9 @@ use crate::store::StoreError;
 pub enum WebError {
     #[error("missing or invalid API token: send 'Authorization: Bearer <token>'")]
     Unauthorized,
+    /// Too many failed authentications from the caller's address.
+    #[error("too many failed authentications from your address: try again in {wait} s")]
+    Throttled { wait: i64 },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -94,6 +97,7 @@ impl From<AppError> for WebError {
             AppError::Docker(DockerError::Unreachable { .. }) => Self::Unavailable(message),
             AppError::Docker(DockerError::NotFound { .. }) => Self::NotFound(message),
             AppError::Docker(_) => Self::Unprocessable(message),
+            AppError::LowOnSpace { .. } => Self::InsufficientStorage(message),
             AppError::Store(e) => e.into(),
             AppError::Service(ServiceError::Store(e)) => e.into(),
             AppError::Service(e) if e.is_unreachable() => Self::Unavailable(message),
@@ -180,6 +184,7 @@ impl WebError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -209,7 +214,14 @@ impl WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            Self::Throttled { wait } => header::HeaderValue::from_str(&wait.to_string()).ok(),
+            _ => None,
+        };
         let mut response = (status, Json(self.body())).into_response();
+        if let Some(wait) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, wait);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

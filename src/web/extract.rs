@@ -8,6 +8,19 @@ use serde::de::DeserializeOwned;
 use super::WebError;
 use crate::model::Actor;
 
+/// Where a client comes from, for the throttles and the log: the address the edge saw (it
+/// replaces whatever the client sent), or `local` on the loopback API port.
+pub(crate) fn client_ip(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| LOCAL.into())
+}
+
+/// [`client_ip`] of a call on the loopback API port, which only local users reach.
+pub(crate) const LOCAL: &str = "local";
+
 /// A JSON body; a refusal is a [`WebError`] (400, 413 or 415).
 pub struct Json<T>(pub T);
 

@@ -19,11 +19,14 @@ pub mod metrics;
 mod progress;
 pub mod ui;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::apps::Apps;
+use crate::auth::throttle::Throttle;
 use crate::backups::Backups;
 use crate::ctx::Ctx;
 
@@ -40,6 +43,8 @@ pub struct WebState {
     pub backups: Backups,
     /// What the dashboard and `/metrics` show; sampled by [`metrics::Metrics::run`].
     pub metrics: metrics::Metrics,
+    /// Failed API token checks per client address (see `api::require_token`).
+    pub token_throttle: Arc<Throttle>,
 }
 
 impl WebState {
@@ -52,6 +57,7 @@ impl WebState {
             apps,
             backups,
             metrics,
+            token_throttle: Arc::default(),
         }
     }
 }

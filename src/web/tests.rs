@@ -39,6 +39,9 @@ pub(super) fn admin() -> Admin {
     let ctx = Ctx::new(config, store, minicloud_proxy::Edge::new());
     let settings = AppSettings {
         health_timeout: std::time::Duration::from_secs(1),
+        networks: Default::default(),
+        pull_timeout: crate::docker::DEFAULT_PULL_TIMEOUT,
+        min_free_mb: 0,
     };
     let apps = Apps::new(ctx.clone(), settings).unwrap();
     let state = WebState::new(ctx.clone(), apps);

@@ -1,5 +1,6 @@
-//! One guard that removes an app's containers when a test ends, even when it fails: container
-//! names are global to the engine, and a failed test must not leave its app running.
+//! One guard that removes an app's containers and network when a test ends, even when it
+//! fails: their names are global to the engine, and a failed test must not leave its app
+//! running.
 
 use super::{containers_of, docker};
 
@@ -12,5 +13,6 @@ impl<S: AsRef<str>> Drop for AppCleanup<S> {
         for name in containers_of(self.0.as_ref()) {
             docker(&["rm", "-f", &name]);
         }
+        docker(&["network", "rm", &format!("mc-net-{}", self.0.as_ref())]);
     }
 }

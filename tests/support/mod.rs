@@ -237,6 +237,13 @@ impl Minicloud {
         child.wait().expect("wait for minicloud")
     }
 
+    /// Sends `signal` to the running process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("minicloud is running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+            .expect("signal minicloud");
+    }
+
     /// Sends SIGTERM without waiting.
     pub fn terminate(&mut self) -> Child {
         let child = self.child.take().expect("minicloud is running");

@@ -21,10 +21,11 @@ use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 
+use super::extract::{client_ip, LOCAL};
 use super::{WebError, WebState};
 use crate::auth;
 use crate::ctx::Ctx;
-use crate::model::Actor;
+use crate::model::{now, Actor};
 
 /// One API route: its method, its path under `/api` and its handler.
 pub(super) struct ApiRoute {
@@ -126,7 +127,7 @@ pub fn router(state: WebState) -> Router<WebState> {
         // Routes on one path merge into one method router.
         .fold(Router::new(), |router, r| router.route(r.path, r.handler))
         .fallback(|| async { WebError::NotFound("no such API endpoint".into()) })
-        .layer(middleware::from_fn_with_state(state.ctx, require_token))
+        .layer(middleware::from_fn_with_state(state, require_token))
 }
 
 /// 200 `ok` when the control plane answers and its store writes; 503 `degraded` with the
@@ -167,17 +168,46 @@ pub(super) fn token_caller(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<Acto
 }
 
 /// Lets a request through only with a valid bearer token, as the token's [`Actor`].
+///
+/// A wrong token counts against the caller's address (the one the edge saw): after a few,
+/// that address waits longer and longer (429) before any token of it is looked at, so a
+/// token cannot be guessed at speed. A missing token is no guess and is not counted; the
+/// loopback API port, which only local users reach, is not throttled.
 async fn require_token(
-    State(ctx): State<Ctx>,
+    State(state): State<WebState>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, WebError> {
-    let actor = token_caller(&ctx, request.headers())?.ok_or(WebError::Unauthorized)?;
-    request.extensions_mut().insert(actor.clone());
-    // On the answer too, for the audit log's layer outside this one.
-    let mut response = next.run(request).await;
-    response.extensions_mut().insert(actor);
-    Ok(response)
+    if !request.headers().contains_key(header::AUTHORIZATION) {
+        return Err(WebError::Unauthorized);
+    }
+    let ip = client_ip(request.headers());
+    let keys = [format!("ip:{ip}")];
+    let throttled = ip != LOCAL;
+    if throttled {
+        if let Err(wait) = state.token_throttle.check(&keys, now()) {
+            return Err(WebError::Throttled { wait });
+        }
+    }
+    match token_caller(&state.ctx, request.headers())? {
+        Some(actor) => {
+            request.extensions_mut().insert(actor.clone());
+            // On the answer too, for the audit log's layer outside this one.
+            let mut response = next.run(request).await;
+            response.extensions_mut().insert(actor);
+            Ok(response)
+        }
+        None => {
+            let failures = if throttled {
+                state.token_throttle.failed(&keys, now())
+            } else {
+                0
+            };
+            // Never the presented value: it may be a real token with a typo.
+            tracing::warn!(%ip, failures, "failed API authentication");
+            Err(WebError::Unauthorized)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,356 @@
+//! An attacker's tests of the edge: what a stranger on the internet can try with nothing but
+//! a connection: forged forwarding headers, slow or huge request heads, floods of
+//! connections, the admin host under another name, token guessing. Each would pass the
+//! attacker through if the defence it names were gone. (`security.rs` holds what an app or a
+//! leaked URL can try.)
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use support::{upstream, wait_for, Minicloud};
+
+/// A client that claims to be someone else, or to have come through other proxies, reaches
+/// the app as itself: the claims are dropped or replaced.
+#[tokio::test]
+async fn forged_forwarding_headers_do_not_reach_the_app() {
+    let mc = Minicloud::start().await;
+    let app = upstream::start("app").await;
+    mc.api().add_route("fwd.example.com", app.addr).await;
+    let forged = [
+        ("x-real-ip", "10.0.0.1"),
+        ("forwarded", "for=10.0.0.1;proto=https"),
+        ("x-forwarded-port", "1"),
+        ("x-forwarded-prefix", "/admin"),
+        ("true-client-ip", "10.0.0.1"),
+        ("x-client-ip", "10.0.0.1"),
+        ("x-forwarded-for", "10.0.0.1"),
+    ];
+    let mut request = mc
+        .client_for(&["fwd.example.com"])
+        .get(mc.https_url("fwd.example.com", "/headers"));
+    for (name, value) in forged {
+        request = request.header(name, value);
+    }
+    let headers: Value = request.send().await.unwrap().json().await.unwrap();
+    for (name, _) in forged {
+        assert_ne!(headers[name], "10.0.0.1", "{name}: {headers}");
+    }
+    for name in [
+        "forwarded",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "true-client-ip",
+        "x-client-ip",
+    ] {
+        assert!(
+            headers.get(name).is_none(),
+            "{name} reached the app: {headers}"
+        );
+    }
+    assert_eq!(headers["x-real-ip"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+}
+
+/// Whether the edge still holds `conn` open: a read that ends (EOF or reset) says it closed it.
+async fn still_open(conn: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(Duration::from_millis(200), conn.read(&mut buf)).await {
+        Err(_) => true,
+        Ok(Ok(n)) => n > 0,
+        Ok(Err(_)) => false,
+    }
+}
+
+/// A slowloris client sends its head a header at a time, each in time for a per-read timeout:
+/// the whole head has a deadline (2 s here), so the edge closes the connection. A client
+/// whose head comes in pieces but within the deadline is answered.
+#[tokio::test]
+async fn a_slow_request_head_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mc = Minicloud::start_with(vec![("MINICLOUD_HEAD_TIMEOUT".into(), "2".into())]).await;
+
+    let mut slow = tokio::net::TcpStream::connect(mc.http_addr())
+        .await
+        .unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: slow.example\r\n")
+        .await
+        .unwrap();
+    let mut sent = 0;
+    // Up to 20 s of dribbling, ten times the deadline.
+    while sent < 50 && still_open(&mut slow).await {
+        if slow.write_all(b"X-Slow: 1\r\n").await.is_err() {
+            break;
+        }
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        sent < 50 && !still_open(&mut slow).await,
+        "a head dribbled over {sent} writes still held its connection"
+    );
+
+    let mut prompt = tokio::net::TcpStream::connect(mc.http_addr())
+        .await
+        .unwrap();
+    for part in [
+        "GET / HTTP/1.1\r\n",
+        "Host: slow.example\r\n",
+        "Connection: close\r\n\r\n",
+    ] {
+        prompt.write_all(part.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut answer = String::new();
+    prompt.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 308"), "{answer}");
+}
+
+/// A connection from `ip` (a loopback address) that sent one request: `Some` if it was
+/// answered and is kept open, `None` if the edge closed it.
+async fn connect_from(ip: &str, to: std::net::SocketAddr) -> Option<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    let mut conn = socket.connect(to).await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: caps.example\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+        .await
+        .expect("the edge neither answers nor closes")
+        .ok()?;
+    buf[..n].starts_with(b"HTTP/1.1 308").then_some(conn)
+}
+
+/// A client opens connection after connection: one address gets at most its share (4 here),
+/// all together at most the total (8), and a place freed is taken by the next client.
+#[tokio::test]
+async fn connection_caps_hold_while_others_get_through() {
+    let mc = Minicloud::start_with(vec![
+        ("MINICLOUD_MAX_CONNECTIONS".into(), "8".into()),
+        ("MINICLOUD_MAX_CONNECTIONS_PER_IP".into(), "4".into()),
+    ])
+    .await;
+    let to = mc.http_addr();
+    let mut held = Vec::new();
+    for i in 0..5 {
+        let conn = connect_from("127.0.0.2", to).await;
+        assert_eq!(conn.is_some(), i < 4, "connection {i} from one address");
+        held.extend(conn);
+    }
+    // Another address still gets through, up to the total.
+    for i in 0..4 {
+        let conn = connect_from("127.0.0.3", to).await;
+        assert!(conn.is_some(), "connection {i} of a second address");
+        held.extend(conn);
+    }
+    assert!(
+        connect_from("127.0.0.4", to).await.is_none(),
+        "past the total"
+    );
+    drop(held.pop());
+    wait_for("a freed place", Duration::from_secs(10), || async {
+        connect_from("127.0.0.4", to).await
+    })
+    .await;
+}
+
+/// The status code the edge answers `GET /api/health` with, for `Host: host` on a TLS
+/// connection opened with `sni` (an IP address sends none).
+async fn status_over(mc: &Minicloud, sni: &str, host: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = support::tls_connect(mc.https_addr(), sni, false).await;
+    let head = format!("GET /api/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // The edge may close without a TLS close_notify; what was read is what counts.
+    let _ = tls.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    answer
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The admin host answers only on a connection made for it: an attacker who connects by IP,
+/// or under an app's name, and then sends `Host: admin.<domain>` is told 421.
+#[tokio::test]
+async fn the_admin_host_answers_only_its_own_sni() {
+    let mc = Minicloud::start().await;
+    let admin = mc.admin_host();
+    // Its own name: the API itself answers (401: no token).
+    assert_eq!(status_over(&mc, &admin, &admin).await, "401");
+    let app = format!("blog.{}", mc.domain);
+    for sni in [app.as_str(), "127.0.0.1"] {
+        assert_eq!(
+            status_over(&mc, sni, &admin).await,
+            "421",
+            "Host: {admin} over SNI {sni}"
+        );
+    }
+}
+
+/// Guessing the API token through the edge: after a few wrong tokens the address waits (429),
+/// even with the right token; the log names the address, never the guess; another address
+/// is not held up.
+#[tokio::test]
+async fn token_guesses_are_slowed_and_logged_without_the_guess() {
+    let mc = Minicloud::start().await;
+    let admin = mc.admin_host();
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .resolve(&admin, mc.https_addr())
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let url = mc.https_url(&admin, "/api/apps");
+    let guesser = from("127.0.0.2");
+    let guess = "mc_a_wrong_guess_0123456789abcdef";
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let resp = guesser.get(&url).bearer_auth(guess).send().await.unwrap();
+        seen.push(resp.status().as_u16());
+    }
+    assert_eq!(seen, [401, 401, 401, 401, 429]);
+    let right = guesser
+        .get(&url)
+        .bearer_auth(support::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 429);
+    assert!(right.headers().contains_key("retry-after"));
+    let other = from("127.0.0.3")
+        .get(&url)
+        .bearer_auth(support::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    let log = mc.log();
+    assert!(
+        log.contains("failed API authentication") && log.contains("127.0.0.2"),
+        "no failed authentication logged"
+    );
+    assert!(!log.contains(guess), "the guess reached the log");
+}
+
+/// A 200 KB header is refused with 431, not passed on; the error page quotes no markup a
+/// client sent in its Host.
+#[tokio::test]
+async fn oversized_heads_and_hostile_hosts_are_answered_safely() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mc = Minicloud::start().await;
+    let app = upstream::start("app").await;
+    mc.api().add_route("big.example.com", app.addr).await;
+    // HTTP/1.1 (h2 caps a header list at 64 KiB itself, with a GOAWAY).
+    let http1 = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .http1_only()
+        .resolve("big.example.com", mc.https_addr())
+        .build()
+        .unwrap();
+    let resp = http1
+        .get(mc.https_url("big.example.com", "/"))
+        .header("x-big", "a".repeat(200_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 431);
+    // A head well under the limit still goes through.
+    let resp = http1
+        .get(mc.https_url("big.example.com", "/"))
+        .header("x-big", "a".repeat(30_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Plain HTTP answers a redirect page before any route; a bad Host gets the error page.
+    let mut conn = tokio::net::TcpStream::connect(mc.http_addr())
+        .await
+        .unwrap();
+    conn.write_all(
+        b"GET / HTTP/1.1\r\nHost: <img src=x onerror=alert(1)>\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(!answer.contains("<img"), "{answer}");
+}
+
+/// What the edge's plain HTTP port answers to `raw`, sent at once, until it closes.
+async fn raw_exchange(mc: &Minicloud, raw: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(mc.http_addr())
+        .await
+        .unwrap();
+    conn.write_all(raw.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer));
+    // A reset after the answer still leaves the answer.
+    let _ = read.await.expect("the edge neither answered nor closed");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Pingora's refusals that keep requests from being smuggled past the edge, pinned so an
+/// upgrade cannot undo them silently: a head with both Content-Length and chunked encoding
+/// is answered once and the connection closed (nothing after it is read as a request); two
+/// Host headers, or a Host that differs from the request line's authority, are refused.
+#[tokio::test]
+async fn request_smuggling_is_refused() {
+    let mc = Minicloud::start().await;
+    let answer = raw_exchange(
+        &mc,
+        "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 4\r\n\
+         Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
+         GET /smuggled HTTP/1.1\r\nHost: a.example\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    assert!(!answer.contains("smuggled"), "{answer}");
+
+    let answer = raw_exchange(
+        &mc,
+        "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "duplicate Host: {answer}"
+    );
+
+    let answer = raw_exchange(
+        &mc,
+        "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400"),
+        "authority vs Host: {answer}"
+    );
+}
+
+/// On SIGQUIT Pingora hands its listening sockets (ports 80 and 443) to whoever listens on
+/// its upgrade socket. That socket is under the data dir (mode 0700), not in `/tmp`, where
+/// any local user could bind it first.
+#[tokio::test]
+async fn the_upgrade_socket_lives_under_the_data_dir() {
+    let mc = Minicloud::start().await;
+    let path = mc.data_path().join("minicloud").join("upgrade.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    mc.signal(nix::sys::signal::Signal::SIGQUIT);
+    let handed = tokio::time::timeout(Duration::from_secs(30), listener.accept()).await;
+    assert!(handed.is_ok(), "Pingora did not use {}", path.display());
+}
