@@ -124,6 +124,9 @@ async fn main() {
         ctx.clone(),
         AppSettings {
             health_timeout: Duration::from_secs(1),
+            networks: Default::default(),
+            pull_timeout: Duration::from_secs(900),
+            min_free_mb: 0,
         },
     )
     .expect("apps");

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::WebError;
 use crate::model::Actor;
 
-/// Where a client comes from, for the throttles and the log: the address the edge saw (it
+/// Where a client comes from, for the throttles, the log and the audit log: the address the edge saw (it
 /// replaces whatever the client sent), or `local` on the loopback API port.
 pub(crate) fn client_ip(headers: &axum::http::HeaderMap) -> String {
     headers
@@ -81,14 +81,4 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .map(Self)
             .ok_or(WebError::Unauthorized)
     }
-}
-
-/// Where a client comes from, for the throttle and the audit log: the address the edge saw
-/// (it replaces whatever the client sent), or `local` on the loopback API port.
-pub(crate) fn client_ip(headers: &axum::http::HeaderMap) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| "local".into())
 }

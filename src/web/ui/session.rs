@@ -187,7 +187,7 @@ pub async fn login(
     {
         return Err(UiError::Forbidden);
     }
-    let ip = crate::web::extract::client_ip(&headers);
+    let ip = client_ip(&headers);
     let username = form.username.trim().to_owned();
     let keys = [format!("user:{username}"), format!("ip:{ip}")];
     if let Err(wait) = state.throttle.check(&keys, now()) {
