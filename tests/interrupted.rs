@@ -33,7 +33,9 @@ async fn newest_deploy(mc: &Minicloud, app: &str) -> Value {
 async fn wait_for_only_revision(app: &str, revision: u64) {
     wait_for(
         "only the serving revision's container",
-        Duration::from_secs(30),
+        // The start-up reconcile stops the leftover with the engine's 10 s grace; generous
+        // for a loaded machine.
+        Duration::from_secs(120),
         || async { (containers_of(app) == vec![format!("mc-{app}-{revision}")]).then_some(()) },
     )
     .await;

@@ -500,7 +500,11 @@ impl Apps {
             // A retiring container is being stopped and removed already.
             let mine = c.managed.as_ref().is_some_and(|l| l.app == *name);
             if mine && !self.retirements.is_claimed(name, &c.id) {
-                docker.stop(&c.name, STOP_TIMEOUT).await?;
+                match docker.stop(&c.name, STOP_TIMEOUT).await {
+                    // Retired and removed since the list was taken: as stopped as it gets.
+                    Ok(()) | Err(DockerError::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok(())
