@@ -373,6 +373,9 @@ write_compose() {
 services:
   minicloud:
     image: ${MINICLOUD_IMAGE}
+    # Fixed names: minicloud attaches these three to every app's own network by name
+    # (MINICLOUD_APP_NETWORK_PEERS), so apps reach the edge and the services' client ports.
+    container_name: minicloud
     restart: unless-stopped
     ports:
       - "${HTTP_PORT}:80"
@@ -399,6 +402,7 @@ EOF
       MINICLOUD_MARIADB_APP_HOST: mariadb:3306
       MINICLOUD_RABBITMQ_API: http://minicloud:${RABBITMQ_ADMIN_PASSWORD}@rabbitmq:15672
       MINICLOUD_RABBITMQ_APP_HOST: rabbitmq:5672
+      MINICLOUD_APP_NETWORK_PEERS: minicloud,mariadb,rabbitmq
     healthcheck:
       test: ["CMD-SHELL", "curl -fsS -o /dev/null -H \"Authorization: Bearer $$MINICLOUD_ADMIN_TOKEN\" http://127.0.0.1:7780/api/health"]
       interval: 5s
@@ -418,6 +422,7 @@ EOF
 
   mariadb:
     image: ${MARIADB_IMAGE}
+    container_name: mariadb
     restart: unless-stopped
     environment:
       MARIADB_ROOT_PASSWORD: ${MARIADB_ROOT_PASSWORD}
@@ -450,6 +455,7 @@ EOF
 
   rabbitmq:
     image: ${RABBITMQ_IMAGE}
+    container_name: rabbitmq
     # The node name (rabbit@<hostname>) names its data directory: keep it fixed.
     hostname: rabbitmq
     restart: unless-stopped
@@ -471,8 +477,8 @@ EOF
     logging: *logging
 
 networks:
-  # The network minicloud runs apps on (it finds it by this name; install.sh creates it): apps
-  # reach `mariadb` and `rabbitmq` here, and the edge reaches the apps.
+  # minicloud's own network with MariaDB and RabbitMQ (install.sh creates it). Each app runs
+  # on a network of its own, which minicloud makes and these three join.
   minicloud:
     name: minicloud
     external: true
