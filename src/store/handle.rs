@@ -94,7 +94,12 @@ impl Handle {
         match result {
             Ok(value) => {
                 if write {
-                    *lock(&self.degraded) = None;
+                    let mut degraded = lock(&self.degraded);
+                    // A tiny write (an audit entry, say) that fits on a nearly full disk
+                    // does not end it: only room for real writes does.
+                    if degraded.is_some() && self.free_bytes().is_none_or(|f| f >= PROBE_MIN_FREE) {
+                        *degraded = None;
+                    }
                 }
                 Ok(value)
             }
