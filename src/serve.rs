@@ -204,6 +204,14 @@ pub async fn run_control_plane(
     certs: Option<crate::certs::Manager>,
     mut shutdown: ShutdownWatch,
 ) {
+    // Before anything answers: what a crash cut short is settled in the store first.
+    match state.apps.settle_interrupted_changes() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(apps = n, "changes a restart interrupted were settled"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot settle the changes a restart interrupted; their apps show them as still pending")
+        }
+    }
     let mut tasks = Tasks::new(shutdown.clone());
     // First, so it is subscribed before any other task sends a fact.
     let recorder = crate::audit::Recorder::new(state.ctx.clone());

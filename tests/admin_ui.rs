@@ -136,9 +136,15 @@ async fn a_person_signs_in_adds_an_app_sets_its_environment_and_signs_out() {
 
     // Add a domain: it is listed with its certificate and what its DNS says.
     let domain = format!("{app}.example.org");
-    browser.goto(&format!("{admin}{app_page}")).await;
-    browser.fill("#domain", &domain).await;
-    browser.click("#domain-form button[type=submit]").await;
+    // Sent again after a network error: a domain already added is no change.
+    browser
+        .submit_form(
+            &format!("{admin}{app_page}"),
+            &[("#domain", &domain)],
+            "#domain-form button[type=submit]",
+            &app_page,
+        )
+        .await;
     // It points nowhere near this server: the check says which record to create.
     browser
         .wait_for_text("#domains", &format!("record for {domain}"), PAGE)
@@ -181,6 +187,9 @@ async fn a_person_signs_in_adds_an_app_sets_its_environment_and_signs_out() {
         ("certificates", "/certificates".to_owned()),
     ];
     screenshots(&browser, &admin, &pages, "light").await;
+    // On a phone too, nothing makes a page scroll sideways.
+    browser.resize(390, 844).await;
+    fits(&browser, &admin, &pages).await;
     let dark = Browser::start_dark(&mc).await;
     sign_in(&dark, &admin).await;
     screenshots(&dark, &admin, &pages, "dark").await;
@@ -207,6 +216,23 @@ async fn screenshots(browser: &Browser, admin: &str, pages: &[(&str, String)], s
         browser
             .screenshot(&dir.join(format!("{name}-{scheme}.png")))
             .await;
+        assert_fits(browser, name).await;
+    }
+}
+
+/// Each of `pages` fits the window's width.
+async fn fits(browser: &Browser, admin: &str, pages: &[(&str, String)]) {
+    for (name, path) in pages {
+        browser.goto(&format!("{admin}{path}")).await;
+        browser.element("main h1").await;
+        assert_fits(browser, name).await;
+    }
+}
+
+/// The page shown does not scroll sideways.
+async fn assert_fits(browser: &Browser, name: &str) {
+    if let Some(overflow) = browser.sideways_overflow().await {
+        panic!("the {name} page scrolls sideways: {overflow}");
     }
 }
 

@@ -157,6 +157,11 @@ fn apps_and_domains_help_and_local_argument_errors() {
         (vec!["apps", "logs", "--help"], "--follow"),
         (vec!["apps", "env", "--help"], "apps env set blog"),
         (vec!["apps", "rm", "--help"], "--with-data"),
+        (
+            vec!["apps", "attach", "--help"],
+            "apps attach blog database",
+        ),
+        (vec!["apps", "detach", "--help"], "--with-data"),
         (vec!["domains", "--help"], "minicloud domains add blog"),
     ] {
         let out = run(&args);
@@ -222,6 +227,7 @@ async fn apps_add_show_history_and_rm_a_real_image() {
     // Container names are global to the engine: unique per run.
     let name = support::unique("cli-probe");
     let _cleanup = AppCleanup(&name);
+    let domain = format!("{name}.example.org");
 
     let out = minicloud(
         &mc,
@@ -233,6 +239,10 @@ async fn apps_add_show_history_and_rm_a_real_image() {
             &name,
             "--env",
             "GREETING=hello",
+            "--service",
+            "storage",
+            "--domain",
+            &domain,
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -260,6 +270,7 @@ async fn apps_add_show_history_and_rm_a_real_image() {
         "{show}"
     );
     assert!(show.contains(&url), "{show}");
+    assert!(show.contains(&domain), "{show}");
 
     let out = minicloud(&mc, &["apps", "list"]);
     let listing = stdout(&out);
@@ -282,6 +293,21 @@ async fn apps_add_show_history_and_rm_a_real_image() {
 
     let out = minicloud(&mc, &["apps", "env", &name]);
     assert!(stdout(&out).contains("GREETING=hello"), "{}", stdout(&out));
+
+    // The storage given at add goes, and comes back: each a redeploy.
+    let out = minicloud(&mc, &["apps", "detach", &name, "storage"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(revision 2)"), "{}", stdout(&out));
+    let out = minicloud(&mc, &["apps", "detach", &name, "storage"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has no storage attached"),
+        "{}",
+        stderr(&out)
+    );
+    let out = minicloud(&mc, &["apps", "attach", &name, "storage"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(revision 3)"), "{}", stdout(&out));
 
     let out = minicloud(&mc, &["apps", "logs", &name, "-n", "5"]);
     assert!(out.status.success(), "{}", stderr(&out));

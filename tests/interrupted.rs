@@ -49,7 +49,6 @@ async fn wait_for_only_revision(app: &str, revision: u64) {
 }
 
 #[tokio::test]
-#[ignore = "racy: part 2 reads the env before the start-up reconcile has settled it (passed alone, failed in a full run on 2026-12-05); the test must wait for the reconcile"]
 async fn an_env_change_cut_short_by_a_crash_is_undone_or_kept_whole() {
     let app = support::unique("t-intr");
     let _cleanup = Cleanup(&app);

@@ -134,36 +134,46 @@ function copyButtons() {
   }
 }
 
-// The logs page's Follow: new lines appended as they come (those the filter keeps).
+// The logs page's Follow: new lines appended as they come (those the filter keeps). A stream
+// that breaks (a network change, minicloud restarting) is opened again until Stop is pressed.
 function followLogs() {
   const button = document.querySelector("button[data-follow]");
   const pre = document.querySelector("#logs");
   if (!button || !pre) return;
   button.hidden = false;
   let stop = null;
+  const readOnce = async (signal, filter) => {
+    const response = await fetch(button.dataset.follow, { signal });
+    // Signed out, or the app is gone: following again would not help.
+    if (response.redirected || (response.status >= 400 && response.status < 500)) return false;
+    if (!response.ok) return true;
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let rest = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return true;
+      rest += decoder.decode(value, { stream: true });
+      const lines = rest.split("\n");
+      rest = lines.pop();
+      const kept = lines.filter((l) => l.includes(filter));
+      if (kept.length) {
+        pre.append(kept.join("\n") + "\n");
+        pre.scrollTop = pre.scrollHeight;
+      }
+    }
+  };
   button.addEventListener("click", async () => {
     if (stop) { stop.abort(); return; }
     stop = new AbortController();
+    const signal = stop.signal;
     button.textContent = "Stop following";
     const filter = (document.querySelector("#q") || {}).value || "";
-    try {
-      const response = await fetch(button.dataset.follow, { signal: stop.signal });
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      let rest = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        rest += decoder.decode(value, { stream: true });
-        const lines = rest.split("\n");
-        rest = lines.pop();
-        const kept = lines.filter((l) => l.includes(filter));
-        if (kept.length) {
-          pre.append(kept.join("\n") + "\n");
-          pre.scrollTop = pre.scrollHeight;
-        }
-      }
-    } catch (_) { /* stopped, or the stream broke: the button starts again */ }
+    let again = true;
+    while (again && !signal.aborted) {
+      try { again = await readOnce(signal, filter); } catch (_) { /* broken, or stopped */ }
+      if (again && !signal.aborted) await new Promise((wait) => setTimeout(wait, 1000));
+    }
     stop = null;
     button.textContent = "Follow";
   });

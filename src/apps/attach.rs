@@ -47,7 +47,7 @@ impl Apps {
         name: &AppName,
         need: Need,
     ) -> Result<Option<Deployed>, AppError> {
-        let lock = self.lock(name, Operation::ServiceChange)?;
+        let lock = self.lock(name, Operation::ServiceChange).await?;
         let mut record = self.app_record(name)?;
         let before = record.added_services.clone();
         if self.declared_needs(&record)?.contains(&need) || !record.added_services.insert(need) {
@@ -67,7 +67,7 @@ impl Apps {
         need: Need,
         with_data: bool,
     ) -> Result<Option<Deployed>, AppError> {
-        let lock = self.lock(name, Operation::ServiceChange)?;
+        let lock = self.lock(name, Operation::ServiceChange).await?;
         let mut record = self.app_record(name)?;
         if self.declared_needs(&record)?.contains(&need) {
             return Err(AppError::Invalid(format!(

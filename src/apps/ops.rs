@@ -37,6 +37,9 @@ pub const PIDS_RANGE: std::ops::RangeInclusive<u64> = 16..=65536;
 /// RabbitMQ keep, so the platform wins a contended CPU over any one app.
 pub const DEFAULT_CPU_SHARES: u64 = 512;
 pub const CPU_SHARES_RANGE: std::ops::RangeInclusive<u64> = 2..=262144;
+/// How long a person's operation waits for a background reconcile that holds the app (a route
+/// moved after a container came back, the drift plan) before it is refused as busy.
+const RECONCILE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Settings of the app lifecycle.
 #[derive(Debug, Clone)]
@@ -159,7 +162,26 @@ impl Apps {
     }
 
     /// Takes the app's lock for `operation`, or says what holds it.
-    pub(super) fn lock(&self, app: &AppName, operation: Operation) -> Result<AppLock, AppError> {
+    /// The app's lock for a person's operation: a short background reconcile holding it is
+    /// waited out ([`crate::locks::AppLocks::lock_after_reconcile`]).
+    pub(super) async fn lock(
+        &self,
+        app: &AppName,
+        operation: Operation,
+    ) -> Result<AppLock, AppError> {
+        Ok(self
+            .ctx
+            .locks
+            .lock_after_reconcile(app, operation, RECONCILE_PATIENCE)
+            .await?)
+    }
+
+    /// The app's lock for a background task, which never waits: the task tries again later.
+    pub(super) fn try_lock(
+        &self,
+        app: &AppName,
+        operation: Operation,
+    ) -> Result<AppLock, AppError> {
         Ok(self.ctx.locks.lock(app, operation)?)
     }
 
@@ -271,7 +293,7 @@ impl Apps {
                 self.image_manifest(&new.image, auth.as_ref()).await?.name
             }
         };
-        let lock = self.lock(&name, Operation::Create)?;
+        let lock = self.lock(&name, Operation::Create).await?;
         let before = BeforeFirstDeploy {
             had_accounts: !self.ctx.store.services(&name)?.is_empty(),
             had_storage: self.storage_dir(&name).exists(),
@@ -345,7 +367,7 @@ impl Apps {
         name: &AppName,
         request: DeployRequest,
     ) -> Result<Deployed, AppError> {
-        let lock = self.lock(name, Operation::Deploy)?;
+        let lock = self.lock(name, Operation::Deploy).await?;
         let record = self.running_record(name)?;
         // The app's own reference changes only when a deploy of the new one succeeds.
         let source = Source::Pull {
@@ -368,7 +390,7 @@ impl Apps {
         name: &AppName,
         to: Option<u64>,
     ) -> Result<Deployed, AppError> {
-        let lock = self.lock(name, Operation::Rollback)?;
+        let lock = self.lock(name, Operation::Rollback).await?;
         let record = self.running_record(name)?;
         let deploys = self.ctx.store.deploys(name)?;
         let target = match to {
@@ -424,7 +446,7 @@ impl Apps {
 
     /// Replaces the serving revision's containers with fresh ones, without downtime.
     pub async fn restart(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
-        let lock = self.lock(name, Operation::Restart)?;
+        let lock = self.lock(name, Operation::Restart).await?;
         self.running_record(name)?;
         let revision = self.current_revision(name)?;
         let source = Source::Revision { revision };
@@ -434,7 +456,7 @@ impl Apps {
 
     /// Stops serving and stops the containers; they stay for `start` and their logs.
     pub async fn stop(&self, op: &Op, name: &AppName) -> Result<(), AppError> {
-        let _lock = self.lock(name, Operation::Stop)?;
+        let _lock = self.lock(name, Operation::Stop).await?;
         let mut record = self.app_record(name)?;
         record.stopped = true;
         self.ctx.store.put_app(&record)?;
@@ -455,7 +477,7 @@ impl Apps {
         operation: Operation,
         why: String,
     ) -> Result<TakenDown, AppError> {
-        let lock = self.lock(name, operation)?;
+        let lock = self.lock(name, operation).await?;
         let record = self.app_record(name)?;
         // Marked before the route goes, so the page never says "failing" meanwhile.
         self.ctx.set_maintenance(name, Some(why))?;
@@ -512,7 +534,7 @@ impl Apps {
 
     /// Starts a stopped app again: its serving revision, with fresh containers.
     pub async fn start(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
-        let lock = self.lock(name, Operation::Start)?;
+        let lock = self.lock(name, Operation::Start).await?;
         let mut record = self.app_record(name)?;
         let revision = self.current_revision(name)?;
         record.stopped = false;
@@ -534,7 +556,7 @@ impl Apps {
         for pattern in &change.unset {
             super::env::check_unset(pattern).map_err(AppError::Invalid)?;
         }
-        let lock = self.lock(name, Operation::EnvChange)?;
+        let lock = self.lock(name, Operation::EnvChange).await?;
         let mut record = self.app_record(name)?;
         let before = record.env.clone();
         record.env.extend(change.set);
@@ -575,7 +597,7 @@ impl Apps {
         let config = &self.ctx.config;
         let host = hosts::check_custom_domain(domain, &config.domain, &config.admin_host())
             .map_err(AppError::Invalid)?;
-        let _lock = self.lock(name, Operation::DomainChange)?;
+        let _lock = self.lock(name, Operation::DomainChange).await?;
         let mut record = self.app_record(name)?;
         if record.domains.contains(&host) {
             return Ok(record);
@@ -597,7 +619,7 @@ impl Apps {
         domain: &str,
     ) -> Result<AppRecord, AppError> {
         let host = Hostname::parse(domain).map_err(|e| AppError::Invalid(e.to_string()))?;
-        let _lock = self.lock(name, Operation::DomainChange)?;
+        let _lock = self.lock(name, Operation::DomainChange).await?;
         let mut record = self.app_record(name)?;
         if !record.domains.remove(&host) {
             return Err(AppError::Invalid(format!("{name} has no domain {host}")));
@@ -612,7 +634,7 @@ impl Apps {
     /// vhost, their users and its storage. The data goes before the record, so a removal that
     /// fails there (MariaDB down) says what it kept and can be asked for again.
     pub async fn remove(&self, op: &Op, name: &AppName, with_data: bool) -> Result<(), AppError> {
-        let _lock = self.lock(name, Operation::Remove)?;
+        let _lock = self.lock(name, Operation::Remove).await?;
         let record = self.app_record(name)?;
         self.route_app(op, &record, None)?;
         self.retirements.supersede(name).await;
@@ -642,7 +664,7 @@ impl Apps {
     /// serving revision with them. Connections the old revision already holds keep working
     /// until it is drained; new ones need the new password.
     pub async fn rotate_credentials(&self, op: &Op, name: &AppName) -> Result<Deployed, AppError> {
-        let lock = self.lock(name, Operation::RotateCredentials)?;
+        let lock = self.lock(name, Operation::RotateCredentials).await?;
         let record = self.running_record(name)?;
         let revision = self.current_revision(name)?;
         let (deploy, manifest) = self.revision(name, revision)?;
@@ -675,7 +697,7 @@ impl Apps {
     /// A new webhook secret: the old webhook URL answers 404 from now on. Returns the record
     /// with the new secret (see [`Apps::webhook_url`]).
     pub async fn rotate_webhook(&self, _op: &Op, name: &AppName) -> Result<AppRecord, AppError> {
-        let _lock = self.lock(name, Operation::RotateWebhook)?;
+        let _lock = self.lock(name, Operation::RotateWebhook).await?;
         let mut record = self.app_record(name)?;
         record.webhook_secret = new_webhook_secret();
         self.ctx.store.put_app(&record)?;
@@ -700,7 +722,7 @@ impl Apps {
             {
                 continue;
             }
-            let Ok(_lock) = self.lock(&app.name, Operation::Reconcile) else {
+            let Ok(_lock) = self.try_lock(&app.name, Operation::Reconcile) else {
                 continue;
             };
             match db.ensure(&app.name).await {

@@ -27,20 +27,32 @@ pub struct Recovered {
 }
 
 impl Apps {
-    /// Settles what a restart interrupted (deploys, env changes), then applies the reconcile
-    /// plan. Holds
-    /// every app's lock throughout, so no API call interleaves with it (they are refused as
-    /// busy with start-up reconcile, and may be asked again a moment later).
+    /// Ends, in the store, what a crash of minicloud cut short (deploys, env changes) for every
+    /// app; the number of apps it settled. Store work alone, so it runs before the API
+    /// answers: no caller ever reads a change a crash left half done.
+    pub fn settle_interrupted_changes(&self) -> Result<usize, AppError> {
+        let mut settled = 0;
+        for mut app in self.ctx.store.apps()? {
+            let _lock = self.try_lock(&app.name, Operation::Reconcile)?;
+            if self.settle_interrupted(&mut app)? {
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Applies the reconcile plan: containers and routes in line with the store. Holds every
+    /// app's lock throughout, so no API call interleaves with it (a person's call waits a
+    /// moment for it, then is refused as busy with start-up reconcile).
     pub async fn reconcile(&self, op: &Op) -> Result<Recovered, AppError> {
-        let mut apps = self.ctx.store.apps()?;
+        let apps = self.ctx.store.apps()?;
         let _locks = apps
             .iter()
-            .map(|app| self.lock(&app.name, Operation::Reconcile))
+            .map(|app| self.try_lock(&app.name, Operation::Reconcile))
             .collect::<Result<Vec<AppLock>, AppError>>()?;
         let docker = self.docker().await?;
         let mut desired = Vec::with_capacity(apps.len());
-        for app in &mut apps {
-            self.settle_interrupted(app)?;
+        for app in &apps {
             let runners = match app.current {
                 Some(rev) => self
                     .ctx
@@ -81,8 +93,9 @@ impl Apps {
 
     /// Ends what a crash interrupted, in the store: a deploy in progress is marked failed (the
     /// plan removes its containers), and an env change that never served is put back, in the
-    /// same write, with the history saying so; `apps show` gives it as the last error.
-    fn settle_interrupted(&self, app: &mut AppRecord) -> Result<(), AppError> {
+    /// same write, with the history saying so; `apps show` gives it as the last error. True
+    /// when there was something to settle.
+    fn settle_interrupted(&self, app: &mut AppRecord) -> Result<bool, AppError> {
         let env_undone = app.put_back_env();
         let reason = match env_undone {
             true => format!("{INTERRUPTED}; the environment change was undone, so the variables are the serving revision's (set them again to apply them)"),
@@ -112,7 +125,7 @@ impl Apps {
                 None => self.ctx.store.put_app(app)?,
             }
         }
-        Ok(())
+        Ok(env_undone || recorded)
     }
 
     async fn apply(

@@ -53,7 +53,7 @@ impl Apps {
             return Ok(followed);
         }
         {
-            let _lock = self.lock(app, Operation::Reconcile)?;
+            let _lock = self.try_lock(app, Operation::Reconcile)?;
             // Looked at again under the lock: an operation may have changed it meanwhile.
             match self.look(app).await? {
                 Look::Done(followed) => return Ok(followed),

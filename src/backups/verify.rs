@@ -56,8 +56,8 @@ async fn load_and_compare(
     scratch: &Scratch,
 ) -> Result<(u64, u64), String> {
     let target = Target {
-        database: &scratch.name,
-        user: &scratch.name,
+        database: scratch.name.as_str(),
+        user: scratch.name.as_str(),
         password: &scratch.password,
     };
     let loaded = database::load(repo, snapshot, settings, &target)

@@ -28,6 +28,10 @@ pub struct NewApp {
     pub cpu_shares: Option<u64>,
     /// Username and password for a private registry.
     pub registry: Option<(String, crate::model::secret::Secret)>,
+    /// Services beyond the manifest's: `database`, `messagebus`, `storage`.
+    pub services: Vec<String>,
+    /// Domains besides `<name>.<domain>`.
+    pub domains: Vec<String>,
 }
 
 /// Parses `KEY=VALUE` arguments; the value may be empty or contain `=`.
@@ -141,6 +145,12 @@ pub async fn add(api: &ApiClient, new: NewApp) -> Result<(), CliError> {
     if let Some((user, password)) = &new.registry {
         body["registry_username"] = json!(user);
         body["registry_password"] = json!(password.expose());
+    }
+    if !new.services.is_empty() {
+        body["services"] = json!(new.services);
+    }
+    if !new.domains.is_empty() {
+        body["domains"] = json!(new.domains);
     }
     let target = new.name.as_deref().unwrap_or(&new.image);
     deploying(api, Method::POST, "/api/apps", Some(&body), target).await
@@ -282,6 +292,31 @@ pub async fn rollback(api: &ApiClient, name: &str, revision: Option<u64>) -> Res
 pub async fn lifecycle(api: &ApiClient, name: &str, verb: &str) -> Result<(), CliError> {
     let path = app_path(name, &format!("/{verb}"));
     deploying(api, Method::POST, &path, None, name).await
+}
+
+/// Attaches `service` to the app and follows the redeploy.
+pub async fn attach(api: &ApiClient, name: &str, service: &str) -> Result<(), CliError> {
+    let body = json!({ "service": service });
+    deploying(
+        api,
+        Method::POST,
+        &app_path(name, "/services"),
+        Some(&body),
+        name,
+    )
+    .await
+}
+
+/// Detaches `service` (and deletes its data with `with_data`), following the redeploy.
+pub async fn detach(
+    api: &ApiClient,
+    name: &str,
+    service: &str,
+    with_data: bool,
+) -> Result<(), CliError> {
+    let query = if with_data { "?data=true" } else { "" };
+    let path = app_path(name, &format!("/services/{service}{query}"));
+    deploying(api, Method::DELETE, &path, None, name).await
 }
 
 pub async fn rotate_webhook(api: &ApiClient, name: &str) -> Result<(), CliError> {

@@ -472,6 +472,9 @@ pub enum CertsCommand {
     },
 }
 
+/// The services an app can be given, as the API names them.
+const SERVICES: [&str; 3] = ["database", "messagebus", "storage"];
+
 #[derive(Subcommand)]
 pub enum AppsCommand {
     /// Deploy an image as a new app, showing its progress.
@@ -483,6 +486,7 @@ pub enum AppsCommand {
 Examples:
   minicloud apps add nginxdemos/hello --name hello
   minicloud apps add 127.0.0.1:5000/probe:v1 --env GREETING=hi --memory 128
+  minicloud apps add me/blog:1 --service database --domain www.example.com
   echo \"$TOKEN\" | minicloud apps add ghcr.io/me/private:1 --registry-user me --registry-password-stdin")]
     Add {
         /// The Docker image to run.
@@ -508,6 +512,12 @@ Examples:
         /// Read the registry password from stdin.
         #[arg(long, requires = "registry_user")]
         registry_password_stdin: bool,
+        /// A service the manifest does not ask for; repeat for more.
+        #[arg(long, value_name = "SERVICE", value_parser = SERVICES)]
+        service: Vec<String>,
+        /// A domain besides <name>.<domain> (its DNS must point here); repeat for more.
+        #[arg(long, value_name = "HOST")]
+        domain: Vec<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -598,6 +608,32 @@ Examples:
         /// Show the passwords and full connection URLs.
         #[arg(long)]
         reveal: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Give the app a database, message bus or storage its manifest does not ask for, and
+    /// redeploy it with the connection variables.
+    #[command(after_help = "Example:\n  minicloud apps attach blog database")]
+    Attach {
+        name: String,
+        #[arg(value_parser = SERVICES)]
+        service: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Take an attached service away again and redeploy without it; its data is kept for a
+    /// later attach unless --with-data.
+    #[command(after_help = "\
+Examples:
+  minicloud apps detach blog messagebus
+  minicloud apps detach blog database --with-data   # also deletes the database")]
+    Detach {
+        name: String,
+        #[arg(value_parser = SERVICES)]
+        service: String,
+        /// Also delete the service's data (the database, the vhost, the files).
+        #[arg(long)]
+        with_data: bool,
         #[command(flatten)]
         client: ClientArgs,
     },

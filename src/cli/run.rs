@@ -175,6 +175,8 @@ async fn apps_command(cmd: AppsCommand) -> Result<(), CliError> {
             cpu_shares,
             registry_user,
             registry_password_stdin: _,
+            service,
+            domain,
             client: c,
         } => {
             // Everything that can be wrong locally is reported before anything is sent.
@@ -192,6 +194,8 @@ async fn apps_command(cmd: AppsCommand) -> Result<(), CliError> {
                 pids_limit,
                 cpu_shares,
                 registry,
+                services: service,
+                domains: domain,
             };
             apps::add(&api, new).await
         }
@@ -217,6 +221,17 @@ async fn apps_command(cmd: AppsCommand) -> Result<(), CliError> {
             reveal,
             client: c,
         } => apps::services(&client(&c)?, &name, reveal).await,
+        A::Attach {
+            name,
+            service,
+            client: c,
+        } => apps::attach(&client(&c)?, &name, &service).await,
+        A::Detach {
+            name,
+            service,
+            with_data,
+            client: c,
+        } => apps::detach(&client(&c)?, &name, &service, with_data).await,
         A::RotateCredentials { name, client: c } => {
             apps::lifecycle(&client(&c)?, &name, "rotate-credentials").await
         }

@@ -179,7 +179,7 @@ impl MariaDb {
 /// A scratch database and its account, both named `name` (hex digits after `verify_`, so
 /// safe to quote as they are).
 pub struct Scratch {
-    pub name: String,
+    pub name: ServiceName,
     pub password: Secret,
 }
 
@@ -193,15 +193,17 @@ impl MariaDb {
     /// (`verify_<hex>`: no app's `app_…` name can be it). [`MariaDb::drop_scratch`] removes
     /// both.
     pub async fn create_scratch(&self) -> Result<Scratch, ServiceError> {
-        let name = format!("verify_{:08x}", rand::random::<u32>());
+        let db = ServiceName::scratch();
+        let (ident, grant_db, user) = (quote_ident(&db), quote_grant_db(&db), sql_account(&db)?);
         let password = super::new_password();
         let pw = quote_str(password.expose())?;
         let statements = [
-            format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"),
-            format!("CREATE USER '{name}'@'%' IDENTIFIED BY {pw}"),
-            format!("GRANT ALL PRIVILEGES ON `{name}`.* TO '{name}'@'%'"),
+            format!("CREATE DATABASE {ident} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"),
+            format!("CREATE USER {user} IDENTIFIED BY {pw}"),
+            // Escaped: `_` in a grant's database name is a wildcard.
+            format!("GRANT ALL PRIVILEGES ON {grant_db}.* TO {user}"),
         ];
-        let scratch = Scratch { name, password };
+        let scratch = Scratch { name: db, password };
         if let Err(e) = self.run(&statements, scratch.password.expose()).await {
             let _ = self.drop_scratch(&scratch).await;
             return Err(e);
@@ -210,10 +212,9 @@ impl MariaDb {
     }
 
     pub async fn drop_scratch(&self, scratch: &Scratch) -> Result<(), ServiceError> {
-        let name = &scratch.name;
         let statements = [
-            format!("DROP DATABASE IF EXISTS `{name}`"),
-            format!("DROP USER IF EXISTS '{name}'@'%'"),
+            format!("DROP DATABASE IF EXISTS {}", quote_ident(&scratch.name)),
+            format!("DROP USER IF EXISTS {}", sql_account(&scratch.name)?),
         ];
         self.run(&statements, "").await
     }

@@ -53,6 +53,12 @@ impl ServiceName {
         Ok(Self(name))
     }
 
+    /// A scratch database's name, for a restore check: `verify_<8 hex digits>`, never an
+    /// app's (those start `app_`).
+    pub fn scratch() -> Self {
+        Self(format!("verify_{:08x}", rand::random::<u32>()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

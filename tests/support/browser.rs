@@ -168,7 +168,41 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        panic!("{url} did not load");
+        panic!(
+            "{url} did not load; the browser shows:\n{}",
+            self.client.source().await.unwrap_or_default()
+        );
+    }
+
+    /// What sticks out sideways, making the page scroll horizontally: the innermost elements
+    /// wider than the window, described; `None` when the page fits.
+    pub async fn sideways_overflow(&self) -> Option<String> {
+        const SCRIPT: &str = r##"
+            const width = document.documentElement.clientWidth;
+            if (document.documentElement.scrollWidth <= width) return null;
+            const out = [...document.querySelectorAll("body *")].filter(el =>
+                el.getBoundingClientRect().right > width + 1 &&
+                ![...el.children].some(c => c.getBoundingClientRect().right > width + 1));
+            return out.slice(0, 5).map(el => el.tagName.toLowerCase() +
+                (el.id ? "#" + el.id : "") +
+                (typeof el.className === "string" && el.className ? "." + el.className : "") +
+                " reaches " + Math.round(el.getBoundingClientRect().right) + "px of " + width)
+                .join("; ") || "the page is wider than the window";
+        "##;
+        let found = self
+            .client
+            .execute(SCRIPT, Vec::new())
+            .await
+            .expect("run the overflow script");
+        found.as_str().map(str::to_owned)
+    }
+
+    /// Makes the window `width` by `height` CSS pixels (a phone's, say).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize the window");
     }
 
     /// Saves what the window shows as a PNG at `path` (its folder made if needed).
@@ -244,19 +278,36 @@ impl Browser {
         code: Option<&str>,
         lands_on: &str,
     ) {
+        let mut fields = vec![("#username", "admin"), ("#password", password)];
+        if let Some(code) = code {
+            fields.push(("#code", code));
+        }
+        self.submit_form(&format!("{admin}/login"), &fields, "#sign-in", lands_on)
+            .await;
+    }
+
+    /// Loads `page`, fills `fields` (css, text), clicks `button` and waits to land on the path
+    /// `lands_on`; all again while Chromium shows a network error instead of the answer (a
+    /// container started or removed meanwhile), so only for forms safe to send twice. Panics
+    /// with the page if it never lands.
+    pub async fn submit_form(
+        &self,
+        page: &str,
+        fields: &[(&str, &str)],
+        button: &str,
+        lands_on: &str,
+    ) {
         for _ in 0..5 {
-            self.goto(&format!("{admin}/login")).await;
-            self.fill("#username", "admin").await;
-            self.fill("#password", password).await;
-            if let Some(code) = code {
-                self.fill("#code", code).await;
+            self.goto(page).await;
+            for (css, text) in fields {
+                self.fill(css, text).await;
             }
-            self.click("#sign-in").await;
+            self.click(button).await;
             if self.reached(lands_on, SIGN_IN_WAIT).await {
                 return;
             }
         }
-        panic!("the sign-in form never answered");
+        panic!("the form at {page} never answered");
     }
 
     /// Signs out with the button every page has, again after a network error; panics if it
@@ -276,7 +327,7 @@ impl Browser {
     }
 }
 
-/// How long a sign-in or sign-out page may take to answer.
+/// How long a form's answer (a sign-in, a sign-out, a short operation) may take.
 const SIGN_IN_WAIT: Duration = Duration::from_secs(30);
 
 impl Drop for Browser {

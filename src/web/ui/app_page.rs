@@ -140,9 +140,8 @@ pub struct AppQuery {
 }
 
 fn size(bytes: u64, at_least: bool) -> String {
-    let mib = bytes as f64 / (1024.0 * 1024.0);
     let prefix = if at_least { "at least " } else { "" };
-    format!("{prefix}{mib:.1} MiB")
+    format!("{prefix}{} MiB", views::mebibytes(bytes))
 }
 
 pub async fn app(
@@ -216,5 +215,6 @@ mod tests {
     fn sizes_say_when_the_walk_stopped() {
         assert_eq!(size(3 * 1024 * 1024 / 2, false), "1.5 MiB");
         assert_eq!(size(0, true), "at least 0.0 MiB");
+        assert_eq!(size(300 * 1024 * 1024 + 1, false), "300 MiB");
     }
 }

@@ -57,7 +57,7 @@ impl Row {
                 memory_limit_bytes: limit,
                 ..
             }) => (
-                format!("{} of {} MiB", used / MIB, limit / MIB),
+                format!("{} of {} MiB", views::mebibytes(*used), limit / MIB),
                 (used * 100).checked_div(*limit).unwrap_or(0).min(100),
             ),
             Some(m) => (format!("limit {} MiB", m.memory_limit_bytes / MIB), 0),
@@ -203,6 +203,7 @@ mod tests {
             memory: String::new(),
             last_error: String::new(),
             webhook_url: String::new(),
+            env_not_deployed: false,
         }
     }
 

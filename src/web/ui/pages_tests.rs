@@ -125,3 +125,23 @@ async fn a_service_is_attached_and_detached_from_the_app_page() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
     assert!(page.contains("blog has no storage attached"), "{page}");
 }
+
+#[tokio::test]
+async fn the_app_page_says_when_its_variables_are_not_deployed_yet() {
+    let admin = admin();
+    with_admin_password(&admin);
+    stored_app(&admin.ctx, "blog");
+    let browser = sign_in(&admin).await;
+    let (_, _, page) = browser.get("/apps/blog").await;
+    assert!(!page.contains(r#"id="env-pending""#), "{page}");
+
+    let name = "blog".parse().unwrap();
+    let mut record = admin.ctx.store.app(&name).unwrap().unwrap();
+    record.env_before = Some(record.env.clone());
+    record.env.insert("GREETING".into(), "hello".into());
+    admin.ctx.store.put_app(&record).unwrap();
+    let (status, _, page) = browser.get("/apps/blog").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"id="env-pending""#), "{page}");
+    assert!(page.contains("not deployed yet"), "{page}");
+}

@@ -78,10 +78,18 @@ pub struct AppView {
     pub memory: String,
     pub last_error: String,
     pub webhook_url: String,
+    /// The stored variables differ from the serving revision's: a change is being deployed.
+    pub env_not_deployed: bool,
 }
 
-fn mib(bytes: u64) -> u64 {
-    bytes / (1024 * 1024)
+/// A size in MiB, without the unit: one decimal below 10 MiB (a small app's 0.4 is not 0),
+/// whole above.
+pub fn mebibytes(bytes: u64) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    match mib < 10.0 {
+        true => format!("{mib:.1}"),
+        false => format!("{mib:.0}"),
+    }
 }
 
 impl AppView {
@@ -103,11 +111,12 @@ impl AppView {
                 .map(|d| format_time(d.finished_at.unwrap_or(d.started_at)))
                 .unwrap_or_default(),
             memory: match status.memory_bytes {
-                Some(b) => format!("{} MiB of {} MiB", mib(b), status.memory_limit_mb),
+                Some(b) => format!("{} of {} MiB", mebibytes(b), status.memory_limit_mb),
                 None => format!("limit {} MiB", status.memory_limit_mb),
             },
             last_error: status.last_error.clone().unwrap_or_default(),
             webhook_url: status.webhook_url.clone().unwrap_or_default(),
+            env_not_deployed: status.env_not_deployed,
         }
     }
 }
