@@ -279,6 +279,19 @@ async fn a_container_started_elsewhere_gets_its_route_and_a_removed_one_is_recre
     // Stopped by hand (no restart), its address taken meanwhile, then started again: it comes
     // back elsewhere, and the edge must follow.
     docker(&["stop", "-t", "1", &web]);
+    // Known down: the edge says so at once, not a 502 from a dead address.
+    wait_for("the edge to say the app is down", PATIENCE, || async {
+        let resp = mc
+            .client_for(&[&host])
+            .get(mc.https_url(&host, "/"))
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status();
+        let page = resp.text().await.ok()?;
+        (status == 503 && page.contains("is not running right now")).then_some(())
+    })
+    .await;
     // The engine gives the lowest free address: take them until the app's is taken.
     let network_ips = || {
         docker(&[

@@ -318,6 +318,10 @@ impl Watcher {
                     Err(DockerError::NotFound { .. }) => return Ok(()),
                     Err(e) => return Err(Handled::Failed(e.to_string())),
                 };
+                // First, so a busy app is looked at again before anything is recorded.
+                if labels.role == Role::Web && info.state != ContainerState::Running {
+                    self.apps.web_container_down(&op, app, labels.rev)?;
+                }
                 self.recoveries.remove(&key);
                 let oom = self.oom.remove(&key) || info.oom_killed == Some(true);
                 self.died(labels, &key, event, *exit_code, oom, record.memory_mb)?;
@@ -351,6 +355,9 @@ impl Watcher {
                 let docker = self.apps.docker().await.map_err(AppError::from)?;
                 if docker.inspect(&event.name).await.is_ok() {
                     return Ok(());
+                }
+                if labels.role == Role::Web {
+                    self.apps.web_container_down(&op, app, labels.rev)?;
                 }
                 let text = format!(
                     "{app}: {} ({}) was removed outside minicloud; recreating it in {}s",

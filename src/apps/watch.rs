@@ -99,6 +99,30 @@ impl Apps {
         })
     }
 
+    /// The serving web container of `revision` stopped or went (the engine may restart it, or
+    /// minicloud recreate it): its route goes now, so the edge answers at once with a 503 that
+    /// says the app is not running, not a 502 after trying a dead address. Following the
+    /// container when it starts again routes it back ([`Self::follow_container`]).
+    pub fn web_container_down(
+        &self,
+        op: &Op,
+        app: &AppName,
+        revision: u64,
+    ) -> Result<(), AppError> {
+        let _lock = self.try_lock(app, Operation::Reconcile)?;
+        let Some(record) = self.ctx.store.app(app)? else {
+            return Ok(());
+        };
+        if record.stopped || record.current != Some(revision) {
+            return Ok(());
+        }
+        if self.serving_upstream(app).is_some() {
+            tracing::info!(%app, revision, "the serving web container is down; the edge says so until it is back");
+            self.route_app(op, &record, None)?;
+        }
+        Ok(())
+    }
+
     /// Runs the reconcile plan (as at start-up) to bring back what was removed.
     pub async fn recreate(&self, op: &Op) -> Result<Followed, AppError> {
         let done = self.reconcile(op).await?;
