@@ -233,13 +233,13 @@ pub async fn run_control_plane(
     );
     tasks.spawn("alert watcher", |stop| watcher.run(stop));
     let apps = state.apps.clone();
-    tasks.spawn("cpu sampler", |stop| apps.sample_cpu(stop));
+    tasks.spawn("usage sampler", |stop| apps.sample_usage(stop));
     if state.ctx.config.backup_schedule {
         let backups = state.backups.clone();
         tasks.spawn("backup schedule", |stop| backups.run_schedule(stop));
     }
-    let (metrics, apps) = (state.metrics.clone(), state.apps.clone());
-    tasks.spawn("metrics sampler", |stop| metrics.run(apps, stop));
+    let metrics = state.metrics.clone();
+    tasks.spawn("metrics sampler", |stop| metrics.run(stop));
     let apps = state.apps.clone();
     tasks.spawn("start-up reconcile", |_| async move {
         // Apps kept running while minicloud was down; find them and route to them again.

@@ -10,7 +10,7 @@ use mysql_async::prelude::Queryable;
 use minicloud::services::ServiceName;
 use support::services::{
     admin_conn, app, mariadb_admin_url, minicloud_with_switched_mariadb, rabbitmq_admin,
-    rabbitmq_api, server_code, ACCESS_DENIED,
+    rabbitmq_api, rabbitmq_api_url, server_code, ACCESS_DENIED,
 };
 use support::{test_env, AppCleanup};
 
@@ -316,4 +316,58 @@ async fn a_failed_first_deploy_leaves_no_database_behind() {
         },
     )
     .await;
+}
+
+/// A MariaDB that takes connections and never answers fails a first deploy once, with the
+/// time limit the error states; the time it took is printed for the record (no timing is
+/// asserted on a shared machine).
+#[tokio::test]
+async fn a_hanging_mariadb_fails_a_first_deploy_naming_its_time_limit_once() {
+    let gateway = test_env("MINICLOUD_TEST_HOST_GATEWAY");
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let mc = support::Minicloud::start_with(
+        [
+            (
+                "MINICLOUD_MARIADB_URL",
+                format!("mysql://root:pw@127.0.0.1:{port}"),
+            ),
+            ("MINICLOUD_MARIADB_APP_HOST", gateway.clone()),
+            ("MINICLOUD_RABBITMQ_API", rabbitmq_api_url()),
+            ("MINICLOUD_RABBITMQ_APP_HOST", gateway),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    )
+    .await;
+    let name = app("hang").to_string();
+    let _cleanup = AppCleanup(&name);
+    let started = std::time::Instant::now();
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps",
+            serde_json::json!({"image": support::image("probe-services:v1"), "name": name}),
+        )
+        .await;
+    let took = started.elapsed();
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    eprintln!("a first deploy against a hanging MariaDB answered in {took:?}");
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("MariaDB"), "{body}");
+    assert_eq!(error.matches("no answer within 10s").count(), 1, "{body}");
+    assert_eq!(
+        mc.api().get(&format!("/api/apps/{name}")).await.status(),
+        404
+    );
+    held.abort();
 }

@@ -33,4 +33,5 @@ pub use ops::{
 pub use recover::Recovered;
 pub use retire::Retirements;
 pub use status::{AppState, AppStatus};
+pub use usage::Usage;
 pub use watch::Followed;

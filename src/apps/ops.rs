@@ -64,7 +64,7 @@ pub struct Apps {
     /// Old revisions being drained and removed after a deploy (see `retire`).
     pub(super) retirements: Retirements,
     /// The serving containers' last CPU samples (see `usage`).
-    pub(super) cpu: super::usage::CpuSamples,
+    pub(super) usage: super::usage::UsageSamples,
     /// Labels this minicloud's containers (see `docker::labels::INSTANCE`).
     instance: Arc<str>,
     /// Set by the first connect that succeeds; a failed one leaves it empty for the next call.
@@ -131,7 +131,7 @@ impl Apps {
             ctx,
             settings,
             retirements: Retirements::default(),
-            cpu: Default::default(),
+            usage: Default::default(),
             instance,
             docker: Arc::default(),
             before_new_image: Arc::default(),

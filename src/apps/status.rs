@@ -86,8 +86,8 @@ impl Apps {
             .collect()
     }
 
-    /// One app, with memory and CPU use. Never waits for a CPU sample: the percentage is the
-    /// background sampler's last (see `usage`), none until it has one.
+    /// One app, with memory and CPU use. Never waits for the engine's statistics: they are
+    /// the background sampler's last (see `usage`), none until it has one.
     pub async fn status(&self, name: &AppName) -> Result<AppStatus, AppError> {
         let record = self.app_record(name)?;
         let docker = self.docker().await;
@@ -96,12 +96,10 @@ impl Apps {
             Err(_) => Vec::new(),
         };
         let mut status = self.status_of(&record, &containers)?;
-        if let (Ok(docker), Some(rev), AppState::Running) = (&docker, record.current, status.state)
-        {
-            let web = web_container(name, rev);
-            status.cpu_percent = self.cpu.get(&web);
-            if let Ok(bytes) = docker.memory_now(&web).await {
-                status.memory_bytes = Some(bytes);
+        if let (Some(rev), AppState::Running) = (record.current, status.state) {
+            if let Some(usage) = self.usage.get(&web_container(name, rev)) {
+                status.memory_bytes = Some(usage.memory_bytes);
+                status.cpu_percent = Some(usage.cpu_percent);
             }
         }
         if let (Ok(docker), Some(rev)) = (&docker, record.current) {

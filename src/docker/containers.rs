@@ -411,23 +411,11 @@ impl Docker {
         }
     }
 
-    /// One stats sample. Takes about a second: the engine waits for a second CPU reading so
-    /// that a percentage can be computed.
+    /// One stats sample. Takes up to two seconds: the engine answers at its next collection
+    /// tick, and waits for a second CPU reading so that a percentage can be computed. Only
+    /// the background sampler (`apps::usage`) calls it.
     pub async fn stats(&self, name: &str) -> Result<Stats, DockerError> {
-        self.stats_sample(name, false).await
-    }
-
-    /// Memory use at once, without waiting for a second CPU reading: the CPU percentage of
-    /// this sample means nothing, so callers show none.
-    pub async fn memory_now(&self, name: &str) -> Result<u64, DockerError> {
-        Ok(self.stats_sample(name, true).await?.memory_bytes)
-    }
-
-    async fn stats_sample(&self, name: &str, one_shot: bool) -> Result<Stats, DockerError> {
-        let opts = StatsOptionsBuilder::default()
-            .stream(false)
-            .one_shot(one_shot)
-            .build();
+        let opts = StatsOptionsBuilder::default().stream(false).build();
         let sample = self
             .api()
             .stats(name, Some(opts))

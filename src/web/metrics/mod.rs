@@ -14,7 +14,6 @@ pub mod sparkline;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use minicloud_proxy::metrics::Totals;
 use minicloud_proxy::{Edge, ShutdownWatch};
 use serde::Serialize;
 
-use crate::apps::{AppState, Apps};
+use crate::apps::Apps;
 use crate::ctx::Ctx;
 use crate::model::now;
 use crate::store::StoreError;
@@ -33,17 +32,9 @@ pub use machine::Machine;
 /// How often traffic and usage are sampled: a sparkline point is a minute.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(60);
 
-/// One app's web container's use, at the last sample.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Usage {
-    memory_bytes: u64,
-    cpu_percent: f64,
-}
-
 #[derive(Default)]
 struct Sampled {
     history: History,
-    usage: BTreeMap<String, Usage>,
 }
 
 /// The sampler's handle; cheap to clone, all clones share what was sampled.
@@ -127,39 +118,8 @@ impl Metrics {
         self.sampled().history.record(at, readings);
     }
 
-    /// Samples every running app's web container (memory and CPU). The engine takes about a
-    /// second per container for a CPU reading; they are read together.
-    pub async fn sample_usage(&self, apps: &Apps) {
-        let Ok(docker) = apps.docker().await else {
-            return;
-        };
-        let Ok(statuses) = apps.list().await else {
-            return;
-        };
-        let reads = statuses.iter().filter_map(|s| {
-            let rev = s.revision.filter(|_| s.state == AppState::Running)?;
-            let container = crate::apps::deploy::web_container(&s.name, rev);
-            let docker = docker.clone();
-            let name = s.name.to_string();
-            Some(async move { (name, docker.stats(&container).await) })
-        });
-        let usage = futures_util::future::join_all(reads)
-            .await
-            .into_iter()
-            .filter_map(|(name, stats)| {
-                let stats = stats.ok()?;
-                let usage = Usage {
-                    memory_bytes: stats.memory_bytes,
-                    cpu_percent: (stats.cpu_percent * 10.0).round() / 10.0,
-                };
-                Some((name, usage))
-            })
-            .collect();
-        self.sampled().usage = usage;
-    }
-
     /// Samples once a minute until `shutdown`.
-    pub async fn run(self, apps: Apps, mut shutdown: ShutdownWatch) {
+    pub async fn run(self, mut shutdown: ShutdownWatch) {
         self.sample_traffic(now());
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
         loop {
@@ -171,7 +131,6 @@ impl Metrics {
                 return;
             }
             self.sample_traffic(now());
-            self.sample_usage(&apps).await;
         }
     }
 
@@ -188,7 +147,8 @@ impl Metrics {
                     .iter()
                     .map(|h| h.as_str().to_owned())
                     .collect();
-                let usage = sampled.usage.get(record.name.as_str());
+                // The apps' own background sampler reads the containers; no engine call here.
+                let usage = apps.usage_of(&record.name);
                 let last_hour = sampled
                     .history
                     .combined(hosts.iter().map(String::as_str))
