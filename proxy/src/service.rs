@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora_core::modules::http::HttpModules;
 use pingora_core::protocols::Digest;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorSource, ErrorType, Result};
@@ -155,6 +156,16 @@ pub fn loggable_path(path: &str) -> Cow<'_, str> {
 #[async_trait]
 impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
+
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        // The edge compresses nothing: Pingora's default adds a disabled compression module
+        // whose context and filters would still cost something on every request.
+        if crate::server::tuning::DEFAULT_DOWNSTREAM_MODULES {
+            modules.add_module(
+                pingora_core::modules::http::compression::ResponseCompressionBuilder::enable(0),
+            );
+        }
+    }
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
