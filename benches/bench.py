@@ -74,6 +74,12 @@ def foreign_share(busy0, busy1, ours_s, wall_s):
     return max(0.0, busy - ours_s) / (wall_s * len(busy1))
 
 
+def tcp_active_opens():
+    """Outgoing TCP connections opened on the machine so far (/proc/net/snmp, like `nstat`)."""
+    lines = [l.split() for l in Path("/proc/net/snmp").read_text().splitlines() if l.startswith("Tcp:")]
+    return int(lines[1][lines[0].index("ActiveOpens")])
+
+
 def children_map():
     kids = {}
     for d in os.listdir("/proc"):
@@ -806,11 +812,18 @@ class Bench:
         if proxy != "direct":
             sampler.target = (daemon_name, d)
         c0 = cpu_s(pids)
-        b0, o0 = system_busy(), self.our_cpu()
+        b0, o0, opens0 = system_busy(), self.our_cpu(), tcp_active_opens()
         t0 = time.monotonic()
         r = self.wrk.run(self.url(daemon_name, case), case["conns"], dur, case["script"])
         wall = time.monotonic() - t0
-        b1, o1 = system_busy(), self.our_cpu()
+        b1, o1, opens1 = system_busy(), self.our_cpu(), tcp_active_opens()
+        # Connections the proxy opened to the upstream: all opened on the machine less wrk's
+        # (one per connection kept alive; one per request, plus those in flight, when closing).
+        # About: other work's connections count too. A pool that churns shows here.
+        wrk_opens = case["conns"] + (r["requests"] if case["script"] == "close" else 0)
+        upstream_opens = max(0, opens1 - opens0 - wrk_opens)
+        r["upstream_connects_per_1k"] = (upstream_opens / r["requests"] * 1000
+                                         if r["requests"] and proxy != "direct" else None)
         sampler.target = None
         used = cpu_s(d.pids()) - c0
         r["foreign"] = foreign_share(b0, b1, o1 - o0, wall)

@@ -113,6 +113,11 @@ def table(res):
         row("", "CPU s per 100k req (×nginx)", cs)
         row("", "proxy core busy", [f"{med(get(p, 'busy')) * 100:.0f}%"
                                     if med(get(p, "busy")) is not None else "–" for p in cols])
+        cs = []
+        for p in cols:
+            v = med(get(p, "upstream_connects_per_1k"))
+            cs.append(fmt_num(v) if v is not None else "–")
+        row("", "upstream connects per 1,000 requests (about)", cs)
         if noise:
             # Other work on the machine, as a share of all cores: the most seen just before a
             # round of this case, and while each proxy ran it.
