@@ -319,7 +319,10 @@ impl ProxyHttp for EdgeProxy {
                 Some(upstream) => (Some(upstream), None),
                 None => (
                     None,
-                    snapshot.routes.parked(&ctx.host).map(|why| format!("{why}.")),
+                    snapshot
+                        .routes
+                        .parked(&ctx.host)
+                        .map(|why| format!("{why}.")),
                 ),
             }
         };
@@ -545,7 +548,13 @@ mod security_tests {
 
     #[test]
     fn a_request_id_is_its_bits_in_hex() {
-        for bits in [0, 1, 0xdead_beef, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+        for bits in [
+            0,
+            1,
+            0xdead_beef,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
             assert_eq!(RequestId::from_bits(bits).as_str(), format!("{bits:032x}"));
         }
         assert_ne!(RequestId::random(), RequestId::random());

@@ -662,7 +662,9 @@ async fn a_route_change_reports_its_publish_time() {
     let admin = admin();
     let publish_ms = |headers: &axum::http::HeaderMap| -> f64 {
         let timing = headers["server-timing"].to_str().unwrap();
-        let dur = timing.strip_prefix("publish;dur=").unwrap_or_else(|| panic!("{timing}"));
+        let dur = timing
+            .strip_prefix("publish;dur=")
+            .unwrap_or_else(|| panic!("{timing}"));
         dur.parse().unwrap_or_else(|_| panic!("{timing}"))
     };
     let request = admin
@@ -676,7 +678,10 @@ async fn a_route_change_reports_its_publish_time() {
     assert_eq!(status, StatusCode::CREATED, "{text}");
     assert!(publish_ms(&headers) >= 0.0);
     let served = admin.ctx.edge.snapshot().routes.lookup("timed.example.com");
-    assert_eq!(served.map(|u| u.to_string()).as_deref(), Some("127.0.0.1:9"));
+    assert_eq!(
+        served.map(|u| u.to_string()).as_deref(),
+        Some("127.0.0.1:9")
+    );
 
     let request = admin
         .request(Method::DELETE, "/api/routes/timed.example.com")
@@ -685,5 +690,11 @@ async fn a_route_change_reports_its_publish_time() {
     let (status, headers, text) = admin.call(request).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
     assert!(publish_ms(&headers) >= 0.0);
-    assert!(admin.ctx.edge.snapshot().routes.lookup("timed.example.com").is_none());
+    assert!(admin
+        .ctx
+        .edge
+        .snapshot()
+        .routes
+        .lookup("timed.example.com")
+        .is_none());
 }
