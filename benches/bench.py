@@ -641,6 +641,10 @@ class Bench:
             "MINICLOUD_API_LISTEN": f"127.0.0.1:{api}", "MINICLOUD_ADMIN_TOKEN": TOKEN,
             "MINICLOUD_THREADS": "1", "MINICLOUD_DOMAIN": DOMAIN,
             "MINICLOUD_ACCESS_LOG": "true" if name.endswith("-logs") else "false",
+            # Every client here is 127.0.0.1: minicloud's caps (64 per address, 1,024 in total)
+            # would refuse most of wrk's and the idle test's connections. The others' limits
+            # are set to 19,000 too (nginx worker_connections, HAProxy maxconn).
+            "MINICLOUD_MAX_CONNECTIONS": "19000", "MINICLOUD_MAX_CONNECTIONS_PER_IP": "19000",
             **(env_extra or {}),
         }
         d = Daemon(name, [binary or self.args.minicloud, "serve"], self.work, env=env)
@@ -818,9 +822,11 @@ class Bench:
         wall = time.monotonic() - t0
         b1, o1, opens1 = system_busy(), self.our_cpu(), tcp_active_opens()
         # Connections the proxy opened to the upstream: all opened on the machine less wrk's
-        # (one per connection kept alive; one per request, plus those in flight, when closing).
-        # About: other work's connections count too. A pool that churns shows here.
-        wrk_opens = case["conns"] + (r["requests"] if case["script"] == "close" else 0)
+        # (one per connection kept alive, and one more after each connect or read error; one
+        # per request, plus those in flight, when closing). About: other work's connections
+        # count too. A pool that churns shows here.
+        wrk_opens = case["conns"] + r["connect"] + r["read"] \
+            + (r["requests"] if case["script"] == "close" else 0)
         upstream_opens = max(0, opens1 - opens0 - wrk_opens)
         r["upstream_connects_per_1k"] = (upstream_opens / r["requests"] * 1000
                                          if r["requests"] and proxy != "direct" else None)
