@@ -71,7 +71,8 @@ def foreign_share(busy0, busy1, ours_s, wall_s):
     if wall_s <= 0:
         return 0.0
     busy = sum(busy1[c] - busy0.get(c, busy1[c]) for c in busy1)
-    return max(0.0, busy - ours_s) / (wall_s * len(busy1))
+    # /proc/stat counts in clock ticks: over a short window the share can round past 100%.
+    return min(1.0, max(0.0, busy - ours_s) / (wall_s * len(busy1)))
 
 
 def tcp_active_opens():
