@@ -34,9 +34,14 @@ DOMAIN = "bench.test"
 APP = "app.bench.test"
 RC = "rc.bench.test"  # the host whose upstream the route-change test flips
 TOKEN = "bench-admin-token-0123456789abcdef0123"  # at least 32 characters
-# minicloud with jemalloc preloaded runs these load cases (for its peak) and every memory phase.
-JEMALLOC_CASES = ("https_small_c100", "https_100k_c1000")
 N_HOSTS = 1000
+# Idle upstream connections each proxy keeps (minicloud's default; the others set to match).
+UPSTREAM_POOL = 1024
+# A case is noisy when other work on the machine takes more than this share of all cores,
+# just before it or while it runs (its figures are then kept, and marked).
+NOISY_SHARE = 0.05
+# How long the machine is watched before each case, for the "before" noise figure.
+QUIET_SAMPLE_S = 0.3
 
 
 def small_body(name):
@@ -59,6 +64,22 @@ def log(msg):
 
 
 # --- processes ---------------------------------------------------------------------------
+
+def foreign_share(busy0, busy1, ours_s, wall_s):
+    """The share of all cores that other work took between two /proc/stat readings: the
+    machine's busy time less what the bench's own processes used."""
+    if wall_s <= 0:
+        return 0.0
+    busy = sum(busy1[c] - busy0.get(c, busy1[c]) for c in busy1)
+    # /proc/stat counts in clock ticks: over a short window the share can round past 100%.
+    return min(1.0, max(0.0, busy - ours_s) / (wall_s * len(busy1)))
+
+
+def tcp_active_opens():
+    """Outgoing TCP connections opened on the machine so far (/proc/net/snmp, like `nstat`)."""
+    lines = [l.split() for l in Path("/proc/net/snmp").read_text().splitlines() if l.startswith("Tcp:")]
+    return int(lines[1][lines[0].index("ActiveOpens")])
+
 
 def children_map():
     kids = {}
@@ -108,7 +129,8 @@ def cpu_s(pids):
 
 
 def system_busy():
-    """Busy seconds per core from /proc/stat (everything but idle and iowait)."""
+    """Busy seconds per core from /proc/stat (everything but idle and iowait): idle is what
+    the noise figures are taken from."""
     out = {}
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith("cpu") and line[3:4].isdigit():
@@ -326,9 +348,9 @@ http {{
     ssl_certificate {cert};
     ssl_certificate_key {key};
     ssl_protocols TLSv1.3;
-    upstream up {{ server 127.0.0.1:{up_a}; keepalive 128; keepalive_requests 100000000; keepalive_timeout 60s; }}
-    upstream up_a {{ server 127.0.0.1:{up_a}; keepalive 128; keepalive_timeout 60s; }}
-    upstream up_b {{ server 127.0.0.1:{up_b}; keepalive 128; keepalive_timeout 60s; }}
+    upstream up {{ server 127.0.0.1:{up_a}; keepalive {UPSTREAM_POOL}; keepalive_requests 100000000; keepalive_timeout 60s; }}
+    upstream up_a {{ server 127.0.0.1:{up_a}; keepalive {UPSTREAM_POOL}; keepalive_timeout 60s; }}
+    upstream up_b {{ server 127.0.0.1:{up_b}; keepalive {UPSTREAM_POOL}; keepalive_timeout 60s; }}
     proxy_http_version 1.1;
     proxy_set_header Connection "";
     proxy_set_header Host $host;
@@ -381,11 +403,11 @@ frontend edge
     use_backend %[req.hdr(host),lower,map_str({mapf},be_none)]
 
 backend be_up
-    server up 127.0.0.1:{up_a}
+    server up 127.0.0.1:{up_a} pool-max-conn {UPSTREAM_POOL}
 backend be_a
-    server a 127.0.0.1:{up_a}
+    server a 127.0.0.1:{up_a} pool-max-conn {UPSTREAM_POOL}
 backend be_b
-    server b 127.0.0.1:{up_b}
+    server b 127.0.0.1:{up_b} pool-max-conn {UPSTREAM_POOL}
 backend be_none
     http-request return status 404
 """
@@ -402,7 +424,7 @@ def write_caddyfile(work, name, https, http_, up_a, cert, key, access_log, hosts
         header_up X-Request-Id {{http.request.uuid}}
         transport http {{
             keepalive 60s
-            keepalive_idle_conns_per_host 128
+            keepalive_idle_conns_per_host {UPSTREAM_POOL}
         }}
     }}
 {log}"""
@@ -572,12 +594,21 @@ class Bench:
             "nginx": (b + 243, b + 200, None), "nginx-logs": (b + 1243, b + 1200, None),
             "haproxy": (b + 343, b + 300, None), "haproxy-logs": (b + 1343, b + 1300, None),
             "caddy": (b + 443, b + 400, None), "caddy-logs": (b + 1443, b + 1400, None),
-            "minicloud-jemalloc": (b + 543, b + 500, b + 590),
+            # minicloud built with one `bench-*` feature (run.sh --ab): Pingora's default back.
+            "minicloud-ab": (b + 543, b + 500, b + 590),
         }
         self.daemons = {}
         self.results = {"meta": {}, "cases": [], "runs": {}, "memory": {}, "control": {},
-                        "micro": {}, "notes": []}
-        self.have_caddy = shutil.which("caddy") is not None
+                        "micro": {}, "notes": [], "noise": {}}
+        # Why a compared proxy is missing, exactly (run.sh says why it could not install one).
+        self.missing = dict(m.split("=", 1) for m in args.missing)
+        for name in ("haproxy", "caddy"):
+            if name not in self.missing and shutil.which(name) is None:
+                self.missing[name] = f"no {name} command on PATH (run.sh installs it from Debian)"
+        self.have_caddy = "caddy" not in self.missing
+        self.have_haproxy = "haproxy" not in self.missing
+        self.ab = args.ab_name
+        self.results["meta"]["ab"] = self.ab
 
     # -- set-up --
 
@@ -601,7 +632,7 @@ class Bench:
         pem.write_text(cert.read_text() + key.read_text())
         return cert, key, pem
 
-    def start_minicloud(self, name, with_hosts, env_extra=None):
+    def start_minicloud(self, name, with_hosts, env_extra=None, binary=None):
         https, http_, api = self.ports[name]
         data = self.work / f"data-{name}"
         data.mkdir()
@@ -611,9 +642,13 @@ class Bench:
             "MINICLOUD_API_LISTEN": f"127.0.0.1:{api}", "MINICLOUD_ADMIN_TOKEN": TOKEN,
             "MINICLOUD_THREADS": "1", "MINICLOUD_DOMAIN": DOMAIN,
             "MINICLOUD_ACCESS_LOG": "true" if name.endswith("-logs") else "false",
+            # Every client here is 127.0.0.1: minicloud's caps (64 per address, 1,024 in total)
+            # would refuse most of wrk's and the idle test's connections. The others' limits
+            # are set to 19,000 too (nginx worker_connections, HAProxy maxconn).
+            "MINICLOUD_MAX_CONNECTIONS": "19000", "MINICLOUD_MAX_CONNECTIONS_PER_IP": "19000",
             **(env_extra or {}),
         }
-        d = Daemon(name, [self.args.minicloud, "serve"], self.work, env=env)
+        d = Daemon(name, [binary or self.args.minicloud, "serve"], self.work, env=env)
         self.daemons[name] = d
         # wait for the API
         end = time.monotonic() + 40
@@ -644,6 +679,9 @@ class Bench:
         r.read()
         if r.status not in (200, 201):
             raise RuntimeError(f"route {host}: API answered {r.status}")
+        # Store commit → new snapshot served, in ms, as the API reports it.
+        m = re.search(r"publish;dur=([0-9.]+)", r.getheader("server-timing") or "")
+        return float(m.group(1)) if m else None
 
     def start_all(self):
         w = self.work
@@ -691,10 +729,11 @@ class Bench:
             self.daemons[name] = Daemon(name, ["nginx", "-e", str(w / f"logs/{name}-error.log"),
                                                "-p", str(w), "-c", str(conf), "-g", "daemon off;"], w)
             self.daemons[name].conf, self.daemons[name].rc = conf, rc
-            name = "haproxy" + suffix
-            https, http_, _ = self.ports[name]
-            conf = write_haproxy_conf(w, name, https, http_, up_a, up_b, pem, logs, hs)
-            self.daemons[name] = Daemon(name, ["haproxy", "-db", "-f", str(conf)], w)
+            if self.have_haproxy:
+                name = "haproxy" + suffix
+                https, http_, _ = self.ports[name]
+                conf = write_haproxy_conf(w, name, https, http_, up_a, up_b, pem, logs, hs)
+                self.daemons[name] = Daemon(name, ["haproxy", "-db", "-f", str(conf)], w)
             if self.have_caddy:
                 name = "caddy" + suffix
                 https, http_, _ = self.ports[name]
@@ -707,10 +746,9 @@ class Bench:
         api = self.api("minicloud-logs")
         self.add_route(api, APP, f"127.0.0.1:{up_a}")
         api.close()
-        if self.args.jemalloc:
-            je = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
-            self.start_minicloud("minicloud-jemalloc", True, {"LD_PRELOAD": je})
-            api = self.api("minicloud-jemalloc")
+        if self.ab:
+            self.start_minicloud("minicloud-ab", True, binary=self.args.ab_bin)
+            api = self.api("minicloud-ab")
             for h in [APP, RC] + hosts:
                 self.add_route(api, h, f"127.0.0.1:{up_a}")
             api.close()
@@ -726,9 +764,10 @@ class Bench:
                 if status != 200 or len(body) != size:
                     raise RuntimeError(f"{name}: GET {path} gave {status} with {len(body)} bytes")
             c.close()
-        self.proxies = ["minicloud", "nginx", "haproxy"] + (["caddy"] if self.have_caddy else [])
-        if self.args.jemalloc:
-            self.proxies.append("minicloud-jemalloc")
+        self.proxies = ["minicloud", "nginx"] + (["haproxy"] if self.have_haproxy else []) \
+            + (["caddy"] if self.have_caddy else [])
+        if self.ab:
+            self.proxies.append("minicloud-ab")
         log("all daemons up: " + ", ".join(self.daemons))
 
     def stop_all(self):
@@ -778,11 +817,23 @@ class Bench:
         if proxy != "direct":
             sampler.target = (daemon_name, d)
         c0 = cpu_s(pids)
+        b0, o0, opens0 = system_busy(), self.our_cpu(), tcp_active_opens()
         t0 = time.monotonic()
         r = self.wrk.run(self.url(daemon_name, case), case["conns"], dur, case["script"])
         wall = time.monotonic() - t0
+        b1, o1, opens1 = system_busy(), self.our_cpu(), tcp_active_opens()
+        # Connections the proxy opened to the upstream: all opened on the machine less wrk's
+        # (one per connection kept alive, and one more after each connect or read error; one
+        # per request, plus those in flight, when closing). About: other work's connections
+        # count too. A pool that churns shows here.
+        wrk_opens = case["conns"] + r["connect"] + r["read"] \
+            + (r["requests"] if case["script"] == "close" else 0)
+        upstream_opens = max(0, opens1 - opens0 - wrk_opens)
+        r["upstream_connects_per_1k"] = (upstream_opens / r["requests"] * 1000
+                                         if r["requests"] and proxy != "direct" else None)
         sampler.target = None
         used = cpu_s(d.pids()) - c0
+        r["foreign"] = foreign_share(b0, b1, o1 - o0, wall)
         r["cpu_s"] = used
         r["cpu_s_per_100k"] = used / r["requests"] * 1e5 if r["requests"] else None
         r["busy"] = used / (r["duration_us"] / 1e6) if r["duration_us"] else None
@@ -791,6 +842,26 @@ class Bench:
             r["cpu_s_per_100k"] = None
             r["busy"] = None
         return r
+
+    def our_cpu(self):
+        """CPU seconds used so far by everything the bench runs: the daemons, this script and
+        its reaped children (wrk)."""
+        kids = children_map()
+        pids = []
+        for d in self.daemons.values():
+            todo = [d.proc.pid]
+            while todo:
+                p = todo.pop()
+                pids.append(p)
+                todo.extend(kids.get(p, []))
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return cpu_s(pids) + cpu_s([os.getpid()]) + ch.ru_utime + ch.ru_stime
+
+    def quiet_before(self):
+        """The share of the cores other work takes while the bench itself is idle."""
+        b0, o0, t0 = system_busy(), self.our_cpu(), time.monotonic()
+        time.sleep(QUIET_SAMPLE_S)
+        return foreign_share(b0, system_busy(), self.our_cpu() - o0, time.monotonic() - t0)
 
     def run_load(self):
         cases = self.cases()
@@ -803,8 +874,6 @@ class Bench:
 
         def who(case, rnd=0):
             ps = [p for p in self.proxies if not (case.get("no_minicloud") and p.startswith("minicloud"))]
-            if "minicloud-jemalloc" in ps and case["id"] not in JEMALLOC_CASES:
-                ps.remove("minicloud-jemalloc")
             if case.get("logs"):
                 ps = [p for p in ps if p + "-logs" in self.daemons]
             # Straight to the upstream: the same in many cases, so measured once per kind of
@@ -823,11 +892,15 @@ class Bench:
                 self.one(p, case, self.mode["warm"], sampler)
         total = sum(len(who(c, r)) for c in cases for r in range(self.mode["rounds"]))
         k = 0
+        noise = self.results["noise"]
         for rnd in range(self.mode["rounds"]):
             for case in cases:
+                n = noise.setdefault(case["id"], {"before": [], "during": []})
+                n["before"].append(self.quiet_before())
                 for p in who(case, rnd):
                     r = self.one(p, case, case["dur"], sampler)
                     runs.setdefault(case["id"], {}).setdefault(p, []).append(r)
+                    n["during"].append(r["foreign"])
                     k += 1
                 log(f"round {rnd + 1}/{self.mode['rounds']} {case['id']}: " + "  ".join(
                     f"{p} {runs[case['id']][p][-1]['rps']:,.0f}" for p in who(case, rnd))
@@ -845,8 +918,14 @@ class Bench:
         sampler.stop_flag.set()
         for p, kb in sampler.peak.items():
             self.results["memory"].setdefault(p, {})["peak_kb"] = kb
+        noisy = [c["id"] for c in cases
+                 if max(noise[c["id"]]["before"] + noise[c["id"]]["during"]) > NOISY_SHARE]
+        self.results["meta"]["noisy_cases"] = noisy
+        self.results["meta"]["noisy_share"] = NOISY_SHARE
         log(f"load phase took {elapsed:.0f} s; other work on the machine used "
-            f"{self.results['meta']['foreign_cpu_share'] * 100:.0f}% of the cores meanwhile")
+            f"{self.results['meta']['foreign_cpu_share'] * 100:.0f}% of the cores meanwhile; "
+            + (f"noisy cases (over {NOISY_SHARE * 100:.0f}%): {', '.join(noisy)}" if noisy
+               else "no case was noisy"))
 
     # -- memory --
 
@@ -859,6 +938,8 @@ class Bench:
         for p in self.proxies:
             d = self.daemons[p]
             t0 = time.monotonic()
+            # The same process just before: the difference is what the connections hold.
+            kb0 = rss_kb(d.pids())
             loop = asyncio.new_event_loop()
             conns = loop.run_until_complete(hold_idle(self.ports[p][0], n, APP, deadline_s=90))
             time.sleep(1.0)
@@ -868,8 +949,11 @@ class Bench:
             mem = self.results["memory"].setdefault(p, {})
             mem["idle_conns_kb"] = kb
             mem["idle_conns_n"] = len(conns)
-            log(f"{p}: {len(conns)} idle TLS keep-alive connections -> RSS {kb / 1024:.1f} MB "
-                f"({time.monotonic() - t0:.1f} s)")
+            mem["before_conns_kb"] = kb0
+            mem["per_idle_conn_kb"] = (kb - kb0) / len(conns) if conns else None
+            per = f"{mem['per_idle_conn_kb']:.1f} KB each" if conns else "none held"
+            log(f"{p}: {len(conns)} idle TLS keep-alive connections -> RSS {kb / 1024:.1f} MB, "
+                f"{per} ({time.monotonic() - t0:.1f} s)")
 
     def after_load(self):
         wait = self.mode["after_wait"]
@@ -931,12 +1015,14 @@ class Bench:
         api = self.api("minicloud")
         port = self.ports["minicloud"][0]
         state = {}
-        lat, api_lat, misses = [], [], 0
+        lat, api_lat, publish, misses = [], [], [], 0
         for i in range(reps):
             want = "b" if i % 2 == 0 else "a"
             t0 = time.perf_counter()
-            self.add_route(api, RC, up[want])
+            pub = self.add_route(api, RC, up[want])
             t1 = time.perf_counter()
+            if pub is not None:
+                publish.append(pub)
             t2 = poll_until(port, want, state, time.monotonic() + 5)
             if t2 is None:
                 misses += 1
@@ -947,6 +1033,7 @@ class Bench:
         api.close()
         out["minicloud_change_ms"] = lat
         out["minicloud_api_call_ms"] = api_lat
+        out["minicloud_publish_ms"] = publish
         out["minicloud_change_client_errors"] = state.get("errors", 0)
         out["minicloud_change_misses"] = misses
 
@@ -977,7 +1064,8 @@ class Bench:
                 state["conn"].close()
         med = lambda xs: sorted(xs)[len(xs) // 2] if xs else float("nan")
         log(f"route change live after: minicloud {med(out['minicloud_change_ms']):.2f} ms "
-            f"(API call {med(out['minicloud_api_call_ms']):.2f} ms), nginx reload "
+            f"(API call {med(out['minicloud_api_call_ms']):.2f} ms, of which commit to served "
+            f"{med(out['minicloud_publish_ms']):.3f} ms), nginx reload "
             f"{med(out['nginx_change_ms']):.1f} ms (1 host: {med(out['nginx_1host_change_ms']):.1f} ms)")
 
     def nginx_switch(self, inst, want):
@@ -1047,8 +1135,9 @@ class Bench:
         m["versions"] = {
             "minicloud": subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                                         cwd=Path(__file__).parent).stdout.decode().strip(),
-            "nginx": ver(["nginx", "-v"]), "haproxy": ver(["haproxy", "-v"]),
-            "caddy": ver(["caddy", "version"]) if self.have_caddy else "not installed",
+            "nginx": ver(["nginx", "-v"]),
+            "haproxy": ver(["haproxy", "-v"]) if self.have_haproxy else "missing",
+            "caddy": ver(["caddy", "version"]) if self.have_caddy else "missing",
             "wrk": ver(["wrk", "-v"]),
         }
         m["tls"] = {p: tls_facts(self.ports[p][0]) for p in self.proxies}
@@ -1077,8 +1166,8 @@ class Bench:
         finally:
             self.stop_all()
             self.results["meta"]["total_s"] = time.monotonic() - t0
-            if not self.have_caddy:
-                self.results["notes"].append("Caddy is not installed (not packaged here): skipped.")
+            for name, why in sorted(self.missing.items()):
+                self.results["notes"].append(f"{name} is missing from this run: {why}.")
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "results.json").write_text(json.dumps(self.results, indent=1))
             shutil.copytree(self.work / "logs", self.out / "logs", dirs_exist_ok=True)
@@ -1096,8 +1185,10 @@ def main():
     ap.add_argument("--minicloud", required=True)
     ap.add_argument("--target-dir", required=True)
     ap.add_argument("--port-base", type=int, default=int(os.environ.get("BENCH_PORT_BASE", 18000)))
-    ap.add_argument("--jemalloc", action="store_true",
-                    help="also run minicloud with jemalloc preloaded (Debian's libjemalloc2)")
+    ap.add_argument("--ab-name", help="the bench-* feature of the A/B build (without bench-)")
+    ap.add_argument("--ab-bin", help="minicloud built with that feature")
+    ap.add_argument("--missing", action="append", default=[], metavar="NAME=REASON",
+                    help="a compared proxy that could not be installed, and why")
     args = ap.parse_args()
     Bench(args).main()
 

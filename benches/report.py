@@ -10,8 +10,15 @@ import json
 import statistics
 from pathlib import Path
 
-NAMES = {"minicloud": "minicloud", "minicloud-jemalloc": "minicloud+jemalloc", "nginx": "nginx",
+NAMES = {"minicloud": "minicloud", "minicloud-ab": "minicloud+A/B", "nginx": "nginx",
          "haproxy": "HAProxy", "caddy": "Caddy", "direct": "direct"}
+
+
+def name_ab(res):
+    """The A/B column is named after its build option: `minicloud+<feature>`."""
+    ab = res["meta"].get("ab")
+    if ab:
+        NAMES["minicloud-ab"] = f"minicloud+{ab}"
 
 
 def med(xs):
@@ -52,6 +59,7 @@ def cell(value, sp=None, ratio=None, digits=None):
 
 
 def table(res):
+    name_ab(res)
     meta = res["meta"]
     proxies = meta["proxies"]
     cols = proxies + ["direct"]
@@ -78,6 +86,10 @@ def table(res):
             return v / base
 
         label = case["label"]
+        noise = res.get("noise", {}).get(case["id"])
+        noisy = case["id"] in meta.get("noisy_cases", [])
+        if noisy:
+            label += " ⚠ noisy"
         cs = []
         for p in cols:
             v = med(get(p, "rps"))
@@ -101,6 +113,20 @@ def table(res):
         row("", "CPU s per 100k req (×nginx)", cs)
         row("", "proxy core busy", [f"{med(get(p, 'busy')) * 100:.0f}%"
                                     if med(get(p, "busy")) is not None else "–" for p in cols])
+        cs = []
+        for p in cols:
+            v = med(get(p, "upstream_connects_per_1k"))
+            cs.append(fmt_num(v) if v is not None else "–")
+        row("", "upstream connects per 1,000 requests (about)", cs)
+        if noise:
+            # Other work on the machine, as a share of all cores: the most seen just before a
+            # round of this case, and while each proxy ran it.
+            cs = []
+            for p in cols:
+                during = [r.get("foreign") for r in runs.get(p, []) if r.get("foreign") is not None]
+                cs.append(f"{max(during) * 100:.0f}%" if during else "–")
+            row("", f"other work during a run, max (before the case: "
+                    f"{max(noise['before']) * 100:.0f}%)", cs)
 
     mem = res.get("memory", {})
     n_idle = max((m.get("idle_conns_n", 0) for m in mem.values()), default=0)
@@ -116,6 +142,12 @@ def table(res):
         row("memory: RSS MB (×nginx)" if key == "idle_kb" else "", fig, cs)
     conns_note = [f"{mem.get(p, {}).get('idle_conns_n', '–'):,}" if p in mem else "–" for p in cols]
     row("", "idle conns actually held", conns_note)
+    base = mem.get("nginx", {}).get("per_idle_conn_kb")
+    cs = []
+    for p in cols:
+        v = mem.get(p, {}).get("per_idle_conn_kb")
+        cs.append(cell(v, None, v / base if v is not None and base and p != "nginx" else None))
+    row("", "KB per idle TLS connection: (RSS with them − RSS just before) ÷ N (×nginx)", cs)
 
     ctl = res.get("control", {})
     blank = ["–"] * len(cols)
@@ -149,6 +181,11 @@ def table(res):
                 only({"nginx": f"{fmt_num(med(n1))} ({fmt_num(p90(n1))})"}))
         row("", "… of which the API call itself, median ms",
             only({"minicloud": fmt_num(med(ctl.get("minicloud_api_call_ms", [])))}))
+        pub = ctl.get("minicloud_publish_ms", [])
+        if pub:
+            row("", "… of which store commit → new snapshot served (`Server-Timing: publish`), "
+                    "median (max) ms",
+                only({"minicloud": f"{med(pub):.3f} ({max(pub):.3f})"}))
         row("", "… errors/reconnects seen by the polling client",
             only({"minicloud": str(ctl.get("minicloud_change_client_errors", "–")),
                   "nginx": f"{ctl.get('nginx_change_client_errors', '–')} "
@@ -190,6 +227,7 @@ def notes(res):
     v = meta.get("versions", {})
     out.append("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".")
     out.append("")
+    name_ab(res)
     out.append(f"- {s.get('rounds')} interleaved rounds (each case: minicloud, nginx, HAProxy, Caddy, "
                f"direct, in turn); {s.get('dur')} s per run ({s.get('dur_c1000')} s at 1,000 "
                f"connections), after a {s.get('warm')} s warm-up of each case and proxy. Figures are "
@@ -200,8 +238,9 @@ def notes(res):
                "Caddy `GOMAXPROCS=1`, minicloud `MINICLOUD_THREADS=1`) and runs pinned to core 0; wrk "
                "(one thread), the upstream (nginx, one worker, `return 200` / a 100 KB file) and the "
                "harness share core 1. Same routes everywhere (the bench host + 1,000 `hN.bench.test` "
-               "hosts + one host for the route-change test), keep-alive to the upstream (pool of 128 "
-               "idle connections), X-Forwarded-* and an X-Request-Id set by every proxy, access logs off "
+               "hosts + one host for the route-change test), keep-alive to the upstream (pool of 1,024 "
+               "idle connections: nginx `keepalive`, HAProxy `pool-max-conn`, Caddy "
+               "`keepalive_idle_conns_per_host`, minicloud's default), X-Forwarded-* and an X-Request-Id set by every proxy, access logs off "
                "except in the row that says ON (each proxy's default format, to a file). "
                "The access-log-ON instances route only the bench host.")
     out.append("- minicloud's plain-HTTP port only answers ACME challenges and redirects to HTTPS, so "
@@ -226,6 +265,18 @@ def notes(res):
         out.append(f"- Noise: during the {meta.get('load_phase_s', 0):.0f} s load phase, other work "
                    f"on the machine used {fc * 100:.0f}% of the cores (cores busy: {cores}); load "
                    f"average at the start {' '.join(meta.get('loadavg_start', []))}.")
+    noisy = meta.get("noisy_cases")
+    if noisy is not None:
+        share = meta.get("noisy_share", 0.05) * 100
+        out.append(f"- A case is marked ⚠ noisy when other work (the machine's busy time from "
+                   f"/proc/stat less the bench's own processes) took more than {share:.0f}% of the "
+                   "cores just before a round of it or during any run of it: "
+                   + (f"{len(noisy)} of {len(res['cases'])} cases were." if noisy
+                      else "none was."))
+    if meta.get("ab"):
+        out.append(f"- {NAMES['minicloud-ab']}: the same source built with `--features "
+                   f"bench-{meta['ab']}`, which puts that one of Pingora's defaults back; it runs "
+                   "every case minicloud runs, interleaved in the same rounds (benches/README.md).")
     for n in res.get("notes", []):
         out.append(f"- {n}")
     return "\n".join(out)
@@ -238,7 +289,8 @@ def chart(res, path):
 
     meta = res["meta"]
     proxies = meta["proxies"]
-    colors = {"minicloud": "#d9480f", "minicloud-jemalloc": "#f08c00", "nginx": "#2b8a3e",
+    name_ab(res)
+    colors = {"minicloud": "#d9480f", "minicloud-ab": "#f08c00", "nginx": "#2b8a3e",
               "haproxy": "#1971c2", "caddy": "#7048e8"}
     cases = [c for c in res["cases"] if res["runs"].get(c["id"], {}).get("nginx")]
     proxies_all = proxies

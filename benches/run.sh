@@ -2,12 +2,15 @@
 # minicloud's edge against nginx, HAProxy and Caddy, side by side, in one run.
 #
 #   benches/run.sh            # the full run (about 13 minutes on 2 cores)
-#   benches/run.sh --short    # a quick check of a change (about 2 minutes)
+#   benches/run.sh --short    # a quick check of a change (under 3 minutes)
+#   benches/run.sh --ab work-stealing  # also minicloud built with --features bench-work-stealing,
+#                             # as a column `minicloud+work-stealing` (an A/B in the same run)
 #   benches/run.sh --publish  # also copy the table and chart to benches/results/ for the README
-#   benches/run.sh --no-jemalloc  # skip the minicloud + jemalloc (LD_PRELOAD) memory variant
+#                             # (only a full run in which no case was noisy)
 #
-# Installs what it needs from Debian (nginx, haproxy, caddy, wrk, matplotlib), builds minicloud
-# in release mode and the Criterion micro-benchmarks, then hands over to benches/bench.py, which
+# benches/README.md explains the method. Installs what it needs from Debian (nginx, haproxy,
+# caddy, wrk, matplotlib) and says exactly why a proxy is missing when it cannot, builds
+# minicloud in release mode and the Criterion micro-benchmarks, then hands over to benches/bench.py, which
 # starts every daemon by hand on loopback ports (own config and pid files in a temp dir), drives
 # them with wrk and stops them at the end, also on failure or Ctrl-C. Results land in
 # bench-results/<date>/ (gitignored): results.json, results.md, chart.png and the raw logs.
@@ -19,16 +22,27 @@ cd "$ROOT"
 
 MODE=full
 PUBLISH=0
-EXTRA=(--jemalloc)
-for arg in "$@"; do
-    case "$arg" in
+AB=""
+while [ $# -gt 0 ]; do
+    case "$1" in
         --short) MODE=short ;;
         --publish) PUBLISH=1 ;;
-        --no-jemalloc) EXTRA=() ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
+        --ab)
+            [ $# -ge 2 ] || { echo "--ab needs a feature name (see --help)" >&2; exit 2; }
+            AB="${2#bench-}"
+            shift
+            ;;
+        --ab=*) AB="${1#--ab=}"; AB="${AB#bench-}" ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
+    shift
 done
+if [ -n "$AB" ] && ! grep -q "^bench-$AB = " "$ROOT/Cargo.toml"; then
+    echo "--ab $AB: the root Cargo.toml has no feature bench-$AB; there are:" >&2
+    grep -o '^bench-[a-z0-9-]*' "$ROOT/Cargo.toml" | sed 's/^bench-/  /' >&2
+    exit 2
+fi
 
 if [ "$(nproc)" -lt 2 ]; then
     echo "the bench pins the proxy to core 0 and wrk + upstream to core 1: it needs 2 cores" >&2
@@ -40,7 +54,6 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)
-command -v haproxy >/dev/null || need+=(haproxy)
 command -v wrk >/dev/null || need+=(wrk)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
@@ -49,26 +62,36 @@ command -v cmake >/dev/null || need+=(cmake)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 "$PY" -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
-[ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ] || [ ${#EXTRA[@]} -eq 0 ] || need+=(libjemalloc2)
-want_caddy=0
-command -v caddy >/dev/null || want_caddy=1
-if [ ${#need[@]} -gt 0 ] || [ $want_caddy -eq 1 ]; then
-    echo "==> installing from Debian: ${need[*]} $([ $want_caddy -eq 1 ] && echo caddy)"
+if [ ${#need[@]} -gt 0 ]; then
+    echo "==> installing from Debian: ${need[*]}"
     $SUDO apt-get update -qq
-    if [ ${#need[@]} -gt 0 ]; then
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    fi
-    if [ $want_caddy -eq 1 ]; then
-        # Caddy is in Debian from bookworm on; on a release without it the bench skips it.
-        if apt-cache policy caddy 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-            DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends caddy >/dev/null
-        else
-            echo "==> caddy is not packaged in this Debian release: skipping it"
-        fi
-    fi
-    # Debian's packages start their services where an init system runs: the bench starts its
-    # own instances on other ports and leaves those alone.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# The compared proxies: each one that cannot be installed is left out with the exact reason,
+# which the results show (no silent gaps). Debian packages both (Caddy from bookworm on).
+MISSING=()
+UPDATED=0
+for pkg in haproxy caddy; do
+    command -v "$pkg" >/dev/null && continue
+    if [ $UPDATED -eq 0 ]; then
+        $SUDO apt-get update -qq || true
+        UPDATED=1
+    fi
+    candidate="$(apt-cache policy "$pkg" 2>/dev/null | sed -n 's/^ *Candidate: //p')"
+    if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
+        MISSING+=(--missing "$pkg=not packaged for $(. /etc/os-release && echo "$PRETTY_NAME") (apt-cache policy $pkg: no candidate)")
+        continue
+    fi
+    echo "==> installing $pkg $candidate from Debian"
+    if ! err="$(DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$pkg" 2>&1 >/dev/null)"; then
+        MISSING+=(--missing "$pkg=apt-get install $pkg ($candidate) failed: $(echo "$err" | tail -1)")
+    elif ! command -v "$pkg" >/dev/null; then
+        MISSING+=(--missing "$pkg=package $pkg $candidate installed, but no $pkg command on PATH")
+    fi
+done
+# Debian's packages start their services where an init system runs: the bench starts its
+# own instances on other ports and leaves those alone.
 
 # --- build ---------------------------------------------------------------------------------
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -76,6 +99,15 @@ echo "==> building minicloud (release) and the lookup micro-benchmarks"
 cargo build --release --bin minicloud --quiet
 cargo bench --bench lookup --no-run --quiet 2>/dev/null || cargo bench --bench lookup --no-run
 MINICLOUD_BIN="$CARGO_TARGET_DIR/release/minicloud"
+EXTRA=()
+if [ -n "$AB" ]; then
+    # The same source with one of Pingora's defaults put back: its own target dir, so neither
+    # build invalidates the other.
+    echo "==> building minicloud (release) with --features bench-$AB for the A/B column"
+    CARGO_TARGET_DIR="$CARGO_TARGET_DIR/ab-$AB" cargo build --release --bin minicloud --quiet \
+        --features "bench-$AB"
+    EXTRA=(--ab-name "$AB" --ab-bin "$CARGO_TARGET_DIR/ab-$AB/release/minicloud")
+fi
 
 # --- run -----------------------------------------------------------------------------------
 # 10,000 idle keep-alive connections need that many descriptors in the proxy and the client.
@@ -103,11 +135,19 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 "$PY" "$ROOT/benches/bench.py" --mode "$MODE" --work "$WORK" --out "$OUT" \
-    --minicloud "$MINICLOUD_BIN" --target-dir "$CARGO_TARGET_DIR" "${EXTRA[@]}"
+    --minicloud "$MINICLOUD_BIN" --target-dir "$CARGO_TARGET_DIR" "${EXTRA[@]}" "${MISSING[@]}"
 
 "$PY" "$ROOT/benches/report.py" "$OUT/results.json" --md "$OUT/results.md" --png "$OUT/chart.png"
 echo
 echo "==> results in ${OUT#"$ROOT"/}/ (results.md, chart.png, results.json, logs/)"
+if [ $PUBLISH -eq 1 ] && ! "$PY" -c '
+import json, sys
+meta = json.load(open(sys.argv[1]))["meta"]
+sys.exit(0 if meta.get("mode") == "full" and not meta.get("noisy_cases") else 1)
+' "$OUT/results.json"; then
+    echo "==> not published: only a full run in which no case was noisy goes into the README"
+    PUBLISH=0
+fi
 if [ $PUBLISH -eq 1 ]; then
     mkdir -p benches/results
     cp "$OUT/results.md" benches/results/latest.md

@@ -1,6 +1,8 @@
 //! External routes: a host served by a process on this machine (or anywhere reachable by
 //! address) rather than by an app minicloud deploys.
 
+use std::time::{Duration, Instant};
+
 use minicloud_proxy::{HostPattern, Upstream};
 
 use crate::bus::Op;
@@ -35,25 +37,32 @@ pub fn parse_route(host: &str, upstream: &str) -> Result<(HostPattern, Upstream)
 
 /// Adds or replaces the route for `host`, which no app and not the admin UI may own. Stored
 /// first, then served: what is served never runs ahead of what a restart would restore.
+/// Also returns the time from the store's commit to the edge serving the new snapshot.
 pub fn set_route(
     ctx: &Ctx,
     op: &Op,
     host: HostPattern,
     upstream: Upstream,
-) -> Result<RouteRecord, RouteError> {
+) -> Result<(RouteRecord, Duration), RouteError> {
     let record = RouteRecord {
         host,
         upstream,
         created_at: now(),
     };
+    let mut committed = None;
     ctx.claim_hosts(std::slice::from_ref(&record.host), &Owner::Route, || {
-        ctx.store.put_route(&record).map_err(RouteError::from)
+        ctx.store.put_route(&record)?;
+        committed = Some(Instant::now());
+        Ok::<_, RouteError>(())
     })?;
+    let publish = committed.map_or(Duration::ZERO, |at| at.elapsed());
     ctx.routes_changed(op);
-    Ok(record)
+    Ok((record, publish))
 }
 
-pub fn remove_route(ctx: &Ctx, op: &Op, host: &str) -> Result<(), RouteError> {
+/// Removes the route for `host`; returns the time from the store's commit to the edge
+/// serving the new snapshot.
+pub fn remove_route(ctx: &Ctx, op: &Op, host: &str) -> Result<Duration, RouteError> {
     let host = HostPattern::parse(host).map_err(|e| RouteError::Invalid(e.to_string()))?;
     if host == HostPattern::Exact(ctx.config.admin_host()) {
         return Err(RouteError::Reserved {
@@ -65,9 +74,11 @@ pub fn remove_route(ctx: &Ctx, op: &Op, host: &str) -> Result<(), RouteError> {
             host: host.to_string(),
         });
     }
+    let committed = Instant::now();
     ctx.publish_routes()?;
+    let publish = committed.elapsed();
     ctx.routes_changed(op);
-    Ok(())
+    Ok(publish)
 }
 
 pub fn list_routes(ctx: &Ctx) -> Result<Vec<RouteRecord>, RouteError> {

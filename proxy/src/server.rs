@@ -1,11 +1,16 @@
 //! Assembles the Pingora server: one proxy service listening on the HTTP and HTTPS ports,
 //! plus whatever background services the caller adds (the control plane is one).
+//!
+//! It also owns the few Pingora settings the edge changes from Pingora's defaults ([`tuning`]).
+//! Each has a `bench-*` cargo feature that puts Pingora's default back, so the benchmark can
+//! measure each change alone against the default build (`benches/README.md`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::ListenerConfig;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::{background_service, BackgroundService};
@@ -50,6 +55,8 @@ impl EdgeServer {
         let grace = config.shutdown_grace.as_secs();
         let conf = ServerConf {
             threads: config.threads.max(1),
+            work_stealing: tuning::WORK_STEALING,
+            upstream_keepalive_pool_size: tuning::UPSTREAM_KEEPALIVE_POOL_SIZE,
             // Pingora waits `grace_period` after SIGTERM while listeners are closed and
             // in-flight requests finish, then gives runtimes `graceful_shutdown_timeout`.
             grace_period_seconds: Some(grace),
@@ -64,14 +71,19 @@ impl EdgeServer {
         let limits = config.limits;
         let app = Guarded::new(HeadDeadline::new(proxy, limits.head_timeout), limits);
         let mut service = Service::new("edge".to_owned(), app);
-        service.add_tcp(&config.http_addr.to_string());
+        let l4 = tuning::l4_buffer();
+        service.add_listener(ListenerConfig::tcp(config.http_addr.to_string()).l4_buffer(l4));
         // Records each connection's SNI, for hosts bound to it (`ProxySettings::sni_bound`).
         let mut tls = TlsSettings::with_callbacks(Box::new(crate::sni::RecordSni))
             .map_err(|e| EdgeError::Tls(e.to_string()))?;
         let resolver = SniResolver::new(edge).map_err(|e| EdgeError::Tls(e.to_string()))?;
         tls.set_cert_resolver(Arc::new(resolver));
         tls.enable_h2();
-        service.add_tls_with_settings(&config.https_addr.to_string(), None, tls);
+        service.add_listener(
+            ListenerConfig::tcp(config.https_addr.to_string())
+                .tls(tls)
+                .l4_buffer(l4),
+        );
         server.add_service(service);
         Ok(Self { server })
     }
@@ -91,4 +103,44 @@ impl EdgeServer {
         self.server.bootstrap();
         self.server.run(RunArgs::default());
     }
+}
+
+/// The Pingora settings the edge changes, sized for a box with one or two small cores. Each
+/// `bench-*` feature of this crate puts one back to Pingora's default, for an A/B benchmark.
+pub(crate) mod tuning {
+    use pingora_core::listeners::{
+        L4BufferSettings, DEFAULT_L4_READ_BUFFER_SIZE, DEFAULT_L4_WRITE_BUFFER_SIZE,
+    };
+
+    /// The listeners' L4 read buffer. Pingora's default, 64 KiB per connection, is a second
+    /// copy of what is read: rustls keeps its own receive buffer under TLS, and Pingora's HTTP
+    /// layer reads into its own head and body buffers. Off, reads go to the socket directly.
+    /// The 1,460-byte write buffer stays: it joins a response's header and body into one send.
+    pub const L4_READ_BUFFER: usize = if cfg!(feature = "bench-l4-read-buffer") {
+        DEFAULT_L4_READ_BUFFER_SIZE
+    } else {
+        0
+    };
+
+    pub fn l4_buffer() -> L4BufferSettings {
+        L4BufferSettings::new(L4_READ_BUFFER, DEFAULT_L4_WRITE_BUFFER_SIZE)
+    }
+
+    /// One `current_thread` runtime per worker thread instead of a work-stealing pool: with one
+    /// or two threads there is nothing to steal, only the pool's cross-thread bookkeeping.
+    /// Nothing in minicloud blocks a runtime thread (no `block_in_place`).
+    pub const WORK_STEALING: bool = cfg!(feature = "bench-work-stealing");
+
+    /// Idle upstream connections kept per worker thread (Pingora's default is 128). Above 128
+    /// requests in flight the default pool closed and reopened upstream connections; the
+    /// benchmark gives nginx, Caddy and HAProxy the same 1,024.
+    pub const UPSTREAM_KEEPALIVE_POOL_SIZE: usize = if cfg!(feature = "bench-upstream-pool") {
+        128
+    } else {
+        1024
+    };
+
+    /// Pingora's default downstream modules (a response-compression module, disabled, whose
+    /// context is still built and whose filters still run on every request).
+    pub const DEFAULT_DOWNSTREAM_MODULES: bool = cfg!(feature = "bench-downstream-modules");
 }

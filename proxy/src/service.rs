@@ -5,13 +5,16 @@
 //! headers an app expects. Nothing here blocks or takes a lock.
 
 use std::borrow::Cow;
+use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::HeaderValue;
+use pingora_core::modules::http::HttpModules;
 use pingora_core::protocols::Digest;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_core::{Error, ErrorSource, ErrorType, Result};
+use pingora_core::{Error, ErrorSource, ErrorType, OrErr, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
@@ -73,9 +76,82 @@ pub struct RequestCtx {
     started: Instant,
     host: String,
     upstream: Option<Upstream>,
-    request_id: String,
+    request_id: RequestId,
     connect_attempts: u8,
 }
+
+/// A request's id: 128 random bits as 32 lower-case hex digits, kept on the stack (it is made
+/// for every request, and only copied into the headers that carry it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; 32]);
+
+impl RequestId {
+    fn random() -> Self {
+        Self::from_bits(rand::random())
+    }
+
+    fn from_bits(bits: u128) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0u8; 32];
+        for (i, byte) in bits.to_be_bytes().into_iter().enumerate() {
+            digits[2 * i] = HEX[usize::from(byte >> 4)];
+            digits[2 * i + 1] = HEX[usize::from(byte & 0xf)];
+        }
+        Self(digits)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Always ASCII hex digits: the fallback is never taken.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A short text formatted on the stack: an address for a header or the access log, without
+/// a `String` per request. Formatting past its capacity fails (callers size it for the
+/// longest address).
+struct StackStr<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackStr<N> {
+    fn format(args: fmt::Arguments<'_>) -> Result<Self, fmt::Error> {
+        let mut out = Self {
+            buf: [0; N],
+            len: 0,
+        };
+        out.write_fmt(args)?;
+        Ok(out)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in: the fallback is never taken.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> fmt::Write for StackStr<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dest = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dest.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Room for the longest socket address (`[v6%scope]:port`, 58 characters) and so any IP.
+type AddrStr = StackStr<64>;
 
 fn is_tls(digest: Option<&Digest>) -> bool {
     digest.is_some_and(|d| d.ssl_digest.is_some())
@@ -91,7 +167,7 @@ async fn respond(
 ) -> Result<()> {
     let mut resp = ResponseHeader::build(status, Some(headers.len() + 3))?;
     resp.insert_header("content-type", content_type)?;
-    resp.insert_header("content-length", body.len().to_string())?;
+    resp.insert_header("content-length", HeaderValue::from(body.len()))?;
     resp.insert_header("cache-control", "no-store")?;
     for (name, value) in headers {
         resp.insert_header(*name, *value)?;
@@ -127,9 +203,16 @@ const FORGEABLE_FORWARDING_HEADERS: &[&str] = &[
 /// four 8 KiB buffers, with room to spare. Pingora reads up to 1 MiB before this applies.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// The length of a request target as it was sent, without formatting it.
+fn uri_len(uri: &http::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+}
+
 /// The size of a request head, about as it was sent.
 fn head_size(req: &RequestHeader) -> usize {
-    let line = req.method.as_str().len() + req.uri.to_string().len() + 12;
+    let line = req.method.as_str().len() + uri_len(&req.uri) + 12;
     req.headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
@@ -156,12 +239,22 @@ pub fn loggable_path(path: &str) -> Cow<'_, str> {
 impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
 
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        // The edge compresses nothing: Pingora's default adds a disabled compression module
+        // whose context and filters would still cost something on every request.
+        if crate::server::tuning::DEFAULT_DOWNSTREAM_MODULES {
+            modules.add_module(
+                pingora_core::modules::http::compression::ResponseCompressionBuilder::enable(0),
+            );
+        }
+    }
+
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
             host: String::new(),
             upstream: None,
-            request_id: format!("{:032x}", rand::random::<u128>()),
+            request_id: RequestId::random(),
             connect_attempts: 0,
         }
     }
@@ -219,13 +312,19 @@ impl ProxyHttp for EdgeProxy {
             return Ok(true);
         }
 
+        // The snapshot's guard is dropped at the end of this block, before any `.await`.
         let (upstream, parked) = {
-            let routes = &self.edge.snapshot().routes;
-            let upstream = routes.lookup(&ctx.host);
-            (
-                upstream,
-                routes.parked(&ctx.host).map(|why| format!("{why}.")),
-            )
+            let snapshot = self.edge.snapshot();
+            match snapshot.routes.lookup(&ctx.host) {
+                Some(upstream) => (Some(upstream), None),
+                None => (
+                    None,
+                    snapshot
+                        .routes
+                        .parked(&ctx.host)
+                        .map(|why| format!("{why}.")),
+                ),
+            }
         };
         match (upstream, parked) {
             (Some(upstream), _) => {
@@ -296,17 +395,29 @@ impl ProxyHttp for EdgeProxy {
             upstream_request.remove_header(*name);
         }
         if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
-            let ip = ip.ip().to_string();
-            upstream_request.insert_header("x-forwarded-for", ip.as_str())?;
-            upstream_request.insert_header("x-real-ip", ip)?;
+            if let Ok(ip) = AddrStr::format(format_args!("{}", ip.ip())) {
+                let ip = HeaderValue::from_bytes(ip.as_bytes())
+                    .explain_err(ErrorType::InternalError, |_| "client address")?;
+                upstream_request.insert_header("x-forwarded-for", ip.clone())?;
+                upstream_request.insert_header("x-real-ip", ip)?;
+            }
         }
-        upstream_request.insert_header("x-forwarded-proto", "https")?;
-        upstream_request.insert_header("x-forwarded-host", ctx.host.as_str())?;
+        upstream_request.insert_header("x-forwarded-proto", HeaderValue::from_static("https"))?;
+        // The Host header, when it is already the bare host, is passed on as it came (a
+        // shared reference to the request's bytes, no copy).
+        let host_header = upstream_request.headers.get(http::header::HOST).cloned();
+        match host_header {
+            Some(value) if value.as_bytes() == ctx.host.as_bytes() => {
+                upstream_request.insert_header("x-forwarded-host", value)?;
+            }
+            Some(_) => upstream_request.insert_header("x-forwarded-host", ctx.host.as_str())?,
+            None => {
+                upstream_request.insert_header("x-forwarded-host", ctx.host.as_str())?;
+                // An h2 request carries :authority only; HTTP/1.1 upstreams need Host.
+                upstream_request.insert_header(http::header::HOST, ctx.host.as_str())?;
+            }
+        }
         upstream_request.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if upstream_request.headers.get(http::header::HOST).is_none() {
-            // An h2 request carries :authority only; HTTP/1.1 upstreams need Host.
-            upstream_request.insert_header(http::header::HOST, ctx.host.as_str())?;
-        }
         Ok(())
     }
 
@@ -367,14 +478,16 @@ impl ProxyHttp for EdgeProxy {
             return;
         }
         let req = session.req_header();
-        let upstream = ctx.upstream.map(|u| u.to_string());
+        let upstream = ctx
+            .upstream
+            .and_then(|u| AddrStr::format(format_args!("{u}")).ok());
         tracing::info!(
             target: "minicloud::access",
             host = %ctx.host,
             method = %req.method,
             path = %loggable_path(req.uri.path()),
             status,
-            upstream = upstream.as_deref().unwrap_or("-"),
+            upstream = upstream.as_ref().map_or("-", AddrStr::as_str),
             duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
             request_id = %ctx.request_id,
             error = e.map(|e| e.to_string()),
@@ -431,6 +544,41 @@ mod security_tests {
         );
         assert_eq!(loggable_path("/hooks/deploy/"), "/hooks/deploy//***");
         assert_eq!(loggable_path("/api/apps/blog"), "/api/apps/blog");
+    }
+
+    #[test]
+    fn a_request_id_is_its_bits_in_hex() {
+        for bits in [
+            0,
+            1,
+            0xdead_beef,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
+        ] {
+            assert_eq!(RequestId::from_bits(bits).as_str(), format!("{bits:032x}"));
+        }
+        assert_ne!(RequestId::random(), RequestId::random());
+    }
+
+    #[test]
+    fn the_longest_address_fits_on_the_stack() {
+        let addr = std::net::SocketAddrV6::new(
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+            65535,
+            0,
+            u32::MAX,
+        );
+        let formatted = AddrStr::format(format_args!("{addr}")).unwrap();
+        assert_eq!(formatted.as_str(), addr.to_string());
+        assert!(StackStr::<4>::format(format_args!("{addr}")).is_err());
+    }
+
+    #[test]
+    fn uri_len_is_the_length_of_the_target_as_sent() {
+        for target in ["/", "/a/b?c=d", "http://example.com:8080/x?y", "*"] {
+            let uri: http::Uri = target.parse().unwrap();
+            assert_eq!(uri_len(&uri), target.len(), "{target}");
+        }
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub enum StartError {
 /// minicloud until it is stopped.
 pub fn run(args: ServeArgs) -> Result<(), StartError> {
     let config = config(&args)?;
-    init_logging(config.log_format);
+    // Held until minicloud stops: dropping it writes out the lines still queued.
+    let _log_writer = init_logging(config.log_format);
     crate::serve::run(config)?;
     Ok(())
 }
@@ -38,16 +39,36 @@ pub(super) fn settings<'a>(
     sources.process_env().flags(flags).resolve()
 }
 
-fn init_logging(format: LogFormat) {
+/// Most bytes of log lines gathered before one write to stdout, when lines come faster than
+/// they are written (like nginx's `access_log ... buffer=64k`).
+const LOG_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Starts the log on stdout. Lines (the access log's among them, one per request) are
+/// formatted where they happen and written by a thread of their own: a request never waits on
+/// a write to stdout. That thread writes whatever has queued up in one go, and as soon as the
+/// queue is empty, so a quiet log is not held back. Returns the guard that flushes the queue
+/// when it is dropped.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MINICLOUD_LOG")
         .unwrap_or_else(|_| "info,pingora_core=warn,pingora_proxy=warn".into());
     // Colours only on a terminal: a log file or `docker logs` gets no escape sequences.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Not lossy: a log that drops lines when stdout is slow would hide what happened (the
+    // access log is an audit trail); when the queue is full, requests wait as nginx's do.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log writer")
+        .finish(std::io::BufWriter::with_capacity(
+            LOG_BUFFER_BYTES,
+            std::io::stdout(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(terminal);
+        .with_ansi(terminal)
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }

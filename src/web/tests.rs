@@ -654,3 +654,47 @@ async fn alert_channels_are_checked_kept_masked_tested_and_removed() {
     );
     assert_eq!(admin.call(delete(id)).await.0, StatusCode::NOT_FOUND);
 }
+
+/// A route change answers, apart from the call as a whole, how long the edge took from the
+/// store's commit to serving the new snapshot (`Server-Timing: publish`).
+#[tokio::test]
+async fn a_route_change_reports_its_publish_time() {
+    let admin = admin();
+    let publish_ms = |headers: &axum::http::HeaderMap| -> f64 {
+        let timing = headers["server-timing"].to_str().unwrap();
+        let dur = timing
+            .strip_prefix("publish;dur=")
+            .unwrap_or_else(|| panic!("{timing}"));
+        dur.parse().unwrap_or_else(|_| panic!("{timing}"))
+    };
+    let request = admin
+        .request(Method::POST, "/api/routes")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"host": "timed.example.com", "upstream": "127.0.0.1:9"}"#,
+        ))
+        .unwrap();
+    let (status, headers, text) = admin.call(request).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    assert!(publish_ms(&headers) >= 0.0);
+    let served = admin.ctx.edge.snapshot().routes.lookup("timed.example.com");
+    assert_eq!(
+        served.map(|u| u.to_string()).as_deref(),
+        Some("127.0.0.1:9")
+    );
+
+    let request = admin
+        .request(Method::DELETE, "/api/routes/timed.example.com")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, text) = admin.call(request).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    assert!(publish_ms(&headers) >= 0.0);
+    assert!(admin
+        .ctx
+        .edge
+        .snapshot()
+        .routes
+        .lookup("timed.example.com")
+        .is_none());
+}
