@@ -1,13 +1,19 @@
 //! Backups: each app's database, queue definitions, storage and record into one
-//! restic-format repository (`<data-dir>/backups`), restored into the same app or a clone on
-//! request, downloaded as one `.tar.zst`, verified in a scratch database, daily on a schedule
-//! with a retention policy.
+//! restic-format repository (`<data-dir>/backups`), copied to an S3 bucket when one is
+//! configured, restored into the same app or a clone on request, downloaded as one
+//! `.tar.zst`, verified in a scratch database, daily on a schedule with a retention policy.
 //!
-//! Owns: runs and their honest status (a run succeeds only once restic confirmed every
-//! snapshot of it; a failed run's snapshots are forgotten at once; a daily slot minicloud was
-//! down for is recorded as missed), restores, verifications, the repository password (made
-//! once, kept in the store). Does not own: the app lifecycle (`apps` makes a clone, takes an
-//! app down and brings it back), the accounts (`services`).
+//! Owns: runs and their honest status (a run succeeds only once every destination confirmed
+//! every snapshot of it; it is partial when the local repository did and S3 did not; a
+//! failed run's snapshots are forgotten at once; a daily slot minicloud was down for is
+//! recorded as missed), restores, verifications, the repository password (made once, kept
+//! in the store; the S3 repository has the same). Does not own: the app lifecycle (`apps`
+//! makes a clone, takes an app down and brings it back), the accounts (`services`).
+//!
+//! The S3 copy is `restic copy` of the run's local snapshots, not a second backup: the
+//! database is dumped once (both destinations hold the same transaction, and MariaDB is read
+//! once), the S3 repository is made with the local one's chunker parameters so the copy
+//! deduplicates as well, and restores always read the local repository.
 //!
 //! A run is up to four restic snapshots tagged `minicloud`, `app:<name>`, `run:<id>` and
 //! `part:<record|database|queues|storage>`: restic cannot put a stream and a directory in
@@ -22,6 +28,8 @@ pub mod archive;
 pub mod database;
 pub mod plan;
 pub mod restic;
+pub mod s3;
+mod sigv4;
 pub mod sql;
 pub mod verify;
 
@@ -37,7 +45,8 @@ use crate::locks::{AppLocks, Busy};
 use crate::model::{now, AppName, Operation, Secret, ServiceKind};
 use crate::services::{ServiceError, ServiceName, Services};
 use crate::store::{
-    AppRecord, BackupPart, BackupRecord, BackupState, DeployRecord, RepositoryKey, StoreError,
+    AppRecord, BackupPart, BackupRecord, BackupState, DeployRecord, Destination, RepositoryKey,
+    StoreError,
 };
 
 pub use database::Loaded;
@@ -146,6 +155,8 @@ pub struct Backups {
     running: AppLocks,
     /// Made when first needed.
     repo: Arc<tokio::sync::OnceCell<Repository>>,
+    /// The S3 repository, once it is known to exist (made by the first run that reached it).
+    offsite: Arc<tokio::sync::OnceCell<Repository>>,
     /// Set when this process made the repository, until the run that made it has shown its
     /// key.
     key_unshown: Arc<std::sync::atomic::AtomicBool>,
@@ -158,6 +169,7 @@ impl Backups {
             apps,
             running: AppLocks::default(),
             repo: Arc::default(),
+            offsite: Arc::default(),
             key_unshown: Arc::default(),
         }
     }
@@ -270,6 +282,7 @@ impl Backups {
             state: BackupState::Running,
             parts: Vec::new(),
             verified: None,
+            destinations: Vec::new(),
         };
         self.ctx.store.put_backup(&record)?;
         self.ctx
@@ -278,20 +291,55 @@ impl Backups {
         let outcome = self
             .back_up_parts(op, app, &record.id, repo, &mut record.parts)
             .await;
-        record.finished_at = Some(now());
         match outcome {
             Ok(()) => {
-                record.state = BackupState::Succeeded;
+                let snapshots: Vec<String> =
+                    record.parts.iter().map(|p| p.snapshot.clone()).collect();
+                record.destinations.push(Destination {
+                    kind: "local".into(),
+                    location: repo.describe(),
+                    confirmed: true,
+                    snapshots: snapshots.clone(),
+                    error: None,
+                });
+                if let Some(offsite) = self
+                    .copy_offsite(op, app, &record.id, &snapshots, repo)
+                    .await
+                {
+                    record.destinations.push(offsite);
+                }
+                let unconfirmed: Vec<String> = record
+                    .destinations
+                    .iter()
+                    .filter_map(|d| d.error.clone())
+                    .collect();
+                record.finished_at = Some(now());
+                record.state = if unconfirmed.is_empty() {
+                    BackupState::Succeeded
+                } else {
+                    BackupState::Partial {
+                        reason: format!(
+                            "the local repository has the backup; {}",
+                            unconfirmed.join("; ")
+                        ),
+                    }
+                };
                 self.ctx.store.put_backup(&record)?;
-                self.ctx.bus.send(
-                    op,
-                    EventKind::BackedUp {
+                let event = match &record.state {
+                    BackupState::Partial { reason } => EventKind::BackupFailed {
+                        app: app.clone(),
+                        backup: record.id.clone(),
+                        reason: format!("partial: {reason}"),
+                    },
+                    _ => EventKind::BackedUp {
                         app: app.clone(),
                         backup: record.id.clone(),
                     },
-                );
+                };
+                self.ctx.bus.send(op, event);
             }
             Err(e) => {
+                record.finished_at = Some(now());
                 // Nothing of a failed run may look like a backup: forget what it wrote.
                 let written: Vec<String> = record.parts.drain(..).map(|p| p.snapshot).collect();
                 if let Err(forget) = repo.forget(&written).await {
@@ -313,6 +361,105 @@ impl Backups {
             }
         }
         Ok(record)
+    }
+
+    /// The S3 destination's repository, when one is configured.
+    fn offsite_repository(&self) -> Result<Option<Repository>, BackupError> {
+        match &self.ctx.config.backup_s3 {
+            Some(s3) => Ok(Some(Repository::s3(s3.clone(), self.key()?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Copies the run's local snapshots to S3, when it is configured (`None` otherwise), and
+    /// says whether S3 confirmed each. The S3 repository is made on first use.
+    async fn copy_offsite(
+        &self,
+        op: &Op,
+        app: &AppName,
+        id: &str,
+        snapshots: &[String],
+        local: &Repository,
+    ) -> Option<Destination> {
+        let s3 = self.ctx.config.backup_s3.as_ref()?;
+        let location = s3.describe();
+        self.ctx
+            .bus
+            .step(op, app, format!("copying the backup to S3 at {location}"));
+        let copied = async {
+            let Some(remote) = self.offsite_repository()? else {
+                return Ok(Vec::new());
+            };
+            let remote = self
+                .offsite
+                .get_or_try_init(|| async {
+                    if remote.ensure_copy_of(local).await? {
+                        tracing::info!(destination = %location, "made the S3 backup repository");
+                    }
+                    Ok::<_, BackupError>(remote)
+                })
+                .await?;
+            remote
+                .copy_from(local, snapshots, &format!("run:{id}"))
+                .await
+        }
+        .await;
+        Some(match copied {
+            Ok(copies) => Destination {
+                kind: "s3".into(),
+                location,
+                confirmed: true,
+                snapshots: copies,
+                error: None,
+            },
+            Err(e) => {
+                tracing::warn!(%app, backup = %id, destination = %location, error = %e, "the copy to S3 failed");
+                Destination {
+                    kind: "s3".into(),
+                    error: Some(format!("the copy to S3 at {location} failed: {e}")),
+                    location,
+                    confirmed: false,
+                    snapshots: Vec::new(),
+                }
+            }
+        })
+    }
+
+    /// The S3 destination's test: writes, reads back and deletes one object, then opens the
+    /// restic repository there (if there is one yet) with the password.
+    pub async fn test_s3(&self) -> Result<s3::S3Check, BackupError> {
+        let Some(s3) = &self.ctx.config.backup_s3 else {
+            return Err(BackupError::Invalid(
+                "no S3 destination is configured: set backup_s3_endpoint, backup_s3_bucket, \
+                 backup_s3_access_key and backup_s3_secret_key (see the README's Configuration)"
+                    .into(),
+            ));
+        };
+        let mut check = s3::check_objects(s3).await;
+        if !check.ok {
+            return Ok(check);
+        }
+        let remote = Repository::s3(s3.clone(), self.key()?);
+        match remote.exists().await {
+            Ok(true) => check.passed(
+                "repository",
+                "a restic repository is there and opens with this minicloud's password",
+            ),
+            Ok(false) => check.passed(
+                "repository",
+                "no restic repository there yet: the next backup makes it",
+            ),
+            Err(e) => {
+                let advice = if e.to_string().contains("wrong password") {
+                    "a restic repository of another password is at this place: choose another \
+                     backup_s3_prefix, or use this minicloud's own place"
+                } else {
+                    "restic cannot open the repository there: see the detail"
+                };
+                check.failed("repository", e.to_string(), advice.into());
+            }
+        }
+        Ok(check)
     }
 
     async fn back_up_parts(
@@ -456,7 +603,7 @@ impl Backups {
                     .find(|p| p.part == Part::Database.as_str())?
                     .snapshot
                     .clone();
-                (b.state == BackupState::Succeeded).then_some((b, snapshot))
+                b.state.is_restorable().then_some((b, snapshot))
             });
         let Some((mut backup, snapshot)) = newest else {
             return Err(BackupError::Invalid(format!(
@@ -506,13 +653,14 @@ impl Backups {
         Ok(archive::stream(repo, entries))
     }
 
-    /// The succeeded run `id` of `app`: the only kind anything can be taken from.
+    /// The run `id` of `app` whose local copy is whole (succeeded or partial): the only kind
+    /// anything can be taken from.
     fn good_backup(&self, app: &AppName, id: &str) -> Result<BackupRecord, BackupError> {
         self.apps.app_record(app)?;
         self.ctx
             .store
             .backup(app, id)?
-            .filter(|b| b.state == BackupState::Succeeded)
+            .filter(|b| b.state.is_restorable())
             .ok_or_else(|| BackupError::NotFound {
                 app: app.to_string(),
                 id: id.to_owned(),
@@ -869,7 +1017,9 @@ impl Backups {
         Ok(out)
     }
 
-    /// Drops the good runs `policy` does not keep (records and snapshots), then prunes.
+    /// Drops the runs `policy` does not keep (records and snapshots), then prunes; then
+    /// makes the S3 repository hold the succeeded runs kept, and nothing else (see
+    /// [`plan::plan_retention`]: partial and failed runs never count).
     pub async fn apply_retention(
         &self,
         app: &AppName,
@@ -883,24 +1033,65 @@ impl Backups {
                 id: r.id.clone(),
                 at: r.started_at,
                 good: r.state == BackupState::Succeeded,
+                partial: matches!(r.state, BackupState::Partial { .. }),
             })
             .collect();
         let drop_ids = plan::plan_retention(&planned, policy);
-        if drop_ids.is_empty() {
+        if !drop_ids.is_empty() {
+            let repo = self.repository().await?;
+            let snapshots: Vec<String> = runs
+                .iter()
+                .filter(|r| drop_ids.contains(&r.id))
+                .flat_map(|r| r.parts.iter().map(|p| p.snapshot.clone()))
+                .collect();
+            repo.forget(&snapshots).await?;
+            for id in &drop_ids {
+                self.ctx.store.delete_backup(app, id)?;
+            }
+            repo.prune().await?;
+        }
+        if let Some(remote) = self.offsite_repository()? {
+            let forgotten = self.sweep_offsite(app, &remote).await.map_err(|e| {
+                BackupError::Invalid(format!("retention in S3 at {}: {e}", remote.describe()))
+            })?;
+            if forgotten > 0 {
+                tracing::info!(%app, forgotten, "retention forgot snapshots in S3");
+            }
+        }
+        Ok(drop_ids.len())
+    }
+
+    /// Forgets the app's snapshots in S3 whose run is no longer a succeeded run (dropped by
+    /// retention, or the leftovers of a partial copy), then prunes. A running run's are kept.
+    async fn sweep_offsite(
+        &self,
+        app: &AppName,
+        remote: &Repository,
+    ) -> Result<usize, BackupError> {
+        let runs = self.ctx.store.backups(app)?;
+        let keep: Vec<&str> = runs
+            .iter()
+            .filter(|r| matches!(r.state, BackupState::Succeeded | BackupState::Running))
+            .map(|r| r.id.as_str())
+            .collect();
+        let stale: Vec<String> = remote
+            .snapshots(&format!("app:{app}"))
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.tags
+                    .iter()
+                    .find_map(|t| t.strip_prefix("run:"))
+                    .is_some_and(|run| !keep.contains(&run))
+            })
+            .map(|s| s.short_id)
+            .collect();
+        if stale.is_empty() {
             return Ok(0);
         }
-        let repo = self.repository().await?;
-        let snapshots: Vec<String> = runs
-            .iter()
-            .filter(|r| drop_ids.contains(&r.id))
-            .flat_map(|r| r.parts.iter().map(|p| p.snapshot.clone()))
-            .collect();
-        repo.forget(&snapshots).await?;
-        for id in &drop_ids {
-            self.ctx.store.delete_backup(app, id)?;
-        }
-        repo.prune().await?;
-        Ok(drop_ids.len())
+        remote.forget(&stale).await?;
+        remote.prune().await?;
+        Ok(stale.len())
     }
 
     /// The scheduler: every minute, each app with data whose daily slot has come gets a run,
@@ -974,8 +1165,7 @@ impl Backups {
             return;
         };
         let has_dump = runs.iter().any(|r| {
-            r.state == BackupState::Succeeded
-                && r.parts.iter().any(|p| p.part == Part::Database.as_str())
+            r.state.is_restorable() && r.parts.iter().any(|p| p.part == Part::Database.as_str())
         });
         let last = runs
             .iter()
@@ -1007,6 +1197,7 @@ impl Backups {
             },
             parts: Vec::new(),
             verified: None,
+            destinations: Vec::new(),
         })?;
         Ok(())
     }

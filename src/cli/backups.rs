@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::error::CliError;
 use super::progress::{self, Outcome};
 use super::{encode_segment, format, table, ApiClient};
+use crate::backups::s3::S3Check;
 use crate::model::format_time;
 use crate::store::Verification;
 
@@ -75,6 +76,13 @@ pub async fn run(api: &ApiClient, app: &str) -> Result<(), CliError> {
             if run.state == "succeeded" {
                 println!("backup {} of {app} succeeded: {}", run.id, sizes(&run));
                 Ok(())
+            } else if run.state == "partial" {
+                // Restorable from the local repository, but not what was asked: not a success.
+                Err(CliError::message(format!(
+                    "backup {} of {app} is partial: {}",
+                    run.id,
+                    run.reason.unwrap_or_default()
+                )))
             } else {
                 Err(CliError::message(format!(
                     "backup {} of {app} failed: {}",
@@ -193,6 +201,33 @@ pub async fn key(api: &ApiClient) -> Result<(), CliError> {
         key["password"].as_str().unwrap_or("?"),
     );
     Ok(())
+}
+
+/// Tests the S3 destination: one line a step, then the advice when one failed.
+pub async fn test_s3(api: &ApiClient) -> Result<(), CliError> {
+    let check: S3Check = api
+        .post("/api/backups/s3/test", &serde_json::json!({}))
+        .await?;
+    print!("{}", describe_check(&check));
+    if check.ok {
+        Ok(())
+    } else {
+        Err(CliError::message(format!(
+            "the S3 destination {} failed its test: {}",
+            check.destination,
+            check.advice.as_deref().unwrap_or("see above")
+        )))
+    }
+}
+
+/// `S3 destination …`, then `  ok   write: …` / `  FAIL read: …` lines.
+fn describe_check(check: &S3Check) -> String {
+    let mut out = format!("S3 destination {}\n", check.destination);
+    for step in &check.steps {
+        let mark = if step.ok { "ok  " } else { "FAIL" };
+        out.push_str(&format!("  {mark} {}: {}\n", step.step, step.detail));
+    }
+    out
 }
 
 fn sizes(run: &BackupView) -> String {
