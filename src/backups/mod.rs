@@ -155,8 +155,9 @@ pub struct Backups {
     running: AppLocks,
     /// Made when first needed.
     repo: Arc<tokio::sync::OnceCell<Repository>>,
-    /// The S3 repository, once it is known to exist (made by the first run that reached it).
-    offsite: Arc<tokio::sync::OnceCell<Repository>>,
+    /// Serializes the look for the S3 repository (and making it), so two first runs do not
+    /// both make it. Held across that one short restic call, never across a copy.
+    offsite_made: Arc<tokio::sync::Mutex<()>>,
     /// Set when this process made the repository, until the run that made it has shown its
     /// key.
     key_unshown: Arc<std::sync::atomic::AtomicBool>,
@@ -169,7 +170,7 @@ impl Backups {
             apps,
             running: AppLocks::default(),
             repo: Arc::default(),
-            offsite: Arc::default(),
+            offsite_made: Arc::default(),
             key_unshown: Arc::default(),
         }
     }
@@ -390,15 +391,13 @@ impl Backups {
             let Some(remote) = self.offsite_repository()? else {
                 return Ok(Vec::new());
             };
-            let remote = self
-                .offsite
-                .get_or_try_init(|| async {
-                    if remote.ensure_copy_of(local).await? {
-                        tracing::info!(destination = %location, "made the S3 backup repository");
-                    }
-                    Ok::<_, BackupError>(remote)
-                })
-                .await?;
+            // Every run looks first (one small request): an S3 server gone silent shows here
+            // within the probe's time, not after restic's retries of a whole copy.
+            let making = self.offsite_made.lock().await;
+            if probe(remote.ensure_copy_of(local)).await? {
+                tracing::info!(destination = %location, "made the S3 backup repository");
+            }
+            drop(making);
             remote
                 .copy_from(local, snapshots, &format!("run:{id}"))
                 .await
@@ -440,7 +439,7 @@ impl Backups {
             return Ok(check);
         }
         let remote = Repository::s3(s3.clone(), self.key()?);
-        match remote.exists().await {
+        match probe(remote.exists()).await {
             Ok(true) => check.passed(
                 "repository",
                 "a restic repository is there and opens with this minicloud's password",
@@ -1068,24 +1067,30 @@ impl Backups {
         app: &AppName,
         remote: &Repository,
     ) -> Result<usize, BackupError> {
+        // No run has reached S3 yet: nothing there to forget.
+        if !probe(remote.exists()).await? {
+            return Ok(0);
+        }
         let runs = self.ctx.store.backups(app)?;
         let keep: Vec<&str> = runs
             .iter()
             .filter(|r| matches!(r.state, BackupState::Succeeded | BackupState::Running))
             .map(|r| r.id.as_str())
             .collect();
-        let stale: Vec<String> = remote
+        let there: Vec<plan::Copied> = remote
             .snapshots(&format!("app:{app}"))
             .await?
             .into_iter()
-            .filter(|s| {
-                s.tags
+            .map(|s| plan::Copied {
+                run: s
+                    .tags
                     .iter()
                     .find_map(|t| t.strip_prefix("run:"))
-                    .is_some_and(|run| !keep.contains(&run))
+                    .map(str::to_owned),
+                snapshot: s.short_id,
             })
-            .map(|s| s.short_id)
             .collect();
+        let stale = plan::plan_offsite_forget(&keep, &there);
         if stale.is_empty() {
             return Ok(0);
         }
@@ -1237,6 +1242,28 @@ impl crate::apps::BeforeNewImage for Backups {
             );
         }
     }
+}
+
+/// How long looking for the S3 repository (or making it) may take: a second when the
+/// server answers; restic's own retries against one that does not would take many minutes.
+const S3_PROBE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `look` within [`S3_PROBE`]; the restic child is killed when it is dropped at the end.
+async fn probe<T>(
+    look: impl std::future::Future<Output = Result<T, BackupError>>,
+) -> Result<T, BackupError> {
+    tokio::time::timeout(S3_PROBE, look)
+        .await
+        .unwrap_or_else(|_| {
+            Err(BackupError::Tool {
+                tool: "restic",
+                action: "cat config",
+                why: format!(
+                    "no answer from the S3 server within {} s",
+                    S3_PROBE.as_secs()
+                ),
+            })
+        })
 }
 
 /// Puts the app's old storage directory back after a failed restore.

@@ -96,6 +96,26 @@ fn plan_good(runs: &[Run], policy: Retention) -> Vec<String> {
         .collect()
 }
 
+/// A snapshot in the S3 repository as retention sees it: its id, and the run its `run:` tag
+/// names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    pub snapshot: String,
+    pub run: Option<String>,
+}
+
+/// The S3 snapshots to forget: those of a run not in `kept` (the succeeded runs retention
+/// kept, and runs still running). So S3 holds the good runs the local repository keeps, and
+/// neither a dropped run, nor what a partial run's failed copy left, nor a run whose record
+/// is gone. A snapshot without a run tag is not minicloud's: it stays.
+pub fn plan_offsite_forget(kept: &[&str], there: &[Copied]) -> Vec<String> {
+    there
+        .iter()
+        .filter(|c| c.run.as_deref().is_some_and(|run| !kept.contains(&run)))
+        .map(|c| c.snapshot.clone())
+        .collect()
+}
+
 /// Year and month (1–12) of a day counted from 1970-01-01 (Howard Hinnant's civil_from_days).
 fn year_month(days: i64) -> (i64, i64) {
     let z = days + 719_468;
@@ -170,6 +190,25 @@ mod tests {
             partial: true,
             ..run(id, at, false)
         }
+    }
+
+    #[test]
+    fn s3_keeps_exactly_the_kept_good_runs_and_what_is_running() {
+        let copied = |snapshot: &str, run: Option<&str>| Copied {
+            snapshot: snapshot.into(),
+            run: run.map(Into::into),
+        };
+        let there = [
+            copied("s-kept", Some("good")),
+            copied("s-running", Some("now")),
+            copied("s-partial-leftover", Some("partial")),
+            copied("s-dropped", Some("old")),
+            copied("s-not-ours", None),
+        ];
+        assert_eq!(
+            plan_offsite_forget(&["good", "now"], &there),
+            ["s-partial-leftover", "s-dropped"]
+        );
     }
 
     #[test]
