@@ -850,3 +850,44 @@ async fn a_wrong_s3_key_makes_the_run_partial_the_local_copy_restores_and_the_te
     let resp = api.delete(&format!("/api/apps/{name}?data=true")).await;
     assert_eq!(resp.status(), 204);
 }
+
+#[tokio::test]
+async fn a_closed_s3_port_is_named_by_the_copy_and_by_the_test() {
+    use minicloud::backups::s3::{check_objects, S3Settings};
+    let port = support::free_port();
+    let s3 = std::sync::Arc::new(S3Settings {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        region: "us-east-1".into(),
+        bucket: support::s3::bucket(),
+        prefix: "box".into(),
+        access_key: "AKIDEXAMPLE".into(),
+        secret_key: Secret::new("not-used"),
+        path_style: true,
+    });
+    let local_dir = tempfile::tempdir().unwrap();
+    let password = Secret::new("closed-port-test");
+    let local = Repository::new(local_dir.path().to_path_buf(), password.clone());
+    assert!(local.ensure().await.unwrap());
+    let remote = Repository::s3(s3.clone(), password);
+    let err = remote.ensure_copy_of(&local).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("connection refused"),
+        "{err}"
+    );
+
+    let check = check_objects(&s3).await;
+    assert!(!check.ok, "{check:?}");
+    assert_eq!(check.steps.len(), 1, "{check:?}");
+    assert!(
+        check.steps[0].detail.contains("cannot connect"),
+        "{check:?}"
+    );
+    assert!(
+        check
+            .advice
+            .as_deref()
+            .unwrap()
+            .contains("backup_s3_endpoint"),
+        "{check:?}"
+    );
+}

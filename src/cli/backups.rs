@@ -34,6 +34,16 @@ pub struct BackupView {
     pub recovery_key: Option<String>,
     #[serde(default)]
     pub verified: Option<Verification>,
+    /// Each place the run was written to, with its confirmation.
+    #[serde(default)]
+    pub destinations: Vec<DestinationView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DestinationView {
+    pub kind: String,
+    #[serde(default)]
+    pub confirmed: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -251,7 +261,19 @@ fn row(run: &BackupView) -> Vec<String> {
         .map(|f| format!("{}s", f - run.started_at))
         .unwrap_or_else(|| "-".into());
     let parts: Vec<&str> = run.parts.iter().map(|p| p.part.as_str()).collect();
-    let mut detail = run.reason.clone().unwrap_or_else(|| parts.join(", "));
+    let mut detail = run.reason.clone().unwrap_or_else(|| {
+        // Where it is, when it is in more places than the local repository.
+        let confirmed: Vec<&str> = run
+            .destinations
+            .iter()
+            .filter(|d| d.confirmed)
+            .map(|d| d.kind.as_str())
+            .collect();
+        match confirmed.as_slice() {
+            [] | ["local"] => parts.join(", "),
+            places => format!("{} (in {})", parts.join(", "), places.join(" + ")),
+        }
+    });
     if let Some(v) = &run.verified {
         detail = format!("{detail}; {}", v.describe());
     }
@@ -289,5 +311,10 @@ mod tests {
         assert_eq!(r[4], "4.0 MB");
         assert_eq!(r[5], "1.0 MB");
         assert_eq!(r[7], "record, database");
+        let copied: BackupView = serde_json::from_str(
+            r#"{"id":"3-cc","state":"succeeded","parts":[{"part":"record"}],"destinations":[{"kind":"local","confirmed":true},{"kind":"s3","confirmed":true}]}"#,
+        )
+        .unwrap();
+        assert_eq!(row(&copied)[7], "record (in local + s3)");
     }
 }
