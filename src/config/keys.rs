@@ -13,8 +13,8 @@ use super::parse::{
     acme_directory, acme_email, admin_password, admin_token, boolean, connections, container_names,
     domain, minutes_or_never, non_empty_path, port, seconds, subnet_pool, threads,
 };
+use super::s3;
 use super::{Invalid, LogFormat, Sources};
-use crate::backups::s3;
 use crate::model::secret::Secret;
 use crate::services::{self, mariadb, rabbitmq};
 

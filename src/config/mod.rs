@@ -7,6 +7,7 @@
 
 pub mod keys;
 mod parse;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,11 +18,11 @@ use std::time::Duration;
 
 use minicloud_proxy::{Hostname, Limits};
 
-use crate::backups::s3::S3Settings;
 use crate::docker::AppNetworks;
 use crate::model::secret::Secret;
 use crate::services::{rabbitmq, MariaDbSettings, RabbitMqSettings, ServicesSettings};
 use keys::{Key, Parsed, KEYS};
+use s3::S3Settings;
 
 /// Validated settings of a running minicloud.
 #[derive(Debug, Clone)]
