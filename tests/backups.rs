@@ -716,6 +716,17 @@ async fn with_s3_a_run_succeeds_only_once_both_destinations_confirm_and_the_test
     // The stock restic lists the run's snapshots in the bucket and reads the file back.
     let id = run["id"].as_str().unwrap();
     let password = run["recovery_key"].as_str().expect("shown once").to_owned();
+    let key: serde_json::Value = api.get_json("/api/backups/key").await;
+    assert_eq!(
+        key["s3_repository"],
+        format!("s3:{endpoint}/{bucket}/box").as_str(),
+        "{key}"
+    );
+    let (ok, stdout, _) = cli(&mc, &["backups", "key"]).await;
+    assert!(
+        ok && stdout.contains(&format!("restic -r s3:{endpoint}/{bucket}/box")),
+        "{stdout}"
+    );
     let listed = support::s3::restic(
         &bucket,
         &password,

@@ -17,6 +17,12 @@ impl Backups {
         }
     }
 
+    /// The S3 repository as restic names it (`s3:https://host/bucket/prefix`), when one is
+    /// configured.
+    pub fn s3_repository(&self) -> Option<String> {
+        self.ctx.config.backup_s3.as_ref().map(|s3| s3.repository())
+    }
+
     /// Copies the run's local snapshots to S3, when it is configured (`None` otherwise), and
     /// says whether S3 confirmed each. The S3 repository is made on first use.
     pub(super) async fn copy_offsite(

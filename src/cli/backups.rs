@@ -210,6 +210,14 @@ pub async fn key(api: &ApiClient) -> Result<(), CliError> {
         key["repository"].as_str().unwrap_or("?"),
         key["password"].as_str().unwrap_or("?"),
     );
+    if let Some(s3) = key["s3_repository"].as_str() {
+        println!(
+            "\nThe copy in S3, with the same password and the bucket's keys:\n  \
+             AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… RESTIC_PASSWORD=… \
+             restic -r {s} snapshots --tag minicloud",
+            s = s3
+        );
+    }
     Ok(())
 }
 

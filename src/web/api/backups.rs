@@ -170,6 +170,8 @@ pub async fn key(State(backups): State<Backups>) -> Result<Json<serde_json::Valu
     let key = backups.key()?;
     Ok(Json(serde_json::json!({
         "repository": backups.repository_path(),
+        // The copy in S3 (same password), as restic names it; its keys are not shown.
+        "s3_repository": backups.s3_repository(),
         "password": key.expose(),
     })))
 }
