@@ -427,7 +427,8 @@ ensure_s3() {
         start_daemon s3 env INITIAL_NO_AUTH_ACTION_COUNT=3 \
             "$S3_VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
         wait_until 60 "$DIR/logs/s3.log" "moto" tcp_open 127.0.0.1 "$port"
-        "$S3_VENV/bin/python" - "http://127.0.0.1:$port" >"$DIR/s3/credentials" <<'EOF'
+        "$S3_VENV/bin/python" - "http://127.0.0.1:$port" >"$DIR/s3/credentials" <<'EOF' \
+            || { rm -f "$DIR/s3/credentials"; die "moto: cannot make the test user's key"; }
 import json, sys
 import boto3
 iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1",
