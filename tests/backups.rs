@@ -1,6 +1,7 @@
 //! Backups against the real MariaDB, storage, engine and Debian's restic: the probe's rows and
 //! files come back after a restore; the stock restic tool lists the snapshots with the
-//! password; a hostile dump cannot touch another database.
+//! password; a hostile dump cannot touch another database; with an S3 destination (moto) a run
+//! succeeds only once both destinations confirmed it, and is partial when S3 refused it.
 
 mod support;
 
@@ -663,5 +664,241 @@ async fn verification_passes_a_whole_dump_and_catches_a_corrupted_one() {
             .unwrap()
             .contains("table notes has 1 rows, the dump holds 2"),
         "{lossy:?}"
+    );
+}
+
+/// An app with storage only (no database, no message bus): a run is its record and files.
+async fn app_with_files(mc: &support::Minicloud, tag: &str) -> (String, std::path::PathBuf) {
+    let name = app(tag).to_string();
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps",
+            json!({"image": support::image("probe:v1"), "name": name}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let storage = mc.data_path().join("apps").join(&name);
+    std::fs::create_dir_all(&storage).unwrap();
+    std::fs::write(storage.join("kept"), "the backed-up bytes").unwrap();
+    (name, storage)
+}
+
+#[tokio::test]
+async fn with_s3_a_run_succeeds_only_once_both_destinations_confirm_and_the_test_writes_there() {
+    let bucket = support::s3::bucket();
+    let endpoint = support::s3::endpoint();
+    let mc = support::Minicloud::start_with(support::s3::settings(&endpoint, &bucket, None)).await;
+    let (name, _) = app_with_files(&mc, "s3ok").await;
+    let _cleanup = AppCleanup(&name);
+    let api = mc.api();
+
+    let resp = api
+        .post(&format!("/api/apps/{name}/backups"), json!({}))
+        .await;
+    assert_eq!(resp.status(), 201);
+    let run: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let destinations = run["destinations"].as_array().unwrap();
+    assert_eq!(destinations.len(), 2, "{run}");
+    assert_eq!(destinations[0]["kind"], "local", "{run}");
+    assert_eq!(destinations[1]["kind"], "s3", "{run}");
+    assert_eq!(
+        destinations[1]["location"],
+        format!("{endpoint}/{bucket}/box").as_str(),
+        "{run}"
+    );
+    for d in destinations {
+        assert_eq!(d["confirmed"], true, "{run}");
+        assert_eq!(d["snapshots"].as_array().unwrap().len(), 2, "{run}");
+    }
+
+    // The stock restic lists the run's snapshots in the bucket and reads the file back.
+    let id = run["id"].as_str().unwrap();
+    let password = run["recovery_key"].as_str().expect("shown once").to_owned();
+    let key: serde_json::Value = api.get_json("/api/backups/key").await;
+    assert_eq!(
+        key["s3_repository"],
+        format!("s3:{endpoint}/{bucket}/box").as_str(),
+        "{key}"
+    );
+    let (ok, stdout, _) = cli(&mc, &["backups", "key"]).await;
+    assert!(
+        ok && stdout.contains(&format!("restic -r s3:{endpoint}/{bucket}/box")),
+        "{stdout}"
+    );
+    let listed = support::s3::restic(
+        &bucket,
+        &password,
+        &["snapshots", "--json", "--tag", &format!("run:{id}")],
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let mut ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["short_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut confirmed: Vec<&str> = destinations[1]["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    confirmed.sort_unstable();
+    assert_eq!(ids, confirmed, "{listed}");
+    let file = support::s3::restic(
+        &bucket,
+        &password,
+        &[
+            "dump",
+            "--tag",
+            &format!("part:storage,run:{id}"),
+            "latest",
+            "/kept",
+        ],
+    );
+    assert_eq!(file, "the backed-up bytes");
+
+    // The test action writes, reads back and deletes an object, and opens the repository.
+    let resp = api.post("/api/backups/s3/test", json!({})).await;
+    assert_eq!(resp.status(), 200);
+    let check: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(check["ok"], true, "{check}");
+    let steps: Vec<&str> = check["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["write", "read", "delete", "repository"], "{check}");
+    assert!(
+        check["steps"][3]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("opens with this minicloud's password"),
+        "{check}"
+    );
+    let (ok, stdout, stderr) = cli(&mc, &["backups", "test-s3"]).await;
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("ok   delete"), "{stdout}");
+    let secret = support::test_env("MINICLOUD_TEST_S3_SECRET_KEY");
+    assert!(!stdout.contains(&secret) && !mc.log().contains(&secret));
+    let resp = api.delete(&format!("/api/apps/{name}?data=true")).await;
+    assert_eq!(resp.status(), 204);
+}
+
+#[tokio::test]
+async fn a_wrong_s3_key_makes_the_run_partial_the_local_copy_restores_and_the_test_says_why() {
+    let bucket = support::s3::bucket();
+    let endpoint = support::s3::endpoint();
+    let mc = support::Minicloud::start_with(support::s3::settings(
+        &endpoint,
+        &bucket,
+        Some("not-the-secret-key"),
+    ))
+    .await;
+    let (name, storage) = app_with_files(&mc, "s3bad").await;
+    let _cleanup = AppCleanup(&name);
+    let api = mc.api();
+
+    let run: serde_json::Value = api
+        .post(&format!("/api/apps/{name}/backups"), json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["state"], "partial", "{run}");
+    let reason = run["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("S3 at {endpoint}/{bucket}/box"))
+            && reason.contains("Access Denied"),
+        "{run}"
+    );
+    assert_eq!(run["destinations"][0]["confirmed"], true, "{run}");
+    assert_eq!(run["destinations"][1]["confirmed"], false, "{run}");
+    let (ok, _, stderr) = cli(&mc, &["backups", "run", &name]).await;
+    assert!(!ok && stderr.contains("is partial"), "{stderr}");
+
+    // The local copy is whole: the files come back from it.
+    let id = run["id"].as_str().unwrap();
+    std::fs::write(storage.join("kept"), "changed since").unwrap();
+    let resp = api
+        .post(
+            &format!("/api/apps/{name}/backups/{id}/restore"),
+            json!({"parts": ["storage"]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(
+        std::fs::read_to_string(storage.join("kept")).unwrap(),
+        "the backed-up bytes"
+    );
+
+    // The test action fails at its first step and says which setting to check.
+    let check: serde_json::Value = api
+        .post("/api/backups/s3/test", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check["ok"], false, "{check}");
+    assert_eq!(check["steps"][0]["step"], "write", "{check}");
+    assert_eq!(check["steps"][0]["ok"], false, "{check}");
+    assert!(
+        check["advice"]
+            .as_str()
+            .unwrap()
+            .contains("backup_s3_secret_key"),
+        "{check}"
+    );
+    let (ok, stdout, stderr) = cli(&mc, &["backups", "test-s3"]).await;
+    assert!(!ok, "{stdout}");
+    assert!(stdout.contains("FAIL write"), "{stdout}");
+    assert!(stderr.contains("backup_s3_secret_key"), "{stderr}");
+    assert!(!mc.log().contains("not-the-secret-key"));
+    let resp = api.delete(&format!("/api/apps/{name}?data=true")).await;
+    assert_eq!(resp.status(), 204);
+}
+
+#[tokio::test]
+async fn a_closed_s3_port_is_named_by_the_copy_and_by_the_test() {
+    use minicloud::backups::s3::{check_objects, S3Settings};
+    let port = support::free_port();
+    let s3 = std::sync::Arc::new(S3Settings {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        region: "us-east-1".into(),
+        bucket: support::s3::bucket(),
+        prefix: "box".into(),
+        access_key: "AKIDEXAMPLE".into(),
+        secret_key: Secret::new("not-used"),
+        path_style: true,
+    });
+    let local_dir = tempfile::tempdir().unwrap();
+    let password = Secret::new("closed-port-test");
+    let local = Repository::new(local_dir.path().to_path_buf(), password.clone());
+    assert!(local.ensure().await.unwrap());
+    let remote = Repository::s3(s3.clone(), password);
+    let err = remote.ensure_copy_of(&local).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("connection refused"),
+        "{err}"
+    );
+
+    let check = check_objects(&s3).await;
+    assert!(!check.ok, "{check:?}");
+    assert_eq!(check.steps.len(), 1, "{check:?}");
+    assert!(
+        check.steps[0].detail.contains("cannot connect"),
+        "{check:?}"
+    );
+    assert!(
+        check
+            .advice
+            .as_deref()
+            .unwrap()
+            .contains("backup_s3_endpoint"),
+        "{check:?}"
     );
 }

@@ -312,6 +312,11 @@ impl Checks {
                             "the {} backup run {} failed: {reason}",
                             b.trigger, b.id
                         )),
+                        // The local copy is there, the off-site one is not: still wrong.
+                        BackupState::Partial { reason } => Some(format!(
+                            "the {} backup run {} is partial: {reason}",
+                            b.trigger, b.id
+                        )),
                         _ => None,
                     },
                     recorded: true,

@@ -1,13 +1,19 @@
 //! Backups: each app's database, queue definitions, storage and record into one
-//! restic-format repository (`<data-dir>/backups`), restored into the same app or a clone on
-//! request, downloaded as one `.tar.zst`, verified in a scratch database, daily on a schedule
-//! with a retention policy.
+//! restic-format repository (`<data-dir>/backups`), copied to an S3 bucket when one is
+//! configured, restored into the same app or a clone on request, downloaded as one
+//! `.tar.zst`, verified in a scratch database, daily on a schedule with a retention policy.
 //!
-//! Owns: runs and their honest status (a run succeeds only once restic confirmed every
-//! snapshot of it; a failed run's snapshots are forgotten at once; a daily slot minicloud was
-//! down for is recorded as missed), restores, verifications, the repository password (made
-//! once, kept in the store). Does not own: the app lifecycle (`apps` makes a clone, takes an
-//! app down and brings it back), the accounts (`services`).
+//! Owns: runs and their honest status (a run succeeds only once every destination confirmed
+//! every snapshot of it; it is partial when the local repository did and S3 did not; a
+//! failed run's snapshots are forgotten at once; a daily slot minicloud was down for is
+//! recorded as missed), restores, verifications, the repository password (made once, kept
+//! in the store; the S3 repository has the same). Does not own: the app lifecycle (`apps`
+//! makes a clone, takes an app down and brings it back), the accounts (`services`).
+//!
+//! The S3 copy is `restic copy` of the run's local snapshots, not a second backup: the
+//! database is dumped once (both destinations hold the same transaction, and MariaDB is read
+//! once), the S3 repository is made with the local one's chunker parameters so the copy
+//! deduplicates as well, and restores always read the local repository.
 //!
 //! A run is up to four restic snapshots tagged `minicloud`, `app:<name>`, `run:<id>` and
 //! `part:<record|database|queues|storage>`: restic cannot put a stream and a directory in
@@ -20,8 +26,11 @@
 
 pub mod archive;
 pub mod database;
+mod offsite;
 pub mod plan;
 pub mod restic;
+pub mod s3;
+mod sigv4;
 pub mod sql;
 pub mod verify;
 
@@ -37,7 +46,8 @@ use crate::locks::{AppLocks, Busy};
 use crate::model::{now, AppName, Operation, Secret, ServiceKind};
 use crate::services::{ServiceError, ServiceName, Services};
 use crate::store::{
-    AppRecord, BackupPart, BackupRecord, BackupState, DeployRecord, RepositoryKey, StoreError,
+    AppRecord, BackupPart, BackupRecord, BackupState, DeployRecord, Destination, RepositoryKey,
+    StoreError,
 };
 
 pub use database::Loaded;
@@ -146,6 +156,9 @@ pub struct Backups {
     running: AppLocks,
     /// Made when first needed.
     repo: Arc<tokio::sync::OnceCell<Repository>>,
+    /// Serializes the look for the S3 repository (and making it), so two first runs do not
+    /// both make it. Held across that one short restic call, never across a copy.
+    offsite_made: Arc<tokio::sync::Mutex<()>>,
     /// Set when this process made the repository, until the run that made it has shown its
     /// key.
     key_unshown: Arc<std::sync::atomic::AtomicBool>,
@@ -158,6 +171,7 @@ impl Backups {
             apps,
             running: AppLocks::default(),
             repo: Arc::default(),
+            offsite_made: Arc::default(),
             key_unshown: Arc::default(),
         }
     }
@@ -270,6 +284,7 @@ impl Backups {
             state: BackupState::Running,
             parts: Vec::new(),
             verified: None,
+            destinations: Vec::new(),
         };
         self.ctx.store.put_backup(&record)?;
         self.ctx
@@ -278,20 +293,55 @@ impl Backups {
         let outcome = self
             .back_up_parts(op, app, &record.id, repo, &mut record.parts)
             .await;
-        record.finished_at = Some(now());
         match outcome {
             Ok(()) => {
-                record.state = BackupState::Succeeded;
+                let snapshots: Vec<String> =
+                    record.parts.iter().map(|p| p.snapshot.clone()).collect();
+                record.destinations.push(Destination {
+                    kind: "local".into(),
+                    location: repo.describe(),
+                    confirmed: true,
+                    snapshots: snapshots.clone(),
+                    error: None,
+                });
+                if let Some(offsite) = self
+                    .copy_offsite(op, app, &record.id, &snapshots, repo)
+                    .await
+                {
+                    record.destinations.push(offsite);
+                }
+                let unconfirmed: Vec<String> = record
+                    .destinations
+                    .iter()
+                    .filter_map(|d| d.error.clone())
+                    .collect();
+                record.finished_at = Some(now());
+                record.state = if unconfirmed.is_empty() {
+                    BackupState::Succeeded
+                } else {
+                    BackupState::Partial {
+                        reason: format!(
+                            "the local repository has the backup; {}",
+                            unconfirmed.join("; ")
+                        ),
+                    }
+                };
                 self.ctx.store.put_backup(&record)?;
-                self.ctx.bus.send(
-                    op,
-                    EventKind::BackedUp {
+                let event = match &record.state {
+                    BackupState::Partial { reason } => EventKind::BackupFailed {
+                        app: app.clone(),
+                        backup: record.id.clone(),
+                        reason: format!("partial: {reason}"),
+                    },
+                    _ => EventKind::BackedUp {
                         app: app.clone(),
                         backup: record.id.clone(),
                     },
-                );
+                };
+                self.ctx.bus.send(op, event);
             }
             Err(e) => {
+                record.finished_at = Some(now());
                 // Nothing of a failed run may look like a backup: forget what it wrote.
                 let written: Vec<String> = record.parts.drain(..).map(|p| p.snapshot).collect();
                 if let Err(forget) = repo.forget(&written).await {
@@ -456,7 +506,7 @@ impl Backups {
                     .find(|p| p.part == Part::Database.as_str())?
                     .snapshot
                     .clone();
-                (b.state == BackupState::Succeeded).then_some((b, snapshot))
+                b.state.is_restorable().then_some((b, snapshot))
             });
         let Some((mut backup, snapshot)) = newest else {
             return Err(BackupError::Invalid(format!(
@@ -506,13 +556,14 @@ impl Backups {
         Ok(archive::stream(repo, entries))
     }
 
-    /// The succeeded run `id` of `app`: the only kind anything can be taken from.
+    /// The run `id` of `app` whose local copy is whole (succeeded or partial): the only kind
+    /// anything can be taken from.
     fn good_backup(&self, app: &AppName, id: &str) -> Result<BackupRecord, BackupError> {
         self.apps.app_record(app)?;
         self.ctx
             .store
             .backup(app, id)?
-            .filter(|b| b.state == BackupState::Succeeded)
+            .filter(|b| b.state.is_restorable())
             .ok_or_else(|| BackupError::NotFound {
                 app: app.to_string(),
                 id: id.to_owned(),
@@ -869,7 +920,9 @@ impl Backups {
         Ok(out)
     }
 
-    /// Drops the good runs `policy` does not keep (records and snapshots), then prunes.
+    /// Drops the runs `policy` does not keep (records and snapshots), then prunes; then
+    /// makes the S3 repository hold the succeeded runs kept, and nothing else (see
+    /// [`plan::plan_retention`]: partial and failed runs never count).
     pub async fn apply_retention(
         &self,
         app: &AppName,
@@ -883,23 +936,31 @@ impl Backups {
                 id: r.id.clone(),
                 at: r.started_at,
                 good: r.state == BackupState::Succeeded,
+                partial: matches!(r.state, BackupState::Partial { .. }),
             })
             .collect();
         let drop_ids = plan::plan_retention(&planned, policy);
-        if drop_ids.is_empty() {
-            return Ok(0);
+        if !drop_ids.is_empty() {
+            let repo = self.repository().await?;
+            let snapshots: Vec<String> = runs
+                .iter()
+                .filter(|r| drop_ids.contains(&r.id))
+                .flat_map(|r| r.parts.iter().map(|p| p.snapshot.clone()))
+                .collect();
+            repo.forget(&snapshots).await?;
+            for id in &drop_ids {
+                self.ctx.store.delete_backup(app, id)?;
+            }
+            repo.prune().await?;
         }
-        let repo = self.repository().await?;
-        let snapshots: Vec<String> = runs
-            .iter()
-            .filter(|r| drop_ids.contains(&r.id))
-            .flat_map(|r| r.parts.iter().map(|p| p.snapshot.clone()))
-            .collect();
-        repo.forget(&snapshots).await?;
-        for id in &drop_ids {
-            self.ctx.store.delete_backup(app, id)?;
+        if let Some(remote) = self.offsite_repository()? {
+            let forgotten = self.sweep_offsite(app, &remote).await.map_err(|e| {
+                BackupError::Invalid(format!("retention in S3 at {}: {e}", remote.describe()))
+            })?;
+            if forgotten > 0 {
+                tracing::info!(%app, forgotten, "retention forgot snapshots in S3");
+            }
         }
-        repo.prune().await?;
         Ok(drop_ids.len())
     }
 
@@ -974,8 +1035,7 @@ impl Backups {
             return;
         };
         let has_dump = runs.iter().any(|r| {
-            r.state == BackupState::Succeeded
-                && r.parts.iter().any(|p| p.part == Part::Database.as_str())
+            r.state.is_restorable() && r.parts.iter().any(|p| p.part == Part::Database.as_str())
         });
         let last = runs
             .iter()
@@ -1007,6 +1067,7 @@ impl Backups {
             },
             parts: Vec::new(),
             verified: None,
+            destinations: Vec::new(),
         })?;
         Ok(())
     }

@@ -30,6 +30,9 @@ pub struct Run {
     pub at: i64,
     /// Only good runs count; failed ones are never kept for a slot, nor deleted here.
     pub good: bool,
+    /// Its local copy is whole but S3 did not confirm it: it never takes a slot of good
+    /// runs, and goes once a good run is newer (see [`plan_retention`]).
+    pub partial: bool,
 }
 
 const DAY: i64 = 86_400;
@@ -37,9 +40,27 @@ const DAY: i64 = 86_400;
 /// Which calendar slot (day, week, month) a time falls in.
 type Bucket = fn(i64) -> i64;
 
-/// The ids of the good runs retention drops. Failed runs are not its business (their
-/// snapshots are forgotten when they fail); the newest good run is always kept.
+/// The ids of the runs retention drops. Failed runs are not its business (their snapshots
+/// are forgotten when they fail); the newest good run is always kept. Partial runs count for
+/// nothing: a partial run newer than the newest good run is kept (it is the newest data,
+/// only here), at most `last` of them; older ones are superseded and dropped, so an S3
+/// destination down for weeks does not fill the local disk.
 pub fn plan_retention(runs: &[Run], policy: Retention) -> Vec<String> {
+    let mut dropped = plan_good(runs, policy);
+    let newest_good = runs.iter().filter(|r| r.good).map(|r| r.at).max();
+    let mut partial: Vec<&Run> = runs.iter().filter(|r| r.partial && !r.good).collect();
+    partial.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
+    for (i, run) in partial.into_iter().enumerate() {
+        let superseded = newest_good.is_some_and(|good| good >= run.at);
+        if superseded || i >= policy.last.max(1) {
+            dropped.push(run.id.clone());
+        }
+    }
+    dropped
+}
+
+/// The good runs `policy` drops.
+fn plan_good(runs: &[Run], policy: Retention) -> Vec<String> {
     let mut good: Vec<&Run> = runs.iter().filter(|r| r.good).collect();
     good.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| b.id.cmp(&a.id)));
     let mut keep = vec![false; good.len()];
@@ -72,6 +93,26 @@ pub fn plan_retention(runs: &[Run], policy: Retention) -> Vec<String> {
         .zip(keep)
         .filter(|(_, k)| !k)
         .map(|(r, _)| r.id.clone())
+        .collect()
+}
+
+/// A snapshot in the S3 repository as retention sees it: its id, and the run its `run:` tag
+/// names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    pub snapshot: String,
+    pub run: Option<String>,
+}
+
+/// The S3 snapshots to forget: those of a run not in `kept` (the succeeded runs retention
+/// kept, and runs still running). So S3 holds the good runs the local repository keeps, and
+/// neither a dropped run, nor what a partial run's failed copy left, nor a run whose record
+/// is gone. A snapshot without a run tag is not minicloud's: it stays.
+pub fn plan_offsite_forget(kept: &[&str], there: &[Copied]) -> Vec<String> {
+    there
+        .iter()
+        .filter(|c| c.run.as_deref().is_some_and(|run| !kept.contains(&run)))
+        .map(|c| c.snapshot.clone())
         .collect()
 }
 
@@ -140,7 +181,61 @@ mod tests {
             id: id.into(),
             at,
             good,
+            partial: false,
         }
+    }
+
+    fn partial(id: &str, at: i64) -> Run {
+        Run {
+            partial: true,
+            ..run(id, at, false)
+        }
+    }
+
+    #[test]
+    fn s3_keeps_exactly_the_kept_good_runs_and_what_is_running() {
+        let copied = |snapshot: &str, run: Option<&str>| Copied {
+            snapshot: snapshot.into(),
+            run: run.map(Into::into),
+        };
+        let there = [
+            copied("s-kept", Some("good")),
+            copied("s-running", Some("now")),
+            copied("s-partial-leftover", Some("partial")),
+            copied("s-dropped", Some("old")),
+            copied("s-not-ours", None),
+        ];
+        assert_eq!(
+            plan_offsite_forget(&["good", "now"], &there),
+            ["s-partial-leftover", "s-dropped"]
+        );
+    }
+
+    #[test]
+    fn partial_runs_take_no_slot_and_go_once_a_good_run_is_newer() {
+        let policy = Retention {
+            last: 2,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+        };
+        // Two good runs and partial ones around them: the partial runs do not push the good
+        // ones out of the last two; the one before the newest good run is superseded.
+        let runs = vec![
+            run("good-1", 0, true),
+            partial("p-1", DAY),
+            run("good-2", 2 * DAY, true),
+            partial("p-2", 3 * DAY),
+            partial("p-3", 4 * DAY),
+            partial("p-4", 5 * DAY),
+        ];
+        let mut dropped = plan_retention(&runs, policy);
+        dropped.sort();
+        // Kept: good-1, good-2 (the last two good), p-4 and p-3 (the newest two partial).
+        assert_eq!(dropped, ["p-1", "p-2"]);
+        // Only partial runs: the newest `last` of them stay.
+        let runs = vec![partial("a", 0), partial("b", DAY)];
+        assert!(plan_retention(&runs, policy).is_empty());
     }
 
     #[test]

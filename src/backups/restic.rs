@@ -1,15 +1,21 @@
 //! The repository, in restic's format, driven through Debian's `restic` binary: a person can
 //! list and restore what minicloud wrote with the stock tool and the password. The password
-//! reaches the child only through its environment, never its arguments.
+//! and the S3 keys reach the child only through its environment (or its standard input),
+//! never its arguments.
+//!
+//! A repository is local (`<data-dir>/backups`) or in an S3 bucket (`s3:<endpoint>/<bucket>/
+//! <prefix>`); the S3 one is filled by `restic copy` from the local one.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::model::Secret;
 
+use super::s3::S3Settings;
 use super::BackupError;
 
 /// The program run; on `PATH` (Debian's `restic` package, also in the image).
@@ -23,8 +29,15 @@ pub const TAG: &str = "minicloud";
 /// One repository and its password. Cheap to clone.
 #[derive(Clone)]
 pub struct Repository {
-    pub location: PathBuf,
+    location: Location,
     password: Secret,
+}
+
+/// Where a repository is.
+#[derive(Clone)]
+enum Location {
+    Local(PathBuf),
+    S3(Arc<S3Settings>),
 }
 
 /// What `restic backup` confirmed.
@@ -49,19 +62,69 @@ struct Line {
 }
 
 impl Repository {
+    /// The local repository at `location`.
     pub fn new(location: PathBuf, password: Secret) -> Self {
-        Self { location, password }
+        Self {
+            location: Location::Local(location),
+            password,
+        }
+    }
+
+    /// The repository in the S3 bucket `s3` names.
+    pub fn s3(s3: Arc<S3Settings>, password: Secret) -> Self {
+        Self {
+            location: Location::S3(s3),
+            password,
+        }
+    }
+
+    /// Where it is, for a message: a path, or `https://host/bucket/prefix`.
+    pub fn describe(&self) -> String {
+        match &self.location {
+            Location::Local(path) => path.display().to_string(),
+            Location::S3(s3) => s3.describe(),
+        }
+    }
+
+    /// The local directory, for an I/O error's message.
+    fn path(&self) -> PathBuf {
+        match &self.location {
+            Location::Local(path) => path.clone(),
+            Location::S3(s3) => PathBuf::from(s3.describe()),
+        }
     }
 
     fn std_command(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(RESTIC);
-        cmd.env("RESTIC_REPOSITORY", &self.location)
-            .env("RESTIC_PASSWORD", self.password.expose())
-            // A local repository gains nothing from a cache; it would be a second copy.
+        cmd.env("RESTIC_PASSWORD", self.password.expose())
+            // A local repository gains nothing from a cache (it would be a second copy); an
+            // S3 one is only written to and listed, from a server with little disk.
             .arg("--no-cache")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        match &self.location {
+            Location::Local(path) => {
+                cmd.env("RESTIC_REPOSITORY", path);
+            }
+            Location::S3(s3) => {
+                cmd.env("RESTIC_REPOSITORY", s3.repository())
+                    .env("AWS_ACCESS_KEY_ID", &s3.access_key)
+                    .env("AWS_SECRET_ACCESS_KEY", s3.secret_key.expose())
+                    // Credentials of this process's own environment must not mix in.
+                    .env_remove("AWS_SESSION_TOKEN")
+                    .env_remove("AWS_PROFILE")
+                    .args(["-o", &format!("s3.region={}", s3.region)])
+                    .args([
+                        "-o",
+                        if s3.path_style {
+                            "s3.bucket-lookup=path"
+                        } else {
+                            "s3.bucket-lookup=dns"
+                        },
+                    ]);
+            }
+        }
         cmd
     }
 
@@ -87,19 +150,132 @@ impl Repository {
         })
     }
 
-    /// Creates the repository unless it exists; whether it made it now.
+    /// Creates the (local) repository unless it exists; whether it made it now.
     pub async fn ensure(&self) -> Result<bool, BackupError> {
-        if self.location.join("config").exists() {
+        let Location::Local(path) = &self.location else {
+            return Err(BackupError::Invalid(
+                "an S3 repository is made from the local one (ensure_copy_of)".into(),
+            ));
+        };
+        if path.join("config").exists() {
             return Ok(false);
         }
-        std::fs::create_dir_all(&self.location).map_err(|e| BackupError::Io {
-            path: self.location.clone(),
+        std::fs::create_dir_all(path).map_err(|e| BackupError::Io {
+            path: path.clone(),
             why: e.to_string(),
         })?;
         let mut cmd = self.command();
         cmd.arg("init");
         let child = self.spawn(&mut cmd, "init")?;
         finish(child, "init").await.map(|_| true)
+    }
+
+    /// Whether a repository is there and opens with the password (`restic cat config`);
+    /// `false` when the place holds none (restic then makes the bucket too, at `init`).
+    pub async fn exists(&self) -> Result<bool, BackupError> {
+        let mut cmd = self.command();
+        cmd.args(["cat", "config"]);
+        let child = self.spawn(&mut cmd, "cat config")?;
+        match finish_with_code(child, "cat config").await {
+            Ok(_) => Ok(true),
+            // restic 0.17 and later exit 10 for "no repository"; older ones say it.
+            Err((Some(10), _)) => Ok(false),
+            Err((_, BackupError::Tool { why, .. }))
+                if why.contains("does not exist") || why.contains("NoSuchBucket") =>
+            {
+                Ok(false)
+            }
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    /// Makes this repository, unless there is one, as a copy target of `from`: with its
+    /// chunker parameters, so what `restic copy` brings deduplicates as in `from`.
+    pub async fn ensure_copy_of(&self, from: &Repository) -> Result<bool, BackupError> {
+        if self.exists().await? {
+            return Ok(false);
+        }
+        let mut cmd = self.command();
+        cmd.args(["init", "--copy-chunker-params"]);
+        let child = self.from(&mut cmd, from, "init")?;
+        finish(child, "init").await.map(|_| true)
+    }
+
+    /// Copies `snapshots` of `from` into this repository (`restic copy`; one already copied
+    /// is skipped), then confirms each by listing this repository: answers, in the order
+    /// given, the snapshot here that is the copy of each.
+    pub async fn copy_from(
+        &self,
+        from: &Repository,
+        snapshots: &[String],
+        tag: &str,
+    ) -> Result<Vec<String>, BackupError> {
+        let mut cmd = self.command();
+        cmd.arg("copy").args(snapshots);
+        let child = self.from(&mut cmd, from, "copy")?;
+        finish(child, "copy").await?;
+        let here = self.snapshots(tag).await?;
+        snapshots
+            .iter()
+            .map(|id| {
+                here.iter()
+                    .find(|s| {
+                        s.original
+                            .as_deref()
+                            .is_some_and(|o| o.starts_with(id.as_str()))
+                    })
+                    .map(|s| s.short_id.clone())
+                    .ok_or_else(|| BackupError::Tool {
+                        tool: RESTIC,
+                        action: "copy",
+                        why: format!("snapshot {id} is not in {} after the copy", self.describe()),
+                    })
+            })
+            .collect()
+    }
+
+    /// Spawns `cmd` with `from` as its source repository (`--from-repo`): its password on
+    /// the child's standard input, which restic 0.14 reads as `--from-password-file`.
+    fn from(
+        &self,
+        cmd: &mut Command,
+        from: &Repository,
+        action: &'static str,
+    ) -> Result<Child, BackupError> {
+        let Location::Local(path) = &from.location else {
+            return Err(BackupError::Invalid(
+                "copies are made from the local repository".into(),
+            ));
+        };
+        cmd.arg("--from-repo")
+            .arg(path)
+            .args(["--from-password-file", "/dev/stdin"])
+            .stdin(Stdio::piped());
+        let mut child = self.spawn(cmd, action)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let password = from.password.expose().as_bytes().to_vec();
+            // Small enough for a pipe's buffer: written whole before restic reads it.
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = stdin.write_all(&password).await;
+            });
+        }
+        Ok(child)
+    }
+
+    /// The snapshots that carry `tag`.
+    pub async fn snapshots(&self, tag: &str) -> Result<Vec<Snapshot>, BackupError> {
+        let mut cmd = self.command();
+        cmd.args(["snapshots", "--json", "--tag", tag]);
+        let child = self.spawn(&mut cmd, "snapshots")?;
+        let out = finish(child, "snapshots").await?;
+        serde_json::from_slice::<Option<Vec<Snapshot>>>(&out)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| BackupError::Tool {
+                tool: RESTIC,
+                action: "snapshots",
+                why: format!("its listing is not what minicloud reads: {e}"),
+            })
     }
 
     /// Backs up what `input` gives as one file `/<file_name>` in a new snapshot.
@@ -124,7 +300,7 @@ impl Repository {
         tags: &[String],
     ) -> Result<Confirmed, BackupError> {
         let (reader, mut writer) = std::io::pipe().map_err(|e| BackupError::Io {
-            path: self.location.clone(),
+            path: self.path(),
             why: e.to_string(),
         })?;
         // A thread writes while restic reads: a pipe holds less than a large record.
@@ -263,9 +439,28 @@ impl Repository {
     }
 }
 
+/// A snapshot as `restic snapshots --json` lists it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Snapshot {
+    pub short_id: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The snapshot this one is a copy of (full id).
+    #[serde(default)]
+    pub original: Option<String>,
+}
+
 /// Waits for a restic child; a failure carries its last error lines. Returns its stdout when
 /// nobody read it.
-pub async fn finish(mut child: Child, action: &'static str) -> Result<Vec<u8>, BackupError> {
+pub async fn finish(child: Child, action: &'static str) -> Result<Vec<u8>, BackupError> {
+    finish_with_code(child, action).await.map_err(|(_, e)| e)
+}
+
+/// Like [`finish`]; a failure also carries restic's exit code.
+async fn finish_with_code(
+    mut child: Child,
+    action: &'static str,
+) -> Result<Vec<u8>, (Option<i32>, BackupError)> {
     // Both pipes at once: a child blocked on a full stderr would never close its stdout.
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -284,19 +479,27 @@ pub async fn finish(mut child: Child, action: &'static str) -> Result<Vec<u8>, B
         err
     };
     let (out, err) = tokio::join!(read_out, read_err);
-    let status = child.wait().await.map_err(|e| BackupError::Tool {
-        tool: RESTIC,
-        action,
-        why: e.to_string(),
+    let status = child.wait().await.map_err(|e| {
+        (
+            None,
+            BackupError::Tool {
+                tool: RESTIC,
+                action,
+                why: e.to_string(),
+            },
+        )
     })?;
     if status.success() {
         return Ok(out);
     }
-    Err(BackupError::Tool {
-        tool: RESTIC,
-        action,
-        why: format!("{status}: {}", last_lines(&err)),
-    })
+    Err((
+        status.code(),
+        BackupError::Tool {
+            tool: RESTIC,
+            action,
+            why: format!("{status}: {}", last_lines(&err)),
+        },
+    ))
 }
 
 /// The end of a tool's error output, for a message.

@@ -282,7 +282,8 @@ Examples:
   minicloud backups restore blog 1764927000-3f2a --only database
   minicloud backups download blog 1764927000-3f2a -o blog.tar.zst
   minicloud backups verify blog
-  minicloud backups key";
+  minicloud backups key
+  minicloud backups test-s3";
 
 #[derive(Subcommand)]
 pub enum BackupsCommand {
@@ -338,6 +339,13 @@ pub enum BackupsCommand {
     /// Print the repository's location and password: with them, the stock `restic` tool
     /// lists and restores every backup, even with minicloud gone.
     Key {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Test the S3 destination: write, read back and delete one object in the bucket, then
+    /// open the restic repository there; says what worked and, on failure, what to do.
+    #[command(name = "test-s3")]
+    TestS3 {
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::error::CliError;
 use super::progress::{self, Outcome};
 use super::{encode_segment, format, table, ApiClient};
+use crate::backups::s3::S3Check;
 use crate::model::format_time;
 use crate::store::Verification;
 
@@ -33,6 +34,16 @@ pub struct BackupView {
     pub recovery_key: Option<String>,
     #[serde(default)]
     pub verified: Option<Verification>,
+    /// Each place the run was written to, with its confirmation.
+    #[serde(default)]
+    pub destinations: Vec<DestinationView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DestinationView {
+    pub kind: String,
+    #[serde(default)]
+    pub confirmed: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +86,13 @@ pub async fn run(api: &ApiClient, app: &str) -> Result<(), CliError> {
             if run.state == "succeeded" {
                 println!("backup {} of {app} succeeded: {}", run.id, sizes(&run));
                 Ok(())
+            } else if run.state == "partial" {
+                // Restorable from the local repository, but not what was asked: not a success.
+                Err(CliError::message(format!(
+                    "backup {} of {app} is partial: {}",
+                    run.id,
+                    run.reason.unwrap_or_default()
+                )))
             } else {
                 Err(CliError::message(format!(
                     "backup {} of {app} failed: {}",
@@ -192,7 +210,42 @@ pub async fn key(api: &ApiClient) -> Result<(), CliError> {
         key["repository"].as_str().unwrap_or("?"),
         key["password"].as_str().unwrap_or("?"),
     );
+    if let Some(s3) = key["s3_repository"].as_str() {
+        println!(
+            "\nThe copy in S3, with the same password and the bucket's keys:\n  \
+             AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… RESTIC_PASSWORD=… \
+             restic -r {s} snapshots --tag minicloud",
+            s = s3
+        );
+    }
     Ok(())
+}
+
+/// Tests the S3 destination: one line a step, then the advice when one failed.
+pub async fn test_s3(api: &ApiClient) -> Result<(), CliError> {
+    let check: S3Check = api
+        .post("/api/backups/s3/test", &serde_json::json!({}))
+        .await?;
+    print!("{}", describe_check(&check));
+    if check.ok {
+        Ok(())
+    } else {
+        Err(CliError::message(format!(
+            "the S3 destination {} failed its test: {}",
+            check.destination,
+            check.advice.as_deref().unwrap_or("see above")
+        )))
+    }
+}
+
+/// `S3 destination …`, then `  ok   write: …` / `  FAIL read: …` lines.
+fn describe_check(check: &S3Check) -> String {
+    let mut out = format!("S3 destination {}\n", check.destination);
+    for step in &check.steps {
+        let mark = if step.ok { "ok  " } else { "FAIL" };
+        out.push_str(&format!("  {mark} {}: {}\n", step.step, step.detail));
+    }
+    out
 }
 
 fn sizes(run: &BackupView) -> String {
@@ -216,7 +269,19 @@ fn row(run: &BackupView) -> Vec<String> {
         .map(|f| format!("{}s", f - run.started_at))
         .unwrap_or_else(|| "-".into());
     let parts: Vec<&str> = run.parts.iter().map(|p| p.part.as_str()).collect();
-    let mut detail = run.reason.clone().unwrap_or_else(|| parts.join(", "));
+    let mut detail = run.reason.clone().unwrap_or_else(|| {
+        // Where it is, when it is in more places than the local repository.
+        let confirmed: Vec<&str> = run
+            .destinations
+            .iter()
+            .filter(|d| d.confirmed)
+            .map(|d| d.kind.as_str())
+            .collect();
+        match confirmed.as_slice() {
+            [] | ["local"] => parts.join(", "),
+            places => format!("{} (in {})", parts.join(", "), places.join(" + ")),
+        }
+    });
     if let Some(v) = &run.verified {
         detail = format!("{detail}; {}", v.describe());
     }
@@ -254,5 +319,10 @@ mod tests {
         assert_eq!(r[4], "4.0 MB");
         assert_eq!(r[5], "1.0 MB");
         assert_eq!(r[7], "record, database");
+        let copied: BackupView = serde_json::from_str(
+            r#"{"id":"3-cc","state":"succeeded","parts":[{"part":"record"}],"destinations":[{"kind":"local","confirmed":true},{"kind":"s3","confirmed":true}]}"#,
+        )
+        .unwrap();
+        assert_eq!(row(&copied)[7], "record (in local + s3)");
     }
 }

@@ -52,6 +52,7 @@ async fn dispatch(command: ClientCommand) -> Result<(), CliError> {
                 client: c,
             } => backups::download(&client(&c)?, &app, &id, &output).await,
             BackupsCommand::Key { client: c } => backups::key(&client(&c)?).await,
+            BackupsCommand::TestS3 { client: c } => backups::test_s3(&client(&c)?).await,
         },
         ClientCommand::Certs(cmd) => match cmd {
             CertsCommand::List { client: c } => certs::list(&client(&c)?).await,

@@ -13,9 +13,18 @@ use super::parse::{
     acme_directory, acme_email, admin_password, admin_token, boolean, connections, container_names,
     domain, minutes_or_never, non_empty_path, port, seconds, subnet_pool, threads,
 };
+use super::s3;
 use super::{Invalid, LogFormat, Sources};
 use crate::model::secret::Secret;
 use crate::services::{self, mariadb, rabbitmq};
+
+fn non_empty(v: &str) -> Result<String, String> {
+    if v.trim().is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(v.trim().to_owned())
+    }
+}
 
 /// One setting.
 #[derive(Debug, Clone, Copy)]
@@ -195,6 +204,31 @@ keys! {
     backup_before_deploy: bool = boolean, {
         default: Some("true"),
         help: "Back up an app with a database before a deploy replaces its image with a new one.",
+    }
+    backup_s3_endpoint: String = s3::parse_endpoint, {
+        help: "S3-compatible server every backup is also copied to, e.g. https://s3.eu-central-1.amazonaws.com; none: local only.",
+    }
+    backup_s3_region: String = s3::parse_region, {
+        default: Some("us-east-1"),
+        help: "The S3 bucket's region.",
+    }
+    backup_s3_bucket: String = s3::parse_bucket, {
+        help: "The S3 bucket (made by the first backup if it does not exist and the key may).",
+    }
+    backup_s3_prefix: String = s3::parse_prefix, {
+        default: Some("minicloud"),
+        help: "Path inside the bucket of the restic repository.",
+    }
+    backup_s3_access_key: String = |v: &str| non_empty(v), {
+        help: "The S3 access key id.",
+    }
+    backup_s3_secret_key: Secret = |v: &str| non_empty(v).map(Secret::new), {
+        secret: true,
+        help: "The S3 secret key.",
+    }
+    backup_s3_path_style: bool = boolean, {
+        default: Some("false"),
+        help: "Address the bucket in the path (endpoint/bucket) rather than the host name; most servers other than AWS need true.",
     }
     audit_retention_days: u32 = |v: &str| match v.parse::<u32>() {
         Ok(n) if (1..=3650).contains(&n) => Ok(n),

@@ -7,6 +7,7 @@
 
 pub mod keys;
 mod parse;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,6 +22,7 @@ use crate::docker::AppNetworks;
 use crate::model::secret::Secret;
 use crate::services::{rabbitmq, MariaDbSettings, RabbitMqSettings, ServicesSettings};
 use keys::{Key, Parsed, KEYS};
+use s3::S3Settings;
 
 /// Validated settings of a running minicloud.
 #[derive(Debug, Clone)]
@@ -64,6 +66,8 @@ pub struct Config {
     pub backup_schedule: bool,
     /// A backup of an app with a database before a new image replaces the serving one.
     pub backup_before_deploy: bool,
+    /// The off-site destination every run is also copied to; `None`: local only.
+    pub backup_s3: Option<std::sync::Arc<S3Settings>>,
     /// Time between rounds of the alert checks.
     pub alert_check_interval: Duration,
     /// When an incident still open is told again; `None`: never.
@@ -256,6 +260,7 @@ impl Sources {
                 });
             }
         }
+        s3_complete(&self, &mut errors);
         if let (Some(h), Some(s), Some((value, origin))) =
             (p.http_port, p.https_port, self.values.get("https_port"))
         {
@@ -297,6 +302,52 @@ impl Sources {
     }
 }
 
+/// The S3 destination is all or nothing: an endpoint needs its bucket and keys, and those
+/// (or a region, prefix or path style) without an endpoint would be silently ignored.
+fn s3_complete(sources: &Sources, errors: &mut Vec<Invalid>) {
+    const NEEDED: [&str; 3] = [
+        "backup_s3_bucket",
+        "backup_s3_access_key",
+        "backup_s3_secret_key",
+    ];
+    const OPTIONAL: [&str; 3] = [
+        "backup_s3_region",
+        "backup_s3_prefix",
+        "backup_s3_path_style",
+    ];
+    match sources.values.get("backup_s3_endpoint") {
+        Some((value, origin)) => {
+            let missing: Vec<String> = NEEDED
+                .iter()
+                .filter(|k| !sources.values.contains_key(*k))
+                .map(|k| env_name(k))
+                .collect();
+            if !missing.is_empty() {
+                errors.push(Invalid {
+                    key: "backup_s3_endpoint",
+                    origin: *origin,
+                    value: value.clone(),
+                    why: format!("needs {} too", missing.join(", ")),
+                });
+            }
+        }
+        None => {
+            for key in NEEDED.iter().chain(&OPTIONAL) {
+                if let Some((value, origin)) = sources.values.get(key) {
+                    if *origin != Origin::Default {
+                        errors.push(Invalid {
+                            key,
+                            origin: *origin,
+                            value: value.clone(),
+                            why: "has no effect without MINICLOUD_BACKUP_S3_ENDPOINT".into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The `Config` from parsed values: `None` when a setting that has a default is missing, which
 /// happens only when its value was invalid.
 fn build(p: Parsed) -> Option<Config> {
@@ -319,6 +370,26 @@ fn build(p: Parsed) -> Option<Config> {
             password,
         }
     });
+    // `resolve` reported an endpoint without its bucket or keys.
+    let backup_s3 = match (
+        p.backup_s3_endpoint,
+        p.backup_s3_bucket,
+        p.backup_s3_access_key,
+        p.backup_s3_secret_key,
+    ) {
+        (Some(endpoint), Some(bucket), Some(access_key), Some(secret_key)) => {
+            Some(std::sync::Arc::new(S3Settings {
+                endpoint,
+                region: p.backup_s3_region?,
+                bucket,
+                prefix: p.backup_s3_prefix?,
+                access_key,
+                secret_key,
+                path_style: p.backup_s3_path_style?,
+            }))
+        }
+        _ => None,
+    };
     Some(Config {
         domain: p.domain?,
         data_dir: p.data_dir?,
@@ -347,6 +418,7 @@ fn build(p: Parsed) -> Option<Config> {
         min_free_mb: p.min_free_mb?,
         backup_schedule: p.backup_schedule?,
         backup_before_deploy: p.backup_before_deploy?,
+        backup_s3,
         alert_check_interval: p.alert_check_interval?,
         alert_remind_after: p.alert_remind_minutes?,
         audit_retention_days: p.audit_retention_days?,
@@ -561,6 +633,51 @@ mod tests {
             err.contains("has no effect without MINICLOUD_RABBITMQ_API"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_s3_destination_is_all_or_nothing_and_its_secret_never_echoed() {
+        assert!(Sources::new().resolve().unwrap().backup_s3.is_none());
+        let full = [
+            ("MINICLOUD_BACKUP_S3_ENDPOINT", "http://127.0.0.1:9000/"),
+            ("MINICLOUD_BACKUP_S3_BUCKET", "backups"),
+            ("MINICLOUD_BACKUP_S3_ACCESS_KEY", "AKID"),
+            ("MINICLOUD_BACKUP_S3_SECRET_KEY", "s3cret-value"),
+            ("MINICLOUD_BACKUP_S3_PATH_STYLE", "true"),
+        ];
+        let c = Sources::new().env(full).resolve().unwrap();
+        let s3 = c.backup_s3.as_ref().unwrap();
+        assert_eq!(
+            s3.repository(),
+            "s3:http://127.0.0.1:9000/backups/minicloud"
+        );
+        assert_eq!(s3.region, "us-east-1");
+        assert!(s3.path_style);
+        assert!(!format!("{c:?}").contains("s3cret-value"));
+
+        let err = Sources::new()
+            .env([("MINICLOUD_BACKUP_S3_ENDPOINT", "http://127.0.0.1:9000")])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("needs MINICLOUD_BACKUP_S3_BUCKET, MINICLOUD_BACKUP_S3_ACCESS_KEY, MINICLOUD_BACKUP_S3_SECRET_KEY too"),
+            "{err}"
+        );
+        let err = Sources::new()
+            .env([
+                ("MINICLOUD_BACKUP_S3_SECRET_KEY", "s3cret-value"),
+                ("MINICLOUD_BACKUP_S3_BUCKET", "Not A Bucket"),
+            ])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MINICLOUD_BACKUP_S3_SECRET_KEY: has no effect without MINICLOUD_BACKUP_S3_ENDPOINT"),
+            "{err}"
+        );
+        assert!(err.contains("expected a bucket name"), "{err}");
+        assert!(!err.contains("s3cret-value"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,27 @@ pub struct BackupRecord {
     /// The last check of its dump in a scratch database (see `backups::verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<Verification>,
+    /// Where the run was written, each with its confirmation: the local repository, then
+    /// the S3 bucket when one is configured. Empty in runs recorded before there were
+    /// several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<Destination>,
+}
+
+/// One place a run was written to, and whether it confirmed every snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Destination {
+    /// `local` or `s3`.
+    pub kind: String,
+    /// A path, or `https://host/bucket/prefix`.
+    pub location: String,
+    pub confirmed: bool,
+    /// The snapshot ids there, in the order of `parts` (the local ones are the parts').
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<String>,
+    /// Why it did not confirm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A dump restored into a scratch database and compared with what it holds.
@@ -44,8 +65,13 @@ pub struct Verification {
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum BackupState {
     Running,
-    /// Every part's snapshot was confirmed by the repository.
+    /// Every part's snapshot was confirmed by every destination.
     Succeeded,
+    /// The local repository confirmed every part, another destination (S3) did not: the
+    /// run restores from the local copy, and does not count toward retention.
+    Partial {
+        reason: String,
+    },
     Failed {
         reason: String,
     },
@@ -53,6 +79,13 @@ pub enum BackupState {
     Missed {
         reason: String,
     },
+}
+
+impl BackupState {
+    /// Its local copy is whole: a restore, a download or a verification may read it.
+    pub fn is_restorable(&self) -> bool {
+        matches!(self, Self::Succeeded | Self::Partial { .. })
+    }
 }
 
 /// One part of a run, as the repository confirmed it.
@@ -170,6 +203,7 @@ mod tests {
             state: BackupState::Running,
             parts: vec![],
             verified: None,
+            destinations: vec![],
         };
         for r in [
             run("a", "0000000002-aa"),

@@ -31,7 +31,9 @@ pub use alerts::{
 };
 pub use audit::{AuditFilter, AuditRecord};
 pub use auth::{SessionRecord, TotpRecord, UserRecord};
-pub use backups::{BackupPart, BackupRecord, BackupState, RepositoryKey, Verification};
+pub use backups::{
+    BackupPart, BackupRecord, BackupState, Destination, RepositoryKey, Verification,
+};
 pub use handle::{free_bytes, StoreHealth};
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,

@@ -1,5 +1,6 @@
-//! The test environment `scripts/test-env.sh` sets up (registry, MariaDB, RabbitMQ, Pebble):
-//! one reader for its variables. A test that needs one fails, rather than skips, without it.
+//! The test environment `scripts/test-env.sh` sets up (registry, MariaDB, RabbitMQ, Pebble,
+//! SMTP, S3): one reader for its variables. A test that needs one fails, rather than skips,
+//! without it.
 
 /// A variable of the test environment: the process environment (as `scripts/test.sh` sets
 /// it), else the env file `scripts/test-env.sh` writes.

@@ -1,8 +1,8 @@
 //! Shared helpers for integration tests: start `minicloud serve` on free ports, talk to it
 //! over real sockets, run small upstreams, wait for conditions with a deadline. The test
 //! environment's variables (`env`), the shared services (`services`), loopback networking
-//! (`net`), a small disk (`disk`) and the app clean-up guard (`cleanup`) each have one module
-//! here.
+//! (`net`), a small disk (`disk`), the S3 server (`s3`) and the app clean-up guard (`cleanup`)
+//! each have one module here.
 // Tests read their own environment (the test env file's variables); the rule that only
 // src/config reads the environment is for minicloud itself.
 #![allow(clippy::disallowed_methods)]
@@ -14,6 +14,7 @@ pub mod cleanup;
 pub mod disk;
 pub mod env;
 pub mod net;
+pub mod s3;
 pub mod services;
 pub mod upstream;
 

@@ -1,5 +1,5 @@
-//! `/api/apps/{name}/backups` (list, back up now, verify, restore, download), `/api/backups`
-//! and `/api/backups/key`.
+//! `/api/apps/{name}/backups` (list, back up now, verify, restore, download), `/api/backups`,
+//! `/api/backups/key` and `/api/backups/s3/test`.
 
 use std::future::Future;
 
@@ -170,6 +170,20 @@ pub async fn key(State(backups): State<Backups>) -> Result<Json<serde_json::Valu
     let key = backups.key()?;
     Ok(Json(serde_json::json!({
         "repository": backups.repository_path(),
+        // The copy in S3 (same password), as restic names it; its keys are not shown.
+        "s3_repository": backups.s3_repository(),
         "password": key.expose(),
     })))
+}
+
+/// Tests the S3 destination: writes, reads back and deletes one object, then opens the
+/// repository there. 200 with every step whatever the outcome (`ok`, and `advice` when a step
+/// failed); 400 when no S3 destination is configured.
+pub async fn test_s3(
+    State(backups): State<Backups>,
+    Caller(actor): Caller,
+) -> Result<Json<crate::backups::s3::S3Check>, WebError> {
+    let check = backups.test_s3().await?;
+    tracing::info!(%actor, ok = check.ok, destination = %check.destination, "S3 destination tested");
+    Ok(Json(check))
 }

@@ -108,6 +108,7 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         ),
         at(M::GET, "/backups", backups::list_all),
         at(M::GET, "/backups/key", backups::key),
+        at(M::POST, "/backups/s3/test", backups::test_s3),
         at(M::GET, "/alerts/channels", alerts::channels),
         at(M::POST, "/alerts/channels", alerts::add_channel),
         at(M::DELETE, "/alerts/channels/{id}", alerts::remove_channel),

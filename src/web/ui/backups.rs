@@ -26,7 +26,7 @@ pub struct RunView {
     pub id: String,
     pub trigger: String,
     pub started_at: String,
-    /// `running`, `succeeded`, `failed` or `missed`: also the label's class.
+    /// `running`, `succeeded`, `partial`, `failed` or `missed`: also the label's class.
     pub state: String,
     pub reason: String,
     pub parts: String,
@@ -43,6 +43,7 @@ impl From<&BackupRecord> for RunView {
         let (state, reason) = match &r.state {
             BackupState::Running => ("running", String::new()),
             BackupState::Succeeded => ("succeeded", String::new()),
+            BackupState::Partial { reason } => ("partial", reason.clone()),
             BackupState::Failed { reason } => ("failed", reason.clone()),
             BackupState::Missed { reason } => ("missed", reason.clone()),
         };
@@ -70,7 +71,8 @@ impl From<&BackupRecord> for RunView {
                 .finished_at
                 .map(|f| format!("{} s", f - r.started_at))
                 .unwrap_or_default(),
-            restorable: r.state == BackupState::Succeeded,
+            // A partial run's local copy is whole.
+            restorable: r.state.is_restorable(),
             verified: r
                 .verified
                 .as_ref()

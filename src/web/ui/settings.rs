@@ -64,6 +64,10 @@ pub struct SettingsPage {
     pub admin_host: String,
     pub acme_email: String,
     pub audit_days: u32,
+    /// The S3 destination (`https://host/bucket/prefix`), empty when none; its secret key is
+    /// never on the page.
+    pub backup_s3: String,
+    pub backup_s3_key: String,
 }
 
 /// What a POST adds to the page it answers with.
@@ -137,6 +141,18 @@ fn page(state: &UiState, session: &Session, shown: Shown) -> Result<SettingsPage
         admin_host: ctx.config.admin_host().to_string(),
         acme_email: ctx.config.acme_email.clone().unwrap_or_default(),
         audit_days: ctx.config.audit_retention_days,
+        backup_s3: ctx
+            .config
+            .backup_s3
+            .as_ref()
+            .map(|s3| s3.describe())
+            .unwrap_or_default(),
+        backup_s3_key: ctx
+            .config
+            .backup_s3
+            .as_ref()
+            .map(|s3| s3.access_key.clone())
+            .unwrap_or_default(),
     })
 }
 

@@ -455,6 +455,7 @@ async fn the_backups_pages_show_each_run_honestly_and_a_restore_needs_the_apps_n
         state,
         parts,
         verified: None,
+        destinations: vec![],
     };
     let database = BackupPart {
         part: "database".into(),
@@ -463,7 +464,18 @@ async fn the_backups_pages_show_each_run_honestly_and_a_restore_needs_the_apps_n
         added: 1_000_000,
     };
     for record in [
-        run("0000000100-aaaa", BackupState::Succeeded, vec![database]),
+        run(
+            "0000000100-aaaa",
+            BackupState::Succeeded,
+            vec![database.clone()],
+        ),
+        run(
+            "0000000150-cccc",
+            BackupState::Partial {
+                reason: "copy to S3 at http://127.0.0.1:1/b failed".into(),
+            },
+            vec![database],
+        ),
         run(
             "0000000200-bbbb",
             BackupState::Failed {
@@ -488,6 +500,8 @@ async fn the_backups_pages_show_each_run_honestly_and_a_restore_needs_the_apps_n
         "state-succeeded",
         "state-failed",
         "state-missed",
+        "state-partial",
+        "copy to S3 at http://127.0.0.1:1/b failed",
         "MariaDB at h:1: ",
         "minicloud was not running",
         "2.0 MB read, 1.0 MB added",
@@ -499,8 +513,10 @@ async fn the_backups_pages_show_each_run_honestly_and_a_restore_needs_the_apps_n
         !page.contains("<down>"),
         "the reason is not escaped: {page}"
     );
-    // Only the good run can be downloaded or restored from; newest first.
-    assert_eq!(page.matches("/download\"").count(), 1, "{page}");
+    // Only the good run and the partial one (its local copy is whole) can be downloaded or
+    // restored from; newest first.
+    assert_eq!(page.matches("/download\"").count(), 2, "{page}");
+    assert!(page.contains("/apps/blog/backups/0000000150-cccc/download"));
     assert!(page.contains("/apps/blog/backups/0000000100-aaaa/download"));
     assert!(page.find("state-missed") < page.find("state-succeeded"));
 
@@ -508,7 +524,7 @@ async fn the_backups_pages_show_each_run_honestly_and_a_restore_needs_the_apps_n
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(
         page.matches("href=\"/apps/blog/backups\"").count(),
-        3,
+        4,
         "{page}"
     );
 
