@@ -152,6 +152,22 @@ impl Apps {
                 let old = self.ctx.store.deploy(name, revision)?.ok_or_else(|| {
                     AppError::Invalid(format!("{name} has no revision {revision}"))
                 })?;
+                // Pruned after newer deploys (see `prune`): the pinned digest gets exactly
+                // that image back.
+                if docker
+                    .image_id(&old.image.pull_reference())
+                    .await?
+                    .is_none()
+                {
+                    self.check_free_space(&docker).await?;
+                    bus.step(
+                        op,
+                        name,
+                        format!("pulling {} again (it was pruned)", old.image.canonical()),
+                    );
+                    let auth = pull_auth(record.registry_auth.as_ref(), &old.image, &record.image);
+                    docker.pull(&old.image, auth.as_ref(), |_| {}).await?;
+                }
                 (old.image.clone(), old.digest.clone(), Some(old))
             }
         };
