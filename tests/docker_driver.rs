@@ -614,6 +614,11 @@ async fn an_image_the_engine_lacks_is_named_missing_and_removing_it_is_fine() {
         "0".repeat(64)
     );
     assert_eq!(docker.image_id(&reference).await.unwrap(), None);
+    let user = docker.image_user(&reference.parse().unwrap()).await;
+    assert!(
+        matches!(user, Err(DockerError::ImageMissing { .. })),
+        "{user:?}"
+    );
     docker
         .remove_image(&format!("sha256:{}", "0".repeat(64)))
         .await

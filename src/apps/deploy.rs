@@ -217,7 +217,14 @@ impl Apps {
         let data_dir = provisioned.data_dir;
         if data_dir.is_some() {
             // The app's directory belongs to the user its image runs as (mode 0750).
-            let user = docker.image_user(&image).await?;
+            let user = match docker.image_user(&image).await {
+                // Another app's prune took it since the pull.
+                Err(DockerError::ImageMissing { .. }) => {
+                    self.pull_again(op, &docker, &record, &image).await?;
+                    docker.image_user(&image).await?
+                }
+                other => other?,
+            };
             self.services
                 .storage()
                 .give_to(name, DirOwner::for_image_user(&user))
