@@ -88,7 +88,16 @@ pub(super) async fn prune_images(store: &Store, docker: &Docker, app: &AppName) 
         }
     };
     let Plan { kept, candidates } = plan(app, &all, KEEP_REVISIONS);
-    if candidates.is_empty() {
+    // The candidates still on the engine (most went with earlier prunes), by engine id.
+    let mut present = Vec::new();
+    for reference in candidates {
+        match docker.image_id(&reference).await {
+            Ok(Some(id)) => present.push((reference, id)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%app, image = %reference, error = %e, "cannot prune image"),
+        }
+    }
+    if present.is_empty() {
         return;
     }
     // Two references can name one image (the same content under two names): compare the
@@ -103,15 +112,10 @@ pub(super) async fn prune_images(store: &Store, docker: &Docker, app: &AppName) 
             }
         }
     }
-    for reference in candidates {
-        let id = match docker.image_id(&reference).await {
-            Ok(Some(id)) if !kept_ids.contains(&id) => id,
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!(%app, image = %reference, error = %e, "cannot prune image");
-                continue;
-            }
-        };
+    for (reference, id) in present {
+        if kept_ids.contains(&id) {
+            continue;
+        }
         match docker.remove_image(&id).await {
             Ok(()) => {
                 tracing::info!(%app, image = %reference, "removed an image no kept revision uses")
