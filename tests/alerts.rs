@@ -905,3 +905,122 @@ async fn a_failed_deploy_alerts_with_its_reason_and_the_next_good_one_recovers()
     assert_eq!(opened["incident"], recovered["incident"]);
     assert_eq!(titled(&receiver, "opened", &title).len(), 1, "told once");
 }
+
+/// Writes backup runs into a stopped minicloud's store, as the scheduler would have.
+fn put_backups(mc: &Minicloud, runs: &[minicloud::store::BackupRecord]) {
+    let path = mc.data_path().join("minicloud").join("state.redb");
+    let store = minicloud::store::Store::open(&path).unwrap();
+    for run in runs {
+        store.put_backup(run).unwrap();
+    }
+}
+
+/// A scheduled run of `app` with a database dump, started at `at`.
+fn backup_run(
+    app: &str,
+    at: i64,
+    state: minicloud::store::BackupState,
+    verified: Option<Result<(), &str>>,
+) -> minicloud::store::BackupRecord {
+    minicloud::store::BackupRecord {
+        app: minicloud::model::AppName::try_new(app).unwrap(),
+        id: format!("{at:010}-0000"),
+        trigger: "schedule".into(),
+        started_at: at,
+        finished_at: Some(at + 5),
+        state,
+        parts: vec![minicloud::store::BackupPart {
+            part: "database".into(),
+            snapshot: "0123abcd".into(),
+            bytes: 10,
+            added: 10,
+        }],
+        verified: verified.map(|outcome| minicloud::store::Verification {
+            at: at + 60,
+            ok: outcome.is_ok(),
+            tables: 1,
+            rows: 2,
+            problem: outcome.err().map(str::to_owned),
+        }),
+        destinations: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_missed_backup_and_a_failed_verification_alert_and_good_ones_recover() {
+    use minicloud::store::BackupState;
+    let app = support::unique("t-alert-backup");
+    let _cleanup = Cleanup(&app);
+    let (receiver, hook) = Receiver::start().await;
+    let mut mc = checking_minicloud(&hook, Vec::new()).await;
+    add_probe(&mc, &app, json!({})).await;
+    let missed = format!("{app}: a scheduled backup was missed");
+    let unverified = format!("{app}: the backup's verification failed");
+
+    // Three days ago a run whose dump did not load when verified; yesterday's slot missed.
+    let day = 86_400;
+    let now = minicloud::model::now();
+    mc.stop();
+    put_backups(
+        &mc,
+        &[
+            backup_run(
+                &app,
+                now - 3 * day,
+                BackupState::Succeeded,
+                Some(Err("table notes has 1 rows, the dump holds 2")),
+            ),
+            minicloud::store::BackupRecord {
+                parts: Vec::new(),
+                finished_at: None,
+                ..backup_run(
+                    &app,
+                    now - day,
+                    BackupState::Missed {
+                        reason: "minicloud was not running when this backup was due".into(),
+                    },
+                    None,
+                )
+            },
+        ],
+    );
+    mc.start_again().await;
+    let opened = wait_for("the missed backup message", PATIENCE, || async {
+        titled(&receiver, "opened", &missed).into_iter().next()
+    })
+    .await;
+    let body = opened["body"].as_str().unwrap();
+    assert!(
+        body.contains("was missed: minicloud was not running")
+            && body.contains("no backup has succeeded since"),
+        "{opened}"
+    );
+    let opened = wait_for("the verification message", PATIENCE, || async {
+        titled(&receiver, "opened", &unverified).into_iter().next()
+    })
+    .await;
+    assert!(
+        opened["body"]
+            .as_str()
+            .unwrap()
+            .contains("failed its verification: table notes has 1 rows, the dump holds 2"),
+        "{opened}"
+    );
+    let incidents = incidents_of(&mc, &app).await;
+    assert_eq!(incidents.len(), 2, "{incidents:?}");
+
+    // A good run, verified: both recover, each told once.
+    mc.stop();
+    put_backups(
+        &mc,
+        &[backup_run(&app, now, BackupState::Succeeded, Some(Ok(())))],
+    );
+    mc.start_again().await;
+    for title in [&missed, &unverified] {
+        wait_for("the backup recovered", PATIENCE, || async {
+            titled(&receiver, "recovered", title).into_iter().next()
+        })
+        .await;
+        assert_eq!(titled(&receiver, "opened", title).len(), 1, "told once");
+    }
+}

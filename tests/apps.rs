@@ -759,3 +759,137 @@ async fn removing_an_app_supersedes_its_pending_retirement() {
         "the removal took every container, the retiring ones too"
     );
 }
+
+/// Builds `tags.len()` distinct images (probe:v1 with a label each) and pushes them under a
+/// repository of their own, so pruning them cannot touch an image another test uses.
+/// Removes them from the engine when dropped.
+struct OwnImages(Vec<String>);
+
+impl OwnImages {
+    fn build(repo: &str, tags: &[&str]) -> Self {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let base = image("probe:v1");
+        docker(&["pull", "-q", &base]);
+        let images: Vec<String> = tags.iter().map(|t| format!("{repo}:{t}")).collect();
+        for (i, reference) in images.iter().enumerate() {
+            let dockerfile = format!("FROM {base}\nLABEL minicloud.test.prune=\"{repo}-{i}\"\n");
+            // The legacy builder races with concurrent `docker rmi` in its cache lookup
+            // ("unable to find image"): retry that rare race, as the driver's tests do.
+            for attempt in 1.. {
+                let mut child = Command::new("docker")
+                    .env("DOCKER_BUILDKIT", "0")
+                    .args(["build", "-q", "-t", reference, "-"])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(dockerfile.as_bytes())
+                    .unwrap();
+                let out = child.wait_with_output().unwrap();
+                if out.status.success() {
+                    break;
+                }
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    attempt < 3 && stderr.contains("unable to find image"),
+                    "docker build {reference}: {stderr}"
+                );
+            }
+            let pushed = Command::new("docker")
+                .args(["push", "-q", reference])
+                .output()
+                .unwrap();
+            assert!(
+                pushed.status.success(),
+                "docker push {reference}: {pushed:?}"
+            );
+        }
+        Self(images)
+    }
+}
+
+impl Drop for OwnImages {
+    fn drop(&mut self) {
+        for reference in &self.0 {
+            docker(&["rmi", "-f", reference]);
+        }
+    }
+}
+
+/// The engine's id of a local image, `None` when it has none of that name.
+fn local_image(reference: &str) -> Option<String> {
+    Some(docker(&[
+        "image", "inspect", "--format", "{{.Id}}", reference,
+    ]))
+    .filter(|id| !id.is_empty())
+}
+
+#[tokio::test]
+async fn images_no_kept_revision_uses_are_pruned_and_a_rollback_pulls_them_again() {
+    let app = support::unique("t-prune");
+    let repo = format!("{}/{app}/probe", support::registry());
+    let tags = ["r1", "r2", "r3", "r4"];
+    let images = OwnImages::build(&repo, &tags);
+    let mc = minicloud().await;
+    let _cleanup = Cleanup(&app);
+    let api = mc.api();
+    let added = api
+        .post("/api/apps", json!({"image": images.0[0], "name": app}))
+        .await;
+    assert_eq!(added.status(), 201, "{}", added.text().await.unwrap());
+    let first_id = local_image(&images.0[0]).expect("revision 1's image is local");
+    for (i, reference) in images.0.iter().enumerate().skip(1) {
+        let resp = api
+            .post(
+                &format!("/api/apps/{app}/deploy"),
+                json!({"image": reference}),
+            )
+            .await;
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["revision"], i + 1, "{body}");
+    }
+
+    // Revisions 2, 3 and 4 are the last three that served: revision 1's image goes once its
+    // container has been retired; the others stay.
+    wait_for(
+        "revision 1's image to be pruned",
+        Duration::from_secs(60),
+        || async { local_image(&first_id).is_none().then_some(()) },
+    )
+    .await;
+    for reference in &images.0[1..] {
+        assert!(local_image(reference).is_some(), "{reference} was pruned");
+    }
+    assert!(
+        mc.log().contains("removed an image no kept revision uses"),
+        "the removal is logged"
+    );
+
+    // A rollback beyond the kept revisions pulls the pruned image again by its digest.
+    let back = api
+        .post(&format!("/api/apps/{app}/rollback"), json!({"revision": 1}))
+        .await;
+    let body: Value = back.json().await.unwrap();
+    assert_eq!(body["revision"], 5, "{body}");
+    assert_eq!(body["state"], "running", "{body}");
+    // Pulled by digest: the same image, without its tag.
+    assert!(
+        local_image(&first_id).is_some(),
+        "revision 1's image is back"
+    );
+    // Revision 2 is no longer among the last three that served (3, 4, 5).
+    wait_for(
+        "revision 2's image to be pruned",
+        Duration::from_secs(60),
+        || async { local_image(&images.0[1]).is_none().then_some(()) },
+    )
+    .await;
+    assert!(local_image(&images.0[2]).is_some());
+    assert!(local_image(&images.0[3]).is_some());
+}

@@ -601,3 +601,50 @@ async fn a_container_that_cannot_start_is_reported_and_not_kept() {
         Err(DockerError::NotFound { .. })
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// images
+
+#[tokio::test]
+async fn an_image_the_engine_lacks_is_named_missing_and_removing_it_is_fine() {
+    let docker = docker().await;
+    let reference = format!(
+        "{REGISTRY}/{}/gone@sha256:{}",
+        unique("mc-test-image"),
+        "0".repeat(64)
+    );
+    assert_eq!(docker.image_id(&reference).await.unwrap(), None);
+    let user = docker.image_user(&reference.parse().unwrap()).await;
+    assert!(
+        matches!(user, Err(DockerError::ImageMissing { .. })),
+        "{user:?}"
+    );
+    docker
+        .remove_image(&format!("sha256:{}", "0".repeat(64)))
+        .await
+        .unwrap();
+
+    // A container of it: the error says the image is missing (a deploy pulls it again).
+    let name = unique("mc-test-missing");
+    let _guard = ContainerGuard(vec![name.clone()]);
+    let spec = ContainerSpec {
+        name,
+        image: reference.parse().unwrap(),
+        env: Default::default(),
+        labels: ManagedLabels {
+            app: "t-missing".parse().unwrap(),
+            rev: 1,
+            role: Role::Web,
+            runner: None,
+        },
+        command: None,
+        memory_bytes: None,
+        network: "bridge".into(),
+        data_dir: None,
+        init: false,
+        pids_limit: None,
+        cpu_shares: None,
+    };
+    let err = docker.run(&spec).await.unwrap_err();
+    assert!(matches!(err, DockerError::ImageMissing { .. }), "{err:?}");
+}

@@ -1,15 +1,16 @@
 //! The periodic checks: each serving app's health path, the shared services (MariaDB,
-//! RabbitMQ: the admin login), free space under the data dir, the certificates (expiring,
-//! renewal failing), and each app's last deploy and last backup as the store has them. One
-//! round every `interval`, jittered; none of it asks Docker anything (an app's address is the
-//! edge's, its container's state the event stream's).
+//! RabbitMQ: the admin login), free space under the data dir and under Docker's root directory
+//! (when that is another filesystem), the certificates (expiring, renewal failing), and each
+//! app's last deploy and last backup as the store has them. One round every `interval`,
+//! jittered; none of it asks Docker anything but, once, where its root directory is (an app's
+//! address is the edge's, its container's state the event stream's).
 //!
 //! A check says what it saw ([`Seen`]); [`Streak`] turns a run of the same answer into a
 //! verdict, so one slow answer does not cry wolf and one good answer does not end an incident.
 //! What the store records (a deploy's or backup's outcome) is not a guess: one look is enough.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::channels::Message;
@@ -20,7 +21,7 @@ use crate::certs::{self, CertState};
 use crate::ctx::Ctx;
 use crate::model::{manifest, now, AppName};
 use crate::services::Services;
-use crate::store::{web_incident_key, BackupState, DeployOutcome, IncidentKind};
+use crate::store::{web_incident_key, BackupRecord, BackupState, DeployOutcome, IncidentKind};
 
 /// How the checks judge what they see.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +111,9 @@ pub struct Checks {
     settings: CheckSettings,
     streaks: HashMap<String, Streak>,
     http: Option<reqwest::Client>,
+    /// Docker's root directory when it is on another filesystem than the data dir: `None`
+    /// until the engine has said, then `Some(None)` when there is nothing more to watch.
+    docker_root: Option<Option<PathBuf>>,
 }
 
 impl Checks {
@@ -130,7 +134,23 @@ impl Checks {
             settings,
             streaks: HashMap::new(),
             http,
+            docker_root: None,
         }
+    }
+
+    /// Docker's root directory, asked of the engine until it answers once, when it is on
+    /// another filesystem than the data dir (the data dir's check covers it otherwise). Not
+    /// visible from here (minicloud in a container without it mounted): nothing to watch.
+    async fn docker_root(&mut self) -> Option<PathBuf> {
+        if self.docker_root.is_none() {
+            let Ok(docker) = self.apps.docker().await else {
+                return None;
+            };
+            let root = docker.root_dir().await?;
+            let separate = same_filesystem(&self.ctx.config.data_dir, &root) == Some(false);
+            self.docker_root = Some(separate.then_some(root));
+        }
+        self.docker_root.clone().flatten()
     }
 
     /// When the next round is due, from now.
@@ -145,6 +165,9 @@ impl Checks {
         let mut seen = self.health().await;
         seen.extend(self.shared_services().await);
         seen.extend(disk(&self.ctx.config.data_dir, self.settings.disk_levels));
+        if let Some(root) = self.docker_root().await {
+            seen.extend(docker_disk(&root, self.settings.disk_levels));
+        }
         seen.extend(self.certificates());
         seen.extend(self.records());
         // What is no longer looked at (an app removed or stopped) forgets its streak.
@@ -296,11 +319,13 @@ impl Checks {
                     recorded: true,
                 });
             }
-            let backup = self.ctx.store.backups(&app).ok().and_then(|all| {
-                all.into_iter()
-                    .rev()
-                    .find(|b| b.state != BackupState::Running)
-            });
+            let runs = self.ctx.store.backups(&app).unwrap_or_default();
+            seen.extend(self.backup_schedule_seen(&app, &runs));
+            // A missed slot is told on its own key: it says nothing of whether backing up works.
+            let backup = runs
+                .into_iter()
+                .rev()
+                .find(|b| !matches!(b.state, BackupState::Running | BackupState::Missed { .. }));
             if let Some(b) = backup {
                 seen.push(Seen {
                     key: format!("backup/{app}"),
@@ -322,6 +347,44 @@ impl Checks {
                     recorded: true,
                 });
             }
+        }
+        seen
+    }
+
+    /// The schedule's own troubles: a slot minicloud slept through (told once per slot,
+    /// resolved by a good run after it), and a verification that failed or is overdue.
+    fn backup_schedule_seen(&self, app: &AppName, runs: &[BackupRecord]) -> Vec<Seen> {
+        let mut seen = Vec::new();
+        let missed_key = format!("backup-missed/{app}");
+        if runs
+            .iter()
+            .any(|r| matches!(r.state, BackupState::Missed { .. }))
+        {
+            let last_told = self
+                .ctx
+                .store
+                .incidents_about(&missed_key)
+                .ok()
+                .and_then(|all| all.iter().map(|i| i.opened_at).max());
+            seen.push(Seen {
+                key: missed_key,
+                app: Some(app.clone()),
+                kind: IncidentKind::BackupFailed,
+                title: format!("{app}: a scheduled backup was missed"),
+                wrong: missed_wrong(runs, last_told),
+                recorded: true,
+            });
+        }
+        let verify = verification_wrong(now(), runs, self.ctx.config.backup_schedule);
+        if let Some(wrong) = verify {
+            seen.push(Seen {
+                key: format!("backup-verify/{app}"),
+                app: Some(app.clone()),
+                kind: IncidentKind::BackupFailed,
+                title: format!("{app}: the backup's verification failed"),
+                wrong,
+                recorded: true,
+            });
         }
         seen
     }
@@ -403,6 +466,71 @@ impl Checks {
     }
 }
 
+/// Whether the newest missed slot of `runs` is still wrong: not told yet (no incident about
+/// missed slots opened since it, `last_told`), or no run has succeeded since.
+fn missed_wrong(runs: &[BackupRecord], last_told: Option<i64>) -> Option<String> {
+    let (missed, reason) = runs.iter().rev().find_map(|r| match &r.state {
+        BackupState::Missed { reason } => Some((r, reason)),
+        _ => None,
+    })?;
+    let good_since = runs
+        .iter()
+        .any(|r| r.started_at >= missed.started_at && r.state == BackupState::Succeeded);
+    let untold = last_told.is_none_or(|at| at < missed.started_at);
+    (untold || !good_since).then(|| {
+        let since = if good_since {
+            "a backup has succeeded since"
+        } else {
+            "no backup has succeeded since"
+        };
+        format!(
+            "the scheduled backup run {} was missed: {reason}; {since}",
+            missed.id
+        )
+    })
+}
+
+/// Whether the newest verification of `runs` says something is wrong: `None` when there is
+/// nothing to look at (never verified, no dump), `Some(None)` when all is well. Overdue counts
+/// only with the schedule on: nothing else verifies. A verification is overdue a day after it was due (the
+/// schedule verifies at the app's daily slot once one is due).
+fn verification_wrong(now: i64, runs: &[BackupRecord], scheduled: bool) -> Option<Option<String>> {
+    use crate::backups::plan::VERIFY_EVERY;
+    const GRACE: i64 = 86_400;
+    let newest = runs
+        .iter()
+        .filter_map(|r| r.verified.as_ref().map(|v| (r, v)))
+        .max_by_key(|(_, v)| v.at);
+    let first_dump = runs
+        .iter()
+        .filter(|r| r.state.is_restorable() && r.parts.iter().any(|p| p.part == "database"))
+        .map(|r| r.finished_at.unwrap_or(r.started_at))
+        .min();
+    match newest {
+        Some((run, v)) if !v.ok => Some(Some(format!(
+            "the backup run {} failed its verification: {}",
+            run.id,
+            v.problem.as_deref().unwrap_or("no reason given")
+        ))),
+        Some((run, v)) if scheduled && now - v.at > VERIFY_EVERY + GRACE => Some(Some(format!(
+            "no backup was verified since {} (the backup run {}); one is due every {} days",
+            crate::model::format_time(v.at),
+            run.id,
+            VERIFY_EVERY / 86_400
+        ))),
+        Some(_) => Some(None),
+        None => {
+            let since = first_dump?;
+            Some((scheduled && now - since > VERIFY_EVERY + GRACE).then(|| {
+                format!(
+                    "no backup of it was ever verified, though it has had dumps since {}",
+                    crate::model::format_time(since)
+                )
+            }))
+        }
+    }
+}
+
 fn service(
     key: &str,
     name: &str,
@@ -436,12 +564,8 @@ fn used_percent(dir: &Path) -> Result<u8, String> {
 
 /// One [`Seen`] per level: past 80% is one incident, past 90% another, each told once.
 fn disk(dir: &Path, levels: [u8; 2]) -> Vec<Seen> {
-    let used = match used_percent(dir) {
-        Ok(u) => u,
-        Err(e) => {
-            tracing::warn!(error = %e, "alert checks: cannot measure free disk");
-            return Vec::new();
-        }
+    let Some(used) = measure(dir) else {
+        return Vec::new();
     };
     levels
         .iter()
@@ -459,6 +583,48 @@ fn disk(dir: &Path, levels: [u8; 2]) -> Vec<Seen> {
             recorded: false,
         })
         .collect()
+}
+
+/// Like [`disk`], for the filesystem under Docker's root directory, with keys of its own.
+fn docker_disk(root: &Path, levels: [u8; 2]) -> Vec<Seen> {
+    measure(root).map_or_else(Vec::new, |used| docker_disk_seen(root, used, levels))
+}
+
+fn docker_disk_seen(root: &Path, used: u8, levels: [u8; 2]) -> Vec<Seen> {
+    levels
+        .iter()
+        .map(|level| Seen {
+            key: format!("docker-disk/{level}"),
+            app: None,
+            kind: IncidentKind::DiskFull,
+            title: format!(
+                "the disk under Docker's images and containers at {} is over {level}% full",
+                root.display()
+            ),
+            wrong: (used >= *level).then(|| {
+                format!(
+                    "Docker's images and containers at {}: {used}% used; pulls and deploys need room \
+                     (images no app uses: docker image prune)",
+                    root.display()
+                )
+            }),
+            recorded: false,
+        })
+        .collect()
+}
+
+fn measure(dir: &Path) -> Option<u8> {
+    used_percent(dir)
+        .map_err(|e| tracing::warn!(error = %e, "alert checks: cannot measure free disk"))
+        .ok()
+}
+
+/// Whether `a` and `b` are on one filesystem (the same device); `None` when either cannot be
+/// looked at.
+fn same_filesystem(a: &Path, b: &Path) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    Some(dev(a)? == dev(b)?)
 }
 
 #[cfg(test)]
@@ -493,5 +659,134 @@ mod tests {
             .is_some_and(|w| w.contains("% of the filesystem")));
         assert_eq!(seen[1].wrong, None, "no filesystem is more than 100% used");
         assert_eq!(seen[1].key, "disk/101");
+    }
+
+    #[test]
+    fn dockers_disk_has_its_own_keys_and_words() {
+        let root = Path::new("/var/lib/docker");
+        let seen = docker_disk_seen(root, 91, [80, 90]);
+        let keys: Vec<&str> = seen.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(keys, ["docker-disk/80", "docker-disk/90"]);
+        let wrong = seen[1].wrong.as_deref().unwrap();
+        assert!(
+            wrong.starts_with("Docker's images and containers at /var/lib/docker: 91% used"),
+            "{wrong}"
+        );
+        assert!(seen[1].title.contains("over 90% full"), "{}", seen[1].title);
+        let calm = docker_disk_seen(root, 79, [80, 90]);
+        assert!(calm.iter().all(|s| s.wrong.is_none()), "{calm:?}");
+    }
+
+    #[test]
+    fn filesystems_are_told_apart_by_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert_eq!(same_filesystem(dir.path(), &sub), Some(true));
+        // procfs is a filesystem of its own on every Linux.
+        assert_eq!(same_filesystem(dir.path(), Path::new("/proc")), Some(false));
+        assert_eq!(
+            same_filesystem(dir.path(), &dir.path().join("missing")),
+            None
+        );
+    }
+
+    fn run(started_at: i64, state: BackupState) -> BackupRecord {
+        BackupRecord {
+            app: AppName::try_new("blog").unwrap(),
+            id: format!("{started_at:010}-0000"),
+            trigger: "schedule".into(),
+            started_at,
+            finished_at: Some(started_at + 10),
+            state,
+            parts: vec![crate::store::BackupPart {
+                part: "database".into(),
+                snapshot: "abc".into(),
+                bytes: 1,
+                added: 1,
+            }],
+            verified: None,
+            destinations: Vec::new(),
+        }
+    }
+
+    fn missed(slot: i64) -> BackupRecord {
+        run(
+            slot,
+            BackupState::Missed {
+                reason: "minicloud was not running".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_missed_slot_is_told_once_and_a_good_run_after_it_resolves() {
+        // Caught up at once: still told, once; after that the good run since resolves it.
+        let caught_up = [missed(1000), run(5000, BackupState::Succeeded)];
+        let told = missed_wrong(&caught_up, None).unwrap();
+        assert!(
+            told.contains("was missed: minicloud was not running"),
+            "{told}"
+        );
+        assert!(told.contains("a backup has succeeded since"), "{told}");
+        assert_eq!(missed_wrong(&caught_up, Some(6000)), None);
+        // The catch-up failed: wrong until a run succeeds.
+        let failed = BackupState::Failed {
+            reason: "disk full".into(),
+        };
+        let still = [missed(1000), run(5000, failed)];
+        assert!(missed_wrong(&still, Some(6000))
+            .unwrap()
+            .contains("no backup has succeeded since"));
+        // A later slot missed again is told again, though an earlier one was.
+        let again = [
+            missed(1000),
+            run(5000, BackupState::Succeeded),
+            missed(90_000),
+            run(95_000, BackupState::Succeeded),
+        ];
+        assert!(missed_wrong(&again, Some(6000)).is_some());
+        assert_eq!(missed_wrong(&again, Some(96_000)), None);
+        assert_eq!(
+            missed_wrong(&[run(5000, BackupState::Succeeded)], None),
+            None
+        );
+    }
+
+    #[test]
+    fn a_failed_or_overdue_verification_is_wrong_and_a_good_one_is_not() {
+        use crate::backups::plan::VERIFY_EVERY;
+        let verified = |at: i64, ok: bool| {
+            let mut r = run(at - 100, BackupState::Succeeded);
+            r.verified = Some(crate::store::Verification {
+                at,
+                ok,
+                tables: 1,
+                rows: 1,
+                problem: (!ok).then(|| "table notes has 1 rows, the dump holds 2".into()),
+            });
+            r
+        };
+        let now = 100 * 86_400;
+        let failed = verification_wrong(now, &[verified(now - 60, false)], true);
+        let text = failed.flatten().unwrap();
+        assert!(
+            text.contains("failed its verification: table notes has 1 rows"),
+            "{text}"
+        );
+        // The newest verification counts: a good one after a failed one is all well.
+        let good_again = [verified(now - 600, false), verified(now - 60, true)];
+        assert_eq!(verification_wrong(now, &good_again, true), Some(None));
+        // Overdue: a week and a day since the last one, with the schedule on only.
+        let old = [verified(now - VERIFY_EVERY - 2 * 86_400, true)];
+        let overdue = verification_wrong(now, &old, true).flatten().unwrap();
+        assert!(overdue.contains("one is due every 7 days"), "{overdue}");
+        assert_eq!(verification_wrong(now, &old, false), Some(None));
+        let due_today = [verified(now - VERIFY_EVERY - 3600, true)];
+        assert_eq!(verification_wrong(now, &due_today, true), Some(None));
+        // Never verified: wrong once the first dump is overdue; nothing without a dump.
+        let dumped = [run(now - VERIFY_EVERY - 2 * 86_400, BackupState::Succeeded)];
+        assert!(verification_wrong(now, &dumped, true).flatten().is_some());
+        assert_eq!(verification_wrong(now, &dumped[..0], true), None);
     }
 }

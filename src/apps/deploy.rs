@@ -16,7 +16,8 @@ use super::retire::STOP_TIMEOUT;
 use super::Apps;
 use crate::bus::{EventKind, Op};
 use crate::docker::{
-    app_network, ContainerInfo, ContainerSpec, Docker, ManagedLabels, RegistryAuth, Role,
+    app_network, ContainerInfo, ContainerSpec, Docker, DockerError, ManagedLabels, RegistryAuth,
+    Role,
 };
 use crate::model::image_ref::ImageRef;
 use crate::model::manifest::{self, Manifest};
@@ -152,6 +153,15 @@ impl Apps {
                 let old = self.ctx.store.deploy(name, revision)?.ok_or_else(|| {
                     AppError::Invalid(format!("{name} has no revision {revision}"))
                 })?;
+                // Pruned after newer deploys (see `prune`).
+                if docker
+                    .image_id(&old.image.pull_reference())
+                    .await?
+                    .is_none()
+                {
+                    self.check_free_space(&docker).await?;
+                    self.pull_again(op, &docker, &record, &old.image).await?;
+                }
                 (old.image.clone(), old.digest.clone(), Some(old))
             }
         };
@@ -207,7 +217,14 @@ impl Apps {
         let data_dir = provisioned.data_dir;
         if data_dir.is_some() {
             // The app's directory belongs to the user its image runs as (mode 0750).
-            let user = docker.image_user(&image).await?;
+            let user = match docker.image_user(&image).await {
+                // Another app's prune took it since the pull.
+                Err(DockerError::ImageMissing { .. }) => {
+                    self.pull_again(op, &docker, &record, &image).await?;
+                    docker.image_user(&image).await?
+                }
+                other => other?,
+            };
             self.services
                 .storage()
                 .give_to(name, DirOwner::for_image_user(&user))
@@ -344,7 +361,17 @@ impl Apps {
             name,
             format!("starting revision {} ({})", deploy.revision, web.name),
         );
-        let running = docker.run(&web).await.map_err(StartFailure::new)?;
+        let running = match docker.run(&web).await {
+            // Another app's prune took it between this deploy's pull and now.
+            Err(DockerError::ImageMissing { .. }) => {
+                self.pull_again(op, &docker, record, &deploy.image)
+                    .await
+                    .map_err(StartFailure::new)?;
+                docker.run(&web).await
+            }
+            other => other,
+        }
+        .map_err(StartFailure::new)?;
         let addr = SocketAddr::new(running.ip, manifest.http_port());
         let health_path = manifest.health.as_ref().map(|h| h.path.as_str());
         bus.step(
@@ -386,6 +413,23 @@ impl Apps {
                 .map_err(|e| StartFailure::new(format!("runner {}: {e}", runner.name)))?;
         }
         Ok(Upstream(addr))
+    }
+
+    /// Pulls a pruned image again: its pinned digest gets exactly that image back.
+    async fn pull_again(
+        &self,
+        op: &Op,
+        docker: &Docker,
+        record: &AppRecord,
+        image: &ImageRef,
+    ) -> Result<(), DockerError> {
+        self.ctx.bus.step(
+            op,
+            &record.name,
+            format!("pulling {} again (it was pruned)", image.canonical()),
+        );
+        let auth = pull_auth(record.registry_auth.as_ref(), image, &record.image);
+        docker.pull(image, auth.as_ref(), |_| {}).await.map(|_| ())
     }
 
     /// Refuses a pull while the data dir's disk, or the engine's (when this process can see

@@ -3,10 +3,9 @@
 //! Pure parts: the environment ([`env`]) and reconcile planning ([`reconcile`]); the names,
 //! images and manifests they work on are `crate::model`'s.
 //! The I/O: [`Apps`] owns every operation on apps (one at a time per app), runs deploys
-//! ([`deploy`]), retires old revisions in the background ([`retire`]), probes health
-//! ([`health`]), samples CPU use in the background (`usage`) and recovers at start
-//! ([`recover`]); it reaches the engine only through
-//! `crate::docker`.
+//! ([`deploy`]), retires old revisions and prunes their images in the background ([`retire`],
+//! `prune`), probes health ([`health`]), samples CPU use in the background (`usage`) and
+//! recovers at start ([`recover`]); it reaches the engine only through `crate::docker`.
 
 mod attach;
 pub mod deploy;
@@ -15,6 +14,7 @@ pub mod error;
 pub mod health;
 mod logs;
 mod ops;
+mod prune;
 pub mod reconcile;
 mod recover;
 pub mod retire;

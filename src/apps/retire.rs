@@ -8,6 +8,8 @@
 //! claim the same container. The tasks are kept per app in [`Retirements`]: they can be
 //! listed, `remove` supersedes them, and their failures are logged. If minicloud stops first,
 //! the next start-up's reconcile removes what they left.
+//!
+//! The same task then prunes the app's images that no kept revision uses (see `prune`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -138,7 +140,13 @@ impl Apps {
         };
         let old: Vec<(String, String)> = containers.into_iter().map(|c| (c.id, c.name)).collect();
         let claimed = self.retirements.claim(app, old);
+        // After the containers: the engine refuses to remove an image a container still uses.
+        let prune = {
+            let (store, docker, app) = (self.ctx.store.clone(), docker.clone(), app.clone());
+            async move { super::prune::prune_images(&store, &docker, &app).await }
+        };
         if claimed.is_empty() {
+            self.retirements.spawn(app, prune);
             return;
         }
         let names: Vec<&str> = claimed.iter().map(|(_, n)| n.as_str()).collect();
@@ -175,6 +183,7 @@ impl Apps {
                 }
             };
             futures_util::future::join_all(claimed.into_iter().map(retire_one)).await;
+            prune.await;
         });
     }
 }

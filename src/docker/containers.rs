@@ -16,7 +16,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::error::{is_not_found, status};
+use super::error::{is_not_found, reason, status};
 use super::{labels, Docker, DockerError};
 use crate::model::image_ref::ImageRef;
 use crate::model::name::AppName;
@@ -275,7 +275,15 @@ impl Docker {
             }
             other => other,
         }
-        .map_err(|e| DockerError::engine("create container", &spec.name, e))?;
+        .map_err(|e| {
+            if is_not_found(&e) && reason(&e).contains("No such image") {
+                DockerError::ImageMissing {
+                    image: spec.image.canonical(),
+                }
+            } else {
+                DockerError::engine("create container", &spec.name, e)
+            }
+        })?;
 
         if let Err(e) = self.api().start_container(&created.id, None).await {
             // A never-started container would show up in `list_managed` as a revision in state

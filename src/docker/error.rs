@@ -26,6 +26,10 @@ pub enum DockerError {
         reason: String,
     },
 
+    /// A container was to be made from an image the engine no longer has (pruned meanwhile).
+    #[error("the image {image} is not on this engine")]
+    ImageMissing { image: String },
+
     #[error("{kind} '{name}' not found")]
     NotFound { kind: &'static str, name: String },
 

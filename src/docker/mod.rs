@@ -3,8 +3,9 @@
 //! It owns the engine connection ([`Docker`], a cheap-to-clone handle), the networks (one per
 //! app), image pulls with progress, reading the app manifest out of an image, and the
 //! lifecycle of the containers minicloud manages (run, inspect, list by label, logs, stats,
-//! stop, remove), and the engine's event stream for them. It speaks in minicloud's types
-//! (`ImageRef`, `AppName`, [`ContainerSpec`]) so nothing above it sees bollard.
+//! stop, remove), removing images nothing uses, and the engine's event stream for them. It
+//! speaks in minicloud's types (`ImageRef`, `AppName`, [`ContainerSpec`]) so nothing above it
+//! sees bollard.
 //!
 //! It does not decide anything: which revision runs, what env an app gets, when to stop what —
 //! that is `apps`. Every call here is one engine operation made idempotent where that is cheap
@@ -14,6 +15,7 @@
 mod containers;
 mod error;
 mod events;
+mod images;
 mod logs;
 mod manifest;
 pub mod networks;

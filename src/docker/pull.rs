@@ -130,7 +130,15 @@ impl Docker {
             .api()
             .inspect_image(&image.pull_reference())
             .await
-            .map_err(|e| DockerError::engine("inspect", image.canonical(), e))?;
+            .map_err(|e| {
+                if super::error::is_not_found(&e) {
+                    DockerError::ImageMissing {
+                        image: image.canonical(),
+                    }
+                } else {
+                    DockerError::engine("inspect", image.canonical(), e)
+                }
+            })?;
         Ok(inspect.config.and_then(|c| c.user).unwrap_or_default())
     }
 }
