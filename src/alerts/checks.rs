@@ -296,34 +296,46 @@ impl Checks {
                     recorded: true,
                 });
             }
-            let backup = self.ctx.store.backups(&app).ok().and_then(|all| {
-                all.into_iter()
-                    .rev()
-                    .find(|b| b.state != BackupState::Running)
-            });
-            if let Some(b) = backup {
-                seen.push(Seen {
-                    key: format!("backup/{app}"),
-                    title: format!("{app}: backing up failed"),
-                    app: Some(app),
-                    kind: IncidentKind::BackupFailed,
-                    wrong: match b.state {
-                        BackupState::Failed { reason } => Some(format!(
-                            "the {} backup run {} failed: {reason}",
-                            b.trigger, b.id
-                        )),
-                        // The local copy is there, the off-site one is not: still wrong.
-                        BackupState::Partial { reason } => Some(format!(
-                            "the {} backup run {} is partial: {reason}",
-                            b.trigger, b.id
-                        )),
-                        _ => None,
-                    },
-                    recorded: true,
-                });
-            }
+            seen.extend(self.last_backup(app));
         }
+        // The platform's own runs (minicloud's state store) alert like an app's.
+        seen.extend(self.last_backup(AppName::platform()));
         seen
+    }
+
+    /// The last finished backup run of an app or of the platform.
+    fn last_backup(&self, subject: AppName) -> Option<Seen> {
+        let b = self.ctx.store.backups(&subject).ok().and_then(|all| {
+            all.into_iter()
+                .rev()
+                .find(|b| b.state != BackupState::Running)
+        })?;
+        // `backup/minicloud` for the platform: a reserved name, so no app has that key.
+        let key = format!("backup/{subject}");
+        let (title, app) = if subject.is_platform() {
+            ("the platform backup failed".to_owned(), None)
+        } else {
+            (format!("{subject}: backing up failed"), Some(subject))
+        };
+        Some(Seen {
+            key,
+            title,
+            app,
+            kind: IncidentKind::BackupFailed,
+            wrong: match b.state {
+                BackupState::Failed { reason } => Some(format!(
+                    "the {} backup run {} failed: {reason}",
+                    b.trigger, b.id
+                )),
+                // The local copy is there, the off-site one is not: still wrong.
+                BackupState::Partial { reason } => Some(format!(
+                    "the {} backup run {} is partial: {reason}",
+                    b.trigger, b.id
+                )),
+                _ => None,
+            },
+            recorded: true,
+        })
     }
 
     async fn shared_services(&self) -> Vec<Seen> {
