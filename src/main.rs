@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let result: anyhow::Result<()> = match Cli::parse().command {
         Command::Serve(args) => minicloud::cli::serve::run(args).map_err(Into::into),
         Command::Admin(command) => minicloud::cli::admin::run(command).map_err(Into::into),
+        Command::Restore(args) => minicloud::cli::restore::run(args).map_err(Into::into),
         Command::Client(command) => minicloud::cli::run(command).map_err(Into::into),
     };
     match result {

@@ -902,3 +902,171 @@ async fn a_closed_s3_port_is_named_by_the_copy_and_by_the_test() {
         "{check:?}"
     );
 }
+
+/// `minicloud restore` on a new server: the settings of `serve` (domain, data dir), the
+/// password on standard input. Nothing else of the test's environment but its `PATH` (for
+/// restic) reaches it.
+#[allow(clippy::disallowed_methods)]
+fn restore_cli(
+    data_dir: &std::path::Path,
+    repo: &std::path::Path,
+    password: &str,
+    force: bool,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minicloud"));
+    cmd.arg("restore")
+        .arg("--repository")
+        .arg(repo)
+        .arg("--password-stdin")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MINICLOUD_DOMAIN", "mc.test")
+        .env("MINICLOUD_DATA_DIR", data_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if force {
+        cmd.arg("--force");
+    }
+    let mut child = cmd.spawn().expect("run minicloud restore");
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{password}").unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn a_platform_backup_is_tagged_for_restic_and_restores_the_store_on_a_new_server() {
+    let mut mc = support::Minicloud::start().await;
+    let (name, _) = app_with_files(&mc, "plat").await;
+    let _cleanup = AppCleanup(&name);
+    let api = mc.api();
+    let resp = api
+        .post(
+            "/api/routes",
+            json!({"host": "legacy.example.com", "upstream": "127.0.0.1:9"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    // An app backup first, so the restored records name one for the app.
+    let resp = api
+        .post(&format!("/api/apps/{name}/backups"), json!({}))
+        .await;
+    let app_run: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(app_run["state"], "succeeded", "{app_run}");
+
+    // On demand through the API, then the CLI: the same run states as an app's.
+    let resp = api.post("/api/backups/platform", json!({})).await;
+    assert_eq!(resp.status(), 201);
+    let run: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["app"], "minicloud", "{run}");
+    assert_eq!(run["parts"][0]["part"], "store", "{run}");
+    let (ok, stdout, stderr) = cli(&mc, &["backups", "run", "--platform"]).await;
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("of the platform succeeded"), "{stdout}");
+    let all: serde_json::Value = api.get_json("/api/backups").await;
+    let mut subjects: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["app"].as_str().unwrap())
+        .collect();
+    // Runs of one second order by their random suffix: compare the sets.
+    subjects.sort_unstable();
+    let mut expected = ["minicloud", "minicloud", name.as_str()];
+    expected.sort_unstable();
+    assert_eq!(subjects, expected, "{all}");
+    let (ok, stdout, _) = cli(&mc, &["backups", "list"]).await;
+    assert!(ok && stdout.matches("(platform)").count() == 2, "{stdout}");
+    assert!(stdout.contains(&name), "{stdout}");
+
+    // The stock restic tells them apart by their tag and reads the store's copy.
+    let key: serde_json::Value = api.get_json("/api/backups/key").await;
+    let password = key["password"].as_str().unwrap().to_owned();
+    let repo = mc.data_path().join("backups");
+    let listed = restic(
+        &repo,
+        &password,
+        &["snapshots", "--json", "--tag", "platform"],
+        None,
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    for s in listed {
+        let tags: Vec<&str> = s["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        assert!(
+            tags.contains(&"minicloud") && tags.contains(&"part:store"),
+            "{tags:?}"
+        );
+        assert!(!tags.iter().any(|t| t.starts_with("app:")), "{tags:?}");
+    }
+
+    // The original's records, read with minicloud stopped.
+    assert!(mc.stop().success());
+    let original = minicloud::store::Store::open(&mc.data_path().join("minicloud/state.redb"))
+        .expect("the original store");
+    let (apps, routes, certs) = (
+        original.apps().unwrap(),
+        original.routes().unwrap(),
+        original.certificates().unwrap().len(),
+    );
+    drop(original);
+    assert_eq!(apps.len(), 1);
+
+    // A new server: the restore brings the same apps and routes back.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = restore_cli(fresh.path(), &repo, &password, false);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let app_id = app_run["id"].as_str().unwrap();
+    assert!(
+        said.contains(&format!("minicloud backups restore {name} {app_id}")),
+        "{said}"
+    );
+    let state = fresh.path().join("minicloud/state.redb");
+    let restored = minicloud::store::Store::open(&state).unwrap();
+    assert_eq!(restored.apps().unwrap(), apps);
+    assert_eq!(restored.routes().unwrap(), routes);
+    assert_eq!(restored.certificates().unwrap().len(), certs);
+    // The run that took the copy was running in it; the restore records it as succeeded.
+    let platform_runs = restored
+        .backups(&minicloud::model::AppName::platform())
+        .unwrap();
+    assert_eq!(platform_runs.len(), 2);
+    assert!(
+        platform_runs
+            .iter()
+            .all(|r| r.state == minicloud::store::BackupState::Succeeded),
+        "{platform_runs:?}"
+    );
+    drop(restored);
+
+    // A store with apps is not replaced without --force.
+    let out = restore_cli(fresh.path(), &repo, &password, false);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("--force") && said.contains(&name), "{said}");
+    let out = restore_cli(fresh.path(), &repo, &password, true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A wrong password is refused before anything is written.
+    let other = tempfile::tempdir().unwrap();
+    let out = restore_cli(other.path(), &repo, "not-the-key", false);
+    assert!(!out.status.success());
+    assert!(!other.path().join("minicloud/state.redb").exists());
+}

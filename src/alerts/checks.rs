@@ -321,33 +321,12 @@ impl Checks {
             }
             let runs = self.ctx.store.backups(&app).unwrap_or_default();
             seen.extend(self.backup_schedule_seen(&app, &runs));
-            // A missed slot is told on its own key: it says nothing of whether backing up works.
-            let backup = runs
-                .into_iter()
-                .rev()
-                .find(|b| !matches!(b.state, BackupState::Running | BackupState::Missed { .. }));
-            if let Some(b) = backup {
-                seen.push(Seen {
-                    key: format!("backup/{app}"),
-                    title: format!("{app}: backing up failed"),
-                    app: Some(app),
-                    kind: IncidentKind::BackupFailed,
-                    wrong: match b.state {
-                        BackupState::Failed { reason } => Some(format!(
-                            "the {} backup run {} failed: {reason}",
-                            b.trigger, b.id
-                        )),
-                        // The local copy is there, the off-site one is not: still wrong.
-                        BackupState::Partial { reason } => Some(format!(
-                            "the {} backup run {} is partial: {reason}",
-                            b.trigger, b.id
-                        )),
-                        _ => None,
-                    },
-                    recorded: true,
-                });
-            }
+            seen.extend(last_backup(app, runs));
         }
+        // The platform's own runs (minicloud's state store) alert like an app's.
+        let platform = AppName::platform();
+        let runs = self.ctx.store.backups(&platform).unwrap_or_default();
+        seen.extend(last_backup(platform, runs));
         seen
     }
 
@@ -464,6 +443,41 @@ impl Checks {
         }
         seen
     }
+}
+
+/// The last finished backup run of an app or of the platform, as something seen. A missed slot
+/// is told on its own key (`backup_schedule_seen`): it says nothing of whether backing up works.
+fn last_backup(subject: AppName, runs: Vec<BackupRecord>) -> Option<Seen> {
+    let b = runs
+        .into_iter()
+        .rev()
+        .find(|b| !matches!(b.state, BackupState::Running | BackupState::Missed { .. }))?;
+    // `backup/minicloud` for the platform: a reserved name, so no app has that key.
+    let key = format!("backup/{subject}");
+    let (title, app) = if subject.is_platform() {
+        ("the platform backup failed".to_owned(), None)
+    } else {
+        (format!("{subject}: backing up failed"), Some(subject))
+    };
+    Some(Seen {
+        key,
+        title,
+        app,
+        kind: IncidentKind::BackupFailed,
+        wrong: match b.state {
+            BackupState::Failed { reason } => Some(format!(
+                "the {} backup run {} failed: {reason}",
+                b.trigger, b.id
+            )),
+            // The local copy is there, the off-site one is not: still wrong.
+            BackupState::Partial { reason } => Some(format!(
+                "the {} backup run {} is partial: {reason}",
+                b.trigger, b.id
+            )),
+            _ => None,
+        },
+        recorded: true,
+    })
 }
 
 /// Whether the newest missed slot of `runs` is still wrong: not told yet (no incident about

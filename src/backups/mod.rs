@@ -28,6 +28,7 @@ pub mod archive;
 pub mod database;
 mod offsite;
 pub mod plan;
+pub mod platform;
 pub mod restic;
 pub mod s3;
 mod sigv4;
@@ -162,6 +163,9 @@ pub struct Backups {
     /// Set when this process made the repository, until the run that made it has shown its
     /// key.
     key_unshown: Arc<std::sync::atomic::AtomicBool>,
+    /// When this process started: the platform's first scheduled run is at its first slot
+    /// after it (as an app's is after the app was made).
+    started_at: i64,
 }
 
 impl Backups {
@@ -173,6 +177,7 @@ impl Backups {
             repo: Arc::default(),
             offsite_made: Arc::default(),
             key_unshown: Arc::default(),
+            started_at: now(),
         }
     }
 
@@ -227,9 +232,9 @@ impl Backups {
         Ok(runs)
     }
 
-    /// Every app's runs, newest first.
+    /// Every app's runs and the platform's, newest first.
     pub fn list_all(&self) -> Result<Vec<BackupRecord>, BackupError> {
-        let mut runs = Vec::new();
+        let mut runs = self.ctx.store.backups(&AppName::platform())?;
         for app in self.ctx.store.apps()? {
             runs.extend(self.ctx.store.backups(&app.name)?);
         }
@@ -243,14 +248,17 @@ impl Backups {
             .map_err(|Busy { app, .. }| BackupError::Busy { app })
     }
 
-    /// Backs an app up now: one run, stored with its outcome whatever it is.
+    /// Backs an app (or, given [`AppName::platform`], the platform: see [`platform`]) up
+    /// now: one run, stored with its outcome whatever it is.
     pub async fn run(
         &self,
         op: &Op,
         app: &AppName,
         trigger: &str,
     ) -> Result<RunResult, BackupError> {
-        self.apps.app_record(app)?;
+        if !app.is_platform() {
+            self.apps.app_record(app)?;
+        }
         let _running = self.hold(app)?;
         let repo = self.repository().await?;
         let backup = self.run_held(op, app, trigger, &repo).await?;
@@ -290,9 +298,13 @@ impl Backups {
         self.ctx
             .bus
             .step(op, app, format!("backing up {app} ({})", record.id));
-        let outcome = self
-            .back_up_parts(op, app, &record.id, repo, &mut record.parts)
-            .await;
+        let outcome = if app.is_platform() {
+            self.back_up_platform(&record.id, repo, &mut record.parts)
+                .await
+        } else {
+            self.back_up_parts(op, app, &record.id, repo, &mut record.parts)
+                .await
+        };
         match outcome {
             Ok(()) => {
                 let snapshots: Vec<String> =
@@ -988,7 +1000,9 @@ impl Backups {
                 return;
             }
         };
-        for (app, created_at) in apps {
+        // The platform's daily run goes with the apps' (its slot spread by its name too).
+        let subjects = std::iter::once((AppName::platform(), self.started_at)).chain(apps);
+        for (app, created_at) in subjects {
             let minute = plan::daily_minute(app.as_str());
             // A new app's first scheduled run is at its first slot after it was made.
             let last = self
@@ -1025,7 +1039,9 @@ impl Backups {
                 }
                 Err(e) => tracing::warn!(%app, error = %e, "scheduled backup not run"),
             }
-            self.verify_weekly(&op, &app).await;
+            if !app.is_platform() {
+                self.verify_weekly(&op, &app).await;
+            }
         }
     }
 

@@ -130,7 +130,7 @@ impl Backups {
             .map(|r| r.id.as_str())
             .collect();
         let there: Vec<plan::Copied> = remote
-            .snapshots(&format!("app:{app}"))
+            .snapshots(&super::platform::subject_tag(app))
             .await?
             .into_iter()
             .map(|s| plan::Copied {

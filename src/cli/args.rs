@@ -26,6 +26,12 @@ pub enum Command {
     /// Local administration, on this server's state store with minicloud stopped (no network).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Bring back minicloud's state from the newest platform backup, on a new server with
+    /// minicloud stopped; then start minicloud, and restore each app's data.
+    ///
+    /// Reads the same settings as `serve` (config file, MINICLOUD_* environment) to find the
+    /// data dir. Refuses to replace a state store that has apps, unless --force.
+    Restore(RestoreArgs),
     // Every other command: a client of a running minicloud's API.
     #[command(flatten)]
     Client(ClientCommand),
@@ -56,6 +62,24 @@ pub enum AdminCommand {
         #[arg(long, env = "MINICLOUD_CONFIG")]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The backup repository (a copy of the old server's `<data-dir>/backups`, or that
+    /// directory itself).
+    #[arg(long, value_name = "PATH")]
+    pub repository: PathBuf,
+    /// Read the repository password (the recovery key) from standard input's first line
+    /// (required: a password is never an argument).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Replace a state store that already has apps.
+    #[arg(long)]
+    pub force: bool,
+    /// The config file `serve` uses, if any.
+    #[arg(long, env = "MINICLOUD_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// The commands that talk to a running minicloud (or, for `manifest`, to nobody).
@@ -278,6 +302,7 @@ Examples:
 const BACKUPS_EXAMPLES: &str = "\
 Examples:
   minicloud backups run blog
+  minicloud backups run --platform
   minicloud backups list blog
   minicloud backups restore blog 1764927000-3f2a --only database
   minicloud backups download blog 1764927000-3f2a -o blog.tar.zst
@@ -287,17 +312,24 @@ Examples:
 
 #[derive(Subcommand)]
 pub enum BackupsCommand {
-    /// An app's backups, newest first: state, size, parts, or why a run failed.
+    /// An app's backups, newest first: state, size, parts, or why a run failed. Without an
+    /// app: every app's and the platform's.
     #[command(visible_alias = "ls")]
     List {
-        app: String,
+        app: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Back an app up now, showing its progress. The first backup ever also prints the
-    /// repository password (the recovery key): keep it somewhere safe.
+    /// Back an app (or, with --platform, minicloud's own state) up now, showing its progress.
+    /// The first backup ever also prints the repository password (the recovery key): keep it
+    /// somewhere safe.
     Run {
-        app: String,
+        #[arg(required_unless_present = "platform")]
+        app: Option<String>,
+        /// Back up the platform: minicloud's state store (apps, routes, certificates and
+        /// their keys, users, tokens), for `minicloud restore` on a new server.
+        #[arg(long, conflicts_with = "app")]
+        platform: bool,
         #[command(flatten)]
         client: ClientArgs,
     },

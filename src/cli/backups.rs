@@ -16,6 +16,9 @@ use crate::store::Verification;
 /// One backup run as the API answers it; unknown fields are ignored, missing ones empty.
 #[derive(Debug, Clone, Deserialize)]
 pub struct BackupView {
+    /// The app, or `minicloud` for a platform run.
+    #[serde(default)]
+    pub app: String,
     pub id: String,
     #[serde(default)]
     pub trigger: String,
@@ -72,9 +75,42 @@ pub async fn list(api: &ApiClient, app: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Every app's runs and the platform's, newest first.
+pub async fn list_all(api: &ApiClient) -> Result<(), CliError> {
+    let runs: Vec<BackupView> = api.get("/api/backups").await?;
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|run| {
+            let subject = if run.app == crate::model::name::PLATFORM {
+                "(platform)".to_owned()
+            } else {
+                run.app.clone()
+            };
+            std::iter::once(subject).chain(row(run)).collect()
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &["app", "id", "started", "trigger", "state", "size", "added", "took", "detail"],
+            &rows
+        )
+    );
+    Ok(())
+}
+
 pub async fn run(api: &ApiClient, app: &str) -> Result<(), CliError> {
+    run_at(api, &app_path(app), app).await
+}
+
+/// Backs the platform (minicloud's state store) up now.
+pub async fn run_platform(api: &ApiClient) -> Result<(), CliError> {
+    run_at(api, "/api/backups/platform", "the platform").await
+}
+
+async fn run_at(api: &ApiClient, path: &str, app: &str) -> Result<(), CliError> {
     let body = serde_json::json!({});
-    match progress::run::<_, BackupView>(api, Method::POST, &app_path(app), Some(&body)).await? {
+    match progress::run::<_, BackupView>(api, Method::POST, path, Some(&body)).await? {
         Outcome::Done { app: run, .. } => {
             if let Some(key) = &run.recovery_key {
                 println!(

@@ -17,6 +17,7 @@ mod error;
 pub mod format;
 pub mod manifest;
 pub mod progress;
+pub mod restore;
 pub mod routes;
 mod run;
 pub mod serve;

@@ -35,8 +35,18 @@ async fn dispatch(command: ClientCommand) -> Result<(), CliError> {
             RoutesCommand::Rm { host, client: c } => routes::remove(&client(&c)?, &host).await,
         },
         ClientCommand::Backups(cmd) => match cmd {
-            BackupsCommand::List { app, client: c } => backups::list(&client(&c)?, &app).await,
-            BackupsCommand::Run { app, client: c } => backups::run(&client(&c)?, &app).await,
+            BackupsCommand::List { app, client: c } => match app {
+                Some(app) => backups::list(&client(&c)?, &app).await,
+                None => backups::list_all(&client(&c)?).await,
+            },
+            BackupsCommand::Run {
+                app,
+                platform,
+                client: c,
+            } => match app {
+                Some(app) if !platform => backups::run(&client(&c)?, &app).await,
+                _ => backups::run_platform(&client(&c)?).await,
+            },
             BackupsCommand::Restore {
                 app,
                 id,

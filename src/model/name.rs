@@ -60,6 +60,36 @@ impl AppName {
     pub fn into_string(self) -> String {
         self.0
     }
+
+    /// The subject of the platform's own backup runs, in the places that key runs by app:
+    /// `minicloud`, a reserved name, so no app can have it (see [`RESERVED`]).
+    pub fn platform() -> Self {
+        Self(PLATFORM.to_owned())
+    }
+
+    pub fn is_platform(&self) -> bool {
+        self.0 == PLATFORM
+    }
+
+    /// An app's name, or [`AppName::platform`]: what a backup record is of.
+    pub fn backup_subject(name: String) -> Result<Self, AppNameError> {
+        if name == PLATFORM {
+            Ok(Self::platform())
+        } else {
+            Self::try_new(name)
+        }
+    }
+}
+
+/// The name the platform's backup runs are kept under (reserved for apps).
+pub const PLATFORM: &str = "minicloud";
+
+/// Deserializes a backup record's subject: an app's name or the platform's.
+pub fn deserialize_backup_subject<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<AppName, D::Error> {
+    let name = String::deserialize(d)?;
+    AppName::backup_subject(name).map_err(serde::de::Error::custom)
 }
 
 fn validate(name: &str) -> Result<(), AppNameError> {

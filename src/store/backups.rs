@@ -11,6 +11,8 @@ use super::{app_range, Store, StoreError};
 /// One backup run of one app. Its parts are restic snapshots tagged with the run's id.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BackupRecord {
+    /// The app, or `minicloud` for the platform's own runs ([`AppName::platform`]).
+    #[serde(deserialize_with = "crate::model::name::deserialize_backup_subject")]
     pub app: AppName,
     /// Sortable: `<unix seconds, 10 digits>-<4 hex>`.
     pub id: String,
@@ -91,7 +93,7 @@ impl BackupState {
 /// One part of a run, as the repository confirmed it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BackupPart {
-    /// `database`, `storage` or `record`.
+    /// `database`, `storage`, `queues` or `record`; `store` in a platform run.
     pub part: String,
     /// The restic snapshot id.
     pub snapshot: String,

@@ -9,6 +9,7 @@ mod alerts;
 mod audit;
 mod auth;
 mod backups;
+mod copy;
 mod handle;
 mod records;
 mod table;

@@ -1,5 +1,5 @@
 //! `/api/apps/{name}/backups` (list, back up now, verify, restore, download), `/api/backups`,
-//! `/api/backups/key` and `/api/backups/s3/test`.
+//! `/api/backups/platform` (list, back up now), `/api/backups/key` and `/api/backups/s3/test`.
 
 use std::future::Future;
 
@@ -160,7 +160,31 @@ pub(in crate::web) async fn archive(
         .into_response())
 }
 
-/// Every app's runs, newest first.
+/// Backs the platform up now (minicloud's state store: see `backups::platform`); answered
+/// like an app's run.
+pub async fn run_platform(
+    State(backups): State<Backups>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    operate(
+        backups,
+        actor,
+        &headers,
+        StatusCode::CREATED,
+        |b, op| async move { b.run(&op, &AppName::platform(), "manual").await },
+    )
+    .await
+}
+
+/// The platform's runs, newest first.
+pub async fn list_platform(
+    State(backups): State<Backups>,
+) -> Result<Json<Vec<BackupRecord>>, WebError> {
+    Ok(Json(backups.list_platform()?))
+}
+
+/// Every app's runs and the platform's (`app` is `minicloud`), newest first.
 pub async fn list_all(State(backups): State<Backups>) -> Result<Json<Vec<BackupRecord>>, WebError> {
     Ok(Json(backups.list_all()?))
 }

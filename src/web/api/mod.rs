@@ -108,6 +108,8 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         ),
         at(M::GET, "/backups", backups::list_all),
         at(M::GET, "/backups/key", backups::key),
+        at(M::GET, "/backups/platform", backups::list_platform),
+        at(M::POST, "/backups/platform", backups::run_platform),
         at(M::POST, "/backups/s3/test", backups::test_s3),
         at(M::GET, "/alerts/channels", alerts::channels),
         at(M::POST, "/alerts/channels", alerts::add_channel),

@@ -36,6 +36,8 @@ pub struct RunView {
     pub restorable: bool,
     /// "verified … ago: 3 tables, 120 rows", or why the check failed; empty if never checked.
     pub verified: String,
+    /// A platform run (minicloud's state store): it has no app page.
+    pub platform: bool,
 }
 
 impl From<&BackupRecord> for RunView {
@@ -78,6 +80,7 @@ impl From<&BackupRecord> for RunView {
                 .as_ref()
                 .map(Verification::describe)
                 .unwrap_or_default(),
+            platform: r.app.is_platform(),
         }
     }
 }
