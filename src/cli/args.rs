@@ -100,7 +100,7 @@ pub enum ClientCommand {
     /// Backups of each app's database, storage and record, and restores from them.
     #[command(subcommand, after_help = BACKUPS_EXAMPLES)]
     Backups(BackupsCommand),
-    /// Check an app's cloud_manifest before deploying it.
+    /// Write a starting cloud_manifest.yml, or check one before deploying it.
     #[command(subcommand)]
     Manifest(ManifestCommand),
     /// Where alerts go: signed webhooks, e-mail, ntfy, Slack, Discord, Telegram; send a test
@@ -288,6 +288,48 @@ pub enum ManifestCommand {
         /// A file path, or an image reference.
         #[arg(value_name = "PATH|IMAGE")]
         target: String,
+    },
+    /// Write a starting cloud_manifest.yml from flags, or from a few questions on a terminal.
+    ///
+    /// On a terminal it asks for what the flags leave open (name, port, services); with --yes,
+    /// or when stdin is not a terminal, it never asks and uses the flags and the defaults. The
+    /// file is checked like `manifest check` before it is written.
+    #[command(after_help = "\
+Examples:
+  minicloud manifest init
+  minicloud manifest init --name blog --port 8000 --health /healthz --database --yes
+  minicloud manifest init --name shop --runner worker=\"python -m shop.worker\" --storage -o app/cloud_manifest.yml")]
+    Init {
+        /// The app's name (a DNS label); defaults to the current directory's name, made valid.
+        #[arg(long)]
+        name: Option<String>,
+        /// The port the app listens on inside its container (default 8080).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: Option<u16>,
+        /// A path that answers 2xx or 3xx once the app can serve (default: any HTTP answer).
+        #[arg(long, value_name = "PATH")]
+        health: Option<String>,
+        /// The app needs a MariaDB database (DATABASE_URL).
+        #[arg(long)]
+        database: bool,
+        /// The app needs a RabbitMQ message bus (AMQP_URL).
+        #[arg(long)]
+        messagebus: bool,
+        /// The app needs storage kept across deploys, at /data.
+        #[arg(long)]
+        storage: bool,
+        /// An extra process from the same image, its command split at spaces; repeat for more.
+        #[arg(long, value_name = "NAME=COMMAND")]
+        runner: Vec<String>,
+        /// Where to write the manifest.
+        #[arg(short, long, value_name = "PATH", default_value = "cloud_manifest.yml")]
+        output: PathBuf,
+        /// Overwrite the file if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Ask nothing: use the flags and the defaults.
+        #[arg(short, long)]
+        yes: bool,
     },
 }
 

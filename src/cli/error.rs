@@ -1,6 +1,7 @@
 //! `CliError`: everything a command can fail with, each printed on one line by `main`.
 
 use super::manifest::CheckError;
+use super::manifest_init::InitError;
 use super::ClientError;
 
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +12,9 @@ pub enum CliError {
     /// `manifest check` found a problem.
     #[error(transparent)]
     Manifest(#[from] CheckError),
+    /// `manifest init` could not write the manifest asked for.
+    #[error(transparent)]
+    Init(#[from] InitError),
     /// An argument clap cannot check, or an operation that failed, in words for a person.
     #[error("{0}")]
     Message(String),

@@ -16,6 +16,7 @@ pub mod client;
 mod error;
 pub mod format;
 pub mod manifest;
+pub mod manifest_init;
 pub mod progress;
 pub mod restore;
 pub mod routes;

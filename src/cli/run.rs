@@ -6,7 +6,7 @@ use super::args::{
     TokensCommand,
 };
 use super::error::CliError;
-use super::{alerts, apps, backups, certs, manifest, routes, tokens, ApiClient};
+use super::{alerts, apps, backups, certs, manifest, manifest_init, routes, tokens, ApiClient};
 use crate::model::secret::Secret;
 
 /// Runs one client command to the end on a small runtime of its own.
@@ -100,6 +100,45 @@ async fn dispatch(command: ClientCommand) -> Result<(), CliError> {
             let checked = manifest::check(&target).await?;
             print!("{}", manifest::describe(&checked));
             println!("ok: {target} is a valid app manifest");
+            Ok(())
+        }
+        ClientCommand::Manifest(ManifestCommand::Init {
+            name,
+            port,
+            health,
+            database,
+            messagebus,
+            storage,
+            runner,
+            output,
+            force,
+            yes,
+        }) => {
+            use crate::model::manifest::Need;
+            use std::io::IsTerminal;
+            let needs = [
+                (database, Need::Database),
+                (messagebus, Need::Messagebus),
+                (storage, Need::Storage),
+            ]
+            .into_iter()
+            .filter_map(|(on, need)| on.then_some(need))
+            .collect();
+            let flags = manifest_init::Flags {
+                name,
+                port,
+                health,
+                needs,
+                runners: runner,
+            };
+            let interactive = !yes && std::io::stdin().is_terminal();
+            let written = manifest_init::init(&flags, &output, force, interactive)?;
+            print!("{}", manifest::describe(&written));
+            println!(
+                "wrote {}; check it any time with: minicloud manifest check {}",
+                output.display(),
+                output.display()
+            );
             Ok(())
         }
     }
