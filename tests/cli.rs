@@ -163,6 +163,7 @@ fn apps_and_domains_help_and_local_argument_errors() {
         ),
         (vec!["apps", "detach", "--help"], "--with-data"),
         (vec!["domains", "--help"], "minicloud domains add blog"),
+        (vec!["manifest", "init", "--help"], "--runner"),
     ] {
         let out = run(&args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
@@ -348,4 +349,55 @@ fn manifest_check_reads_files_and_images_and_names_every_problem() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn manifest_init_writes_a_file_check_accepts_and_keeps_it_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cloud_manifest.yml");
+    let path = path.to_str().unwrap();
+    let init = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_minicloud"))
+            .args(["manifest", "init", "--name", "blog", "--port", "8000"])
+            .args(["--health", "/healthz", "--database", "--storage"])
+            .args(["--runner", "worker=python -m blog.worker", "--output", path])
+            .args(extra)
+            // Not a terminal: it must not ask, whatever stdin holds.
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = init(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("wrote"), "{}", stdout(&out));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_minicloud"))
+        .args(["manifest", "check", path])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let described = stdout(&out);
+    for expected in [
+        "name:     blog",
+        "8000",
+        "/healthz",
+        "database, storage",
+        "runners:  worker",
+    ] {
+        assert!(described.contains(expected), "{expected}: {described}");
+    }
+
+    let before = std::fs::read_to_string(path).unwrap();
+    let out = init(&["--yes"]);
+    assert!(!out.status.success(), "a second run without --force fails");
+    let err = stderr(&out);
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert_eq!(std::fs::read_to_string(path).unwrap(), before);
+
+    let out = init(&["--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
