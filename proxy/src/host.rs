@@ -286,3 +286,78 @@ mod tests {
         assert_eq!(d.parent(), Some("com"));
     }
 }
+
+/// Property tests: the stable stand-in for `fuzz/fuzz_targets/host.rs`, with the same
+/// properties, over arbitrary bytes and over authority-shaped strings.
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What `host_from_authority` must hold for any input: no panic, and an accepted host is
+    /// already normal (a `Hostname` of itself, and the same when read again).
+    fn check_authority(raw: &[u8]) {
+        let Ok(host) = host_from_authority(raw) else {
+            return;
+        };
+        if host.starts_with('[') {
+            assert!(host.ends_with(']'), "{raw:?} → {host:?}");
+            return;
+        }
+        let parsed = Hostname::parse(&host).expect("an accepted authority is a host name");
+        assert_eq!(parsed.as_str(), host, "{raw:?} not normalised");
+        assert_eq!(host_from_authority(host.as_bytes()).unwrap(), host);
+    }
+
+    /// A parsed name or pattern prints as something that parses back to itself.
+    fn check_names(s: &str) {
+        if let Ok(h) = Hostname::parse(s) {
+            assert_eq!(Hostname::parse(h.as_str()).as_ref(), Ok(&h), "{s:?}");
+            assert_eq!(
+                host_from_authority(h.as_str().as_bytes()).unwrap(),
+                h.as_str()
+            );
+        }
+        if let Ok(p) = HostPattern::parse(s) {
+            assert_eq!(HostPattern::parse(&p.to_string()).as_ref(), Ok(&p), "{s:?}");
+            if let HostPattern::Wildcard(parent) = &p {
+                let child = parent.child("x").unwrap();
+                assert!(p.matches(child.as_str()));
+                assert!(!p.matches(parent.as_str()));
+            }
+        }
+    }
+
+    /// 256 cases keep the unit tests fast; `PROPTEST_CASES=100000` hunts longer (proptest's
+    /// default reads it; a test setting, not one of the edge's).
+    #[allow(clippy::disallowed_methods)]
+    fn config() -> ProptestConfig {
+        match std::env::var_os("PROPTEST_CASES") {
+            Some(_) => ProptestConfig::default(),
+            None => ProptestConfig::with_cases(256),
+        }
+    }
+
+    /// Mostly valid-looking: letters of both cases, digits, dots, dashes, a port, a wildcard.
+    const AUTHORITY: &str = r"(\*\.)?[a-zA-Z0-9.-]{0,70}(:[0-9]{0,6})?\.?";
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn prop_authority_of_any_bytes(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+            check_authority(&raw);
+        }
+
+        #[test]
+        fn prop_authority_shaped(s in AUTHORITY) {
+            check_authority(s.as_bytes());
+            check_names(&s);
+        }
+
+        #[test]
+        fn prop_names_of_any_string(s in "\\PC{0,300}") {
+            check_names(&s);
+        }
+    }
+}

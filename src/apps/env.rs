@@ -281,3 +281,138 @@ mod tests {
         }
     }
 }
+
+/// Property tests: the stable stand-in for `fuzz/fuzz_targets/env.rs`, with the same
+/// properties: the layering of [`build_env`], and the admin checks and `unset` patterns.
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use crate::model::manifest::{Expose, Proto};
+    use proptest::prelude::*;
+
+    /// Whether `name` matches the glob `pattern` (`*`: any run), by plain recursion: the
+    /// reference `unset_matches` must agree with.
+    fn glob(pattern: &[u8], name: &[u8]) -> bool {
+        match pattern.split_first() {
+            None => name.is_empty(),
+            Some((b'*', rest)) => (0..=name.len()).any(|i| glob(rest, &name[i..])),
+            Some((c, rest)) => name.first() == Some(c) && glob(rest, &name[1..]),
+        }
+    }
+
+    /// What `build_env` must hold: every key comes from one of its inputs or is injected, the
+    /// injected ones are always the real values, and services beat the admin, who beats the
+    /// manifest.
+    pub(super) fn check_build(
+        port: u16,
+        manifest_env: BTreeMap<String, String>,
+        admin: BTreeMap<String, String>,
+        services: BTreeMap<String, String>,
+        app_url: &str,
+    ) {
+        let app = AppName::try_new("myapp").unwrap();
+        let manifest = Manifest {
+            name: app.clone(),
+            expose: vec![Expose {
+                proto: Proto::Http,
+                port,
+            }],
+            needs: Default::default(),
+            health: None,
+            runners: vec![],
+            env: manifest_env.clone(),
+            init: true,
+        };
+        let env = build_env(&app, &manifest, app_url, &admin, &services);
+        assert_eq!(env["PORT"], port.to_string());
+        assert_eq!(env["APP_NAME"], "myapp");
+        assert_eq!(env["APP_URL"], app_url);
+        for (k, v) in &env {
+            if ["PORT", "APP_NAME", "APP_URL"].contains(&k.as_str()) {
+                continue;
+            }
+            let expected = services
+                .get(k)
+                .or_else(|| admin.get(k))
+                .or_else(|| manifest_env.get(k));
+            assert_eq!(Some(v), expected, "{k}");
+        }
+        let inputs = manifest_env
+            .keys()
+            .chain(admin.keys())
+            .chain(services.keys());
+        for k in inputs {
+            assert!(env.contains_key(k), "{k} dropped");
+        }
+    }
+
+    /// Variable names, the injected ones among them so the layering is exercised.
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-C_]{1,3}",
+            Just("PORT".to_owned()),
+            Just("APP_URL".to_owned()),
+            Just("APP_NAME".to_owned()),
+            Just("DATABASE_URL".to_owned()),
+        ]
+    }
+
+    fn vars() -> impl Strategy<Value = BTreeMap<String, String>> {
+        proptest::collection::btree_map(key(), "\\PC{0,12}", 0..6)
+    }
+
+    proptest! {
+        #![proptest_config(crate::model::prop_config())]
+
+        #[test]
+        fn prop_build_env_layers(
+            port in 1u16..,
+            manifest_env in vars(),
+            admin in vars(),
+            services in vars(),
+            app_url in "\\PC{0,30}",
+        ) {
+            check_build(port, manifest_env, admin, services, &app_url);
+        }
+
+        #[test]
+        fn prop_unset_matches_is_a_glob(pattern in "[AB_*]{0,8}", name in "[AB_]{0,8}") {
+            prop_assert_eq!(
+                unset_matches(&pattern, &name),
+                glob(pattern.as_bytes(), name.as_bytes()),
+                "{:?} {:?}", pattern, name
+            );
+        }
+
+        #[test]
+        fn prop_admin_checks_of_any_text(
+            env in proptest::collection::btree_map("\\PC{0,10}", "\\PC{0,20}", 0..4),
+            pattern in "\\PC{0,12}",
+        ) {
+            // No panic; an accepted name is one `check_unset` accepts and matches exactly.
+            if check_admin_env(&env).is_ok() {
+                for name in env.keys() {
+                    prop_assert!(check_unset(name).is_ok());
+                    prop_assert!(unset_matches(name, name));
+                }
+            }
+            let _ = check_unset(&pattern);
+        }
+
+        #[test]
+        fn prop_redact_hides_url_passwords(
+            user in "[a-z]{1,8}",
+            password in "[A-Za-z0-9@:]{11,20}",
+            text in "\\PC{0,40}",
+        ) {
+            let url = format!("mysql://{user}:{password}@db:3306/x");
+            let env = BTreeMap::from([("DATABASE_URL".to_owned(), url)]);
+            let secrets = url_passwords(&env);
+            let line = format!("{text}{}{text}", secrets.first().cloned().unwrap_or_default());
+            let redacted = redact(&line, &secrets);
+            for s in &secrets {
+                prop_assert!(!redacted.contains(s.as_str()), "{:?} in {:?}", s, redacted);
+            }
+        }
+    }
+}

@@ -491,3 +491,72 @@ impl fmt::Display for ImageRef {
 #[cfg(test)]
 #[path = "image_ref_tests.rs"]
 mod tests;
+
+/// Property tests: the stable stand-in for `fuzz/fuzz_targets/image_ref.rs`, with the same
+/// properties, over arbitrary text and over reference-shaped strings.
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What `ImageRef::parse` must hold for any input: no panic, and an accepted reference is
+    /// one canonical value: its canonical form and its pull reference parse back to it.
+    pub(super) fn check(input: &str) {
+        let Ok(r) = ImageRef::parse(input) else {
+            return;
+        };
+        assert!(r.tag().is_some() || r.digest().is_some(), "{input:?}");
+        // The type's invariants: one spelling of every registry and repository.
+        assert_eq!(r.registry(), r.registry().to_ascii_lowercase(), "{input:?}");
+        assert_eq!(
+            r.repository(),
+            r.repository().to_ascii_lowercase(),
+            "{input:?}"
+        );
+        assert_ne!(r.registry(), "index.docker.io", "{input:?}");
+        if r.is_docker_hub() {
+            assert!(r.repository().contains('/'), "{input:?}");
+        }
+        let canonical = r.canonical();
+        assert_eq!(
+            ImageRef::parse(&canonical).as_ref(),
+            Ok(&r),
+            "{input:?} → {canonical:?}"
+        );
+        let pulled = ImageRef::parse(&r.pull_reference()).expect("the pull reference parses");
+        assert_eq!(pulled.name(), r.name(), "{input:?}");
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<ImageRef>(&json).unwrap(), r);
+    }
+
+    /// `[registry/]path[:tag][@digest]`, mostly valid: registries of either case, with ports.
+    const REFERENCE: &str = "(([a-zA-Z0-9-]{1,8}\\.){1,2}[a-zA-Z]{2,4}(:[0-9]{1,5})?/|(localhost|LOCALHOST)(:[0-9]{1,5})?/|(index\\.)?docker\\.io/)?[a-z0-9]{1,8}([._-]{1,2}[a-z0-9]{1,6})?(/[a-z0-9]{1,8}([._-]{1,2}[a-z0-9]{1,6})?){0,2}(:[A-Za-z0-9_][A-Za-z0-9._-]{0,12})?(@sha256:[0-9a-f]{64})?";
+    /// The same shape with the characters people get wrong mixed in.
+    const NOISY: &str = "([a-zA-Z0-9.-]{1,12}(:[0-9]{0,6})?/)?[a-zA-Z0-9._-]{1,20}(/[a-z0-9._-]{1,12}){0,2}(:[A-Za-z0-9._-]{0,12})?(@sha256:[0-9a-f]{62,65})?";
+    /// Docker Hub page addresses and their near misses.
+    const HUB_URL: &str = "(https?://)?(www\\.)?hub\\.docker\\.com/(_|r|repository/docker|layers)(/[a-zA-Z0-9._:-]{0,12}){0,5}(\\?name=[a-zA-Z0-9._-]{0,8})?(#[a-z]{0,4})?";
+
+    proptest! {
+        #![proptest_config(crate::model::prop_config())]
+
+        #[test]
+        fn prop_image_ref_of_any_text(s in "\\PC{0,300}") {
+            check(&s);
+        }
+
+        #[test]
+        fn prop_image_ref_shaped(s in REFERENCE) {
+            check(&s);
+        }
+
+        #[test]
+        fn prop_image_ref_noisy(s in NOISY) {
+            check(&s);
+        }
+
+        #[test]
+        fn prop_image_ref_hub_urls(s in HUB_URL) {
+            check(&s);
+        }
+    }
+}

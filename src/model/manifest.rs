@@ -637,3 +637,155 @@ fn describe_value(v: &Value) -> String {
 #[cfg(test)]
 #[path = "manifest_tests.rs"]
 mod tests;
+
+/// Property tests: the stable stand-in for `fuzz/fuzz_targets/manifest.rs`, with the same
+/// properties, over arbitrary text and over generated manifests in both formats.
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FILES: [&str; 3] = [
+        "/cloud_manifest.yml",
+        "/cloud_manifest.yaml",
+        "/cloud_manifest.json",
+    ];
+
+    /// What `parse` must hold for any text: no panic, an error names the file on every line,
+    /// and an accepted manifest re-validates: written out as JSON and as YAML it parses back to
+    /// itself.
+    pub(super) fn check(file: &str, text: &str) {
+        match parse(file, text) {
+            Ok(m) => {
+                let json = serde_json::to_string(&m).unwrap();
+                assert_eq!(
+                    parse("/cloud_manifest.json", &json).as_ref(),
+                    Ok(&m),
+                    "{json}"
+                );
+                let yaml = serde_yaml_ng::to_string(&m).unwrap();
+                assert_eq!(
+                    parse("/cloud_manifest.yml", &yaml).as_ref(),
+                    Ok(&m),
+                    "{yaml}"
+                );
+                assert_eq!(m.expose.len(), 1);
+                assert!(m.http_port() >= 1);
+            }
+            Err(e) => {
+                let lines = e.lines();
+                assert!(!lines.is_empty(), "{e:?}");
+                for line in lines {
+                    assert!(line.starts_with(file), "{line:?}");
+                }
+            }
+        }
+    }
+
+    /// Any JSON value, as the tree a manifest file becomes.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("\\PC{0,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Manifest-shaped trees: the known keys, each with a plausible or a wrong value.
+    fn manifest_tree() -> impl Strategy<Value = Value> {
+        let name = prop_oneof![
+            4 => "[a-z][a-z0-9]{0,10}(-[a-z0-9]{1,8})?".prop_map(Value::String),
+            1 => "[a-z][a-z0-9-]{0,44}".prop_map(Value::String),
+            1 => value()
+        ];
+        let port = prop_oneof![4 => (0u32..70000).prop_map(Value::from), 1 => value()];
+        let expose = prop_oneof![
+            4 => port.prop_map(|p| serde_json::json!([{"proto": "http", "port": p}])),
+            1 => value(),
+        ];
+        let needs = proptest::collection::vec(
+            prop_oneof![
+                Just("database".to_owned()),
+                Just("messagebus".to_owned()),
+                Just("storage".to_owned()),
+                "[a-z]{0,10}"
+            ],
+            0..4,
+        )
+        .prop_map(|v| serde_json::json!(v));
+        let health = prop_oneof![
+            4 => "/\\PC{0,12}".prop_map(|p| serde_json::json!({ "path": p })),
+            1 => value()
+        ];
+        let runner = (
+            "[a-z][a-z0-9-]{0,22}",
+            proptest::collection::vec("\\PC{0,10}", 0..3),
+        )
+            .prop_map(|(n, c)| serde_json::json!({"name": n, "command": c}));
+        let runners = proptest::collection::vec(runner, 0..3).prop_map(Value::Array);
+        let env = proptest::collection::btree_map(
+            "[A-Za-z_][A-Za-z0-9_]{0,10}",
+            prop_oneof![4 => "\\PC{0,16}".prop_map(Value::String), 1 => value()],
+            0..4,
+        )
+        .prop_map(|m| Value::Object(m.into_iter().collect()));
+        let init = prop_oneof![4 => any::<bool>().prop_map(Value::Bool), 1 => value()];
+        (
+            name,
+            expose,
+            proptest::option::of(needs),
+            proptest::option::of(health),
+            proptest::option::of(runners),
+            proptest::option::of(env),
+            proptest::option::of(init),
+        )
+            .prop_map(|(name, expose, needs, health, runners, env, init)| {
+                let mut m = Map::new();
+                m.insert("name".into(), name);
+                m.insert("expose".into(), expose);
+                let optional = [
+                    ("needs", needs),
+                    ("health", health),
+                    ("runners", runners),
+                    ("env", env),
+                    ("init", init),
+                ];
+                for (k, v) in optional {
+                    if let Some(v) = v {
+                        m.insert(k.into(), v);
+                    }
+                }
+                Value::Object(m)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(crate::model::prop_config())]
+
+        #[test]
+        fn prop_manifest_of_any_text(file in 0usize..3, text in "\\PC{0,400}") {
+            check(FILES[file], &text);
+        }
+
+        #[test]
+        fn prop_manifest_of_any_tree(tree in value()) {
+            check("/cloud_manifest.json", &serde_json::to_string(&tree).unwrap());
+            check("/cloud_manifest.yml", &serde_yaml_ng::to_string(&tree).unwrap());
+        }
+
+        #[test]
+        fn prop_manifest_shaped(tree in manifest_tree()) {
+            check("/cloud_manifest.json", &serde_json::to_string(&tree).unwrap());
+            check("/cloud_manifest.yml", &serde_yaml_ng::to_string(&tree).unwrap());
+        }
+    }
+}

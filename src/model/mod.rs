@@ -23,3 +23,15 @@ pub use secret::Secret;
 pub use service::ServiceKind;
 pub use text::short;
 pub use time::{format_time, now};
+
+/// The property tests' settings (`prop_tests` beside the parsers): 256 cases keep the unit
+/// tests fast; `PROPTEST_CASES=100000` hunts longer (proptest's default reads it; a test
+/// setting, not one of minicloud's, so not in the config key table).
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn prop_config() -> proptest::test_runner::Config {
+    match std::env::var_os("PROPTEST_CASES") {
+        Some(_) => proptest::test_runner::Config::default(),
+        None => proptest::test_runner::Config::with_cases(256),
+    }
+}
