@@ -53,10 +53,10 @@ impl UsageSamples {
 }
 
 impl Apps {
-    /// The last sampled use of the app's serving web container, if recent.
-    pub fn usage_of(&self, app: &crate::model::AppName) -> Option<Usage> {
-        let record = self.ctx.store.app(app).ok()??;
-        self.usage.get(&self.serving_container(&record)?)
+    /// The last sampled use of the app's serving web container, if recent. Takes the record
+    /// the caller already read, so a report over every app reads the store once.
+    pub fn usage_of(&self, record: &crate::store::AppRecord) -> Option<Usage> {
+        self.usage.get(&self.serving_container(record)?)
     }
 
     /// Samples every serving web container's use, now and every [`SAMPLE_EVERY`], until

@@ -148,7 +148,7 @@ impl Metrics {
                     .map(|h| h.as_str().to_owned())
                     .collect();
                 // The apps' own background sampler reads the containers; no engine call here.
-                let usage = apps.usage_of(&record.name);
+                let usage = apps.usage_of(record);
                 let last_hour = sampled
                     .history
                     .combined(hosts.iter().map(String::as_str))
