@@ -118,12 +118,15 @@ pub struct Checks {
 
 impl Checks {
     pub fn new(ctx: Ctx, apps: Apps, settings: CheckSettings) -> Self {
-        let services = Services::new(ctx.config.services(), ctx.store.clone());
-        // Probes never follow redirects (a redirect is an answer) and never use a proxy.
+        // The apps' own provisioners: one RabbitMQ client in the process, not one more here.
+        let services = apps.services().clone();
+        // Probes never follow redirects (a redirect is an answer) and never use a proxy. They
+        // speak plain HTTP to a container's address, so no TLS root store is loaded for them.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            .tls_built_in_root_certs(false)
             .build()
             .map_err(|e| tracing::error!(error = %e, "health probes off: no HTTP client"))
             .ok();
