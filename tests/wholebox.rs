@@ -252,3 +252,113 @@ async fn a_whole_box_restore_brings_every_app_back_serving_with_its_data() {
         assert_eq!(resp.status(), 204);
     }
 }
+
+#[tokio::test]
+async fn with_the_server_and_its_disk_gone_the_s3_copy_brings_the_box_back() {
+    let bucket = support::s3::bucket();
+    let endpoint = support::s3::endpoint();
+    let mut old =
+        support::Minicloud::start_with(support::s3::settings(&endpoint, &bucket, None)).await;
+    let api = old.api();
+    let name = app("wbs3").to_string();
+    let _cleanup = AppCleanup(&name);
+    let resp = api
+        .post(
+            "/api/apps",
+            json!({"image": support::image("probe:v1"), "name": name}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let storage = old.data_path().join("apps").join(&name);
+    std::fs::create_dir_all(&storage).unwrap();
+    std::fs::write(storage.join("kept"), "the backed-up bytes").unwrap();
+    let run: serde_json::Value = api
+        .post(&format!("/api/apps/{name}/backups"), json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["destinations"][1]["confirmed"], true, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let platform: serde_json::Value = api
+        .post("/api/backups/platform", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(platform["state"], "succeeded", "{platform}");
+    let key: serde_json::Value = api.get_json("/api/backups/key").await;
+    let password = key["password"].as_str().unwrap().to_owned();
+    assert!(old.stop().success());
+    // Only the bucket is left of the old server.
+    for container in support::containers_of(&name) {
+        support::docker(&["rm", "-f", &container]);
+    }
+    std::fs::remove_dir_all(old.data_path()).unwrap();
+
+    let fresh = tempfile::tempdir().unwrap();
+    let repository = format!("s3:{endpoint}/{bucket}/box");
+    let access = support::test_env("MINICLOUD_TEST_S3_ACCESS_KEY");
+    let secret = support::test_env("MINICLOUD_TEST_S3_SECRET_KEY");
+    let region = support::test_env("MINICLOUD_TEST_S3_REGION");
+    let started = Instant::now();
+    let out = restore_cli(
+        fresh.path(),
+        &repository,
+        &password,
+        false,
+        &[
+            ("AWS_ACCESS_KEY_ID", &access),
+            ("AWS_SECRET_ACCESS_KEY", &secret),
+            ("AWS_DEFAULT_REGION", &region),
+        ],
+    );
+    let restore_took = started.elapsed();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}{errors}");
+    assert!(
+        said.contains(&format!("Copied the backups of {endpoint}/{bucket}/box")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("{name}: its storage from backup {id}")),
+        "{said}"
+    );
+    assert!(!said.contains(&secret) && !errors.contains(&secret));
+    // Without keys the bucket is not tried, and the message says which to set.
+    let other = tempfile::tempdir().unwrap();
+    let out = restore_cli(other.path(), &repository, &password, false, &[]);
+    assert!(!out.status.success());
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(errors.contains("AWS_ACCESS_KEY_ID"), "{errors}");
+
+    // The new server reads its own repository: the files come back, the app serves.
+    let started = Instant::now();
+    let new = support::Minicloud::start_in(fresh.path(), Vec::new()).await;
+    let api = new.api();
+    support::wait_for(
+        "the app running again",
+        Duration::from_secs(120),
+        || async {
+            let shown: serde_json::Value = api.get_json(&format!("/api/apps/{name}")).await;
+            (shown["state"] == "running" && shown.get("pending_restore").is_none()).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "whole-box restore from S3: `minicloud restore` {restore_took:?}, start to the app serving {:?}",
+        started.elapsed()
+    );
+    let kept = fresh.path().join("apps").join(&name).join("kept");
+    assert_eq!(
+        std::fs::read_to_string(kept).unwrap(),
+        "the backed-up bytes"
+    );
+    let host = format!("{name}.{}", new.domain);
+    let (status, _) = send(new.client_for(&[&host]).get(new.https_url(&host, "/"))).await;
+    assert!(status < 500, "{status}");
+    let resp = api.delete(&format!("/api/apps/{name}?data=true")).await;
+    assert_eq!(resp.status(), 204);
+}
