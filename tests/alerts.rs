@@ -1024,3 +1024,83 @@ async fn a_missed_backup_and_a_failed_verification_alert_and_good_ones_recover()
         assert_eq!(titled(&receiver, "opened", title).len(), 1, "told once");
     }
 }
+
+/// A message told while its channel is down waits in the outbox: the channel shows failing,
+/// minicloud is killed, the receiver comes back, and after the restart the message arrives,
+/// once, though nothing new happened (the incident it tells of was already open).
+#[tokio::test]
+async fn a_message_not_yet_delivered_survives_a_crash_and_arrives_once() {
+    let (receiver, hook) = Receiver::start().await;
+    let target = hook
+        .trim_start_matches("http://")
+        .trim_end_matches("/hook")
+        .to_owned();
+    let mut gate = Switch::new(&target).await;
+    gate.down().await;
+    let gated_hook = format!("http://127.0.0.1:{}/hook", gate.port);
+    // MariaDB at a port nothing listens on: the first round of checks opens an incident.
+    let closed = support::net::free_port();
+    let admin_url = support::services::mariadb_admin_url()
+        .replace("@127.0.0.1:3306", &format!("@127.0.0.1:{closed}"));
+    let mut mc = checking_minicloud(
+        &gated_hook,
+        vec![
+            ("MINICLOUD_MARIADB_URL", admin_url),
+            (
+                "MINICLOUD_MARIADB_APP_HOST",
+                test_env("MINICLOUD_TEST_HOST_GATEWAY"),
+            ),
+        ],
+    )
+    .await;
+    let title = format!("MariaDB at 127.0.0.1:{closed} is down");
+    let channel_state = |mc: &Minicloud| {
+        let api = mc.api();
+        async move {
+            let channels: Vec<Value> = api.get_json("/api/alerts/channels").await;
+            channels[0]["state"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    wait_for(
+        "the channel to fail its first attempt",
+        PATIENCE,
+        || async { (channel_state(&mc).await == "failing").then_some(()) },
+    )
+    .await;
+    let incidents: Vec<Value> = mc.api().get_json("/api/incidents").await;
+    assert!(
+        incidents
+            .iter()
+            .any(|i| i["title"] == title.as_str() && i["resolved_at"].is_null()),
+        "{incidents:?}"
+    );
+    assert!(receiver.got.lock().unwrap().is_empty());
+
+    mc.kill();
+    gate.up().await;
+    mc.start_again().await;
+    let told = wait_for("the message kept over the restart", PATIENCE, || async {
+        titled(&receiver, "opened", &title).into_iter().next()
+    })
+    .await;
+    assert_eq!(told["event"], "opened");
+    wait_for(
+        "the channel to show it delivers again",
+        PATIENCE,
+        || async { (channel_state(&mc).await == "ok").then_some(()) },
+    )
+    .await;
+    // Once more: the delivered message left the outbox, so a second restart sends nothing.
+    mc.restart().await;
+    wait_for("the channel after a second restart", PATIENCE, || async {
+        (channel_state(&mc).await == "ok").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        titled(&receiver, "opened", &title).len(),
+        1,
+        "told once: {:?}",
+        receiver.got.lock().unwrap()
+    );
+}

@@ -312,6 +312,16 @@ async fn rollback_and_the_webhook_redeploy() {
     add_app(&mc, &app, "probe:v1").await;
     let api = mc.api();
     let host = &format!("{app}.mc.test");
+    let previous_log = format!("/api/apps/{app}/logs?previous=true");
+    let none = api.get(&previous_log).await;
+    assert_eq!(none.status(), 404, "nothing removed yet");
+    assert!(
+        none.text()
+            .await
+            .unwrap()
+            .contains("no removed container's log"),
+        "says why"
+    );
     let resp = api
         .post(
             &format!("/api/apps/{app}/deploy"),
@@ -320,6 +330,21 @@ async fn rollback_and_the_webhook_redeploy() {
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(get_json(&mc, host, "/").await["version"], "v2");
+    // Revision 1's container is removed once retired; its last lines are kept.
+    let previous = wait_for("revision 1's kept log", Duration::from_secs(60), || async {
+        let resp = api.get(&previous_log).await;
+        (resp.status() == 200).then_some(resp.text().await.unwrap())
+    })
+    .await;
+    assert!(
+        previous.starts_with(&format!("[minicloud: revision 1 (mc-{app}-1), removed ")),
+        "{previous}"
+    );
+    assert!(previous.contains("replaced by revision 2"), "{previous}");
+    assert!(
+        previous.contains("probe v1") && previous.contains("SIGTERM received, exiting"),
+        "the container's own lines, to its end: {previous}"
+    );
 
     // The same digest again does nothing; forced, it makes a new revision.
     let same: Value = api

@@ -18,7 +18,9 @@ use super::chat::{self, Chat};
 use super::AlertError;
 use crate::ctx::Ctx;
 use crate::model::{now, Secret};
-use crate::store::{ChannelConfig, ChannelHealth, ChannelRecord, SmtpSecurity};
+use crate::store::{
+    AlertEvent, AlertMessage, ChannelConfig, ChannelHealth, ChannelRecord, SmtpSecurity,
+};
 
 /// The header carrying the webhook's signature: `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Minicloud-Signature";
@@ -128,28 +130,13 @@ impl ChannelView {
     }
 }
 
-/// One alert, as every channel sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Message {
-    /// `opened`, `reminder` (still wrong), `recovered`, or `test`.
-    pub event: &'static str,
-    pub incident: Option<u64>,
-    pub app: Option<String>,
-    /// One line a person understands.
-    pub title: String,
-    /// More lines: what happened, what minicloud did.
-    pub body: String,
-    /// Unix seconds.
-    pub at: i64,
-}
-
-impl Message {
+impl AlertMessage {
     pub(super) fn subject(&self) -> String {
         let prefix = match self.event {
-            "recovered" => "[minicloud] Recovered",
-            "reminder" => "[minicloud] Still wrong",
-            "test" => "[minicloud] Test",
-            _ => "[minicloud] Problem",
+            AlertEvent::Recovered => "[minicloud] Recovered",
+            AlertEvent::Reminder => "[minicloud] Still wrong",
+            AlertEvent::Test => "[minicloud] Test",
+            AlertEvent::Opened => "[minicloud] Problem",
         };
         format!("{prefix}: {}", self.title)
     }
@@ -358,8 +345,8 @@ pub async fn test_channel(ctx: &Ctx, id: &str) -> Result<ChannelView, AlertError
         .store
         .channel(id)?
         .ok_or_else(|| AlertError::NotFound(format!("alert channel '{id}' not found")))?;
-    let message = Message {
-        event: "test",
+    let message = AlertMessage {
+        event: AlertEvent::Test,
         incident: None,
         app: None,
         title: "test message".into(),
@@ -404,7 +391,7 @@ pub(super) fn record_outcome(
 
 /// One delivery attempt. The error is a sentence for the channel's health; it never holds
 /// the channel's secrets.
-pub async fn deliver(config: &ChannelConfig, message: &Message) -> Result<(), String> {
+pub async fn deliver(config: &ChannelConfig, message: &AlertMessage) -> Result<(), String> {
     match config {
         ChannelConfig::Webhook { url, secret } => deliver_webhook(url, secret, message).await,
         ChannelConfig::Email {
@@ -467,7 +454,11 @@ fn tls_parameters(host: &str) -> Result<TlsParameters, String> {
     TlsParameters::new(host.to_owned()).map_err(|e| format!("TLS for {host}: {e}"))
 }
 
-fn build_email(from: &str, to: &[String], message: &Message) -> Result<lettre::Message, String> {
+fn build_email(
+    from: &str,
+    to: &[String],
+    message: &AlertMessage,
+) -> Result<lettre::Message, String> {
     let mut builder = lettre::Message::builder()
         .from(from.parse().map_err(|e| format!("from '{from}': {e}"))?)
         .subject(message.subject());
@@ -481,7 +472,7 @@ fn build_email(from: &str, to: &[String], message: &Message) -> Result<lettre::M
         .map_err(|e| format!("cannot build the e-mail: {e}"))
 }
 
-async fn deliver_webhook(url: &str, secret: &Secret, message: &Message) -> Result<(), String> {
+async fn deliver_webhook(url: &str, secret: &Secret, message: &AlertMessage) -> Result<(), String> {
     // Records are plain structs: serde_json cannot fail on them.
     #[allow(clippy::expect_used)]
     let body = serde_json::to_value(message).expect("a message serializes to JSON");
@@ -673,8 +664,8 @@ mod tests {
 
     #[test]
     fn the_email_says_what_happened() {
-        let message = Message {
-            event: "opened",
+        let message = AlertMessage {
+            event: AlertEvent::Opened,
             incident: Some(4),
             app: Some("blog".into()),
             title: "blog: its container stopped (exit code 137)".into(),

@@ -4,8 +4,9 @@
 
 use serde_json::{json, Value};
 
-use super::channels::{post_json, Message};
+use super::channels::post_json;
 use crate::model::Secret;
+use crate::store::{AlertEvent, AlertMessage};
 
 /// Discord refuses a `content` longer than this.
 const DISCORD_MAX: usize = 2000;
@@ -41,7 +42,7 @@ pub struct Request {
 }
 
 /// The request `message` makes on `chat`; `Err` when a stored URL no longer parses.
-pub fn request(chat: Chat<'_>, message: &Message) -> Result<Request, String> {
+pub fn request(chat: Chat<'_>, message: &AlertMessage) -> Result<Request, String> {
     let subject = message.subject();
     let text = message.text();
     Ok(match chat {
@@ -50,9 +51,9 @@ pub fn request(chat: Chat<'_>, message: &Message) -> Result<Request, String> {
         Chat::Ntfy { url, token } => {
             let (server, topic) = ntfy_split(url)?;
             let (priority, tag) = match message.event {
-                "opened" | "reminder" => (4, "rotating_light"),
-                "recovered" => (3, "white_check_mark"),
-                _ => (3, "bell"),
+                AlertEvent::Opened | AlertEvent::Reminder => (4, "rotating_light"),
+                AlertEvent::Recovered => (3, "white_check_mark"),
+                AlertEvent::Test => (3, "bell"),
             };
             Request {
                 url: server,
@@ -105,7 +106,7 @@ pub fn request(chat: Chat<'_>, message: &Message) -> Result<Request, String> {
 }
 
 /// Sends `message` on `chat`: one attempt.
-pub async fn deliver(chat: Chat<'_>, message: &Message) -> Result<(), String> {
+pub async fn deliver(chat: Chat<'_>, message: &AlertMessage) -> Result<(), String> {
     let request = request(chat, message)?;
     let label = match chat {
         Chat::Ntfy { url, .. } => format!("ntfy {url}"),
@@ -173,8 +174,8 @@ fn truncate(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
-    fn message(event: &'static str, body: &str) -> Message {
-        Message {
+    fn message(event: AlertEvent, body: &str) -> AlertMessage {
+        AlertMessage {
             event,
             incident: Some(7),
             app: Some("blog".into()),
@@ -192,7 +193,7 @@ mod tests {
                 url: "https://ntfy.example/base/my-alerts",
                 token: Some(&token),
             },
-            &message("opened", "The engine restarts it."),
+            &message(AlertEvent::Opened, "The engine restarts it."),
         )
         .unwrap();
         assert_eq!(r.url, "https://ntfy.example/base/");
@@ -221,7 +222,7 @@ mod tests {
         let url = Secret::new("https://hooks.slack.example/T/B/x");
         let r = request(
             Chat::Slack { url: &url },
-            &message("recovered", "<!channel> & more"),
+            &message(AlertEvent::Recovered, "<!channel> & more"),
         )
         .unwrap();
         assert_eq!(
@@ -230,7 +231,7 @@ mod tests {
         );
         let r = request(
             Chat::Discord { url: &url },
-            &message("opened", &"@everyone ".repeat(400)),
+            &message(AlertEvent::Opened, &"@everyone ".repeat(400)),
         )
         .unwrap();
         assert_eq!(r.body["allowed_mentions"], json!({"parse": []}));
@@ -248,7 +249,7 @@ mod tests {
                 chat_id: "-100200",
                 api_url: "https://api.telegram.org/",
             },
-            &message("opened", "x"),
+            &message(AlertEvent::Opened, "x"),
         )
         .unwrap();
         assert_eq!(r.url, "https://api.telegram.org/bot123:abc/sendMessage");

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::channels::Message;
 use super::incidents;
 use super::AlertError;
 use crate::apps::Apps;
@@ -21,6 +20,7 @@ use crate::certs::{self, CertState};
 use crate::ctx::Ctx;
 use crate::model::{manifest, now, AppName};
 use crate::services::Services;
+use crate::store::AlertMessage;
 use crate::store::{web_incident_key, BackupRecord, BackupState, DeployOutcome, IncidentKind};
 
 /// How the checks judge what they see.
@@ -161,7 +161,7 @@ impl Checks {
     }
 
     /// One round: every check, and the messages of the incidents it opened or resolved.
-    pub async fn round(&mut self) -> Vec<Message> {
+    pub async fn round(&mut self) -> Vec<AlertMessage> {
         let mut seen = self.health().await;
         seen.extend(self.shared_services().await);
         seen.extend(disk(&self.ctx.config.data_dir, self.settings.disk_levels));
@@ -184,7 +184,7 @@ impl Checks {
         messages
     }
 
-    fn settle(&mut self, seen: Seen) -> Result<Option<Message>, AlertError> {
+    fn settle(&mut self, seen: Seen) -> Result<Option<AlertMessage>, AlertError> {
         let open = incidents::find_open(&self.ctx, &seen.key)?;
         let rule = if seen.recorded {
             (1, 1)

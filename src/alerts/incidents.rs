@@ -1,17 +1,16 @@
 //! Incidents, not log lines: one record per thing that went wrong, opened once, noted as it
 //! goes on (a crash loop is one incident with a timeline), resolved once. Opening and
-//! resolving each make one [`Message`]; notes make none.
+//! resolving each make one [`AlertMessage`]; notes make none.
 //!
 //! [`Fold`] is the pure part: given an app container's dies, it says whether this is new
 //! trouble, more of the same, or has just become a crash loop.
 
 use std::collections::VecDeque;
 
-use super::channels::Message;
 use super::AlertError;
 use crate::ctx::Ctx;
 use crate::model::{now, AppName};
-use crate::store::{IncidentKind, IncidentRecord, TimelineEntry};
+use crate::store::{AlertEvent, AlertMessage, IncidentKind, IncidentRecord, TimelineEntry};
 
 /// Every incident, newest first.
 pub fn list_incidents(ctx: &Ctx) -> Result<Vec<IncidentRecord>, AlertError> {
@@ -38,7 +37,7 @@ pub(super) fn open(
     title: String,
     text: String,
     exit_code: Option<i64>,
-) -> Result<(IncidentRecord, Message), AlertError> {
+) -> Result<(IncidentRecord, AlertMessage), AlertError> {
     let at = now();
     let id = ctx.store.incidents()?.last().map_or(1, |i| i.id + 1);
     let incident = IncidentRecord {
@@ -57,7 +56,7 @@ pub(super) fn open(
         }],
     };
     ctx.store.put_incident(&incident)?;
-    let message = message(&incident, "opened", text);
+    let message = message(&incident, AlertEvent::Opened, text);
     Ok((incident, message))
 }
 
@@ -82,7 +81,7 @@ pub(super) fn resolve(
     ctx: &Ctx,
     incident: &mut IncidentRecord,
     text: String,
-) -> Result<Message, AlertError> {
+) -> Result<AlertMessage, AlertError> {
     let at = now();
     incident.resolved_at = Some(at);
     incident.timeline.push(TimelineEntry {
@@ -90,7 +89,7 @@ pub(super) fn resolve(
         text: text.clone(),
     });
     ctx.store.put_incident(incident)?;
-    Ok(message(incident, "recovered", text))
+    Ok(message(incident, AlertEvent::Recovered, text))
 }
 
 /// The open incidents whose reminder is due at `at`: told (or last reminded) `every` ago.
@@ -116,7 +115,7 @@ pub(super) fn due_reminders(
 }
 
 /// Records a reminder and returns its "still wrong" message: since when, and the latest word.
-pub(super) fn remind(ctx: &Ctx, incident: &mut IncidentRecord) -> Result<Message, AlertError> {
+pub(super) fn remind(ctx: &Ctx, incident: &mut IncidentRecord) -> Result<AlertMessage, AlertError> {
     incident.reminded_at = Some(now());
     ctx.store.put_incident(incident)?;
     let latest = incident
@@ -128,11 +127,11 @@ pub(super) fn remind(ctx: &Ctx, incident: &mut IncidentRecord) -> Result<Message
         "Still wrong, since {}. Latest: {latest}",
         crate::model::format_time(incident.opened_at)
     );
-    Ok(message(incident, "reminder", text))
+    Ok(message(incident, AlertEvent::Reminder, text))
 }
 
-fn message(incident: &IncidentRecord, event: &'static str, text: String) -> Message {
-    Message {
+fn message(incident: &IncidentRecord, event: AlertEvent, text: String) -> AlertMessage {
+    AlertMessage {
         event,
         incident: Some(incident.id),
         app: incident.app.as_ref().map(ToString::to_string),

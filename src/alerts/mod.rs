@@ -15,10 +15,11 @@ pub mod channels;
 mod chat;
 mod checks;
 pub mod incidents;
+mod outbox;
 mod watch;
 
 pub use channels::{
-    add_channel, list_channels, remove_channel, test_channel, ChannelView, Message, NewChannel,
+    add_channel, list_channels, remove_channel, test_channel, ChannelView, NewChannel,
     SIGNATURE_HEADER,
 };
 pub use checks::CheckSettings;

@@ -4,7 +4,8 @@
 //! At idle it waits on the event stream and two timers: the round of [`Checks`] (health paths,
 //! shared services, disk, certificates; none of them asks Docker) and the next reminder of an
 //! incident still open. Other timers run only when an event left something to do later (an
-//! app busy with an operation, a recovery to confirm, a delivery to retry). When the engine
+//! app busy with an operation, a recovery to confirm); deliveries retry on their own, from
+//! the [`Outbox`]. When the engine
 //! goes away it connects again, with backoff, and runs the start-up reconcile plan, since
 //! events of the time it was away are lost; the plan also runs every 10 minutes, for drift no
 //! event told of.
@@ -14,12 +15,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use minicloud_proxy::ShutdownWatch;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::channels::{self, Message};
 use super::checks::{CheckSettings, Checks};
 use super::incidents::{self, CrashLoopRule, Dies, Fold};
+use super::outbox::Outbox;
 use super::AlertError;
 use crate::apps::{AppError, Apps};
 use crate::ctx::Ctx;
@@ -27,7 +27,7 @@ use crate::docker::{
     ContainerAction, ContainerEvent, ContainerState, DockerError, ManagedLabels, Role,
 };
 use crate::model::{now, Actor};
-use crate::store::{web_incident_key, IncidentKind};
+use crate::store::{web_incident_key, AlertEvent, AlertMessage, IncidentKind};
 
 /// How the watcher judges what it sees.
 #[derive(Debug, Clone, Copy)]
@@ -66,10 +66,6 @@ const DRIFT_RECONCILE: Duration = Duration::from_secs(10 * 60);
 /// Reconnect backoff bounds.
 const RECONNECT_MIN: Duration = Duration::from_secs(1);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
-/// Delivery retries: first wait, cap, and how many attempts in all.
-const DELIVERY_FIRST_WAIT: Duration = Duration::from_secs(2);
-const DELIVERY_MAX_WAIT: Duration = Duration::from_secs(300);
-const DELIVERY_ATTEMPTS: u32 = 12;
 
 /// The watcher, run as one background task.
 pub struct Watcher {
@@ -95,7 +91,7 @@ pub struct Watcher {
     check_due: Instant,
     /// The next reminder of an open incident, as last worked out.
     remind_due: Option<Instant>,
-    deliveries: JoinSet<()>,
+    outbox: Outbox,
 }
 
 /// Incidents are per app container role: `app/blog/web`, `app/blog/runner/worker`.
@@ -127,9 +123,9 @@ impl Watcher {
             reconcile_due: None,
             drift_due: Instant::now() + DRIFT_RECONCILE,
             check_due: Instant::now() + settings.checks.interval,
+            outbox: Outbox::new(ctx.clone()),
             checks: Checks::new(ctx, apps, settings.checks),
             remind_due: None,
-            deliveries: JoinSet::new(),
         }
     }
 
@@ -137,8 +133,10 @@ impl Watcher {
     pub async fn run(mut self, mut shutdown: ShutdownWatch) {
         let mut since: Option<i64> = None;
         let mut backoff = RECONNECT_MIN;
-        // Incidents opened before a restart are reminded of on their schedule.
+        // Incidents opened before a restart are reminded of on their schedule, and messages
+        // not yet delivered are tried again.
         self.plan_reminders();
+        self.outbox.resume();
         loop {
             let docker = match self.apps.docker().await {
                 Ok(d) => d,
@@ -154,7 +152,7 @@ impl Watcher {
             let mut events = Box::pin(docker.container_events(since));
             tracing::debug!(?since, "alert watcher: following the engine's events");
             loop {
-                while self.deliveries.try_join_next().is_some() {}
+                self.outbox.reap();
                 let next = self.next_deadline();
                 tokio::select! {
                     _ = shutdown.changed() => return,
@@ -564,45 +562,14 @@ impl Watcher {
         Ok(())
     }
 
-    /// Sends `message` to every channel, each on its own with retries.
-    fn dispatch(&mut self, message: Message) {
+    /// Sends `message` to every channel, through the outbox.
+    fn dispatch(&mut self, message: AlertMessage) {
         // A new incident has its own reminder time; one resolved has none.
-        if message.event != "reminder" {
+        if message.event != AlertEvent::Reminder {
             self.remind_due = Some(Instant::now());
         }
-        let channels = match self.ctx.store.channels() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the alert channels");
-                return;
-            }
-        };
-        tracing::info!(title = %message.title, event = message.event, channels = channels.len(), "alert");
-        for channel in channels {
-            let ctx = self.ctx.clone();
-            let message = message.clone();
-            self.deliveries.spawn(async move {
-                let mut wait = DELIVERY_FIRST_WAIT;
-                for attempt in 1..=DELIVERY_ATTEMPTS {
-                    let outcome = channels::deliver(&channel.config, &message).await;
-                    let delivered = outcome.is_ok();
-                    if let Err(reason) = &outcome {
-                        tracing::warn!(channel = %channel.id, attempt, %reason, "alert not delivered; will retry");
-                    }
-                    match channels::record_outcome(&ctx, &channel.id, outcome) {
-                        // Removed meanwhile: nobody wants it any more.
-                        Ok(None) => return,
-                        Ok(Some(_)) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot record a channel's health"),
-                    }
-                    if delivered {
-                        return;
-                    }
-                    tokio::time::sleep(jitter(wait)).await;
-                    wait = (wait * 2).min(DELIVERY_MAX_WAIT);
-                }
-            });
-        }
+        let channels = self.outbox.send(&message);
+        tracing::info!(title = %message.title, event = message.event.as_str(), channels, "alert");
     }
 }
 
@@ -641,12 +608,6 @@ fn take_due(
     due.into_iter()
         .filter_map(|k| pending.remove(&k).map(|(_, e)| (k, e)))
         .collect()
-}
-
-/// Up to a quarter more, so channels retried together spread out.
-fn jitter(wait: Duration) -> Duration {
-    let quarter = wait.as_millis() as u64 / 4;
-    wait + Duration::from_millis(rand::random_range(0..=quarter))
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -12,6 +12,7 @@ use super::env::{build_env, redact};
 use super::error::{AppError, DeployFailure};
 use super::health::{self, Health};
 use super::ops::{DEFAULT_CPU_SHARES, DEFAULT_PIDS_LIMIT};
+use super::removed_log::keep_removed_log;
 use super::retire::STOP_TIMEOUT;
 use super::Apps;
 use crate::bus::{EventKind, Op};
@@ -291,7 +292,8 @@ impl Apps {
                 Ok(Deployed::New(revision))
             }
             Err(failed) => {
-                self.remove_revision(name, revision).await;
+                self.remove_revision(name, revision, "its deploy failed")
+                    .await;
                 let mut record = self.app_record(name)?;
                 // With the failure, in one write: the env change it deployed is taken back.
                 record.put_back_env();
@@ -504,8 +506,11 @@ impl Apps {
             .map_or(1, |d| d.revision + 1))
     }
 
-    pub(super) async fn remove_revision(&self, app: &AppName, revision: u64) {
-        self.remove_containers(app, |rev| rev == revision).await;
+    /// Removes a revision's containers (a failed deploy's, a dead one to recreate), keeping
+    /// the web container's last lines as the app's removed log with `why`.
+    pub(super) async fn remove_revision(&self, app: &AppName, revision: u64, why: &str) {
+        self.remove_containers(app, |rev| rev == revision, Some(why))
+            .await;
     }
 
     /// The engine and `app`'s containers of the revisions `which` accepts; `None`, logged
@@ -541,13 +546,21 @@ impl Apps {
 
     /// Best effort: a container that will not go away is logged and found again by the next
     /// reconcile, which removes what is not wanted.
-    pub(super) async fn remove_containers(&self, app: &AppName, which: impl Fn(u64) -> bool) {
+    async fn remove_containers(
+        &self,
+        app: &AppName,
+        which: impl Fn(u64) -> bool,
+        keep_log: Option<&str>,
+    ) {
         let Some((docker, containers)) = self.app_containers(app, which, "clean up").await else {
             return;
         };
         for c in containers {
             if let Err(e) = docker.stop(&c.name, STOP_TIMEOUT).await {
                 tracing::debug!(container = %c.name, error = %e, "stop before remove");
+            }
+            if let Some(why) = keep_log {
+                keep_removed_log(&self.ctx.store, &docker, &c.id, why).await;
             }
             if let Err(e) = docker.remove(&c.name).await {
                 tracing::warn!(container = %c.name, error = %e, "cannot remove container");
@@ -558,7 +571,7 @@ impl Apps {
     /// Every container of the app, then its network (best effort, like the containers: a
     /// network left behind is reused by the next app of that name).
     pub(super) async fn remove_all(&self, app: &AppName) {
-        self.remove_containers(app, |_| true).await;
+        self.remove_containers(app, |_| true, None).await;
         let Ok(docker) = self.docker().await else {
             return;
         };

@@ -17,6 +17,7 @@ mod ops;
 mod prune;
 pub mod reconcile;
 mod recover;
+mod removed_log;
 pub mod retire;
 mod spawn;
 mod status;
@@ -31,6 +32,7 @@ pub use ops::{
     DEFAULT_MEMORY_MB,
 };
 pub use recover::Recovered;
+pub use removed_log::removed_log_heading;
 pub use retire::Retirements;
 pub use status::{AppState, AppStatus};
 pub use usage::Usage;

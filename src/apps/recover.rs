@@ -4,6 +4,7 @@
 use super::deploy::web_container;
 use super::error::{AppError, DeployFailure};
 use super::reconcile::{plan_reconcile, Action, Desired};
+use super::removed_log::keep_removed_log;
 use super::Apps;
 use crate::bus::Op;
 use crate::locks::AppLock;
@@ -145,6 +146,8 @@ impl Apps {
                 let _ = docker
                     .stop(container, std::time::Duration::from_secs(10))
                     .await;
+                let why = "removed by minicloud: it had stopped, or its revision no longer serves";
+                keep_removed_log(&self.ctx.store, &docker, container, why).await;
                 docker.remove(container).await?;
                 report.removed += 1;
             }
@@ -173,7 +176,8 @@ impl Apps {
                     .then(|| self.ensure_storage(app))
                     .transpose()?;
                 // Runners are started with the web container; drop stale ones first.
-                self.remove_revision(app, *revision).await;
+                self.remove_revision(app, *revision, "recreated: it was not running")
+                    .await;
                 let upstream = self
                     .start_revision(op, &record, &deploy, &manifest, data_dir.as_deref())
                     .await

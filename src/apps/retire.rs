@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
+use super::removed_log::keep_removed_log;
 use super::Apps;
 use crate::bus::Op;
 use crate::model::name::AppName;
@@ -159,19 +160,22 @@ impl Apps {
             ),
         );
         let retirements = self.retirements.clone();
-        let task_app = app.clone();
+        let (task_app, store) = (app.clone(), self.ctx.store.clone());
         self.retirements.spawn(app, async move {
             if drain {
                 tokio::time::sleep(DRAIN).await;
             }
             // Side by side: an app that ignores SIGTERM costs one stop timeout, not one per
             // container, and its memory comes back sooner.
+            let why = format!("replaced by revision {serving}");
             let retire_one = |(id, name): (String, String)| {
                 let (docker, retirements, app) = (&docker, &retirements, &task_app);
+                let (store, why) = (&store, &why);
                 async move {
                     if let Err(e) = docker.stop(&id, STOP_TIMEOUT).await {
                         tracing::debug!(container = %name, error = %e, "stop before remove");
                     }
+                    keep_removed_log(store, docker, &id, why).await;
                     match docker.remove(&id).await {
                         Ok(()) => tracing::info!(%app, container = %name, "retired"),
                         // Left for the next deploy's retirement or reconcile at start.

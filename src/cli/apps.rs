@@ -428,6 +428,7 @@ pub async fn logs(
     name: &str,
     tail: Option<usize>,
     follow: bool,
+    previous: bool,
 ) -> Result<(), CliError> {
     let mut query = Vec::new();
     if let Some(n) = tail {
@@ -435,6 +436,9 @@ pub async fn logs(
     }
     if follow {
         query.push("follow=true".to_owned());
+    }
+    if previous {
+        query.push("previous=true".to_owned());
     }
     let query = if query.is_empty() {
         String::new()

@@ -741,15 +741,20 @@ Examples:
     #[command(after_help = "\
 Examples:
   minicloud apps logs blog
-  minicloud apps logs blog -n 20 -f")]
+  minicloud apps logs blog -n 20 -f
+  minicloud apps logs blog --previous")]
     Logs {
         name: String,
         /// How many of the last lines to print (default 100).
         #[arg(short = 'n', long, value_name = "N")]
         tail: Option<usize>,
         /// Keep printing new lines as they come, until interrupted.
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "previous")]
         follow: bool,
+        /// Print instead the last lines of the web container minicloud removed most recently
+        /// (a revision a deploy replaced, a stopped container it recreated).
+        #[arg(short, long)]
+        previous: bool,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -290,8 +290,9 @@ async fn apps_command(cmd: AppsCommand) -> Result<(), CliError> {
             name,
             tail,
             follow,
+            previous,
             client: c,
-        } => apps::logs(&client(&c)?, &name, tail, follow).await,
+        } => apps::logs(&client(&c)?, &name, tail, follow, previous).await,
         A::Env(EnvArgs {
             command,
             name,

@@ -1,6 +1,7 @@
-//! The alerting records: where alerts go ([`ChannelRecord`]) and what went wrong
-//! ([`IncidentRecord`], with its timeline). The rules (when an incident opens, folds, resolves;
-//! how a channel delivers) are `alerts`'s; this file only keeps them.
+//! The alerting records: where alerts go ([`ChannelRecord`]), what went wrong
+//! ([`IncidentRecord`], with its timeline) and what a channel has not had yet
+//! ([`PendingDelivery`], the outbox). The rules (when an incident opens, folds, resolves; how a
+//! channel delivers and retries) are `alerts`'s; this file only keeps them.
 
 use crate::model::name::AppName;
 use crate::model::secret::Secret;
@@ -134,6 +135,75 @@ pub struct TimelineEntry {
     pub text: String,
 }
 
+/// One alert, as every channel sends it (the webhook's JSON body is this, serialized).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlertMessage {
+    pub event: AlertEvent,
+    pub incident: Option<u64>,
+    pub app: Option<String>,
+    /// One line a person understands.
+    pub title: String,
+    /// More lines: what happened, what minicloud did.
+    pub body: String,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// What an alert says about its incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertEvent {
+    Opened,
+    /// Still wrong, told again.
+    Reminder,
+    Recovered,
+    /// A person's "send a test".
+    Test,
+}
+
+impl AlertEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Reminder => "reminder",
+            Self::Recovered => "recovered",
+            Self::Test => "test",
+        }
+    }
+}
+
+/// A message one channel has not had yet. It is written before the first attempt and removed
+/// when the channel has it or retrying ends, so retries outlive a restart of minicloud.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingDelivery {
+    /// Made by [`PendingDelivery::new`]: the message's time first, so the table is oldest first.
+    pub id: String,
+    /// The channel's id.
+    pub channel: String,
+    pub message: AlertMessage,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Unix seconds: when the next attempt is due.
+    pub next_at: i64,
+}
+
+impl PendingDelivery {
+    /// A delivery of `message` to `channel`, due now.
+    pub fn new(channel: &str, message: AlertMessage) -> Self {
+        Self {
+            id: format!(
+                "{:012}-{channel}-{:08x}",
+                message.at.max(0),
+                rand::random::<u32>()
+            ),
+            channel: channel.to_owned(),
+            next_at: message.at,
+            message,
+            attempts: 0,
+        }
+    }
+}
+
 /// Keyed by the channel's id.
 impl Record for ChannelRecord {
     const NAME: &'static str = "alert_channels";
@@ -154,10 +224,20 @@ impl Keyed for IncidentRecord {
     }
 }
 
+impl Record for PendingDelivery {
+    const NAME: &'static str = "alert_outbox";
+}
+impl Keyed for PendingDelivery {
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+}
+
 /// Creates the alerting tables (called by `Store::open`).
 pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     super::table::create::<ChannelRecord>(txn)?;
-    super::table::create::<IncidentRecord>(txn)
+    super::table::create::<IncidentRecord>(txn)?;
+    super::table::create::<PendingDelivery>(txn)
 }
 
 impl Store {
@@ -196,5 +276,19 @@ impl Store {
 
     pub fn put_incident(&self, incident: &IncidentRecord) -> Result<(), StoreError> {
         self.put(incident)
+    }
+
+    /// Every message a channel has not had yet, oldest first.
+    pub fn pending_deliveries(&self) -> Result<Vec<PendingDelivery>, StoreError> {
+        self.list()
+    }
+
+    pub fn put_pending_delivery(&self, pending: &PendingDelivery) -> Result<(), StoreError> {
+        self.put(pending)
+    }
+
+    /// Returns whether it was still there.
+    pub fn delete_pending_delivery(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete::<PendingDelivery>(id)
     }
 }

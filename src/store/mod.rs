@@ -11,6 +11,7 @@ mod auth;
 mod backups;
 mod copy;
 mod handle;
+mod logs;
 mod records;
 mod table;
 
@@ -27,8 +28,8 @@ use minicloud_proxy::acme::CertRecord;
 use minicloud_proxy::Hostname;
 
 pub use alerts::{
-    web_incident_key, ChannelConfig, ChannelHealth, ChannelRecord, IncidentKind, IncidentRecord,
-    SmtpSecurity, TimelineEntry,
+    web_incident_key, AlertEvent, AlertMessage, ChannelConfig, ChannelHealth, ChannelRecord,
+    IncidentKind, IncidentRecord, PendingDelivery, SmtpSecurity, TimelineEntry,
 };
 pub use audit::{AuditFilter, AuditRecord};
 pub use auth::{SessionRecord, TotpRecord, UserRecord};
@@ -37,6 +38,7 @@ pub use backups::{
     RestoreFailure, Verification,
 };
 pub use handle::{free_bytes, StoreHealth};
+pub use logs::{RemovedLog, REMOVED_LOG_BYTES, REMOVED_LOG_LINES};
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
     ServiceRecord, TokenRecord,
@@ -274,6 +276,7 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
         table::create::<BackupRecord>(&txn)?;
         table::create::<RepositoryKey>(&txn)?;
         table::create::<PendingRestore>(&txn)?;
+        table::create::<RemovedLog>(&txn)?;
     }
     txn.commit().map_err(db_err)?;
     Ok(db)
@@ -475,6 +478,10 @@ impl Store {
                     .retain_in(start.as_str()..end.as_str(), |_, _| false)
                     .map_err(db_err)?;
             }
+            txn.open_table(RemovedLog::TABLE)
+                .map_err(db_err)?
+                .remove(app.as_str())
+                .map_err(db_err)?;
             txn.commit().map_err(db_err)?;
             Ok(existed)
         })

@@ -16,7 +16,9 @@ use axum::Json;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::apps::{AppError, AppStatus, Apps, DeployRequest, EnvChange, NewApp};
+use crate::apps::{
+    removed_log_heading, AppError, AppStatus, Apps, DeployRequest, EnvChange, NewApp,
+};
 use crate::bus::Op;
 use crate::model::{AppName, ImageRef, Need, Secret};
 use crate::store::DeployRecord;
@@ -344,15 +346,36 @@ pub struct LogParams {
     tail: Option<usize>,
     #[serde(default)]
     follow: bool,
+    /// The last lines of the web container minicloud removed most recently instead.
+    #[serde(default)]
+    previous: bool,
 }
 
-/// The serving revision's log as plain text lines; with `follow`, kept open.
+/// The serving revision's log as plain text lines; with `follow`, kept open; with
+/// `previous`, the removed container's last lines under a line saying which it was.
 pub async fn logs(
     State(apps): State<Apps>,
     Path(name): Path<String>,
     Query(params): Query<LogParams>,
 ) -> Result<Response, WebError> {
     let name = app_name(&name)?;
+    if params.previous {
+        let log = apps.removed_log(&name)?.ok_or_else(|| {
+            WebError::NotFound(format!(
+                "{name} has no removed container's log: minicloud keeps one when it removes a web container (a revision replaced by a deploy, a stopped one recreated)"
+            ))
+        })?;
+        let mut text = format!("[minicloud: {}]\n", removed_log_heading(&log));
+        let skip = log
+            .lines
+            .len()
+            .saturating_sub(params.tail.unwrap_or(usize::MAX));
+        for line in &log.lines[skip..] {
+            text.push_str(line);
+            text.push('\n');
+        }
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
+    }
     let lines = apps
         .logs(&name, params.tail.unwrap_or(100), params.follow)
         .await

@@ -1,6 +1,8 @@
 //! An app's logs: the last lines (filtered by a word), a download of more, and a live
 //! follow for the page's script. The serving container's log spans its restarts, so after a
-//! crash the lines before it are there, with the exit code the page shows above them.
+//! crash the lines before it are there, with the exit code the page shows above them; a
+//! container minicloud removed (replaced, or recreated after it stopped) left its last lines,
+//! shown below.
 
 use askama::Template;
 use axum::body::Body;
@@ -15,7 +17,7 @@ use super::pages::app_name;
 use super::session::Session;
 use super::views::{self, Chrome};
 use super::UiState;
-use crate::apps::{AppError, Apps};
+use crate::apps::{removed_log_heading, AppError, Apps};
 use crate::model::AppName;
 
 /// The most lines the page shows.
@@ -32,6 +34,8 @@ pub struct Logs {
     pub lines: Vec<String>,
     /// How the serving container last ended on its own, when it did.
     pub crash: String,
+    /// The web container minicloud removed last: a line saying which, and its last lines.
+    pub removed: Option<(String, Vec<String>)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -89,12 +93,16 @@ pub async fn logs(
         Some(n) if n > 0 => format!("The container restarted {n} times. {crash}"),
         _ => crash,
     };
+    let removed = apps
+        .removed_log(&name)?
+        .map(|log| (removed_log_heading(&log), log.lines));
     Ok(views::render(&Logs {
         chrome: Chrome::new(&session),
         name: name.to_string(),
         filter,
         lines,
         crash: crash.trim().to_owned(),
+        removed,
     })?)
 }
 
