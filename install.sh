@@ -24,6 +24,7 @@ DRY_RUN=''
 ACTION=install
 PURGE=''
 RESTORE=''
+RECOVERY_KEY_FILE=''
 MINICLOUD_IMAGE="${MINICLOUD_IMAGE:-}"
 MARIADB_IMAGE="${MARIADB_IMAGE:-}"
 RABBITMQ_IMAGE="${RABBITMQ_IMAGE:-}"
@@ -60,7 +61,12 @@ Installs minicloud under Docker Compose, or upgrades it when it is installed alr
   --dry-run                run every check and print every step, change nothing
   --uninstall              stop and remove the services; the data directory is kept
   --purge                  with --uninstall: remove the data directory too (apps' data included)
-  --restore REPOSITORY     on a fresh box: rebuild everything from a whole-box backup
+  --restore REPOSITORY     on a fresh box: rebuild everything from a whole-box backup, a
+                           directory (the old <data-dir>/backups or a copy of it) or
+                           s3:<endpoint>/<bucket>/<prefix> (keys: AWS_ACCESS_KEY_ID and
+                           AWS_SECRET_ACCESS_KEY in the environment)
+  --recovery-key-file F    with --restore: the recovery key (the repository password) is
+                           in F; default: asked on the terminal, else standard input
   -h, --help               this text
 
 Images (flags win over the environment): --minicloud-image, --mariadb-image, --rabbitmq-image
@@ -123,6 +129,7 @@ parse_flags() {
         --mariadb-image) need_value "$@"; MARIADB_IMAGE="$2"; shift ;;
         --rabbitmq-image) need_value "$@"; RABBITMQ_IMAGE="$2"; shift ;;
         --restore) need_value "$@"; RESTORE="$2"; ACTION=restore; shift ;;
+        --recovery-key-file) need_value "$@"; RECOVERY_KEY_FILE="$2"; shift ;;
         --yes | -y) YES=1 ;;
         --dry-run) DRY_RUN=1 ;;
         --uninstall) ACTION=uninstall ;;
@@ -133,6 +140,7 @@ parse_flags() {
         shift
     done
     [ -z "$PURGE" ] || [ "$ACTION" = uninstall ] || die "--purge goes with --uninstall"
+    [ -z "$RECOVERY_KEY_FILE" ] || [ "$ACTION" = restore ] || die "--recovery-key-file goes with --restore"
 }
 
 # --- validation -----------------------------------------------------------------------------
@@ -577,6 +585,59 @@ print_dns() {
 
 url_port() { [ "$HTTPS_PORT" = 443 ] || printf ':%s' "$HTTPS_PORT"; }
 
+# --- whole-box restore ----------------------------------------------------------------------
+# The recovery key: from --recovery-key-file, else asked on the terminal (not shown), else the
+# first line of standard input (`sh install.sh --restore ... <key.txt`; not when the script
+# itself comes through standard input, as with curl | sh).
+read_recovery_key() {
+    RECOVERY_KEY=''
+    if [ -n "$RECOVERY_KEY_FILE" ]; then
+        IFS= read -r RECOVERY_KEY <"$RECOVERY_KEY_FILE" || true
+    elif has_tty; then
+        printf 'Recovery key (minicloud backups key showed it on the old server): ' >/dev/tty
+        stty -echo </dev/tty 2>/dev/null || true
+        IFS= read -r RECOVERY_KEY </dev/tty || true
+        stty echo </dev/tty 2>/dev/null || true
+        printf '\n' >/dev/tty
+    elif [ -f "$0" ]; then
+        IFS= read -r RECOVERY_KEY || true
+    fi
+    [ -n "$RECOVERY_KEY" ] || die "no recovery key: pass --recovery-key-file FILE (or give it on standard input)"
+}
+
+# Before the first `up`: `minicloud restore` in the minicloud service's own image, without
+# MariaDB and RabbitMQ (it brings back the state store and the backups; each app's data comes
+# back when minicloud starts). A directory elsewhere is mounted for it; S3 keys pass by name.
+restore_state() {
+    [ -z "$UPGRADE" ] || die "--restore is for a fresh box, and $INSTALL_DIR/.env says minicloud is installed here; nothing was changed"
+    repo="$RESTORE"
+    mount=''
+    case "$RESTORE" in
+    s3:*) ;;
+    /*)
+        [ -d "$RESTORE" ] || die "--restore $RESTORE: no such directory"
+        if [ "$RESTORE" != "$DATA_DIR/backups" ]; then
+            mount="$RESTORE:/restore-from"
+            repo=/restore-from
+        fi
+        ;;
+    *) die "--restore takes an absolute directory or s3:<endpoint>/<bucket>/<prefix>" ;;
+    esac
+    if [ -n "$RECOVERY_KEY_FILE" ] && [ ! -r "$RECOVERY_KEY_FILE" ]; then
+        die "cannot read --recovery-key-file $RECOVERY_KEY_FILE"
+    fi
+    if [ -n "$DRY_RUN" ]; then
+        printf '[dry-run] restore from %s: minicloud restore --repository %s --password-stdin, in the minicloud service (compose run --no-deps)\n' "$RESTORE" "$repo"
+        return 0
+    fi
+    read_recovery_key
+    set -- run --rm -T --no-deps -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY -e AWS_DEFAULT_REGION
+    [ -z "$mount" ] || set -- "$@" -v "$mount"
+    say "restoring minicloud's state and backups from $RESTORE"
+    printf '%s\n' "$RECOVERY_KEY" | compose "$@" minicloud restore --repository "$repo" --password-stdin \
+        || die "the restore failed (see above); nothing was started: fix it, then run install.sh --restore again"
+}
+
 # --- actions --------------------------------------------------------------------------------
 do_install() {
     check_os
@@ -608,6 +669,7 @@ do_install() {
             step "copying the state store aside ($state.before-upgrade)" cp -p "$state" "$state.before-upgrade"
         fi
     fi
+    [ "$ACTION" != restore ] || restore_state
     step "starting the services (docker compose up -d)" compose up -d --remove-orphans
     [ -n "$DRY_RUN" ] && { say "dry run: nothing was changed"; return 0; }
 
@@ -634,6 +696,10 @@ do_install() {
     fi
     printf '  API token:  in %s/.env (MINICLOUD_ADMIN_TOKEN)\n' "$INSTALL_DIR"
     print_dns
+    if [ "$ACTION" = restore ]; then
+        printf '\nEach app comes back now, its data first, one at a time; follow it with:\n'
+        printf '  cd %s && %s -p %s logs -f minicloud\n' "$INSTALL_DIR" "$COMPOSE" "$PROJECT"
+    fi
     printf '\nKeep a copy of %s/.env off this server.\n' "$INSTALL_DIR"
 }
 
@@ -659,7 +725,7 @@ main() {
     case "$ACTION" in
     install) do_install ;;
     uninstall) do_uninstall ;;
-    restore) die "--restore $RESTORE: the whole-box restore is not built yet (see the backups issue); nothing was changed" ;;
+    restore) do_install ;;
     esac
 }
 

@@ -241,6 +241,7 @@ pub async fn run_control_plane(
     let metrics = state.metrics.clone();
     tasks.spawn("metrics sampler", |stop| metrics.run(stop));
     let apps = state.apps.clone();
+    let backups = state.backups.clone();
     tasks.spawn("start-up reconcile", |_| async move {
         // Apps kept running while minicloud was down; find them and route to them again.
         let op = apps.bus().begin(Actor::System);
@@ -259,6 +260,15 @@ pub async fn run_control_plane(
         match apps.narrow_database_grants().await {
             Ok(n) => tracing::debug!(accounts = n, "database grants narrowed"),
             Err(e) => tracing::warn!(error = %e, "cannot narrow the database grants"),
+        }
+        // After a whole-box restore: each app's data, then the app (the others serve already).
+        let resumed = backups.resume_restores(&op).await;
+        if !resumed.restored.is_empty() || !resumed.failed.is_empty() {
+            tracing::info!(
+                restored = resumed.restored.len(),
+                failed = resumed.failed.len(),
+                "whole-box restore: apps brought back"
+            );
         }
     });
     tracing::info!(tasks = ?tasks.names(), "control plane started");

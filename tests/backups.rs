@@ -17,38 +17,12 @@ use minicloud::backups::plan::daily_minute;
 use minicloud::backups::{verify, Repository};
 use minicloud::model::secret::Secret;
 use minicloud::services::{Provisioner, ServiceName};
+use support::backups::{cli, restic, restore_cli};
 use support::services::{
     admin_conn, app, mariadb_admin_url, mariadb_with, minicloud_with_switched_mariadb,
     rabbitmq_call,
 };
 use support::AppCleanup;
-
-/// Runs the stock restic on `repo` with `password`; returns stdout.
-fn restic(repo: &std::path::Path, password: &str, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new("restic")
-        .arg("--no-cache")
-        .args(args)
-        .env("RESTIC_REPOSITORY", repo)
-        .env("RESTIC_PASSWORD", password)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("restic (Debian's package) is installed");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "restic {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Stores `dump` as the database dump of a new snapshot, as minicloud writes one; returns
 /// the snapshot's id.
@@ -63,23 +37,6 @@ fn store_dump(repo: &std::path::Path, password: &str, dump: &str) -> String {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find_map(|v| v["snapshot_id"].as_str().map(str::to_owned))
         .unwrap()
-}
-
-/// Runs the CLI against `mc`: success, stdout, stderr. Async: the test's runtime also runs
-/// the MariaDB switch, which a blocking wait would stall.
-async fn cli(mc: &support::Minicloud, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_minicloud"))
-        .args(args)
-        .env("MINICLOUD_URL", mc.api_url(""))
-        .env("MINICLOUD_TOKEN", support::TOKEN)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The vhost's queue names, exchange names and bindings (`source>destination:key`), sorted.
@@ -903,39 +860,6 @@ async fn a_closed_s3_port_is_named_by_the_copy_and_by_the_test() {
     );
 }
 
-/// `minicloud restore` on a new server: the settings of `serve` (domain, data dir), the
-/// password on standard input. Nothing else of the test's environment but its `PATH` (for
-/// restic) reaches it.
-#[allow(clippy::disallowed_methods)]
-fn restore_cli(
-    data_dir: &std::path::Path,
-    repo: &std::path::Path,
-    password: &str,
-    force: bool,
-) -> std::process::Output {
-    use std::io::Write;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minicloud"));
-    cmd.arg("restore")
-        .arg("--repository")
-        .arg(repo)
-        .arg("--password-stdin")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MINICLOUD_DOMAIN", "mc.test")
-        .env("MINICLOUD_DATA_DIR", data_dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    if force {
-        cmd.arg("--force");
-    }
-    let mut child = cmd.spawn().expect("run minicloud restore");
-    let mut stdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{password}").unwrap();
-    drop(stdin);
-    child.wait_with_output().unwrap()
-}
-
 #[tokio::test]
 async fn a_platform_backup_is_tagged_for_restic_and_restores_the_store_on_a_new_server() {
     let mut mc = support::Minicloud::start().await;
@@ -1023,7 +947,7 @@ async fn a_platform_backup_is_tagged_for_restic_and_restores_the_store_on_a_new_
 
     // A new server: the restore brings the same apps and routes back.
     let fresh = tempfile::tempdir().unwrap();
-    let out = restore_cli(fresh.path(), &repo, &password, false);
+    let out = restore_cli(fresh.path(), repo.to_str().unwrap(), &password, false, &[]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -1032,7 +956,7 @@ async fn a_platform_backup_is_tagged_for_restic_and_restores_the_store_on_a_new_
     );
     let app_id = app_run["id"].as_str().unwrap();
     assert!(
-        said.contains(&format!("minicloud backups restore {name} {app_id}")),
+        said.contains(&format!("{name}: its storage from backup {app_id}")),
         "{said}"
     );
     let state = fresh.path().join("minicloud/state.redb");
@@ -1054,11 +978,11 @@ async fn a_platform_backup_is_tagged_for_restic_and_restores_the_store_on_a_new_
     drop(restored);
 
     // A store with apps is not replaced without --force.
-    let out = restore_cli(fresh.path(), &repo, &password, false);
+    let out = restore_cli(fresh.path(), repo.to_str().unwrap(), &password, false, &[]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(said.contains("--force") && said.contains(&name), "{said}");
-    let out = restore_cli(fresh.path(), &repo, &password, true);
+    let out = restore_cli(fresh.path(), repo.to_str().unwrap(), &password, true, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -1066,7 +990,13 @@ async fn a_platform_backup_is_tagged_for_restic_and_restores_the_store_on_a_new_
     );
     // A wrong password is refused before anything is written.
     let other = tempfile::tempdir().unwrap();
-    let out = restore_cli(other.path(), &repo, "not-the-key", false);
+    let out = restore_cli(
+        other.path(),
+        repo.to_str().unwrap(),
+        "not-the-key",
+        false,
+        &[],
+    );
     assert!(!out.status.success());
     assert!(!other.path().join("minicloud/state.redb").exists());
 }

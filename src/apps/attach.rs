@@ -38,6 +38,17 @@ impl Apps {
         Ok(manifest::parse(&deploy.manifest_file, &deploy.manifest_text)?.needs)
     }
 
+    /// Makes the app's services exist (what its serving revision's manifest asks for and
+    /// what the admin added: database, message bus, storage) without deploying: a whole-box
+    /// restore fills them before the app runs. The caller holds the app's lock.
+    pub async fn ensure_services(&self, name: &AppName) -> Result<(), AppError> {
+        let record = self.app_record(name)?;
+        let mut needs = self.declared_needs(&record)?;
+        needs.extend(record.added_services.iter().copied());
+        self.services.provision(name, &needs).await?;
+        Ok(())
+    }
+
     /// Gives the app `need` and redeploys its serving revision with it (a database adds
     /// `DATABASE_URL`, and so on). A service it has already changes nothing; a redeploy that
     /// fails takes the change back.

@@ -378,8 +378,11 @@ impl Apps {
             Actor::Webhook(_) => Trigger::Webhook,
             _ => Trigger::Api,
         };
-        self.spawn_deploy(lock, op, name, source, trigger, Undo::Nothing)
-            .await
+        let deployed = self
+            .spawn_deploy(lock, op, name, source, trigger, Undo::Nothing)
+            .await?;
+        self.give_up_pending_restore(name);
+        Ok(deployed)
     }
 
     /// Runs an earlier revision's image again as a new revision (the default: the last
@@ -450,8 +453,11 @@ impl Apps {
         self.running_record(name)?;
         let revision = self.current_revision(name)?;
         let source = Source::Revision { revision };
-        self.spawn_deploy(lock, op, name, source, Trigger::Restart, Undo::Nothing)
-            .await
+        let deployed = self
+            .spawn_deploy(lock, op, name, source, Trigger::Restart, Undo::Nothing)
+            .await?;
+        self.give_up_pending_restore(name);
+        Ok(deployed)
     }
 
     /// Stops serving and stops the containers; they stay for `start` and their logs.
@@ -514,6 +520,25 @@ impl Apps {
         .map(drop)
     }
 
+    /// Leaves an app taken down out of service (a whole-box restore that could not bring its
+    /// data back): its hosts answer the "not running" page; its lock is freed.
+    pub fn leave_down(&self, down: TakenDown) -> Result<(), AppError> {
+        self.ctx.set_maintenance(&down.name, None)?;
+        Ok(())
+    }
+
+    /// A person served the app by hand: the data a whole-box restore still owed it is given
+    /// up, or the next start would restore it over what the app writes from now on.
+    fn give_up_pending_restore(&self, name: &AppName) {
+        match self.ctx.store.delete_pending_restore(name) {
+            Ok(true) => {
+                tracing::info!(app = %name, "served by hand: its pending restore is given up")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(app = %name, error = %e, "cannot clear the pending restore"),
+        }
+    }
+
     async fn stop_serving(&self, op: &Op, record: &AppRecord) -> Result<(), AppError> {
         let name = &record.name;
         self.route_app(op, record, None)?;
@@ -540,8 +565,11 @@ impl Apps {
         record.stopped = false;
         self.ctx.store.put_app(&record)?;
         let source = Source::Revision { revision };
-        self.spawn_deploy(lock, op, name, source, Trigger::Start, Undo::Nothing)
-            .await
+        let deployed = self
+            .spawn_deploy(lock, op, name, source, Trigger::Start, Undo::Nothing)
+            .await?;
+        self.give_up_pending_restore(name);
+        Ok(deployed)
     }
 
     /// Sets and unsets variables, then redeploys the serving revision with them. A change

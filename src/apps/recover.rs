@@ -54,6 +54,11 @@ impl Apps {
         let docker = self.docker().await?;
         let mut desired = Vec::with_capacity(apps.len());
         for app in &apps {
+            // Its data comes back first, then it is deployed (`backups::wholebox`): nothing
+            // of it runs meanwhile.
+            if self.ctx.store.pending_restore(&app.name)?.is_some() {
+                continue;
+            }
             let runners = match app.current {
                 Some(rev) => self
                     .ctx

@@ -8,7 +8,7 @@ use super::error::AppError;
 use super::Apps;
 use crate::docker::{ContainerInfo, ContainerState};
 use crate::model::name::AppName;
-use crate::store::{web_incident_key, AppRecord, DeployOutcome, IncidentKind};
+use crate::store::{web_incident_key, AppRecord, DeployOutcome, IncidentKind, PendingRestore};
 
 /// An app's state, derived from the store, the engine and the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +69,10 @@ pub struct AppStatus {
     pub crash_looping: bool,
     /// Docker Hub's webhook target; it holds a secret, so only the single-app view has it.
     pub webhook_url: Option<String>,
+    /// The data a whole-box restore still owes it (it comes back at start, before the app
+    /// is deployed), and why the last try failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_restore: Option<PendingRestore>,
 }
 
 impl Apps {
@@ -207,6 +211,7 @@ impl Apps {
             out_of_memory: false,
             crash_looping,
             webhook_url: None,
+            pending_restore: self.ctx.store.pending_restore(&record.name)?,
         })
     }
 }

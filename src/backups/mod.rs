@@ -19,6 +19,9 @@
 //! `part:<record|database|queues|storage>`: restic cannot put a stream and a directory in
 //! one snapshot, and the stock tool lists and restores each by those tags.
 //!
+//! The whole-box restore (a new server brought back, apps' data and all) is `platform` (the
+//! state store) and `wholebox` (the repository brought in, each app's data at the next start).
+//!
 //! Locking: a backup does not take the app's operation lock, so a deploy is never refused
 //! because a backup runs (the dump is one consistent transaction whatever the app does);
 //! runs, verifications and restores of one app are serialized among themselves by a lock of
@@ -34,6 +37,7 @@ pub mod s3;
 mod sigv4;
 pub mod sql;
 pub mod verify;
+pub mod wholebox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -601,28 +605,8 @@ impl Backups {
             }
             None => app,
         };
-        let parts: Vec<Part> = if parts.is_empty() {
-            // Everything the backup holds; and storage the app has now but the backup had
-            // none of goes back to empty.
-            let has_storage = self.services().storage().dir(target).is_dir();
-            [Part::Database, Part::Queues, Part::Storage]
-                .into_iter()
-                .filter(|p| {
-                    backup.parts.iter().any(|b| b.part == p.as_str())
-                        || (*p == Part::Storage && has_storage)
-                })
-                .collect()
-        } else {
-            parts.to_vec()
-        };
-        let snapshot = |part: Part| {
-            backup
-                .parts
-                .iter()
-                .find(|p| p.part == part.as_str())
-                .map(|p| p.snapshot.clone())
-        };
-        let chosen: Vec<(Part, Option<String>)> = parts.iter().map(|&p| (p, snapshot(p))).collect();
+        let chosen = self.plan_parts(&backup, target, parts);
+        let parts: Vec<Part> = chosen.iter().map(|(p, _)| *p).collect();
         let _running = self.hold(target)?;
         let repo = self.repository().await?;
         self.ctx
@@ -642,6 +626,12 @@ impl Backups {
         let back = self.apps.bring_back(op, down).await;
         let (safety, loaded) = result?;
         back?;
+        if clone.is_none() {
+            // Its data is back: what a whole-box restore still owed it is settled.
+            if let Err(e) = self.ctx.store.delete_pending_restore(target) {
+                tracing::warn!(app = %target, error = %e, "cannot clear the pending restore");
+            }
+        }
         self.ctx.bus.send(
             op,
             EventKind::Restored {
@@ -656,6 +646,37 @@ impl Backups {
             parts,
             database: loaded,
         })
+    }
+
+    /// What a restore of `backup` into `target` brings back, each part with its snapshot:
+    /// `parts`, or (none asked) everything the backup holds, and storage the target has now
+    /// but the backup had none of, which goes back to empty.
+    fn plan_parts(
+        &self,
+        backup: &BackupRecord,
+        target: &AppName,
+        parts: &[Part],
+    ) -> Vec<(Part, Option<String>)> {
+        let parts: Vec<Part> = if parts.is_empty() {
+            let has_storage = self.services().storage().dir(target).is_dir();
+            [Part::Database, Part::Queues, Part::Storage]
+                .into_iter()
+                .filter(|p| {
+                    backup.parts.iter().any(|b| b.part == p.as_str())
+                        || (*p == Part::Storage && has_storage)
+                })
+                .collect()
+        } else {
+            parts.to_vec()
+        };
+        let snapshot = |part: Part| {
+            backup
+                .parts
+                .iter()
+                .find(|p| p.part == part.as_str())
+                .map(|p| p.snapshot.clone())
+        };
+        parts.iter().map(|&p| (p, snapshot(p))).collect()
     }
 
     /// Makes the app `new` from the record in `backup`: the image at the digest it served,

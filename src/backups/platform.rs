@@ -1,5 +1,6 @@
 //! The platform backup: minicloud's own state, as one restic snapshot tagged `platform`, and
-//! the whole-box restore that brings it back on a fresh install.
+//! its restore into a fresh install's store (the first step of the whole-box restore, see
+//! `wholebox`).
 //!
 //! The snapshot holds one file, `state.redb`: a copy of the state store written from one read
 //! transaction (`Store::copy_to`), never the file while it is written. The store holds all of
@@ -88,8 +89,7 @@ pub struct PlatformRestored {
     pub run: String,
     pub snapshot: String,
     pub state_path: PathBuf,
-    /// Each app with its image (pinned to its digest when it has a serving revision) and the
-    /// newest run of its own in the restored records that a restore can read.
+    /// Each app with its image (pinned to its digest when it has a serving revision).
     pub apps: Vec<RestoredApp>,
     pub routes: usize,
     pub certificates: usize,
@@ -102,7 +102,27 @@ pub struct RestoredApp {
     pub name: AppName,
     pub image: String,
     pub revision: Option<u64>,
-    pub newest_backup: Option<String>,
+}
+
+/// Refuses when a store with apps is at `state_path`, unless `force`: a restore would replace
+/// them. Opening it also refuses while a minicloud has it open.
+pub fn check_replaceable(state_path: &Path, force: bool) -> Result<(), BackupError> {
+    if !state_path.exists() {
+        return Ok(());
+    }
+    let existing = Store::open(state_path)?;
+    let apps = existing.apps()?;
+    if !apps.is_empty() && !force {
+        let names: Vec<String> = apps.iter().map(|a| a.name.to_string()).collect();
+        return Err(BackupError::Invalid(format!(
+            "{} already holds a store with {} app(s) ({}): a restore would replace them; \
+             pass --force to replace it anyway",
+            state_path.display(),
+            apps.len(),
+            names.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Restores the newest platform snapshot of `repo` into the store at `state_path`, with
@@ -119,21 +139,7 @@ pub async fn restore_platform(
         why: e.to_string(),
     };
     let replaced = state_path.exists();
-    if replaced {
-        // Opening it also refuses while a minicloud has it open.
-        let existing = Store::open(state_path)?;
-        let apps = existing.apps()?;
-        if !apps.is_empty() && !force {
-            let names: Vec<String> = apps.iter().map(|a| a.name.to_string()).collect();
-            return Err(BackupError::Invalid(format!(
-                "{} already holds a store with {} app(s) ({}): a restore would replace them; \
-                 pass --force to replace it anyway",
-                state_path.display(),
-                apps.len(),
-                names.join(", ")
-            )));
-        }
-    }
+    check_replaceable(state_path, force)?;
     let newest = repo
         .snapshots(TAG)
         .await?
@@ -179,17 +185,10 @@ pub async fn restore_platform(
                 .unwrap_or_else(|| app.image.to_string()),
             None => app.image.to_string(),
         };
-        let newest_backup = store
-            .backups(&app.name)?
-            .into_iter()
-            .rev()
-            .find(|b| b.state.is_restorable())
-            .map(|b| b.id);
         apps.push(RestoredApp {
             name: app.name,
             image,
             revision,
-            newest_backup,
         });
     }
     Ok(PlatformRestored {

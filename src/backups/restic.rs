@@ -108,21 +108,8 @@ impl Repository {
                 cmd.env("RESTIC_REPOSITORY", path);
             }
             Location::S3(s3) => {
-                cmd.env("RESTIC_REPOSITORY", s3.repository())
-                    .env("AWS_ACCESS_KEY_ID", &s3.access_key)
-                    .env("AWS_SECRET_ACCESS_KEY", s3.secret_key.expose())
-                    // Credentials of this process's own environment must not mix in.
-                    .env_remove("AWS_SESSION_TOKEN")
-                    .env_remove("AWS_PROFILE")
-                    .args(["-o", &format!("s3.region={}", s3.region)])
-                    .args([
-                        "-o",
-                        if s3.path_style {
-                            "s3.bucket-lookup=path"
-                        } else {
-                            "s3.bucket-lookup=dns"
-                        },
-                    ]);
+                cmd.env("RESTIC_REPOSITORY", s3.repository());
+                s3_access(&mut cmd, s3);
             }
         }
         cmd
@@ -173,6 +160,12 @@ impl Repository {
     /// Whether a repository is there and opens with the password (`restic cat config`);
     /// `false` when the place holds none (restic then makes the bucket too, at `init`).
     pub async fn exists(&self) -> Result<bool, BackupError> {
+        // restic 0.14 tells a missing local one from a broken one only in its words.
+        if let Location::Local(path) = &self.location {
+            if !path.join("config").exists() {
+                return Ok(false);
+            }
+        }
         let mut cmd = self.command();
         cmd.args(["cat", "config"]);
         let child = self.spawn(&mut cmd, "cat config")?;
@@ -234,22 +227,40 @@ impl Repository {
             .collect()
     }
 
+    /// Copies every snapshot of `from` into this repository (`restic copy`; one already
+    /// copied is skipped): a whole-box restore's repository filled from elsewhere.
+    pub async fn copy_all_from(&self, from: &Repository) -> Result<(), BackupError> {
+        let mut cmd = self.command();
+        cmd.arg("copy");
+        let child = self.from(&mut cmd, from, "copy")?;
+        finish(child, "copy").await.map(drop)
+    }
+
     /// Spawns `cmd` with `from` as its source repository (`--from-repo`): its password on
-    /// the child's standard input, which restic 0.14 reads as `--from-password-file`.
+    /// the child's standard input, which restic 0.14 reads as `--from-password-file`. An S3
+    /// source's keys go in the child's environment, so its target must be local (restic
+    /// reads one set of keys for both).
     fn from(
         &self,
         cmd: &mut Command,
         from: &Repository,
         action: &'static str,
     ) -> Result<Child, BackupError> {
-        let Location::Local(path) = &from.location else {
-            return Err(BackupError::Invalid(
-                "copies are made from the local repository".into(),
-            ));
-        };
-        cmd.arg("--from-repo")
-            .arg(path)
-            .args(["--from-password-file", "/dev/stdin"])
+        match (&from.location, &self.location) {
+            (Location::Local(path), _) => {
+                cmd.arg("--from-repo").arg(path);
+            }
+            (Location::S3(s3), Location::Local(_)) => {
+                cmd.arg("--from-repo").arg(s3.repository());
+                s3_access(cmd.as_std_mut(), s3);
+            }
+            (Location::S3(_), Location::S3(_)) => {
+                return Err(BackupError::Invalid(
+                    "a copy from S3 goes into a local repository".into(),
+                ))
+            }
+        }
+        cmd.args(["--from-password-file", "/dev/stdin"])
             .stdin(Stdio::piped());
         let mut child = self.spawn(cmd, action)?;
         if let Some(mut stdin) = child.stdin.take() {
@@ -439,9 +450,29 @@ impl Repository {
     }
 }
 
+/// The bucket's keys (in the child's environment only), region and addressing style.
+fn s3_access(cmd: &mut std::process::Command, s3: &S3Settings) {
+    cmd.env("AWS_ACCESS_KEY_ID", &s3.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", s3.secret_key.expose())
+        // Credentials of this process's own environment must not mix in.
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .args(["-o", &format!("s3.region={}", s3.region)])
+        .args([
+            "-o",
+            if s3.path_style {
+                "s3.bucket-lookup=path"
+            } else {
+                "s3.bucket-lookup=dns"
+            },
+        ]);
+}
+
 /// A snapshot as `restic snapshots --json` lists it.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Snapshot {
+    #[serde(default)]
+    pub id: String,
     pub short_id: String,
     #[serde(default)]
     pub tags: Vec<String>,

@@ -197,6 +197,24 @@ fn show_text(app: &AppView) -> String {
     if app.env_not_deployed {
         lines.push(("environment", "changed, not deployed".into()));
     }
+    if let Some(pending) = &app.pending_restore {
+        let text = match &pending.failed {
+            None => format!(
+                "its data comes back from backup {} (whole-box restore), then it is deployed",
+                pending.backup
+            ),
+            Some(failed) => format!(
+                "FAILED {}: {}\n    it stays out of service; retry with `minicloud backups restore {} {}` \
+                 (or restart minicloud), or serve it without that data: `minicloud apps restart {}`",
+                crate::model::format_time(failed.at),
+                failed.reason,
+                app.name,
+                pending.backup,
+                app.name
+            ),
+        };
+        lines.push(("restore", text));
+    }
     lines.push((
         "revision",
         app.revision.map_or("none".into(), |r| r.to_string()),
@@ -562,6 +580,32 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("last error: boom\n    line 2\n"), "{text}");
+    }
+
+    #[test]
+    fn show_says_what_a_whole_box_restore_still_owes_the_app() {
+        let mut view = app("unhealthy");
+        view.pending_restore =
+            serde_json::from_value(json!({"backup": "0000000001-abcd"})).unwrap();
+        let text = show_text(&view);
+        assert!(
+            text.contains("restore:    its data comes back from backup 0000000001-abcd"),
+            "{text}"
+        );
+        view.pending_restore = serde_json::from_value(json!({
+            "backup": "0000000001-abcd",
+            "failed": {"at": 0, "reason": "restic restore failed: no matching ID found"}
+        }))
+        .unwrap();
+        let text = show_text(&view);
+        assert!(
+            text.contains("FAILED ") && text.contains("no matching ID found"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`minicloud backups restore probe 0000000001-abcd`"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub enum Command {
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Bring back minicloud's state from the newest platform backup, on a new server with
-    /// minicloud stopped; then start minicloud, and restore each app's data.
+    /// minicloud stopped; at its next start minicloud brings back each app's data from its
+    /// newest backup and deploys it at its recorded revision.
     ///
     /// Reads the same settings as `serve` (config file, MINICLOUD_* environment) to find the
     /// data dir. Refuses to replace a state store that has apps, unless --force.
@@ -66,10 +67,13 @@ pub enum AdminCommand {
 
 #[derive(Args)]
 pub struct RestoreArgs {
-    /// The backup repository (a copy of the old server's `<data-dir>/backups`, or that
-    /// directory itself).
-    #[arg(long, value_name = "PATH")]
-    pub repository: PathBuf,
+    /// The backup repository: a directory (the old server's `<data-dir>/backups`, a copy of
+    /// it, or that directory itself), or its S3 copy as restic names it,
+    /// `s3:<endpoint>/<bucket>/<prefix>` (keys from the backup_s3_* settings, or
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY). One elsewhere is copied into
+    /// `<data-dir>/backups` first.
+    #[arg(long, value_name = "PATH|s3:URL")]
+    pub repository: String,
     /// Read the repository password (the recovery key) from standard input's first line
     /// (required: a password is never an argument).
     #[arg(long)]

@@ -1,13 +1,15 @@
-//! `minicloud restore --repository PATH`: the whole-box restore, run on a new server with
-//! minicloud stopped. Brings back the state store from the newest platform backup (see
-//! `backups::platform`) and says what comes next; it does not start minicloud, nor restore
-//! any app's data (each app's own backups do that, once minicloud runs).
+//! `minicloud restore --repository PATH|s3:...`: the whole-box restore, run on a new server
+//! with minicloud stopped. Brings the repository's backups into `<data-dir>/backups` (when
+//! they are elsewhere), the state store back from the newest platform backup, and records
+//! for each app the backup its data comes back from when minicloud starts (see
+//! `backups::wholebox`); then says what the start will do.
 
 use std::io::BufRead;
+use std::time::{Duration, Instant};
 
 use super::args::RestoreArgs;
-use crate::backups::platform::{restore_platform, PlatformRestored};
-use crate::backups::{BackupError, Repository};
+use crate::backups::wholebox::{parse_source, prepare, Prepared};
+use crate::backups::BackupError;
 use crate::config::ConfigError;
 use crate::model::secret::Secret;
 
@@ -26,15 +28,28 @@ pub enum RestoreError {
 pub fn run(args: RestoreArgs) -> Result<(), RestoreError> {
     let config = super::serve::settings(args.config.as_deref(), [])?;
     let password = password(args.password_stdin)?;
-    let repo = Repository::new(args.repository.clone(), password);
+    let source = parse_source(&args.repository, config.backup_s3.as_deref(), aws_env)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RestoreError::Runtime)?;
-    let restored = runtime.block_on(restore_platform(&repo, &config.state_path(), args.force))?;
-    let local = config.data_dir.join("backups");
-    print!("{}", describe(&restored, &repo.describe(), &local));
+    let started = Instant::now();
+    let prepared = runtime.block_on(prepare(
+        &source,
+        password,
+        &config.data_dir,
+        &config.state_path(),
+        args.force,
+    ))?;
+    print!("{}", describe(&prepared, started.elapsed()));
     Ok(())
+}
+
+/// The S3 keys when no `backup_s3_*` setting gives them: the names restic and the AWS tools
+/// read, not minicloud settings, so they are not in the config key table.
+#[allow(clippy::disallowed_methods)]
+fn aws_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// From standard input's first line: never an argument, which other users of the server
@@ -62,11 +77,18 @@ fn password(from_stdin: bool) -> Result<Secret, RestoreError> {
     Ok(Secret::new(text))
 }
 
-/// What was restored and what to do next.
-fn describe(r: &PlatformRestored, repository: &str, local: &std::path::Path) -> String {
-    let mut out = format!(
-        "Restored minicloud's state from platform backup {} (snapshot {}) of {repository}\n\
-         into {}{}.\n\n",
+/// What was restored, and what the next start does.
+fn describe(p: &Prepared, took: Duration) -> String {
+    let r = &p.platform;
+    let mut out = String::new();
+    if let Some((from, snapshots)) = &p.copied {
+        out.push_str(&format!(
+            "Copied the backups of {from} into {} ({snapshots} snapshot(s) there now).\n",
+            p.local.display()
+        ));
+    }
+    out.push_str(&format!(
+        "Restored minicloud's state from platform backup {} (snapshot {}) into {}{}.\n",
         r.run,
         r.snapshot,
         r.state_path.display(),
@@ -75,48 +97,43 @@ fn describe(r: &PlatformRestored, repository: &str, local: &std::path::Path) -> 
         } else {
             ""
         }
-    );
+    ));
     out.push_str(&format!(
         "  {} app(s), {} route(s), {} certificate(s), with users, tokens, alert channels and \
-         the backup records\n",
+         the backup records ({:.1} s)\n",
         r.apps.len(),
         r.routes,
-        r.certificates
+        r.certificates,
+        took.as_secs_f64()
     ));
-    for app in &r.apps {
-        let revision = app
-            .revision
-            .map(|rev| format!("revision {rev}"))
-            .unwrap_or_else(|| "never deployed".into());
-        out.push_str(&format!("    {}: {}, {}\n", app.name, revision, app.image));
+    if !p.apps.is_empty() {
+        out.push_str(
+            "\nWhen minicloud starts, it brings each app back, one at a time (out of service \
+             until then):\n",
+        );
     }
-    out.push_str(
-        "\nNext:\n  1. Start minicloud (`minicloud serve`, with the old server's settings: they \
-         are not in the backup).\n     \
-         At start-up it deploys every app again at its recorded revision.\n",
-    );
-    if r.apps.is_empty() {
-        return out;
-    }
-    let same = std::path::Path::new(repository) == local;
-    out.push_str("  2. Bring back each app's data from its newest backup:\n");
-    if !same {
-        out.push_str(&format!(
-            "     (app backups are read from {}: copy the repository there first)\n",
-            local.display()
-        ));
-    }
-    for app in &r.apps {
-        match &app.newest_backup {
-            Some(id) => out.push_str(&format!(
-                "     minicloud backups restore {} {id}\n",
-                app.name
+    for app in &p.apps {
+        let deploy = match app.revision {
+            Some(rev) => format!("deployed at {} (revision {rev})", app.image),
+            None => "never deployed, so not started".into(),
+        };
+        match &app.restore {
+            Ok((id, parts)) => out.push_str(&format!(
+                "  {}: its {} from backup {id}, then {deploy}\n",
+                app.name,
+                parts.join(", ")
             )),
-            None => out.push_str(&format!(
-                "     {}: no backup of its own was recorded before this platform backup\n",
+            Err(why) => out.push_str(&format!(
+                "  {}: no data to bring back ({why}); {deploy} without it\n",
                 app.name
             )),
         }
     }
+    out.push_str(
+        "\nNext: start minicloud (`minicloud serve`, with the old server's settings: they are \
+         not in the backup).\n\
+         Follow each app in the log or with `minicloud apps show APP`: an app whose data did \
+         not come back stays out of service and shows why, with the command to try again.\n",
+    );
     out
 }

@@ -43,6 +43,24 @@ pub struct AppView {
     pub out_of_memory: bool,
     #[serde(default)]
     pub crash_looping: bool,
+    #[serde(default)]
+    pub pending_restore: Option<PendingRestoreView>,
+}
+
+/// The data a whole-box restore still owes an app.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PendingRestoreView {
+    pub backup: String,
+    #[serde(default)]
+    pub failed: Option<RestoreFailureView>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RestoreFailureView {
+    #[serde(default)]
+    pub at: i64,
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// `GET /api/apps/{name}/deploys`.

@@ -1,4 +1,5 @@
-//! The backup records: one per run of one app, and the repository's password.
+//! The backup records: one per run of one app, the repository's password, and the restores
+//! a whole-box restore still owes its apps.
 
 use redb::ReadableTable;
 
@@ -138,6 +139,39 @@ impl Record for RepositoryKey {
 
 const REPOSITORY: &str = "repository";
 
+/// What a whole-box restore still owes one app: at minicloud's next start its data comes back
+/// from `backup`, before it is deployed (see `backups::wholebox`). Kept until that restore, or
+/// one a person starts, succeeds; a failed try is recorded here and tried again at each start.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingRestore {
+    pub app: AppName,
+    /// The app's run to restore.
+    pub backup: String,
+    /// The platform run the store came back from.
+    pub platform_run: String,
+    pub requested_at: i64,
+    /// The last try, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<RestoreFailure>,
+}
+
+/// Why a pending restore's last try failed, and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RestoreFailure {
+    pub at: i64,
+    pub reason: String,
+}
+
+/// Keyed by the app's name: one pending restore per app.
+impl Record for PendingRestore {
+    const NAME: &'static str = "pending_restores";
+}
+impl Keyed for PendingRestore {
+    fn key(&self) -> String {
+        self.app.to_string()
+    }
+}
+
 impl Store {
     /// Every run of `app`, oldest first.
     pub fn backups(&self, app: &AppName) -> Result<Vec<BackupRecord>, StoreError> {
@@ -185,6 +219,24 @@ impl Store {
 
     pub fn repository_key(&self) -> Result<Option<RepositoryKey>, StoreError> {
         self.get(REPOSITORY)
+    }
+
+    /// Every app's pending restore (see [`PendingRestore`]), by app name.
+    pub fn pending_restores(&self) -> Result<Vec<PendingRestore>, StoreError> {
+        self.list()
+    }
+
+    pub fn pending_restore(&self, app: &AppName) -> Result<Option<PendingRestore>, StoreError> {
+        self.get(app.as_str())
+    }
+
+    pub fn put_pending_restore(&self, record: &PendingRestore) -> Result<(), StoreError> {
+        self.put(record)
+    }
+
+    /// Returns whether there was one.
+    pub fn delete_pending_restore(&self, app: &AppName) -> Result<bool, StoreError> {
+        self.delete::<PendingRestore>(app.as_str())
     }
 }
 

@@ -34,7 +34,8 @@ pub use alerts::{
 pub use audit::{AuditFilter, AuditRecord};
 pub use auth::{SessionRecord, TotpRecord, UserRecord};
 pub use backups::{
-    BackupPart, BackupRecord, BackupState, Destination, RepositoryKey, Verification,
+    BackupPart, BackupRecord, BackupState, Destination, PendingRestore, RepositoryKey,
+    RestoreFailure, Verification,
 };
 pub use handle::{free_bytes, StoreHealth};
 pub use logs::{RemovedLog, REMOVED_LOG_BYTES, REMOVED_LOG_LINES};
@@ -274,6 +275,7 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
         alerts::create_tables(&txn)?;
         table::create::<BackupRecord>(&txn)?;
         table::create::<RepositoryKey>(&txn)?;
+        table::create::<PendingRestore>(&txn)?;
         table::create::<RemovedLog>(&txn)?;
     }
     txn.commit().map_err(db_err)?;

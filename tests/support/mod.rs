@@ -1,14 +1,15 @@
 //! Shared helpers for integration tests: start `minicloud serve` on free ports, talk to it
 //! over real sockets, run small upstreams, wait for conditions with a deadline. The test
 //! environment's variables (`env`), the shared services (`services`), loopback networking
-//! (`net`), a small disk (`disk`), the S3 server (`s3`) and the app clean-up guard (`cleanup`)
-//! each have one module here.
+//! (`net`), a small disk (`disk`), the S3 server (`s3`), backups driven from outside (`backups`)
+//! and the app clean-up guard (`cleanup`) each have one module here.
 // Tests read their own environment (the test env file's variables); the rule that only
 // src/config reads the environment is for minicloud itself.
 #![allow(clippy::disallowed_methods)]
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod acme;
+pub mod backups;
 pub mod browser;
 pub mod cleanup;
 pub mod disk;
@@ -116,6 +117,24 @@ impl Minicloud {
             log_path: tmp.path().join("minicloud.log"),
             _tmp: Some(tmp),
             http_port,
+            https_port: free_port(),
+            api_port: free_port(),
+            domain: "mc.test".into(),
+            extra_env,
+        };
+        mc.spawn().await;
+        mc
+    }
+
+    /// Like `start_with`, on `data_dir`, which the test prepared (and keeps): a new server
+    /// after `minicloud restore`, say.
+    pub async fn start_in(data_dir: &Path, extra_env: Vec<(String, String)>) -> Self {
+        let mut mc = Self {
+            child: None,
+            data_dir: data_dir.to_path_buf(),
+            log_path: data_dir.join("minicloud.log"),
+            _tmp: None,
+            http_port: free_port(),
             https_port: free_port(),
             api_port: free_port(),
             domain: "mc.test".into(),
