@@ -918,3 +918,41 @@ async fn images_no_kept_revision_uses_are_pruned_and_a_rollback_pulls_them_again
     assert!(local_image(&images.0[2]).is_some());
     assert!(local_image(&images.0[3]).is_some());
 }
+
+/// Removing an app removes its images too, except one another app serves.
+#[tokio::test]
+async fn a_removed_apps_images_go_but_not_one_another_app_serves() {
+    let app = support::unique("t-prune-rm");
+    let other = support::unique("t-prune-keep");
+    let repo = format!("{}/{app}/probe", support::registry());
+    let images = OwnImages::build(&repo, &["r1", "r2"]);
+    let mc = minicloud().await;
+    let _cleanup = Cleanup(&app);
+    let _cleanup_other = Cleanup(&other);
+    let api = mc.api();
+    for (name, image) in [(&app, &images.0[0]), (&other, &images.0[0])] {
+        let added = api
+            .post("/api/apps", json!({"image": image, "name": name}))
+            .await;
+        assert_eq!(added.status(), 201, "{}", added.text().await.unwrap());
+    }
+    let resp = api
+        .post(
+            &format!("/api/apps/{app}/deploy"),
+            json!({"image": images.0[1]}),
+        )
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["revision"], 2, "{body}");
+    let second_id = local_image(&images.0[1]).expect("revision 2's image is local");
+
+    assert_eq!(api.delete(&format!("/api/apps/{app}")).await.status(), 204);
+    assert!(
+        local_image(&second_id).is_none(),
+        "the removed app's image stayed"
+    );
+    assert!(
+        local_image(&images.0[0]).is_some(),
+        "the image {other} serves was removed"
+    );
+}

@@ -178,6 +178,49 @@ async fn websockets_server_sent_events_and_http2_pass_through() {
     assert_eq!(echoed.into_text().unwrap().as_str(), "echo: hello");
 }
 
+/// WebSocket upgrades one after another, each after a plain request, each carry a message
+/// both ways. Through Pingora's
+/// proxy loop one in a few dozen ended right after its 101 when the app answered fast
+/// (cloudflare/pingora#946); the edge carries upgrades itself, with its response filter.
+#[tokio::test]
+async fn websocket_upgrades_in_a_row_all_stay_open() {
+    use tokio_tungstenite::tungstenite::Message;
+    let mc = Minicloud::start().await;
+    let app = upstream::start("app").await;
+    mc.api().add_route("ws.example.com", app.addr).await;
+    let client = mc.client_for(&["ws.example.com"]);
+    for i in 0..100 {
+        // A request first leaves an idle upstream connection, which the upgrade may reuse:
+        // the fastest answer, and where the race showed.
+        let resp = client
+            .get(mc.https_url("ws.example.com", "/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.text().await.unwrap(), "app");
+        let tls = support::tls_connect(mc.https_addr(), "ws.example.com", false).await;
+        let (mut ws, response) = tokio_tungstenite::client_async(
+            format!("wss://ws.example.com:{}/ws", mc.https_port),
+            tls,
+        )
+        .await
+        .expect("websocket handshake through the edge");
+        assert_eq!(response.status(), 101);
+        assert!(response.headers().contains_key("x-request-id"));
+        ws.send(Message::text(format!("hello {i}"))).await.unwrap();
+        let echoed = ws
+            .next()
+            .await
+            .unwrap_or_else(|| panic!("upgrade {i} ended"))
+            .unwrap();
+        assert_eq!(
+            echoed.into_text().unwrap().as_str(),
+            format!("echo: hello {i}")
+        );
+        ws.close(None).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn unknown_hosts_dead_upstreams_and_bad_requests_get_clear_errors() {
     let mc = Minicloud::start().await;

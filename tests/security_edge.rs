@@ -1,7 +1,7 @@
 //! An attacker's tests of the edge: what a stranger on the internet can try with nothing but
-//! a connection: forged forwarding headers, slow or huge request heads, floods of
-//! connections, the admin host under another name, token guessing. Each would pass the
-//! attacker through if the defence it names were gone. (`security.rs` holds what an app or a
+//! a connection: forged forwarding headers, slow or huge request heads, stalled TLS
+//! handshakes, floods of connections, the admin host under another name, token guessing.
+//! Each would pass the attacker through if the defence it names were gone. (`security.rs` holds what an app or a
 //! leaked URL can try.)
 
 mod support;
@@ -109,6 +109,48 @@ async fn a_slow_request_head_is_cut_off() {
     assert!(answer.starts_with("HTTP/1.1 308"), "{answer}");
 }
 
+/// A client that opens a connection to the HTTPS port and then sends nothing, or only part of
+/// a ClientHello, holds it until the handshake deadline (2 s here), not Pingora's 60 s. A
+/// handshake finished in time keeps its connection past the deadline.
+#[tokio::test]
+async fn a_stalled_tls_handshake_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mc =
+        Minicloud::start_with(vec![("MINICLOUD_TLS_HANDSHAKE_TIMEOUT".into(), "2".into())]).await;
+    let started = std::time::Instant::now();
+    let silent = tokio::net::TcpStream::connect(mc.https_addr())
+        .await
+        .unwrap();
+    let mut partial = tokio::net::TcpStream::connect(mc.https_addr())
+        .await
+        .unwrap();
+    // A handshake record's header announcing 512 bytes, then the first 5 of a ClientHello.
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03])
+        .await
+        .unwrap();
+    for (name, mut conn) in [("silent", silent), ("partial ClientHello", partial)] {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(15), conn.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "{name}: still open after {:?} ({read:?})",
+            started.elapsed()
+        );
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "closed after {took:?}"
+    );
+
+    // The request comes well after the deadline, on a connection whose handshake was done.
+    let admin = mc.admin_host();
+    let tls = support::tls_connect(mc.https_addr(), &admin, false).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(status_on(tls, &admin).await, "401");
+}
+
 /// A connection from `ip` (a loopback address) that sent one request: `Some` if it was
 /// answered and is kept open, `None` if the edge closed it.
 async fn connect_from(ip: &str, to: std::net::SocketAddr) -> Option<tokio::net::TcpStream> {
@@ -163,8 +205,16 @@ async fn connection_caps_hold_while_others_get_through() {
 /// The status code the edge answers `GET /api/health` with, for `Host: host` on a TLS
 /// connection opened with `sni` (an IP address sends none).
 async fn status_over(mc: &Minicloud, sni: &str, host: &str) -> String {
+    let tls = support::tls_connect(mc.https_addr(), sni, false).await;
+    status_on(tls, host).await
+}
+
+/// The status code the edge answers `GET /api/health` with, for `Host: host` on `tls`.
+async fn status_on(
+    mut tls: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    host: &str,
+) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tls = support::tls_connect(mc.https_addr(), sni, false).await;
     let head = format!("GET /api/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     tls.write_all(head.as_bytes()).await.unwrap();
     let mut answer = Vec::new();

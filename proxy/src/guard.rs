@@ -1,15 +1,20 @@
-//! The edge under hostile clients: caps on open connections (in total and per client IP) and
-//! a deadline for a whole request head, in front of Pingora's HTTP handling.
+//! The edge under hostile clients: caps on open connections (in total and per client IP), a
+//! deadline for a whole request head, and a deadline for the TLS handshake, in front of
+//! Pingora's HTTP handling.
 //!
-//! Pingora 0.9.1 has neither: it reads a head with a per-read timeout only (a client that
-//! sends one byte every minute holds a connection and up to 1 MiB of buffer for ever) and
-//! accepts connections without limit. Both are added around Pingora's own app, without
-//! forking it: [`Guarded`] counts a connection from its first byte to its close and refuses
-//! one over a cap; [`HeadDeadline`] races each request's handling against the deadline until
-//! the request filter says the head is complete (see [`head_complete`]).
+//! Pingora 0.9.1 has none of them as wanted: it reads a head with a per-read timeout only (a
+//! client that sends one byte every minute holds a connection and up to 1 MiB of buffer for
+//! ever), accepts connections without limit, and gives every TLS handshake a fixed 60 s. All
+//! are added around Pingora's own app and listeners, without forking it: [`Guarded`] counts a
+//! connection from its first byte after the handshake to its close and refuses one over a
+//! cap; [`HeadDeadline`] races each request's handling against the deadline until the request
+//! filter says the head is complete (see [`head_complete`]); [`handshake::HandshakeWatch`],
+//! Pingora's pre-TLS hook, shuts down a socket whose handshake has not finished in time
+//! ([`Guarded`] tells it when one has).
 //!
-//! Not covered here: the TLS handshake, which Pingora runs before any app sees the
-//! connection, under its own fixed 60 s deadline.
+//! Not covered: connections still in their handshake are not counted by the caps.
+
+mod handshake;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,7 +29,10 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 
-/// How many connections the edge holds, and how long a request head may take.
+pub(crate) use handshake::HandshakeWatch;
+
+/// How many connections the edge holds, and how long a TLS handshake and a request head may
+/// take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Open connections in total (HTTP and HTTPS together).
@@ -35,16 +43,21 @@ pub struct Limits {
     /// `client_header_timeout`, for the whole head, not per read); on a kept-alive
     /// connection it includes the wait for the next request.
     pub head_timeout: Duration,
+    /// From the TLS listener's accept to the end of the handshake. Pingora's own deadline,
+    /// 60 s, stays the upper bound.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Limits {
     /// Sized for a 1 GB box: a connection that sends a large head can hold up to 1 MiB of
-    /// Pingora's buffer, and the head deadline bounds how long it may.
+    /// Pingora's buffer, and the head deadline bounds how long it may. A handshake is a few
+    /// round trips: 10 s leaves room for a slow mobile link, not for a client that stalls.
     fn default() -> Self {
         Self {
             max_connections: 1024,
             max_connections_per_ip: 64,
             head_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -112,6 +125,7 @@ pub struct Guarded<A> {
     inner: Arc<A>,
     limits: Limits,
     counts: Arc<Mutex<Counts>>,
+    handshakes: HandshakeWatch,
 }
 
 impl<A> Guarded<A> {
@@ -120,7 +134,13 @@ impl<A> Guarded<A> {
             inner: Arc::new(inner),
             limits,
             counts: Arc::default(),
+            handshakes: HandshakeWatch::new(limits.handshake_timeout),
         }
+    }
+
+    /// The handshake deadline, for the TLS listeners' pre-TLS hook.
+    pub fn handshake_watch(&self) -> HandshakeWatch {
+        self.handshakes.clone()
     }
 }
 
@@ -131,6 +151,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        // Pingora calls this right after a handshake (and on a plain connection, which the
+        // watch does not know): the handshake deadline no longer applies.
+        self.handshakes.done(stream.id());
         let ip = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
@@ -228,6 +251,7 @@ mod tests {
             max_connections: total,
             max_connections_per_ip: per_ip,
             head_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 

@@ -18,6 +18,7 @@ mod server;
 mod service;
 mod sni;
 mod tls;
+mod tunnel;
 
 pub use edge::{Draft, Edge, Snapshot};
 pub use guard::Limits;

@@ -31,7 +31,7 @@ pub struct EdgeConfig {
     /// On SIGTERM: how long in-flight requests get to finish before the process exits.
     pub shutdown_grace: Duration,
     pub proxy: ProxySettings,
-    /// Connection caps and the request-head deadline.
+    /// Connection caps and the handshake and request-head deadlines.
     pub limits: Limits,
     /// Pingora's graceful-upgrade socket and pid file (its defaults are in `/tmp`).
     pub upgrade_sock: String,
@@ -70,7 +70,12 @@ impl EdgeServer {
         let proxy = pingora_proxy::http_proxy(&server.configuration, proxy);
         let limits = config.limits;
         let app = Guarded::new(HeadDeadline::new(proxy, limits.head_timeout), limits);
+        let handshakes = app.handshake_watch();
         let mut service = Service::new("edge".to_owned(), app);
+        // Runs on TLS listeners only, just before each handshake.
+        service
+            .endpoints()
+            .set_pre_tls_callback(Arc::new(handshakes));
         let l4 = tuning::l4_buffer();
         service.add_listener(ListenerConfig::tcp(config.http_addr.to_string()).l4_buffer(l4));
         // Records each connection's SNI, for hosts bound to it (`ProxySettings::sni_bound`).

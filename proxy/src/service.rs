@@ -2,7 +2,8 @@
 //!
 //! Plain HTTP answers ACME HTTP-01 challenges and redirects everything else to HTTPS. HTTPS
 //! looks the host up in the current snapshot and proxies to its upstream with the forwarding
-//! headers an app expects. Nothing here blocks or takes a lock.
+//! headers an app expects; a WebSocket upgrade is carried by [`crate::tunnel`]. Nothing here
+//! blocks or takes a lock.
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -329,6 +330,10 @@ impl ProxyHttp for EdgeProxy {
         match (upstream, parked) {
             (Some(upstream), _) => {
                 ctx.upstream = Some(upstream);
+                if crate::tunnel::wanted(session) {
+                    self.tunnel(session, ctx).await?;
+                    return Ok(true);
+                }
                 Ok(false)
             }
             // A host with an owner that nothing serves now (a stopped app).
@@ -496,6 +501,22 @@ impl ProxyHttp for EdgeProxy {
 }
 
 impl EdgeProxy {
+    /// A WebSocket upgrade, carried by the edge rather than Pingora's proxy loop (see
+    /// [`crate::tunnel`]), with the same request and response filters.
+    async fn tunnel(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let Some(Upstream(addr)) = ctx.upstream else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream chosen");
+        };
+        let mut req = crate::tunnel::upstream_request(session.req_header())?;
+        self.upstream_request_filter(session, &mut req, ctx).await?;
+        let mut upstream =
+            crate::tunnel::Upstream::open(addr, self.settings.connect_timeout, req).await?;
+        let mut resp = upstream.response().await?;
+        self.response_filter(session, &mut resp, ctx).await?;
+        session.write_response_header(resp, false).await?;
+        upstream.carry(session).await
+    }
+
     /// The HTTP port: ACME challenges, else a permanent redirect to HTTPS.
     async fn plain_http(&self, session: &mut Session, ctx: &RequestCtx) -> Result<()> {
         let path = session.req_header().uri.path();

@@ -658,9 +658,10 @@ impl Apps {
         Ok(record)
     }
 
-    /// Removes the app's routes, containers and record; with `with_data`, also its database,
-    /// vhost, their users and its storage. The data goes before the record, so a removal that
-    /// fails there (MariaDB down) says what it kept and can be asked for again.
+    /// Removes the app's routes, containers, images (those no other app keeps) and record;
+    /// with `with_data`, also its database, vhost, their users and its storage. The data goes
+    /// before the record, so a removal that fails there (MariaDB down) says what it kept and
+    /// can be asked for again.
     pub async fn remove(&self, op: &Op, name: &AppName, with_data: bool) -> Result<(), AppError> {
         let _lock = self.lock(name, Operation::Remove).await?;
         let record = self.app_record(name)?;
@@ -679,6 +680,10 @@ impl Apps {
                 let app = name.clone();
                 return Err(super::error::PartlyRemoved { app, removal }.into());
             }
+        }
+        // Its containers are gone; its history still names its images.
+        if let Ok(docker) = self.docker().await {
+            super::prune::prune_removed_app_images(&self.ctx.store, &docker, name).await;
         }
         self.ctx.store.delete_app(name)?;
         self.ctx.publish_routes()?;

@@ -9,6 +9,9 @@
 //! shares its engine id, and the engine agrees: removal is never forced, so an image a
 //! container (even a stopped one) uses, or that is tagged in another repository, stays.
 //! Best effort: a failure is logged and never touches the deploy.
+//!
+//! An app being removed keeps nothing: all its images go by the same rules (unless another
+//! app keeps one, or the engine refuses), just before its deploy history is deleted.
 
 use std::collections::BTreeSet;
 
@@ -64,6 +67,19 @@ pub(super) fn plan(app: &AppName, all: &[History], keep: usize) -> Plan {
     Plan { kept, candidates }
 }
 
+/// Which of a removed `app`'s images may go: every one that no other app keeps.
+pub(super) fn plan_removal(app: &AppName, all: &[History], keep: usize) -> Plan {
+    let others: Vec<&History> = all.iter().filter(|h| &h.app != app).collect();
+    let kept: BTreeSet<String> = others.iter().flat_map(|h| kept_of(h, keep)).collect();
+    let candidates = all
+        .iter()
+        .filter(|h| &h.app == app)
+        .flat_map(|h| h.deploys.iter().map(|d| d.image.pull_reference()))
+        .filter(|r| !kept.contains(r))
+        .collect();
+    Plan { kept, candidates }
+}
+
 fn histories(store: &Store) -> Result<Vec<History>, crate::store::StoreError> {
     store
         .apps()?
@@ -80,6 +96,21 @@ fn histories(store: &Store) -> Result<Vec<History>, crate::store::StoreError> {
 
 /// Removes `app`'s images that no kept revision uses (see the module docs).
 pub(super) async fn prune_images(store: &Store, docker: &Docker, app: &AppName) {
+    prune(store, docker, app, plan).await;
+}
+
+/// Removes the images of `app`, which is being removed (its containers are gone), that no
+/// other app keeps. Called before its deploy history is deleted: that history names them.
+pub(super) async fn prune_removed_app_images(store: &Store, docker: &Docker, app: &AppName) {
+    prune(store, docker, app, plan_removal).await;
+}
+
+async fn prune(
+    store: &Store,
+    docker: &Docker,
+    app: &AppName,
+    plan: fn(&AppName, &[History], usize) -> Plan,
+) {
     let all = match histories(store) {
         Ok(all) => all,
         Err(e) => {
@@ -228,6 +259,28 @@ mod tests {
         assert_eq!(
             plan.candidates,
             [2, 3].iter().map(|i| reference("blog", *i)).collect()
+        );
+    }
+
+    #[test]
+    fn a_removed_app_keeps_nothing_but_what_another_app_keeps() {
+        let mut shared = deploy("shop", 1, 1, Succeeded);
+        shared.image = deploy("blog", 1, 1, Succeeded).image;
+        let blog = history(
+            "blog",
+            Some(2),
+            vec![
+                deploy("blog", 1, 1, Succeeded),
+                deploy("blog", 2, 2, Succeeded),
+            ],
+        );
+        let shop = history("shop", Some(1), vec![shared]);
+        let plan = plan_removal(&AppName::try_new("blog").unwrap(), &[blog, shop], 3);
+        assert_eq!(plan.kept, BTreeSet::from([reference("blog", 1)]));
+        assert_eq!(
+            plan.candidates,
+            BTreeSet::from([reference("blog", 2)]),
+            "{plan:?}"
         );
     }
 

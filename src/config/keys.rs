@@ -18,6 +18,14 @@ use super::{Invalid, LogFormat, Sources};
 use crate::model::secret::Secret;
 use crate::services::{self, mariadb, rabbitmq};
 
+/// Pingora ends every handshake after 60 s itself: a longer deadline would never be met.
+fn handshake_seconds(v: &str) -> Result<Duration, String> {
+    match seconds(v, 1)? {
+        d if d <= Duration::from_secs(60) => Ok(d),
+        _ => Err("expected whole seconds from 1 to 60 (Pingora ends a handshake at 60 s)".into()),
+    }
+}
+
 fn non_empty(v: &str) -> Result<String, String> {
     if v.trim().is_empty() {
         Err("must not be empty".into())
@@ -158,6 +166,10 @@ keys! {
     head_timeout: Duration = |v: &str| seconds(v, 1), {
         default: Some("30"),
         help: "Seconds a client may take to send a whole request head.",
+    }
+    tls_handshake_timeout: Duration = handshake_seconds, {
+        default: Some("10"),
+        help: "Seconds a client may take to finish its TLS handshake (at most 60).",
     }
     max_connections: usize = connections, {
         default: Some("1024"),
@@ -349,5 +361,13 @@ mod tests {
             help("threads"),
             "Proxy worker threads. [env: MINICLOUD_THREADS] [default: number of CPUs]"
         );
+    }
+
+    #[test]
+    fn a_handshake_deadline_past_pingoras_own_is_refused() {
+        assert_eq!(handshake_seconds("60"), Ok(Duration::from_secs(60)));
+        let err = handshake_seconds("61").unwrap_err();
+        assert!(err.contains("1 to 60"), "{err}");
+        assert!(handshake_seconds("0").is_err());
     }
 }

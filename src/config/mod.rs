@@ -407,6 +407,7 @@ fn build(p: Parsed) -> Option<Config> {
             max_connections: p.max_connections?,
             max_connections_per_ip: p.max_connections_per_ip?,
             head_timeout: p.head_timeout?,
+            handshake_timeout: p.tls_handshake_timeout?,
         },
         access_log: p.access_log?,
         log_format: p.log_format?,
