@@ -62,7 +62,7 @@ async fn an_env_change_cut_short_by_a_crash_is_undone_or_kept_whole() {
             json!({"image": image("probe:v1"), "name": app, "env": {"KEEP": "1"}}),
         )
         .await;
-    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
     let keep_only = json!({"KEEP": "1"});
 
     // 1. Killed during the redeploy: revision 2 runs but never answers its probe.

@@ -172,7 +172,14 @@ impl Apps {
             Some(old) => (old.manifest_file.clone(), old.manifest_text.clone()),
             None => {
                 bus.step(op, name, "reading the app manifest");
-                docker.read_manifest(&image).await?
+                match docker.read_manifest(&image).await {
+                    // Another app's prune took it since the pull.
+                    Err(DockerError::ImageMissing { .. }) => {
+                        self.pull_again(op, &docker, &record, &image).await?;
+                        docker.read_manifest(&image).await?
+                    }
+                    other => other?,
+                }
             }
         };
         let mut manifest = manifest::parse(&manifest_file, &manifest_text)?;

@@ -355,7 +355,14 @@ impl Apps {
     ) -> Result<Manifest, AppError> {
         let docker = self.docker().await?;
         docker.pull(image, auth, |_| {}).await?;
-        let (file, text) = docker.read_manifest(image).await?;
+        let (file, text) = match docker.read_manifest(image).await {
+            // Another app's prune took it since the pull.
+            Err(DockerError::ImageMissing { .. }) => {
+                docker.pull(image, auth, |_| {}).await?;
+                docker.read_manifest(image).await?
+            }
+            other => other?,
+        };
         Ok(crate::model::manifest::parse(&file, &text)?)
     }
 

@@ -48,7 +48,13 @@ impl Docker {
             .create_container(Some(opts), body)
             .await
             .map_err(|e| {
-                DockerError::engine("create a container to read the manifest of", &shown, e)
+                if is_not_found(&e) && reason(&e).contains("No such image") {
+                    DockerError::ImageMissing {
+                        image: shown.clone(),
+                    }
+                } else {
+                    DockerError::engine("create a container to read the manifest of", &shown, e)
+                }
             })?;
         let guard = TempContainer {
             api: self.api().clone(),
