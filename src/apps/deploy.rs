@@ -172,14 +172,10 @@ impl Apps {
             Some(old) => (old.manifest_file.clone(), old.manifest_text.clone()),
             None => {
                 bus.step(op, name, "reading the app manifest");
-                match docker.read_manifest(&image).await {
-                    // Another app's prune took it since the pull.
-                    Err(DockerError::ImageMissing { .. }) => {
-                        self.pull_again(op, &docker, &record, &image).await?;
-                        docker.read_manifest(&image).await?
-                    }
-                    other => other?,
-                }
+                self.again_if_pruned(op, &docker, &record, &image, || {
+                    docker.read_manifest(&image)
+                })
+                .await?
             }
         };
         let mut manifest = manifest::parse(&manifest_file, &manifest_text)?;
@@ -225,14 +221,9 @@ impl Apps {
         let data_dir = provisioned.data_dir;
         if data_dir.is_some() {
             // The app's directory belongs to the user its image runs as (mode 0750).
-            let user = match docker.image_user(&image).await {
-                // Another app's prune took it since the pull.
-                Err(DockerError::ImageMissing { .. }) => {
-                    self.pull_again(op, &docker, &record, &image).await?;
-                    docker.image_user(&image).await?
-                }
-                other => other?,
-            };
+            let user = self
+                .again_if_pruned(op, &docker, &record, &image, || docker.image_user(&image))
+                .await?;
             self.services
                 .storage()
                 .give_to(name, DirOwner::for_image_user(&user))
@@ -370,17 +361,10 @@ impl Apps {
             name,
             format!("starting revision {} ({})", deploy.revision, web.name),
         );
-        let running = match docker.run(&web).await {
-            // Another app's prune took it between this deploy's pull and now.
-            Err(DockerError::ImageMissing { .. }) => {
-                self.pull_again(op, &docker, record, &deploy.image)
-                    .await
-                    .map_err(StartFailure::new)?;
-                docker.run(&web).await
-            }
-            other => other,
-        }
-        .map_err(StartFailure::new)?;
+        let running = self
+            .again_if_pruned(op, &docker, record, &deploy.image, || docker.run(&web))
+            .await
+            .map_err(StartFailure::new)?;
         let addr = SocketAddr::new(running.ip, manifest.http_port());
         let health_path = manifest.health.as_ref().map(|h| h.path.as_str());
         bus.step(
@@ -439,6 +423,29 @@ impl Apps {
         );
         let auth = pull_auth(record.registry_auth.as_ref(), image, &record.image);
         docker.pull(image, auth.as_ref(), |_| {}).await.map(|_| ())
+    }
+
+    /// Runs `use_image` on an image this deploy pulled; when the engine no longer has it
+    /// (another app's prune took it since the pull), pulls it again and runs `use_image` once
+    /// more.
+    async fn again_if_pruned<T, Used>(
+        &self,
+        op: &Op,
+        docker: &Docker,
+        record: &AppRecord,
+        image: &ImageRef,
+        use_image: impl Fn() -> Used,
+    ) -> Result<T, DockerError>
+    where
+        Used: std::future::Future<Output = Result<T, DockerError>>,
+    {
+        match use_image().await {
+            Err(DockerError::ImageMissing { .. }) => {
+                self.pull_again(op, docker, record, image).await?;
+                use_image().await
+            }
+            other => other,
+        }
     }
 
     /// Refuses a pull while the data dir's disk, or the engine's (when this process can see
