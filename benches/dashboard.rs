@@ -25,15 +25,50 @@ const WARM_UP: usize = 100;
 const RENDERS: usize = 2_000;
 const MANIFEST: &str = "name: bench\nexpose:\n  - proto: http\n    port: 8080\n";
 
-/// Resident memory of this process, in bytes.
-fn rss() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
+/// The allocator `minicloud serve` runs with (`src/main.rs`): memory figures under glibc's
+/// malloc would not be the ones a server sees.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// Resident memory of this process, in bytes: anonymous (heap, stacks) and file-backed (the
+/// binary's code and data pages as they are touched; clean, shared, and dropped first when
+/// memory is short).
+#[derive(Debug, Clone, Copy)]
+struct Rss {
+    anon: u64,
+    file: u64,
+}
+
+impl Rss {
+    fn now() -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kib = |field: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        Self {
+            anon: kib("RssAnon:"),
+            file: kib("RssFile:"),
+        }
+    }
+
+    fn total(self) -> u64 {
+        self.anon + self.file
+    }
+
+    /// What was added since `before`, in MB: (total, anonymous, file-backed).
+    fn added_since(self, before: Self) -> (f64, f64, f64) {
+        let mb = |after: u64, before: u64| after.saturating_sub(before) as f64 / 1e6;
+        (
+            mb(self.total(), before.total()),
+            mb(self.anon, before.anon),
+            mb(self.file, before.file),
+        )
+    }
 }
 
 fn static_bytes() -> u64 {
@@ -119,7 +154,7 @@ async fn main() {
     let ctx = Ctx::new(config, store, edge.clone());
     populate(&ctx, now);
 
-    let before_control_plane = rss();
+    let before_control_plane = Rss::now();
     let apps = Apps::new(
         ctx.clone(),
         AppSettings {
@@ -132,7 +167,7 @@ async fn main() {
     .expect("apps");
     // The web app is what comes on top of the control plane (`Apps`, its engine and service
     // clients), which minicloud runs with or without pages.
-    let before = rss();
+    let before = Rss::now();
     let state = WebState::new(ctx.clone(), apps);
     // An hour of traffic, a sample a minute, on every app's host.
     for minute in 0..=60u64 {
@@ -170,7 +205,7 @@ async fn main() {
             .expect("body")
             .len();
     }
-    let after_warm_up = rss();
+    let after_warm_up = Rss::now();
     let mut times = Vec::with_capacity(RENDERS);
     for _ in 0..RENDERS {
         let started = Instant::now();
@@ -179,8 +214,11 @@ async fn main() {
         times.push(started.elapsed());
         drop(body);
     }
-    let after = rss();
+    let after = Rss::now();
     times.sort();
+    let (added, added_anon, added_file) = after.added_since(before);
+    let (warm_up, warm_up_anon, _) = after_warm_up.added_since(before);
+    let (control_plane, _, _) = before.added_since(before_control_plane);
     let result = serde_json::json!({
         "apps": APPS,
         "renders": RENDERS,
@@ -188,22 +226,23 @@ async fn main() {
         "render_p50_ms": percentile(&times, 0.50),
         "render_p99_ms": percentile(&times, 0.99),
         "static_css_js_bytes": static_bytes(),
-        "web_rss_added_bytes": after.saturating_sub(before),
-        "web_rss_after_warm_up_bytes": after_warm_up.saturating_sub(before),
-        "control_plane_rss_bytes": before.saturating_sub(before_control_plane),
+        "web_rss_added_mb": added,
+        "web_rss_added_anon_mb": added_anon,
+        "web_rss_added_file_mb": added_file,
+        "web_rss_after_warm_up_mb": warm_up,
+        "web_rss_after_warm_up_anon_mb": warm_up_anon,
+        "control_plane_rss_mb": control_plane,
     });
     println!(
         "dashboard, {APPS} apps: p50 {:.2} ms, p99 {:.2} ms ({} renders, {} KB page); \
-         CSS+JS {:.1} KB; RSS added by the web app {:.2} MB ({:.2} MB after {WARM_UP} renders; \
-         the control plane under it {:.2} MB)",
+         CSS+JS {:.1} KB; RSS added by the web app {added:.2} MB: {added_anon:.2} MB \
+         anonymous, {added_file:.2} MB the binary's pages ({warm_up:.2} MB, {warm_up_anon:.2} MB \
+         anonymous, after {WARM_UP} renders; the control plane under it {control_plane:.2} MB)",
         result["render_p50_ms"].as_f64().unwrap_or(0.0),
         result["render_p99_ms"].as_f64().unwrap_or(0.0),
         RENDERS,
         size / 1024,
         static_bytes() as f64 / 1024.0,
-        after.saturating_sub(before) as f64 / 1e6,
-        after_warm_up.saturating_sub(before) as f64 / 1e6,
-        before.saturating_sub(before_control_plane) as f64 / 1e6,
     );
     println!("{result}");
 }
