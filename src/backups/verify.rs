@@ -6,10 +6,13 @@ use mysql_async::prelude::Queryable;
 
 use super::database::{self, Target};
 use super::restic::Repository;
-use super::BackupError;
+use super::{BackupError, Backups, Part};
+use crate::bus::Op;
 use crate::model::now;
+use crate::model::AppName;
 use crate::services::mariadb::Scratch;
 use crate::services::{MariaDb, MariaDbSettings};
+use crate::store::BackupRecord;
 use crate::store::Verification;
 
 /// How many problems a failed check names.
@@ -116,5 +119,52 @@ async fn load_and_compare(
             problems.push(format!("{more} more"));
         }
         Err(problems.join("; "))
+    }
+}
+
+impl Backups {
+    /// Restores the newest good dump of the app into a scratch database and checks it (see
+    /// [`check`]); the outcome is kept on that run. Answers the run.
+    pub async fn verify(&self, op: &Op, app: &AppName) -> Result<BackupRecord, BackupError> {
+        self.apps.app_record(app)?;
+        // Retention cannot forget the snapshot while it is read.
+        let _running = self.hold(app)?;
+        let newest = self
+            .ctx
+            .store
+            .backups(app)?
+            .into_iter()
+            .rev()
+            .find_map(|b| {
+                let snapshot = b
+                    .parts
+                    .iter()
+                    .find(|p| p.part == Part::Database.as_str())?
+                    .snapshot
+                    .clone();
+                b.state.is_restorable().then_some((b, snapshot))
+            });
+        let Some((mut backup, snapshot)) = newest else {
+            return Err(BackupError::Invalid(format!(
+                "{app} has no good backup of a database to verify"
+            )));
+        };
+        let mariadb = self
+            .services()
+            .mariadb()
+            .ok_or_else(|| BackupError::Invalid("minicloud has no MariaDB configured".into()))?;
+        let repo = self.repository().await?;
+        self.ctx.bus.step(
+            op,
+            app,
+            format!("loading backup {} into a scratch database", backup.id),
+        );
+        let verification = check(&repo, &snapshot, mariadb).await?;
+        if let Some(problem) = &verification.problem {
+            tracing::warn!(%app, backup = %backup.id, %problem, "a backup failed its verification");
+        }
+        backup.verified = Some(verification);
+        self.ctx.store.put_backup(&backup)?;
+        Ok(backup)
     }
 }
