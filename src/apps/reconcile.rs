@@ -29,10 +29,31 @@ pub enum Action {
         revision: u64,
         runner: String,
     },
-    /// Not wanted at all (unknown app, old or unfinished revision, removed runner).
-    Remove { container: String },
+    /// A container to remove, and why (kept with its last log lines).
+    Remove { container: String, why: Removal },
     /// Wanted, but the app is stopped.
     Stop { container: String },
+}
+
+/// Why reconcile removes a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Not wanted at all: an unknown app, an old or unfinished revision, a removed runner.
+    Unwanted,
+    /// Wanted, but it has exited despite its restart policy: it is made again.
+    Exited,
+}
+
+impl Removal {
+    /// The sentence kept with the container's last log lines.
+    pub fn why(self) -> &'static str {
+        match self {
+            Self::Unwanted => {
+                "removed by minicloud: its revision no longer serves (replaced, unfinished, or its app removed)"
+            }
+            Self::Exited => "removed by minicloud: it had exited, so it was made again",
+        }
+    }
 }
 
 /// Compares desired apps with the engine's managed containers.
@@ -58,6 +79,7 @@ pub fn plan_reconcile(desired: &[Desired], actual: &[ContainerInfo]) -> Vec<Acti
         let Some(wanted) = wanted else {
             actions.push(Action::Remove {
                 container: container.name.clone(),
+                why: Removal::Unwanted,
             });
             continue;
         };
@@ -82,6 +104,7 @@ pub fn plan_reconcile(desired: &[Desired], actual: &[ContainerInfo]) -> Vec<Acti
             // Dead despite `unless-stopped`: replace it rather than guess why.
             actions.push(Action::Remove {
                 container: container.name.clone(),
+                why: Removal::Exited,
             });
             continue;
         }
@@ -211,13 +234,16 @@ mod tests {
             ],
         );
         assert!(plan.contains(&Action::Remove {
-            container: "mc-a-1".into()
+            container: "mc-a-1".into(),
+            why: Removal::Unwanted,
         }));
         assert!(plan.contains(&Action::Remove {
-            container: "mc-a-3".into()
+            container: "mc-a-3".into(),
+            why: Removal::Unwanted,
         }));
         assert!(plan.contains(&Action::Remove {
-            container: "mc-gone-1".into()
+            container: "mc-gone-1".into(),
+            why: Removal::Unwanted,
         }));
         assert_eq!(
             plan[0],
@@ -243,7 +269,8 @@ mod tests {
             plan,
             vec![
                 Action::Remove {
-                    container: "mc-b-1".into()
+                    container: "mc-b-1".into(),
+                    why: Removal::Exited,
                 },
                 Action::CreateWeb {
                     app: app("a"),

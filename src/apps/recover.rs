@@ -142,12 +142,11 @@ impl Apps {
     ) -> Result<(), AppError> {
         let docker = self.docker().await?;
         match action {
-            Action::Remove { container } => {
+            Action::Remove { container, why } => {
                 let _ = docker
                     .stop(container, std::time::Duration::from_secs(10))
                     .await;
-                let why = "removed by minicloud: it had stopped, or its revision no longer serves";
-                keep_removed_log(&self.ctx.store, &docker, container, why).await;
+                keep_removed_log(&self.ctx.store, &docker, container, why.why()).await;
                 docker.remove(container).await?;
                 report.removed += 1;
             }
