@@ -410,8 +410,9 @@ write_compose() {
 services:
   minicloud:
     image: ${MINICLOUD_IMAGE}
-    # Fixed names: minicloud attaches these three to every app's own network by name
-    # (MINICLOUD_APP_NETWORK_PEERS), so apps reach the edge and the services' client ports.
+    # Fixed names (prefixed for another project): minicloud attaches these three to every
+    # app's own network by name (MINICLOUD_APP_NETWORK_PEERS), so apps reach the edge and the
+    # services' client ports.
     container_name: ${NAME_PREFIX}minicloud
     restart: unless-stopped
     ports:

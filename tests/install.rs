@@ -313,13 +313,24 @@ async fn sign_in(client: &reqwest::Client, url: &str, password: &str) -> (u16, S
     (resp.status().as_u16(), location)
 }
 
+/// Sends a request; its status and body.
+async fn send(req: reqwest::RequestBuilder) -> (u16, String) {
+    let resp = req.send().await.expect("the app answers");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+/// Waits until `url` answers with a success (an app coming back after a reinstall).
+async fn wait_serving(client: &reqwest::Client, url: &str, what: &str, timeout: Duration) {
+    support::wait_for(what, timeout, || async {
+        let resp = client.get(url).send().await.ok()?;
+        resp.status().is_success().then_some(())
+    })
+    .await;
+}
+
 /// The probe's row, message and file through the edge, written (`write`) then read back.
 async fn probe_round_trip(web: &reqwest::Client, url: impl Fn(&str) -> String, write: bool) {
-    let send = |req: reqwest::RequestBuilder| async move {
-        let resp = req.send().await.expect("the app answers");
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap_or_default())
-    };
     if write {
         assert_eq!(send(web.post(url("/db")).body("row-1")).await.0, 201);
         assert_eq!(send(web.post(url("/amqp")).body("msg-1")).await.0, 201);
@@ -413,6 +424,21 @@ async fn install_sh_installs_serves_upgrades_and_uninstalls() {
     for (service, (_, health)) in &services {
         assert_eq!(health, "healthy", "{service}");
     }
+    let names: Vec<String> = SERVICES.iter().map(|s| install.container(s)).collect();
+    let memory = Command::new("docker")
+        .args([
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}}",
+        ])
+        .args(&names)
+        .output()
+        .expect("run docker stats");
+    println!(
+        "memory right after the install:\n{}",
+        String::from_utf8_lossy(&memory.stdout)
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(install.dir.join(".env"))
         .unwrap()
@@ -484,11 +510,6 @@ async fn install_sh_installs_serves_upgrades_and_uninstalls() {
     );
     // The probe uses DATABASE_URL, AMQP_URL and /data from inside its container.
     probe_round_trip(&app_web, app_url, true).await;
-    let send = |req: reqwest::RequestBuilder| async move {
-        let resp = req.send().await.expect("the app answers");
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap_or_default())
-    };
     assert_eq!(
         send(app_web.get(app_url("/amqp"))).await,
         (200, "msg-1".into())
@@ -588,14 +609,12 @@ async fn install_sh_installs_serves_upgrades_and_uninstalls() {
     assert!(install.dir.join(".env").exists());
     install.ok(&[]);
     let app_web = install.client(&[&host], false);
-    support::wait_for("the app back", Duration::from_secs(120), || {
-        let app_web = app_web.clone();
-        let url = app_url("/db");
-        async move {
-            let resp = app_web.get(url).send().await.ok()?;
-            resp.status().is_success().then_some(())
-        }
-    })
+    wait_serving(
+        &app_web,
+        &app_url("/db"),
+        "the app back",
+        Duration::from_secs(120),
+    )
     .await;
     probe_round_trip(&app_web, app_url, false).await;
 
@@ -658,14 +677,12 @@ async fn install_sh_installs_serves_upgrades_and_uninstalls() {
     let out = install.ok(&restore);
     assert!(out.contains("restoring minicloud's state"), "{out}");
     let app_web = install.client(&[&host], false);
-    support::wait_for("the app restored", Duration::from_secs(300), || {
-        let app_web = app_web.clone();
-        let url = app_url("/db");
-        async move {
-            let resp = app_web.get(url).send().await.ok()?;
-            resp.status().is_success().then_some(())
-        }
-    })
+    wait_serving(
+        &app_web,
+        &app_url("/db"),
+        "the app restored",
+        Duration::from_secs(300),
+    )
     .await;
     println!(
         "install.sh --restore to the app serving: {:.0} s",
