@@ -742,7 +742,10 @@ do_install() {
 # apps of another minicloud on the same engine are never picked). Asked before `compose down`.
 our_instances() {
     id=$(container_of minicloud)
-    [ -n "$id" ] || return 0
+    if [ -z "$id" ]; then
+        warn "minicloud's container is gone, so its apps' containers cannot be told from others: list them with docker ps -a --filter label=minicloud.app and remove them with docker rm -f"
+        return 0
+    fi
     for net in $(docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}' "$id" 2>/dev/null); do
         docker network inspect -f '{{index .Labels "minicloud.instance"}}' "$net" 2>/dev/null || true
     done | grep -v '^$' | sort -u
