@@ -17,6 +17,7 @@ EMAIL_SET=''
 ADMIN_PASSWORD=''
 INSTALL_DIR=/cloud
 DATA_DIR=/data
+DATA_DIR_SET=''
 HTTP_PORT=''
 HTTPS_PORT=''
 YES=''
@@ -28,16 +29,29 @@ RECOVERY_KEY_FILE=''
 MINICLOUD_IMAGE="${MINICLOUD_IMAGE:-}"
 MARIADB_IMAGE="${MARIADB_IMAGE:-}"
 RABBITMQ_IMAGE="${RABBITMQ_IMAGE:-}"
-# The compose project (container names and labels); only tests need another one.
+# The compose project; only tests (and a second minicloud on one engine) need another one.
+# Another project prefixes its container and network names with "<project>-", so two installs
+# on one engine never share a name.
 PROJECT="${MINICLOUD_COMPOSE_PROJECT:-minicloud}"
+case "$PROJECT" in
+minicloud) NAME_PREFIX='' ;;
+*) NAME_PREFIX="$PROJECT-" ;;
+esac
 # How long the services may take to become healthy, in seconds.
 HEALTH_WAIT="${MINICLOUD_HEALTH_WAIT:-300}"
 
 DEFAULT_MINICLOUD_IMAGE=minicloud/minicloud:latest
 DEFAULT_MARIADB_IMAGE=mariadb:11.4
 DEFAULT_RABBITMQ_IMAGE=rabbitmq:3.13-management
-# The Docker network apps run on; minicloud finds it by this name.
-NETWORK=minicloud
+# The Docker network of minicloud and its services (each app gets one more of its own,
+# mc-net-<app>, which minicloud and the services join). Docker 20.10 routes a container's
+# default gateway, and moves its published ports (restarting their proxies, which cuts every
+# connection to the edge), to the network whose name sorts first: "mc-core" sorts before every
+# "mc-net-", so deploying or removing an app never moves them.
+case "$PROJECT" in
+minicloud) NETWORK=mc-core ;;
+*) NETWORK="mc-core-$PROJECT" ;;
+esac
 # Docker 20.10 is what Debian 12 ships; older engines lack the API minicloud uses.
 DOCKER_MIN_MAJOR=20
 DOCKER_MIN_MINOR=10
@@ -94,6 +108,9 @@ step() {
     fi
 }
 
+# quietly CMD...: runs CMD without its output (docker rm prints each id).
+quietly() { "$@" >/dev/null; }
+
 # A terminal to ask on, even when the script itself comes through a pipe (curl | sh).
 has_tty() { [ -z "$YES" ] && (exec </dev/tty) 2>/dev/null; }
 # ask VAR PROMPT DEFAULT: sets VAR to the answer (DEFAULT when empty, or without a terminal).
@@ -122,7 +139,7 @@ parse_flags() {
         --email) need_value "$@"; EMAIL="$2"; EMAIL_SET=1; shift ;;
         --admin-password) need_value "$@"; ADMIN_PASSWORD="$2"; shift ;;
         --dir) need_value "$@"; INSTALL_DIR="$2"; shift ;;
-        --data-dir) need_value "$@"; DATA_DIR="$2"; shift ;;
+        --data-dir) need_value "$@"; DATA_DIR="$2"; DATA_DIR_SET=1; shift ;;
         --http-port) need_value "$@"; HTTP_PORT="$2"; shift ;;
         --https-port) need_value "$@"; HTTPS_PORT="$2"; shift ;;
         --minicloud-image) need_value "$@"; MINICLOUD_IMAGE="$2"; shift ;;
@@ -141,6 +158,8 @@ parse_flags() {
     done
     [ -z "$PURGE" ] || [ "$ACTION" = uninstall ] || die "--purge goes with --uninstall"
     [ -z "$RECOVERY_KEY_FILE" ] || [ "$ACTION" = restore ] || die "--recovery-key-file goes with --restore"
+    printf '%s\n' "$PROJECT" | grep -Eq '^[a-z0-9][a-z0-9_-]{0,39}$' \
+        || die "MINICLOUD_COMPOSE_PROJECT '$PROJECT' is not a compose project name: lower-case letters, digits, - and _"
 }
 
 # --- validation -----------------------------------------------------------------------------
@@ -296,6 +315,14 @@ env_get() {
     sed -n "s/^$1=//p" "$INSTALL_DIR/.env" | head -n 1
 }
 
+# The data directory: the flag, else the one the existing .env names (a rerun, an uninstall),
+# else the default.
+settle_data_dir() {
+    [ -n "$DATA_DIR_SET" ] && return 0
+    kept=$(env_get DATA_DIR)
+    DATA_DIR=${kept:-$DATA_DIR}
+}
+
 # Settings: flags > the existing .env (a rerun) > questions > defaults.
 UPGRADE=''
 settle_settings() {
@@ -365,6 +392,8 @@ RABBITMQ_IMAGE=$RABBITMQ_IMAGE
 HTTP_PORT=$HTTP_PORT
 HTTPS_PORT=$HTTPS_PORT
 DATA_DIR=$DATA_DIR
+NAME_PREFIX=$NAME_PREFIX
+NETWORK=$NETWORK
 EOF
 }
 
@@ -381,9 +410,10 @@ write_compose() {
 services:
   minicloud:
     image: ${MINICLOUD_IMAGE}
-    # Fixed names: minicloud attaches these three to every app's own network by name
-    # (MINICLOUD_APP_NETWORK_PEERS), so apps reach the edge and the services' client ports.
-    container_name: minicloud
+    # Fixed names (prefixed for another project): minicloud attaches these three to every
+    # app's own network by name (MINICLOUD_APP_NETWORK_PEERS), so apps reach the edge and the
+    # services' client ports.
+    container_name: ${NAME_PREFIX}minicloud
     restart: unless-stopped
     ports:
       - "${HTTP_PORT}:80"
@@ -407,10 +437,11 @@ EOF
       MINICLOUD_TOKEN: ${MINICLOUD_ADMIN_TOKEN}
       MINICLOUD_LOG_FORMAT: json
       MINICLOUD_MARIADB_URL: mysql://root:${MARIADB_ROOT_PASSWORD}@mariadb:3306
-      MINICLOUD_MARIADB_APP_HOST: mariadb:3306
+      # Apps reach the services on their own network by container name.
+      MINICLOUD_MARIADB_APP_HOST: ${NAME_PREFIX}mariadb:3306
       MINICLOUD_RABBITMQ_API: http://minicloud:${RABBITMQ_ADMIN_PASSWORD}@rabbitmq:15672
-      MINICLOUD_RABBITMQ_APP_HOST: rabbitmq:5672
-      MINICLOUD_APP_NETWORK_PEERS: minicloud,mariadb,rabbitmq
+      MINICLOUD_RABBITMQ_APP_HOST: ${NAME_PREFIX}rabbitmq:5672
+      MINICLOUD_APP_NETWORK_PEERS: ${NAME_PREFIX}minicloud,${NAME_PREFIX}mariadb,${NAME_PREFIX}rabbitmq
     healthcheck:
       test: ["CMD-SHELL", "curl -fsS -o /dev/null -H \"Authorization: Bearer $$MINICLOUD_ADMIN_TOKEN\" http://127.0.0.1:7780/api/health"]
       interval: 5s
@@ -430,7 +461,7 @@ EOF
 
   mariadb:
     image: ${MARIADB_IMAGE}
-    container_name: mariadb
+    container_name: ${NAME_PREFIX}mariadb
     restart: unless-stopped
     environment:
       MARIADB_ROOT_PASSWORD: ${MARIADB_ROOT_PASSWORD}
@@ -463,7 +494,7 @@ EOF
 
   rabbitmq:
     image: ${RABBITMQ_IMAGE}
-    container_name: rabbitmq
+    container_name: ${NAME_PREFIX}rabbitmq
     # The node name (rabbit@<hostname>) names its data directory: keep it fixed.
     hostname: rabbitmq
     restart: unless-stopped
@@ -475,7 +506,9 @@ EOF
       - ${DATA_DIR}/rabbitmq:/var/lib/rabbitmq
       - ./rabbitmq.conf:/etc/rabbitmq/conf.d/90-minicloud.conf:ro
     healthcheck:
-      test: ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+      # Every listener, the management API's included (minicloud provisions through it):
+      # a ping passes seconds before that one listens.
+      test: ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"]
       interval: 5s
       timeout: 10s
       retries: 5
@@ -488,7 +521,7 @@ networks:
   # minicloud's own network with MariaDB and RabbitMQ (install.sh creates it). Each app runs
   # on a network of its own, which minicloud makes and these three join.
   minicloud:
-    name: minicloud
+    name: ${NETWORK}
     external: true
 EOF
 }
@@ -640,6 +673,7 @@ restore_state() {
 
 # --- actions --------------------------------------------------------------------------------
 do_install() {
+    settle_data_dir
     check_os
     check_memory
     check_disk
@@ -676,8 +710,8 @@ do_install() {
     if ! wait_healthy mariadb rabbitmq minicloud; then
         if [ -n "$previous" ]; then
             warn "the new minicloud is not healthy: going back to the previous image"
-            docker tag "$previous" minicloud-rollback:previous
-            MINICLOUD_IMAGE=minicloud-rollback:previous
+            docker tag "$previous" "minicloud-rollback:$PROJECT"
+            MINICLOUD_IMAGE="minicloud-rollback:$PROJECT"
             put "$INSTALL_DIR/.env" 0600 write_env
             [ -f "$state.before-upgrade" ] && compose stop minicloud && cp -p "$state.before-upgrade" "$state"
             compose up -d minicloud
@@ -703,20 +737,66 @@ do_install() {
     printf '\nKeep a copy of %s/.env off this server.\n' "$INSTALL_DIR"
 }
 
+# This install's minicloud instance ids: the `minicloud.instance` label of each app network
+# its container has joined (minicloud labels the containers and networks it makes with it, so
+# apps of another minicloud on the same engine are never picked). Asked before `compose down`.
+our_instances() {
+    id=$(container_of minicloud)
+    if [ -z "$id" ]; then
+        warn "minicloud's container is gone, so its apps' containers cannot be told from others: list them with docker ps -a --filter label=minicloud.app and remove them with docker rm -f"
+        return 0
+    fi
+    for net in $(docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}' "$id" 2>/dev/null); do
+        docker network inspect -f '{{index .Labels "minicloud.instance"}}' "$net" 2>/dev/null || true
+    done | grep -v '^$' | sort -u
+}
+
+# remove_apps INSTANCE...: the apps' containers (after minicloud stopped, so nothing brings
+# them back), and with --purge their networks.
+remove_apps() {
+    removed=0
+    for instance in "$@"; do
+        ids=$(docker ps -aq --filter "label=minicloud.instance=$instance")
+        if [ -n "$ids" ]; then
+            count=$(printf '%s\n' "$ids" | wc -l | tr -d ' ')
+            removed=$((removed + count))
+            # shellcheck disable=SC2086 # one id a word
+            step "removing the apps' $count containers (label minicloud.instance=$instance)" quietly docker rm -f $ids
+        fi
+        [ -n "$PURGE" ] || continue
+        nets=$(docker network ls -q --filter "label=minicloud.instance=$instance")
+        # shellcheck disable=SC2086 # one id a word
+        [ -z "$nets" ] || step "removing the apps' networks (--purge)" quietly docker network rm $nets
+    done
+    if [ "$removed" -eq 0 ]; then
+        say "no app containers to remove"
+    elif [ -z "$PURGE" ]; then
+        say "removed $removed app containers; their data stays in $DATA_DIR"
+    else
+        say "removed $removed app containers"
+    fi
+}
+
 do_uninstall() {
+    settle_data_dir
     [ -f "$INSTALL_DIR/docker-compose.yml" ] || die "no minicloud in $INSTALL_DIR (pass --dir if it is elsewhere)"
     check_docker
     [ -n "$COMPOSE" ] || die "compose is missing: install docker-compose, then run this again"
+    instances=$(our_instances)
     step "stopping and removing the services" compose down --remove-orphans
+    # shellcheck disable=SC2086 # one id a word
+    remove_apps $instances
     if [ -n "$PURGE" ]; then
+        if docker network inspect "$NETWORK" >/dev/null 2>&1; then
+            step "removing the Docker network $NETWORK (--purge)" quietly docker network rm "$NETWORK"
+        fi
         step "removing $INSTALL_DIR (--purge)" rm -rf "$INSTALL_DIR"
         step "removing $DATA_DIR (--purge)" rm -rf "$DATA_DIR"
     else
         # .env stays: its passwords are the ones the kept databases know.
         step "removing the compose files" rm -f "$INSTALL_DIR/docker-compose.yml" "$INSTALL_DIR/rabbitmq.conf"
-        say "kept $DATA_DIR (databases, apps' storage, state) and $INSTALL_DIR/.env; run install.sh again to bring it all back"
+        say "kept $DATA_DIR (databases, apps' storage, state) and $INSTALL_DIR/.env; run install.sh again to bring it all back (apps included)"
     fi
-    say "apps' containers, if any, keep running; remove them with: docker ps --filter label=minicloud.app"
 }
 
 main() {

@@ -156,6 +156,14 @@ impl Apps {
                     .await?;
             }
             Action::Serve { app, revision } => {
+                // The peers (minicloud's own container and the services, under compose) join
+                // the app's network again: a recreated container, as after an upgrade, is on
+                // none, and the edge could not reach the app.
+                if !self.settings.networks.peers.is_empty() {
+                    docker
+                        .ensure_app_network(app, &self.settings.networks)
+                        .await?;
+                }
                 let record = self.app_record(app)?;
                 let (_, manifest) = self.revision(app, *revision)?;
                 let info = docker.inspect(&web_container(app, *revision)).await?;
