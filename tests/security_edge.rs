@@ -55,7 +55,7 @@ async fn forged_forwarding_headers_do_not_reach_the_app() {
 }
 
 /// Whether the edge still holds `conn` open: a read that ends (EOF or reset) says it closed it.
-async fn still_open(conn: &mut tokio::net::TcpStream) -> bool {
+async fn still_open<S: tokio::io::AsyncRead + Unpin>(conn: &mut S) -> bool {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 512];
     match tokio::time::timeout(Duration::from_millis(200), conn.read(&mut buf)).await {
@@ -107,6 +107,48 @@ async fn a_slow_request_head_is_cut_off() {
     let mut answer = String::new();
     prompt.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 308"), "{answer}");
+}
+
+/// A kept-alive connection is held no longer than a new one: idle after its request, it is
+/// closed at the idle timeout (the head deadline, 2 s here), and a next request whose head is
+/// dribbled in pieces is cut off at the head deadline like a first one.
+#[tokio::test]
+async fn kept_alive_connections_are_closed_when_idle_or_slow() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mc = Minicloud::start_with(vec![("MINICLOUD_HEAD_TIMEOUT".into(), "2".into())]).await;
+    let app = upstream::start("idle").await;
+    mc.api().add_route("idle.example.com", app.addr).await;
+    let get = b"GET / HTTP/1.1\r\nHost: idle.example.com\r\n\r\n";
+
+    let mut idle = support::tls_connect(mc.https_addr(), "idle.example.com", false).await;
+    idle.write_all(get).await.unwrap();
+    assert!(support::read_response(&mut idle).await.is_some());
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(15), idle.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "an idle kept-alive connection stayed open ({read:?})"
+    );
+
+    let mut slow = support::tls_connect(mc.https_addr(), "idle.example.com", false).await;
+    slow.write_all(get).await.unwrap();
+    assert!(support::read_response(&mut slow).await.is_some());
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: idle.example.com\r\n")
+        .await
+        .unwrap();
+    let mut sent = 0;
+    // Up to 20 s of dribbling, ten times the deadline.
+    while sent < 50 && still_open(&mut slow).await {
+        if slow.write_all(b"X-Slow: 1\r\n").await.is_err() {
+            break;
+        }
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        sent < 50 && !still_open(&mut slow).await,
+        "a second head dribbled over {sent} writes still held its connection"
+    );
 }
 
 /// A client that opens a connection to the HTTPS port and then sends nothing, or only part of

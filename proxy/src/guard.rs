@@ -7,8 +7,9 @@
 //! ever), accepts connections without limit, and gives every TLS handshake a fixed 60 s. All
 //! are added around Pingora's own app and listeners, without forking it: [`Guarded`] counts a
 //! connection from its first byte after the handshake to its close and refuses one over a
-//! cap; [`HeadDeadline`] races each request's handling against the deadline until the request
-//! filter says the head is complete (see [`head_complete`]); [`handshake::HandshakeWatch`],
+//! cap; [`HeadDeadline`] races each request's handling, from the request's first byte (the
+//! keep-alive loop in `keepalive.rs` waits for that, between the two), against the deadline
+//! until the request filter says the head is complete (see [`head_complete`]); [`handshake::HandshakeWatch`],
 //! Pingora's pre-TLS hook, shuts down a socket whose handshake has not finished in time
 //! ([`Guarded`] tells it when one has).
 //!
@@ -40,8 +41,8 @@ pub struct Limits {
     /// Open connections from one client IP address.
     pub max_connections_per_ip: usize,
     /// From the first byte of a request to the end of its head (like nginx's
-    /// `client_header_timeout`, for the whole head, not per read); on a kept-alive
-    /// connection it includes the wait for the next request.
+    /// `client_header_timeout`, for the whole head, not per read). The wait for a request's
+    /// first byte on an open connection has the same bound (`keepalive.rs`).
     pub head_timeout: Duration,
     /// From the TLS listener's accept to the end of the handshake. Pingora's own deadline,
     /// 60 s, stays the upper bound.
