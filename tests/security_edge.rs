@@ -244,6 +244,74 @@ async fn connection_caps_hold_while_others_get_through() {
     .await;
 }
 
+/// A raw TCP connection to `to` from `ip` (a loopback address), nothing sent.
+async fn tcp_from(ip: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Whether the edge closes `conn` (a connection that sent nothing) well before the handshake
+/// deadline (60 s here): a connection over a cap is refused, one under it waits.
+async fn refused(mut conn: tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 16];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// A flood of connections that never finish their TLS handshake fills the caps like open ones:
+/// while one address holds its share (4 here) of stalled handshakes, its next connection is
+/// closed at once, and when all together hold the total (6), so is another address's. When
+/// they go, a client gets through again.
+#[tokio::test]
+async fn stalled_handshakes_count_against_the_caps() {
+    use tokio::io::AsyncWriteExt;
+    let mc = Minicloud::start_with(vec![
+        ("MINICLOUD_MAX_CONNECTIONS".into(), "6".into()),
+        ("MINICLOUD_MAX_CONNECTIONS_PER_IP".into(), "4".into()),
+        ("MINICLOUD_TLS_HANDSHAKE_TIMEOUT".into(), "60".into()),
+    ])
+    .await;
+    let to = mc.https_addr();
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        stalled.push(tcp_from("127.0.0.5", to).await);
+    }
+    // The edge counts each in its own task: wait until the share is taken.
+    wait_for(
+        "one address's share taken",
+        Duration::from_secs(30),
+        || async { refused(tcp_from("127.0.0.5", to).await).await.then_some(()) },
+    )
+    .await;
+    for _ in 0..2 {
+        stalled.push(tcp_from("127.0.0.6", to).await);
+    }
+    wait_for("the total taken", Duration::from_secs(30), || async {
+        refused(tcp_from("127.0.0.7", to).await).await.then_some(())
+    })
+    .await;
+
+    drop(stalled);
+    let app = upstream::start("through").await;
+    mc.api().add_route("caps.example.com", app.addr).await;
+    let (_, body) = wait_for("a place freed", Duration::from_secs(30), || async {
+        let tcp = tcp_from("127.0.0.7", to).await;
+        let mut tls = support::try_tls_over(tcp, "caps.example.com", false)
+            .await
+            .ok()?;
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: caps.example.com\r\n\r\n")
+            .await
+            .ok()?;
+        support::read_response(&mut tls).await
+    })
+    .await;
+    assert_eq!(body, "through");
+}
+
 /// The status code the edge answers `GET /api/health` with, for `Host: host` on a TLS
 /// connection opened with `sni` (an IP address sends none).
 async fn status_over(mc: &Minicloud, sni: &str, host: &str) -> String {

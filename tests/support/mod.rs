@@ -411,6 +411,18 @@ pub async fn tls_over<S>(io: S, sni: &str, h2: bool) -> tokio_rustls::client::Tl
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    try_tls_over(io, sni, h2).await.expect("TLS handshake")
+}
+
+/// [`tls_over`], for a handshake that may fail.
+pub async fn try_tls_over<S>(
+    io: S,
+    sni: &str,
+    h2: bool,
+) -> std::io::Result<tokio_rustls::client::TlsStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use rustls::pki_types::ServerName;
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -429,7 +441,6 @@ where
     connector
         .connect(ServerName::try_from(sni.to_string()).expect("sni"), io)
         .await
-        .expect("TLS handshake")
 }
 
 /// One HTTP/1.1 response read from `conn`, which stays open for the next: the head and the
