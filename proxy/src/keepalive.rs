@@ -47,6 +47,9 @@ const KEEPALIVE_SECS: u64 = 60;
 /// A response of up to this many bytes, header included, leaves in one TLS record.
 const COALESCE_BYTES: usize = 4096;
 
+/// The request head's first buffer, allocated once a request has begun: Pingora's size.
+const HEAD_BUF_BYTES: usize = 4096;
+
 /// An HTTP app whose kept-alive HTTP/1 connections wait for their next request here.
 pub struct KeepAlive<A> {
     inner: Arc<A>,
@@ -89,8 +92,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for KeepAlive<A> {
                 .next_byte(&mut stream, &mut shutdown_rx, first_request)
                 .await?;
             first_request = false;
-            // Sized like Pingora's own head buffer, which this becomes.
-            let mut prefix = BytesMut::with_capacity(COALESCE_BYTES);
+            // Becomes the session's head buffer.
+            let mut prefix = BytesMut::with_capacity(HEAD_BUF_BYTES);
             prefix.extend_from_slice(&[first]);
             let io: Stream = if tuning::COALESCE_WRITES {
                 Box::new(Coalesce(BufWriter::with_capacity(COALESCE_BYTES, stream)))
