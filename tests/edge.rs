@@ -396,22 +396,132 @@ async fn routes_survive_a_restart_and_removal_is_permanent() {
     assert_eq!(gone.status(), 404);
 }
 
+/// One kept-alive HTTPS connection carries request after request: some sent whole, one that
+/// comes after an idle wait a few bytes at a time (each piece its own TLS record), then a
+/// WebSocket upgrade on the same connection. `Connection: close` is answered, then closed.
+#[tokio::test]
+async fn a_kept_alive_connection_serves_requests_in_pieces_and_then_an_upgrade() {
+    use tokio_tungstenite::tungstenite::Message;
+    let mc = Minicloud::start().await;
+    let app = upstream::start("kept").await;
+    mc.api().add_route("kept.example.com", app.addr).await;
+    let get = b"GET / HTTP/1.1\r\nHost: kept.example.com\r\n\r\n";
+    let mut tls = support::tls_connect(mc.https_addr(), "kept.example.com", false).await;
+    for i in 0..3 {
+        tls.write_all(get).await.unwrap();
+        let (head, body) = support::read_response(&mut tls)
+            .await
+            .unwrap_or_else(|| panic!("request {i} not answered"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, "kept");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for piece in [
+        "G",
+        "ET / HT",
+        "TP/1.1\r\nHost: kept.exa",
+        "mple.com\r\n",
+        "\r\n",
+    ] {
+        tls.write_all(piece.as_bytes()).await.unwrap();
+        tls.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (head, body) = support::read_response(&mut tls)
+        .await
+        .expect("the request in pieces not answered");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "kept");
+
+    let (mut ws, response) = tokio_tungstenite::client_async(
+        format!("wss://kept.example.com:{}/ws", mc.https_port),
+        tls,
+    )
+    .await
+    .expect("websocket handshake on the kept-alive connection");
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text("after requests")).await.unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), "echo: after requests");
+    ws.close(None).await.unwrap();
+
+    let mut tls = support::tls_connect(mc.https_addr(), "kept.example.com", false).await;
+    tls.write_all(get).await.unwrap();
+    assert!(support::read_response(&mut tls).await.is_some());
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: kept.example.com\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, body) = support::read_response(&mut tls).await.expect("answered");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "kept");
+    let mut rest = Vec::new();
+    // The edge may close without a TLS close_notify; what counts is that nothing more came.
+    let _ = tokio::time::timeout(Duration::from_secs(15), tls.read_to_end(&mut rest))
+        .await
+        .expect("the connection stays open after Connection: close");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+}
+
+/// A small response (header and body) leaves the edge as one TLS record, not two: one seal
+/// on the edge and one read for the client. Counted on the wire under the TLS client.
+#[tokio::test]
+async fn a_small_response_is_one_tls_record() {
+    let mc = Minicloud::start().await;
+    let app = upstream::start("small").await;
+    mc.api().add_route("small.example.com", app.addr).await;
+    let tcp = tokio::net::TcpStream::connect(mc.https_addr())
+        .await
+        .unwrap();
+    let counter = support::RecordCounter::new(tcp);
+    let records = counter.records();
+    let mut tls = support::tls_over(counter, "small.example.com", false).await;
+    let get = b"GET / HTTP/1.1\r\nHost: small.example.com\r\n\r\n";
+    // The first request also lets TLS 1.3's session tickets, sent after the handshake, pass.
+    tls.write_all(get).await.unwrap();
+    support::read_response(&mut tls).await.expect("answered");
+    for i in 0..3 {
+        let before = records.load(std::sync::atomic::Ordering::SeqCst);
+        tls.write_all(get).await.unwrap();
+        let (head, body) = support::read_response(&mut tls).await.expect("answered");
+        assert_eq!(body, "small");
+        let took = records.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert_eq!(took, 1, "response {i} came in {took} TLS records: {head}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_lets_a_request_in_flight_finish() {
-    let mut mc = Minicloud::start_with(vec![("MINICLOUD_SHUTDOWN_GRACE".into(), "5".into())]).await;
+    let mut mc = Minicloud::start_with(vec![("MINICLOUD_SHUTDOWN_GRACE".into(), "8".into())]).await;
     let app = upstream::start("draining").await;
     mc.api().add_route("drain.example.com", app.addr).await;
     let client = mc.client_for(&["drain.example.com"]);
-    let url = mc.https_url("drain.example.com", "/slow?ms=1500");
+    let url = mc.https_url("drain.example.com", "/slow?ms=4000");
+    // An idle kept-alive connection, after one request.
+    let mut idle = support::tls_connect(mc.https_addr(), "drain.example.com", false).await;
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: drain.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    support::read_response(&mut idle).await.expect("answered");
     let in_flight = tokio::spawn(async move { client.get(url).send().await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut child = mc.terminate();
+    // The idle one is closed at once, while the one in flight still runs.
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(15), idle.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "the idle connection stayed open: {read:?}"
+    );
+    assert!(
+        !in_flight.is_finished(),
+        "the idle connection was held until the request in flight ended"
+    );
     let resp = in_flight
         .await
         .unwrap()
         .expect("the in-flight request completes");
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.text().await.unwrap(), "draining after 1500ms");
+    assert_eq!(resp.text().await.unwrap(), "draining after 4000ms");
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();

@@ -55,7 +55,7 @@ async fn forged_forwarding_headers_do_not_reach_the_app() {
 }
 
 /// Whether the edge still holds `conn` open: a read that ends (EOF or reset) says it closed it.
-async fn still_open(conn: &mut tokio::net::TcpStream) -> bool {
+async fn still_open<S: tokio::io::AsyncRead + Unpin>(conn: &mut S) -> bool {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 512];
     match tokio::time::timeout(Duration::from_millis(200), conn.read(&mut buf)).await {
@@ -107,6 +107,48 @@ async fn a_slow_request_head_is_cut_off() {
     let mut answer = String::new();
     prompt.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 308"), "{answer}");
+}
+
+/// A kept-alive connection is held no longer than a new one: idle after its request, it is
+/// closed at the idle timeout (the head deadline, 2 s here), and a next request whose head is
+/// dribbled in pieces is cut off at the head deadline like a first one.
+#[tokio::test]
+async fn kept_alive_connections_are_closed_when_idle_or_slow() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mc = Minicloud::start_with(vec![("MINICLOUD_HEAD_TIMEOUT".into(), "2".into())]).await;
+    let app = upstream::start("idle").await;
+    mc.api().add_route("idle.example.com", app.addr).await;
+    let get = b"GET / HTTP/1.1\r\nHost: idle.example.com\r\n\r\n";
+
+    let mut idle = support::tls_connect(mc.https_addr(), "idle.example.com", false).await;
+    idle.write_all(get).await.unwrap();
+    assert!(support::read_response(&mut idle).await.is_some());
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(15), idle.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "an idle kept-alive connection stayed open ({read:?})"
+    );
+
+    let mut slow = support::tls_connect(mc.https_addr(), "idle.example.com", false).await;
+    slow.write_all(get).await.unwrap();
+    assert!(support::read_response(&mut slow).await.is_some());
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: idle.example.com\r\n")
+        .await
+        .unwrap();
+    let mut sent = 0;
+    // Up to 20 s of dribbling, ten times the deadline.
+    while sent < 50 && still_open(&mut slow).await {
+        if slow.write_all(b"X-Slow: 1\r\n").await.is_err() {
+            break;
+        }
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        sent < 50 && !still_open(&mut slow).await,
+        "a second head dribbled over {sent} writes still held its connection"
+    );
 }
 
 /// A client that opens a connection to the HTTPS port and then sends nothing, or only part of
@@ -200,6 +242,74 @@ async fn connection_caps_hold_while_others_get_through() {
         connect_from("127.0.0.4", to).await
     })
     .await;
+}
+
+/// A raw TCP connection to `to` from `ip` (a loopback address), nothing sent.
+async fn tcp_from(ip: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Whether the edge closes `conn` (a connection that sent nothing) well before the handshake
+/// deadline (60 s here): a connection over a cap is refused, one under it waits.
+async fn refused(mut conn: tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 16];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// A flood of connections that never finish their TLS handshake fills the caps like open ones:
+/// while one address holds its share (4 here) of stalled handshakes, its next connection is
+/// closed at once, and when all together hold the total (6), so is another address's. When
+/// they go, a client gets through again.
+#[tokio::test]
+async fn stalled_handshakes_count_against_the_caps() {
+    use tokio::io::AsyncWriteExt;
+    let mc = Minicloud::start_with(vec![
+        ("MINICLOUD_MAX_CONNECTIONS".into(), "6".into()),
+        ("MINICLOUD_MAX_CONNECTIONS_PER_IP".into(), "4".into()),
+        ("MINICLOUD_TLS_HANDSHAKE_TIMEOUT".into(), "60".into()),
+    ])
+    .await;
+    let to = mc.https_addr();
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        stalled.push(tcp_from("127.0.0.5", to).await);
+    }
+    // The edge counts each in its own task: wait until the share is taken.
+    wait_for(
+        "one address's share taken",
+        Duration::from_secs(30),
+        || async { refused(tcp_from("127.0.0.5", to).await).await.then_some(()) },
+    )
+    .await;
+    for _ in 0..2 {
+        stalled.push(tcp_from("127.0.0.6", to).await);
+    }
+    wait_for("the total taken", Duration::from_secs(30), || async {
+        refused(tcp_from("127.0.0.7", to).await).await.then_some(())
+    })
+    .await;
+
+    drop(stalled);
+    let app = upstream::start("through").await;
+    mc.api().add_route("caps.example.com", app.addr).await;
+    let (_, body) = wait_for("a place freed", Duration::from_secs(30), || async {
+        let tcp = tcp_from("127.0.0.7", to).await;
+        let mut tls = support::try_tls_over(tcp, "caps.example.com", false)
+            .await
+            .ok()?;
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: caps.example.com\r\n\r\n")
+            .await
+            .ok()?;
+        support::read_response(&mut tls).await
+    })
+    .await;
+    assert_eq!(body, "through");
 }
 
 /// The status code the edge answers `GET /api/health` with, for `Host: host` on a TLS

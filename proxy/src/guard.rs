@@ -6,13 +6,13 @@
 //! client that sends one byte every minute holds a connection and up to 1 MiB of buffer for
 //! ever), accepts connections without limit, and gives every TLS handshake a fixed 60 s. All
 //! are added around Pingora's own app and listeners, without forking it: [`Guarded`] counts a
-//! connection from its first byte after the handshake to its close and refuses one over a
-//! cap; [`HeadDeadline`] races each request's handling against the deadline until the request
-//! filter says the head is complete (see [`head_complete`]); [`handshake::HandshakeWatch`],
+//! connection to its close and refuses one over a cap, a TLS connection from its accept
+//! (in the pre-TLS hook, so stalled handshakes fill the caps too), a plain one from its first
+//! step in the app; [`HeadDeadline`] races each request's handling, from the request's first byte (the
+//! keep-alive loop in `keepalive.rs` waits for that, between the two), against the deadline
+//! until the request filter says the head is complete (see [`head_complete`]); [`handshake::HandshakeWatch`],
 //! Pingora's pre-TLS hook, shuts down a socket whose handshake has not finished in time
 //! ([`Guarded`] tells it when one has).
-//!
-//! Not covered: connections still in their handshake are not counted by the caps.
 
 mod handshake;
 
@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
 use pingora_core::protocols::http::v2::server::H2Options;
 use pingora_core::protocols::http::ServerSession;
-use pingora_core::protocols::Stream;
+use pingora_core::protocols::{SocketDigest, Stream};
 use pingora_core::server::ShutdownWatch;
 
 pub(crate) use handshake::HandshakeWatch;
@@ -40,8 +40,8 @@ pub struct Limits {
     /// Open connections from one client IP address.
     pub max_connections_per_ip: usize,
     /// From the first byte of a request to the end of its head (like nginx's
-    /// `client_header_timeout`, for the whole head, not per read); on a kept-alive
-    /// connection it includes the wait for the next request.
+    /// `client_header_timeout`, for the whole head, not per read). The wait for a request's
+    /// first byte on an open connection has the same bound (`keepalive.rs`).
     pub head_timeout: Duration,
     /// From the TLS listener's accept to the end of the handshake. Pingora's own deadline,
     /// 60 s, stays the upper bound.
@@ -97,6 +97,11 @@ enum Refused {
     PerIp,
 }
 
+/// The client's address, from the socket's digest.
+fn peer_ip(digest: Option<Arc<SocketDigest>>) -> Option<IpAddr> {
+    digest.and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()))
+}
+
 fn admit(
     counts: &Arc<Mutex<Counts>>,
     limits: &Limits,
@@ -130,15 +135,17 @@ pub struct Guarded<A> {
 
 impl<A> Guarded<A> {
     pub fn new(inner: A, limits: Limits) -> Self {
+        let counts = Arc::<Mutex<Counts>>::default();
         Self {
             inner: Arc::new(inner),
             limits,
-            counts: Arc::default(),
-            handshakes: HandshakeWatch::new(limits.handshake_timeout),
+            handshakes: HandshakeWatch::counting(limits, counts.clone()),
+            counts,
         }
     }
 
-    /// The handshake deadline, for the TLS listeners' pre-TLS hook.
+    /// The handshake deadline and the caps from the accept, for the TLS listeners' pre-TLS
+    /// hook.
     pub fn handshake_watch(&self) -> HandshakeWatch {
         self.handshakes.clone()
     }
@@ -152,17 +159,19 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         // Pingora calls this right after a handshake (and on a plain connection, which the
-        // watch does not know): the handshake deadline no longer applies.
-        self.handshakes.done(stream.id());
-        let ip = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let _permit = match admit(&self.counts, &self.limits, ip) {
-            Ok(permit) => permit,
-            Err(why) => {
-                // Debug only: a flood would otherwise be a flood of log lines too.
-                tracing::debug!(client = ?ip, refused = ?why, "connection over the cap closed");
-                return None;
+        // watch does not know): the handshake deadline no longer applies. A connection the
+        // watch saw is counted since its accept, its place held by the stream itself.
+        let _permit = if self.handshakes.done(stream.id()) {
+            None
+        } else {
+            let ip = peer_ip(stream.get_socket_digest());
+            match admit(&self.counts, &self.limits, ip) {
+                Ok(permit) => Some(permit),
+                Err(why) => {
+                    // Debug only: a flood would otherwise be a flood of log lines too.
+                    tracing::debug!(client = ?ip, refused = ?why, "connection over the cap closed");
+                    return None;
+                }
             }
         };
         // Pingora hands a kept-alive connection back only to serve it again in the same

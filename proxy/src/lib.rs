@@ -11,6 +11,7 @@ pub mod acme;
 mod edge;
 mod guard;
 mod host;
+mod keepalive;
 pub mod metrics;
 mod pages;
 mod routes;

@@ -17,6 +17,7 @@ use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 
 use crate::guard::{Guarded, HeadDeadline, Limits};
+use crate::keepalive::KeepAlive;
 use crate::service::{EdgeProxy, ProxySettings};
 use crate::tls::SniResolver;
 use crate::Edge;
@@ -69,7 +70,15 @@ impl EdgeServer {
         let proxy = EdgeProxy::new(edge.clone(), config.proxy.clone());
         let proxy = pingora_proxy::http_proxy(&server.configuration, proxy);
         let limits = config.limits;
-        let app = Guarded::new(HeadDeadline::new(proxy, limits.head_timeout), limits);
+        // Outside in: the caps count the connection, the keep-alive loop waits for each
+        // request's first byte, the head deadline runs from there, then Pingora's proxy.
+        let app = Guarded::new(
+            KeepAlive::new(
+                HeadDeadline::new(proxy, limits.head_timeout),
+                limits.head_timeout,
+            ),
+            limits,
+        );
         let handshakes = app.handshake_watch();
         let mut service = Service::new("edge".to_owned(), app);
         // Runs on TLS listeners only, just before each handshake.
@@ -148,4 +157,13 @@ pub(crate) mod tuning {
     /// Pingora's default downstream modules (a response-compression module, disabled, whose
     /// context is still built and whose filters still run on every request).
     pub const DEFAULT_DOWNSTREAM_MODULES: bool = cfg!(feature = "bench-downstream-modules");
+
+    /// Kept-alive HTTP/1 connections wait for their next request in the edge's small loop
+    /// (`keepalive.rs`), not inside Pingora's 14 KB per-request future. Off, Pingora's own
+    /// loop serves them, and with it no write coalescing either (that lives in the loop).
+    pub const IDLE_LOOP: bool = !cfg!(feature = "bench-idle-loop");
+
+    /// A response's header and body are buffered (4 KiB) above TLS, so a small response is one
+    /// TLS record instead of two (`keepalive.rs`, `Coalesce`).
+    pub const COALESCE_WRITES: bool = !cfg!(feature = "bench-write-coalescing");
 }

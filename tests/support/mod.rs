@@ -402,6 +402,27 @@ pub async fn tls_connect(
     sni: &str,
     h2: bool,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tls_over(tcp, sni, h2).await
+}
+
+/// [`tls_connect`] over a connection the caller opened (or wrapped).
+pub async fn tls_over<S>(io: S, sni: &str, h2: bool) -> tokio_rustls::client::TlsStream<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    try_tls_over(io, sni, h2).await.expect("TLS handshake")
+}
+
+/// [`tls_over`], for a handshake that may fail.
+pub async fn try_tls_over<S>(
+    io: S,
+    sni: &str,
+    h2: bool,
+) -> std::io::Result<tokio_rustls::client::TlsStream<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use rustls::pki_types::ServerName;
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -417,11 +438,139 @@ pub async fn tls_connect(
         vec![b"http/1.1".to_vec()]
     };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     connector
-        .connect(ServerName::try_from(sni.to_string()).expect("sni"), tcp)
+        .connect(ServerName::try_from(sni.to_string()).expect("sni"), io)
         .await
-        .expect("TLS handshake")
+}
+
+/// One HTTP/1.1 response read from `conn`, which stays open for the next: the head and the
+/// body (by its `content-length`) as text. `None` if the connection ended first.
+pub async fn read_response<S>(conn: &mut S) -> Option<(String, String)>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a response with a content-length");
+    while got.len() < head_end + length {
+        let n = conn.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let body = String::from_utf8_lossy(&got[head_end..]).into_owned();
+    Some((head, body))
+}
+
+/// A connection that counts the TLS records it receives, by reading their 5-byte headers
+/// as they pass: what a packet capture would show, without one.
+pub struct RecordCounter<S> {
+    inner: S,
+    /// Application-data records read in full so far.
+    records: Arc<std::sync::atomic::AtomicUsize>,
+    /// The header of the record in progress, then how much of its body is still to come.
+    header: Vec<u8>,
+    remaining: usize,
+}
+
+impl<S> RecordCounter<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            records: Arc::default(),
+            header: Vec::with_capacity(5),
+            remaining: 0,
+        }
+    }
+
+    /// The count, readable while the connection is in use.
+    pub fn records(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        self.records.clone()
+    }
+
+    fn saw(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.header.len() < 5 {
+                let n = (5 - self.header.len()).min(bytes.len());
+                self.header.extend_from_slice(&bytes[..n]);
+                bytes = &bytes[n..];
+                if self.header.len() == 5 {
+                    self.remaining = u16::from_be_bytes([self.header[3], self.header[4]]) as usize;
+                }
+            } else {
+                let n = self.remaining.min(bytes.len());
+                self.remaining -= n;
+                bytes = &bytes[n..];
+            }
+            if self.header.len() == 5 && self.remaining == 0 {
+                if self.header[0] == 23 {
+                    self.records
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                self.header.clear();
+            }
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for RecordCounter<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if polled.is_ready() {
+            let read = buf.filled()[before..].to_vec();
+            self.saw(&read);
+        }
+        polled
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for RecordCounter<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// The certificate the edge serves for `sni`, as (DNS names, serial hex).

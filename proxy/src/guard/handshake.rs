@@ -1,5 +1,6 @@
 //! A deadline for the TLS handshake, which Pingora runs before any app sees the connection
-//! (under its own fixed 60 s).
+//! (under its own fixed 60 s), and the connection caps counted from the accept on TLS
+//! listeners, so connections stalled in their handshake take their place.
 //!
 //! Pingora's pre-TLS hook ([`PreTlsProcess`]) sees each HTTPS connection just before its
 //! handshake starts: [`HandshakeWatch`] notes it there and starts a timer. The guarded app's
@@ -7,6 +8,10 @@
 //! first, the socket is shut down, so the handshake's next read ends and Pingora drops the
 //! connection. A handshake that fails before the deadline stops its timer too: the note rides
 //! on the stream as its tracer, told when the stream is dropped.
+//!
+//! The note also holds the connection's place under the caps ([`super::admit`]), taken in the
+//! hook; one over a cap is refused there, before any handshake work. The place is given back
+//! when the stream is dropped, handshake done or not.
 //!
 //! The socket is reached by its fd number, never by a duplicate (a duplicate would keep a
 //! failed connection's socket open until the deadline). That number is safe to use because
@@ -22,8 +27,12 @@ use async_trait::async_trait;
 use nix::sys::socket::{shutdown, Shutdown};
 use pingora_core::listeners::PreTlsProcess;
 use pingora_core::protocols::l4::stream::Stream as L4Stream;
+use pingora_core::protocols::GetSocketDigest;
 use pingora_core::upstreams::peer::{Tracer, Tracing};
+use pingora_error::{Error, ErrorType};
 use tokio::task::AbortHandle;
+
+use super::{admit, peer_ip, Counts, Limits, Permit};
 
 /// Handshakes under way, each with the timer that ends it at the deadline. Cheap to clone:
 /// the listeners' pre-TLS hook and the guarded app share one.
@@ -33,6 +42,8 @@ pub(crate) struct HandshakeWatch(Arc<Watch>);
 struct Watch {
     timeout: Duration,
     pending: Mutex<Pending>,
+    /// The caps each connection is counted against from its accept (none in unit tests).
+    caps: Option<(Arc<Mutex<Counts>>, Limits)>,
 }
 
 /// By the socket's fd (unique among open sockets); the serial tells a later connection that
@@ -44,17 +55,33 @@ struct Pending {
 }
 
 impl HandshakeWatch {
-    pub(crate) fn new(timeout: Duration) -> Self {
+    #[cfg(test)]
+    fn new(timeout: Duration) -> Self {
         Self(Arc::new(Watch {
             timeout,
             pending: Mutex::default(),
+            caps: None,
         }))
     }
 
-    /// The connection on `fd` finished its handshake (or has none): its timer stops.
-    pub(crate) fn done(&self, fd: RawFd) {
-        if let Some((_, timer)) = self.0.lock().by_fd.remove(&fd) {
-            timer.abort();
+    /// A watch that also counts each connection against `limits` in `counts` from its accept.
+    pub(super) fn counting(limits: Limits, counts: Arc<Mutex<Counts>>) -> Self {
+        Self(Arc::new(Watch {
+            timeout: limits.handshake_timeout,
+            pending: Mutex::default(),
+            caps: Some((counts, limits)),
+        }))
+    }
+
+    /// The connection on `fd` finished its handshake (or has none): its timer stops. `true`
+    /// if the watch saw it start, so it is counted under the caps already.
+    pub(crate) fn done(&self, fd: RawFd) -> bool {
+        match self.0.lock().by_fd.remove(&fd) {
+            Some((_, timer)) => {
+                timer.abort();
+                true
+            }
+            None => false,
         }
     }
 
@@ -119,6 +146,23 @@ impl Pending {
 #[async_trait]
 impl PreTlsProcess for HandshakeWatch {
     async fn process(&self, stream: &mut L4Stream) -> pingora_error::Result<()> {
+        let permit = match &self.0.caps {
+            None => None,
+            Some((counts, limits)) => {
+                let ip = peer_ip(stream.get_socket_digest());
+                match admit(counts, limits, ip) {
+                    Ok(permit) => Some(Arc::new(permit)),
+                    Err(why) => {
+                        // Debug only: a flood would otherwise be a flood of log lines too.
+                        tracing::debug!(client = ?ip, refused = ?why, "connection over the cap closed");
+                        return Error::e_explain(
+                            ErrorType::AcceptError,
+                            "connection over the cap closed before its handshake",
+                        );
+                    }
+                }
+            }
+        };
         let fd = stream.as_raw_fd();
         let serial = self.start(fd);
         // Pingora sets a tracer on upstream connections only; a client connection's is free.
@@ -126,16 +170,19 @@ impl PreTlsProcess for HandshakeWatch {
             watch: Arc::clone(&self.0),
             fd,
             serial,
+            _permit: permit,
         })));
         Ok(())
     }
 }
 
-/// Rides on the stream, to tell the watch when it is dropped.
+/// Rides on the stream, to tell the watch when it is dropped and to hold the connection's
+/// place under the caps until then.
 struct Note {
     watch: Arc<Watch>,
     fd: RawFd,
     serial: u64,
+    _permit: Option<Arc<Permit>>,
 }
 
 impl std::fmt::Debug for Note {
@@ -158,6 +205,7 @@ impl Tracing for Note {
             watch: Arc::clone(&self.watch),
             fd: self.fd,
             serial: self.serial,
+            _permit: self._permit.clone(),
         })
     }
 }
