@@ -190,6 +190,20 @@ async fn a_whole_box_restore_brings_every_app_back_serving_with_its_data() {
     );
     assert_eq!(rows, rows_before);
     assert_eq!(send(web.get(url("/file/note"))).await, (200, "kept".into()));
+    // A restore while minicloud serves this data dir is refused, and says what to do.
+    let out = restore_cli(
+        fresh.path(),
+        repository.to_str().unwrap(),
+        &password,
+        true,
+        &[],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("minicloud serve (pid") && said.contains("stop it first"),
+        "{said}"
+    );
     let (status, queues) = rabbitmq_call(Method::GET, &format!("queues/{vhost}"), None).await;
     assert_eq!(status, 200);
     assert!(

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::bus::Op;
 use crate::model::{now, AppName, Operation, Secret};
-use crate::store::{BackupRecord, PendingRestore, RestoreFailure, Store};
+use crate::store::{BackupRecord, Owner, OwnerLock, PendingRestore, RestoreFailure, Store};
 
 use super::platform::{restore_platform, PlatformRestored};
 use super::restic::{Snapshot, TAG};
@@ -131,6 +131,8 @@ pub async fn prepare(
     state_path: &Path,
     force: bool,
 ) -> Result<Prepared, BackupError> {
+    // Held to the end: no `minicloud serve` on this data dir meanwhile (see `store::owner`).
+    let _owner = OwnerLock::take(state_path, Owner::Restore)?;
     let local_path = data_dir.join("backups");
     let local = Repository::new(local_path.clone(), password.clone());
     super::platform::check_replaceable(state_path, force)?;
@@ -405,6 +407,30 @@ mod tests {
                 error: None,
             }],
         }
+    }
+
+    #[tokio::test]
+    async fn a_restore_refuses_while_minicloud_serves_the_data_dir_and_changes_nothing() {
+        let data = tempfile::tempdir().unwrap();
+        let state_path = data.path().join("minicloud").join("state.redb");
+        let _serving = OwnerLock::take(&state_path, Owner::Serve).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let err = prepare(
+            &Source::Local(elsewhere.path().to_path_buf()),
+            Secret::new("pw"),
+            data.path(),
+            &state_path,
+            true,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("minicloud serve (pid") && err.contains("stop it first"),
+            "{err}"
+        );
+        assert!(!data.path().join("backups").exists());
+        assert!(!state_path.exists());
     }
 
     #[test]
