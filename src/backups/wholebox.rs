@@ -9,8 +9,9 @@
 //!   naming its newest good run whose every part is in that repository.
 //! - `minicloud serve` ([`Backups::resume_restores`], after the start-up reconcile): each
 //!   app with a pending restore gets, under its lock, its services made (database, vhost,
-//!   storage), the run's data through the ordinary restore path (`restore_down`: safety
-//!   backup, database, queues, storage, put back on failure), and then a deploy of its
+//!   storage), the run's data through the ordinary restore path (`restore_down`: database,
+//!   queues, storage, put back on failure; no safety backup, since the app's services are
+//!   new and empty, unlike a restore a person starts), and then a deploy of its
 //!   recorded revision, at its digest. The mark goes only once that succeeded; a failure is
 //!   kept on it with the reason, the app stays out of service, and the other apps go on.
 //!
@@ -348,7 +349,9 @@ impl Backups {
                 .bus
                 .step(op, app, "making its database, message bus and storage");
             self.apps.ensure_services(app).await?;
-            self.restore_down(op, app, &repo, &chosen).await
+            // No safety backup: the app's services were just made, empty; a backup of them
+            // would only add a run that holds nothing.
+            self.restore_down(op, app, &repo, &chosen, None).await
         }
         .await;
         match restored {
