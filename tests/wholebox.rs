@@ -282,7 +282,11 @@ async fn a_whole_box_restore_brings_every_app_back_serving_with_its_data() {
             json!({}),
         )
         .await;
-    assert!(!resp.status().is_success(), "{}", resp.text().await.unwrap());
+    assert!(
+        !resp.status().is_success(),
+        "{}",
+        resp.text().await.unwrap()
+    );
     assert_eq!(safety_runs(&api, &broken).await, 1);
     for app in [&name, &broken] {
         let resp = api.delete(&format!("/api/apps/{app}?data=true")).await;
