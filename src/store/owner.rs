@@ -85,7 +85,8 @@ fn refusal(state_dir: &Path, who: Owner, holder: &str) -> StoreError {
     let message = match (who, what) {
         (Owner::Restore, "serve") => format!(
             "minicloud serve (pid {pid}) is running on this data dir ({dir}): stop it first \
-             (`systemctl stop minicloud`), then run `minicloud restore` again; nothing was changed"
+             (installed by install.sh: `docker compose stop minicloud` in its directory), then \
+             run `minicloud restore` again; nothing was changed"
         ),
         (Owner::Serve, "restore") => format!(
             "`minicloud restore` (pid {pid}) is restoring this data dir ({dir}): let it finish, \
