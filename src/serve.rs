@@ -16,7 +16,7 @@ use crate::auth::{self, Bootstrap};
 use crate::config::Config;
 use crate::ctx::Ctx;
 use crate::model::{now, Actor};
-use crate::store::{Store, StoreError};
+use crate::store::{Owner, OwnerLock, Store, StoreError};
 use crate::tasks::Tasks;
 use crate::web::WebState;
 
@@ -39,7 +39,10 @@ pub enum ServeError {
 
 /// Runs minicloud until it is told to stop.
 pub fn run(config: Config) -> Result<(), ServeError> {
-    let store = Store::open(&config.state_path())?;
+    let state_path = config.state_path();
+    // Held until the process ends: no `minicloud restore` meanwhile (see `store::owner`).
+    let _owner = OwnerLock::take(&state_path, Owner::Serve)?;
+    let store = Store::open(&state_path)?;
     match auth::ensure_bootstrap_token(&store, config.admin_token.as_ref(), now())? {
         Bootstrap::Generated(token) => {
             // Shown once, on the terminal only: the store keeps just its hash, and the log
@@ -283,4 +286,28 @@ pub async fn run_control_plane(
         tracing::error!(error = %e, "control plane API stopped");
     }
     tasks.stop(TASKS_GRACE).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_refuses_to_start_while_a_restore_holds_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Sources::new()
+            .flags([("data_dir", dir.path().to_str().unwrap())])
+            .resolve()
+            .unwrap();
+        let state_path = config.state_path();
+        let restoring = OwnerLock::take(&state_path, Owner::Restore).unwrap();
+        let err = run(config).unwrap_err().to_string();
+        assert!(
+            err.contains("`minicloud restore` (pid") && err.contains("let it finish"),
+            "{err}"
+        );
+        // Refused before the store was opened (the restore replaces it).
+        assert!(!state_path.exists());
+        drop(restoring);
+    }
 }

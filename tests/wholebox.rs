@@ -59,6 +59,16 @@ async fn as_on_a_new_server(name: &str) {
     assert!(status == 204 || status == 404, "{status} {said}");
 }
 
+/// How many of the app's runs are safety backups (taken before a restore).
+async fn safety_runs(api: &support::Api, app: &str) -> usize {
+    let runs: serde_json::Value = api.get_json(&format!("/api/apps/{app}/backups")).await;
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"] == "safety")
+        .count()
+}
+
 #[tokio::test]
 async fn a_whole_box_restore_brings_every_app_back_serving_with_its_data() {
     let mut old = support::Minicloud::start_with(services_env()).await;
@@ -190,6 +200,20 @@ async fn a_whole_box_restore_brings_every_app_back_serving_with_its_data() {
     );
     assert_eq!(rows, rows_before);
     assert_eq!(send(web.get(url("/file/note"))).await, (200, "kept".into()));
+    // A restore while minicloud serves this data dir is refused, and says what to do.
+    let out = restore_cli(
+        fresh.path(),
+        repository.to_str().unwrap(),
+        &password,
+        true,
+        &[],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("minicloud serve (pid") && said.contains("stop it first"),
+        "{said}"
+    );
     let (status, queues) = rabbitmq_call(Method::GET, &format!("queues/{vhost}"), None).await;
     assert_eq!(status, 200);
     assert!(
@@ -212,6 +236,10 @@ async fn a_whole_box_restore_brings_every_app_back_serving_with_its_data() {
         .map(|d| d["digest"].as_str().unwrap())
         .collect();
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "{deploys}");
+    // The start's restores take no safety backup: the apps' services were new and empty.
+    for app in [&name, &broken] {
+        assert_eq!(safety_runs(&api, app).await, 0, "{app}");
+    }
 
     // The app whose backup cannot be read is out of service, says why and how to retry.
     let failed = support::wait_for("the failed restore", Duration::from_secs(120), || async {
@@ -247,6 +275,19 @@ async fn a_whole_box_restore_brings_every_app_back_serving_with_its_data() {
     assert_eq!(status, 503);
     // And the server goes on: the API answers, the restored app still serves.
     assert_eq!(send(web.get(url("/file/note"))).await, (200, "kept".into()));
+    // A person's retry does take one, though it fails again (the snapshot is gone).
+    let resp = api
+        .post(
+            &format!("/api/apps/{broken}/backups/{}/restore", runs[1]),
+            json!({}),
+        )
+        .await;
+    assert!(
+        !resp.status().is_success(),
+        "{}",
+        resp.text().await.unwrap()
+    );
+    assert_eq!(safety_runs(&api, &broken).await, 1);
     for app in [&name, &broken] {
         let resp = api.delete(&format!("/api/apps/{app}?data=true")).await;
         assert_eq!(resp.status(), 204);

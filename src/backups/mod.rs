@@ -34,6 +34,8 @@ pub mod plan;
 pub mod platform;
 pub mod restic;
 mod restore;
+#[cfg(test)]
+mod retention_tests;
 mod run;
 pub mod s3;
 mod schedule;

@@ -58,7 +58,14 @@ impl Backups {
             .apps
             .take_down(op, target, Operation::Restore, why)
             .await?;
-        let result = self.restore_down(op, target, &repo, &chosen).await;
+        let result = async {
+            let safety = self.safety_backup(op, target, &repo).await?;
+            let loaded = self
+                .restore_down(op, target, &repo, &chosen, Some(&safety))
+                .await?;
+            Ok::<_, BackupError>((safety.id, loaded))
+        }
+        .await;
         self.ctx
             .bus
             .step(op, target, format!("serving {target} again"));
@@ -176,14 +183,14 @@ impl Backups {
         Ok(())
     }
 
-    /// The restore proper, with the app down and locked.
-    pub(super) async fn restore_down(
+    /// A backup of what the app holds before a restore (trigger `safety`), with the app
+    /// down and locked; what a failed restore puts back from.
+    pub(super) async fn safety_backup(
         &self,
         op: &Op,
         app: &AppName,
         repo: &Repository,
-        parts: &[(Part, Option<String>)],
-    ) -> Result<(String, Option<Loaded>), BackupError> {
+    ) -> Result<BackupRecord, BackupError> {
         self.ctx
             .bus
             .step(op, app, "taking a safety backup of the current state");
@@ -193,8 +200,22 @@ impl Backups {
                 "the safety backup failed, so nothing was restored: {reason}"
             )));
         }
+        Ok(safety)
+    }
+
+    /// The restore proper, with the app down and locked. A failed part puts back what was
+    /// there: the storage directory always, the database and queues from `safety` (none: the
+    /// app had nothing to lose, as at the start of a whole-box restore).
+    pub(super) async fn restore_down(
+        &self,
+        op: &Op,
+        app: &AppName,
+        repo: &Repository,
+        parts: &[(Part, Option<String>)],
+        safety: Option<&BackupRecord>,
+    ) -> Result<Option<Loaded>, BackupError> {
         let safety_snapshot = |part: &str| {
-            safety
+            safety?
                 .parts
                 .iter()
                 .find(|p| p.part == part)
@@ -246,7 +267,7 @@ impl Backups {
                 if let Some(old) = swapped.flatten() {
                     let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(old)).await;
                 }
-                Ok((safety.id, loaded))
+                Ok(loaded)
             }
             Err(e) => {
                 self.ctx
@@ -268,7 +289,7 @@ impl Backups {
                             tracing::error!(%app, error = %again, "cannot put the database back from the safety backup");
                             return Err(BackupError::Invalid(format!(
                                 "the restore failed ({e}) and putting the database back failed too ({again}); \
-                                 the safety backup {} holds it", safety.id
+                                 the safety backup {} holds it", safety.map_or("", |s| s.id.as_str())
                             )));
                         }
                     }

@@ -9,8 +9,9 @@
 //!   naming its newest good run whose every part is in that repository.
 //! - `minicloud serve` ([`Backups::resume_restores`], after the start-up reconcile): each
 //!   app with a pending restore gets, under its lock, its services made (database, vhost,
-//!   storage), the run's data through the ordinary restore path (`restore_down`: safety
-//!   backup, database, queues, storage, put back on failure), and then a deploy of its
+//!   storage), the run's data through the ordinary restore path (`restore_down`: database,
+//!   queues, storage, put back on failure; no safety backup, since the app's services are
+//!   new and empty, unlike a restore a person starts), and then a deploy of its
 //!   recorded revision, at its digest. The mark goes only once that succeeded; a failure is
 //!   kept on it with the reason, the app stays out of service, and the other apps go on.
 //!
@@ -24,7 +25,7 @@ use std::sync::Arc;
 
 use crate::bus::Op;
 use crate::model::{now, AppName, Operation, Secret};
-use crate::store::{BackupRecord, PendingRestore, RestoreFailure, Store};
+use crate::store::{BackupRecord, Owner, OwnerLock, PendingRestore, RestoreFailure, Store};
 
 use super::platform::{restore_platform, PlatformRestored};
 use super::restic::{Snapshot, TAG};
@@ -131,6 +132,8 @@ pub async fn prepare(
     state_path: &Path,
     force: bool,
 ) -> Result<Prepared, BackupError> {
+    // Held to the end: no `minicloud serve` on this data dir meanwhile (see `store::owner`).
+    let _owner = OwnerLock::take(state_path, Owner::Restore)?;
     let local_path = data_dir.join("backups");
     let local = Repository::new(local_path.clone(), password.clone());
     super::platform::check_replaceable(state_path, force)?;
@@ -346,7 +349,9 @@ impl Backups {
                 .bus
                 .step(op, app, "making its database, message bus and storage");
             self.apps.ensure_services(app).await?;
-            self.restore_down(op, app, &repo, &chosen).await
+            // No safety backup: the app's services were just made, empty; a backup of them
+            // would only add a run that holds nothing.
+            self.restore_down(op, app, &repo, &chosen, None).await
         }
         .await;
         match restored {
@@ -405,6 +410,30 @@ mod tests {
                 error: None,
             }],
         }
+    }
+
+    #[tokio::test]
+    async fn a_restore_refuses_while_minicloud_serves_the_data_dir_and_changes_nothing() {
+        let data = tempfile::tempdir().unwrap();
+        let state_path = data.path().join("minicloud").join("state.redb");
+        let _serving = OwnerLock::take(&state_path, Owner::Serve).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let err = prepare(
+            &Source::Local(elsewhere.path().to_path_buf()),
+            Secret::new("pw"),
+            data.path(),
+            &state_path,
+            true,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("minicloud serve (pid") && err.contains("stop it first"),
+            "{err}"
+        );
+        assert!(!data.path().join("backups").exists());
+        assert!(!state_path.exists());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod backups;
 mod copy;
 mod handle;
 mod logs;
+mod owner;
 mod records;
 mod table;
 
@@ -39,6 +40,7 @@ pub use backups::{
 };
 pub use handle::{free_bytes, StoreHealth};
 pub use logs::{RemovedLog, REMOVED_LOG_BYTES, REMOVED_LOG_LINES};
+pub use owner::{Owner, OwnerLock};
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
     ServiceRecord, TokenRecord,
@@ -132,8 +134,19 @@ fn app_range(app: &AppName) -> (String, String) {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the state store {path} is in use by another minicloud process")]
+    #[error(
+        "the state store {path} is in use by another minicloud process: stop it first \
+         (is `minicloud serve` running?)"
+    )]
     InUse { path: PathBuf },
+    /// The data dir is another minicloud's (see [`OwnerLock`]): who holds it, and what to do.
+    #[error("{message}")]
+    Busy { message: String },
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("could not create {path}: {source}")]
     CreateDir {
         path: PathBuf,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::error::UiError;
 use super::pages::app_name;
 use super::session::Session;
-use super::views::{self, AppView, Chrome, DeployView};
+use super::views::{self, AppView, Chrome, DeployView, RestoreStatus};
 use super::UiState;
 use crate::apps::ServiceNeeds;
 use crate::certs::{self, CertificateStatus};
@@ -123,6 +123,8 @@ impl DomainRow {
 pub struct AppPage {
     pub chrome: Chrome,
     pub app: AppView,
+    /// A whole-box restore's data still to come back, or its failure.
+    pub restore: Option<RestoreStatus>,
     pub deploys: Vec<DeployView>,
     pub env: Vec<(String, String)>,
     pub storage: String,
@@ -177,6 +179,7 @@ pub async fn app(
     Ok(views::render(&AppPage {
         chrome: Chrome::new(&session),
         app: AppView::new(&status, &deploys),
+        restore: status.pending_restore.as_ref().map(RestoreStatus::new),
         deploys: deploys
             .iter()
             .rev()

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::error::UiError;
 use super::pages::run;
 use super::session::Session;
-use super::views::{self, Chrome};
+use super::views::{self, Chrome, RestoreStatus};
 use super::UiState;
 use crate::backups::{BackupError, Backups, Part};
 use crate::bus::Op;
@@ -101,6 +101,8 @@ pub struct AllBackups {
 pub struct AppBackups {
     pub chrome: Chrome,
     pub name: String,
+    /// A whole-box restore's data still to come back, or its failure.
+    pub restore: Option<RestoreStatus>,
     pub runs: Vec<RunView>,
 }
 
@@ -127,9 +129,11 @@ pub async fn of_app(
 ) -> Result<Html<String>, UiError> {
     let name = app_name(&name)?;
     let runs = state.web.backups.list(&name)?;
+    let pending = state.web.ctx.store.pending_restore(&name)?;
     Ok(views::render(&AppBackups {
         chrome: Chrome::new(&session),
         name: name.to_string(),
+        restore: pending.as_ref().map(RestoreStatus::new),
         runs: runs.iter().map(RunView::from).collect(),
     })?)
 }

@@ -145,3 +145,62 @@ async fn the_app_page_says_when_its_variables_are_not_deployed_yet() {
     assert!(page.contains(r#"id="env-pending""#), "{page}");
     assert!(page.contains("not deployed yet"), "{page}");
 }
+
+#[tokio::test]
+async fn a_pending_whole_box_restore_is_shown_with_its_retry_on_both_pages() {
+    use crate::store::{PendingRestore, RestoreFailure};
+    let admin = admin();
+    with_admin_password(&admin);
+    stored_app(&admin.ctx, "blog");
+    let browser = sign_in(&admin).await;
+    for page in ["/apps/blog", "/apps/blog/backups"] {
+        let (_, _, shown) = browser.get(page).await;
+        assert!(!shown.contains(r#"id="restore-status""#), "{page}: {shown}");
+    }
+
+    let mut pending = PendingRestore {
+        app: "blog".parse().unwrap(),
+        backup: "0000000100-aaaa".into(),
+        platform_run: "0000000101-pppp".into(),
+        requested_at: 100,
+        failed: None,
+    };
+    admin.ctx.store.put_pending_restore(&pending).unwrap();
+    for page in ["/apps/blog", "/apps/blog/backups"] {
+        let (status, _, shown) = browser.get(page).await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert!(
+            shown.contains("Being restored from backup <code>0000000100-aaaa</code>"),
+            "{page}: {shown}"
+        );
+        assert!(!shown.contains("Retry the restore"), "{page}: {shown}");
+    }
+
+    pending.failed = Some(RestoreFailure {
+        at: 200,
+        reason: "MariaDB at h:1: <down>".into(),
+    });
+    admin.ctx.store.put_pending_restore(&pending).unwrap();
+    for page in ["/apps/blog", "/apps/blog/backups"] {
+        let (_, _, shown) = browser.get(page).await;
+        assert!(
+            shown.contains("The restore from backup <code>0000000100-aaaa</code> failed"),
+            "{page}: {shown}"
+        );
+        assert!(shown.contains("MariaDB at h:1: "), "{page}: {shown}");
+        assert!(
+            !shown.contains("<down>"),
+            "the reason is not escaped: {shown}"
+        );
+        let form = &shown[shown
+            .find(r#"action="/apps/blog/backups/0000000100-aaaa/restore""#)
+            .unwrap_or_else(|| panic!("no retry form on {page}: {shown}"))..];
+        let form = &form[..form.find("</form>").unwrap()];
+        assert!(
+            form.contains(&format!(r#"name="csrf" value="{}""#, browser.csrf)),
+            "{form}"
+        );
+        assert!(form.contains(r#"name="confirm" value="blog""#), "{form}");
+        assert!(form.contains("Retry the restore"), "{form}");
+    }
+}

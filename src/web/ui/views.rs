@@ -8,7 +8,7 @@ use axum::response::Html;
 use crate::apps::AppStatus;
 use crate::certs::CertificateStatus;
 use crate::model::format_time;
-use crate::store::{DeployOutcome, DeployRecord, RouteRecord};
+use crate::store::{DeployOutcome, DeployRecord, PendingRestore, RouteRecord};
 use crate::web::WebError;
 
 use super::session::Session;
@@ -117,6 +117,35 @@ impl AppView {
             last_error: status.last_error.clone().unwrap_or_default(),
             webhook_url: status.webhook_url.clone().unwrap_or_default(),
             env_not_deployed: status.env_not_deployed,
+        }
+    }
+}
+
+/// What a whole-box restore still owes an app, as its page and its backups page show it
+/// (`restore_status.html`), with the retry the restore API offers.
+pub struct RestoreStatus {
+    pub app: String,
+    pub backup: String,
+    /// Empty while the restore is still to come (at minicloud's start); else why it failed.
+    pub failed: String,
+    pub failed_at: String,
+}
+
+impl RestoreStatus {
+    pub fn new(pending: &PendingRestore) -> Self {
+        Self {
+            app: pending.app.to_string(),
+            backup: pending.backup.clone(),
+            failed: pending
+                .failed
+                .as_ref()
+                .map(|f| f.reason.clone())
+                .unwrap_or_default(),
+            failed_at: pending
+                .failed
+                .as_ref()
+                .map(|f| format_time(f.at))
+                .unwrap_or_default(),
         }
     }
 }
