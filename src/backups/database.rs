@@ -55,6 +55,10 @@ pub async fn back_up(
             // Binary columns as hex: the dump stays text a restore can read line by line.
             "--hex-blob",
             "--default-character-set=utf8mb4",
+            // No date in the last line: an unchanged database then dumps byte for byte the
+            // same, and restic stores nothing new for it (the date made the dump's last
+            // chunk new every run: 0.6 MB of a 256 MB table's second run).
+            "--skip-dump-date",
         ])
         .arg(db.as_str())
         // The password by environment, never in the arguments others can list.
