@@ -14,6 +14,7 @@ mod host;
 mod keepalive;
 pub mod metrics;
 mod pages;
+pub mod pingora_log;
 mod routes;
 mod server;
 mod service;

@@ -66,9 +66,17 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
         .with_env_filter(filter)
         .with_ansi(terminal)
         .with_writer(writer);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    // Set without `init`, which would install `tracing_log::LogTracer` for Pingora's `log`
+    // lines: `pingora_log` installs it, demoting the errors any client can cause.
+    let set = match format {
+        LogFormat::Text => tracing::subscriber::set_global_default(builder.finish()),
+        LogFormat::Json => tracing::subscriber::set_global_default(builder.json().finish()),
+    };
+    if let Err(e) = set {
+        eprintln!("minicloud: the log is already set up: {e}");
+    }
+    if let Err(e) = minicloud_proxy::pingora_log::install() {
+        tracing::warn!(error = %e, "Pingora's log lines will not reach the log");
     }
     guard
 }

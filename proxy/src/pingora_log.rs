@@ -1,0 +1,153 @@
+//! Pingora's log lines (it logs through the `log` crate) into `tracing`, with the ones any
+//! client can cause at will demoted from error to debug.
+//!
+//! Pingora 0.9.1 logs every TLS handshake that fails or is cut off at `error!`
+//! (`services/listening.rs`, `apps/mod.rs`): a port scan, a client that gives up, a
+//! connection over a cap refused by the edge's pre-TLS hook, or a flood of stalled
+//! handshakes would each fill the log with errors nobody can act on. Everything else Pingora
+//! logs keeps its level (an `Accept() failed` is the box running out of file descriptors).
+
+use log::{Level, Log, Metadata, Record};
+
+/// Pingora's lines a client causes, by target and the start of the message.
+const CLIENT_CAUSED: &[(&str, &str)] = &[
+    (
+        "pingora_core::services::listening",
+        "Downstream handshake error",
+    ),
+    (
+        "pingora_core::services::listening",
+        "Downstream handshake timeout",
+    ),
+    ("pingora_core::apps", "H2 handshake error"),
+];
+
+/// The `log` logger to install in place of `tracing_log::LogTracer` (see [`install`]).
+struct PingoraLog {
+    tracer: tracing_log::LogTracer,
+}
+
+impl Log for PingoraLog {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        self.tracer.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record) {
+        if !is_client_caused(record) {
+            return self.tracer.log(record);
+        }
+        let demoted = Record::builder()
+            .args(*record.args())
+            .level(Level::Debug)
+            .target(record.target())
+            .module_path(record.module_path())
+            .file(record.file())
+            .line(record.line())
+            .build();
+        if self.tracer.enabled(demoted.metadata()) {
+            self.tracer.log(&demoted);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Whether `record` is one of Pingora's errors that a client causes at will.
+fn is_client_caused(record: &Record) -> bool {
+    if record.level() != Level::Error {
+        return false;
+    }
+    let mut prefixes = CLIENT_CAUSED
+        .iter()
+        .filter(|(target, _)| *target == record.target())
+        .map(|(_, prefix)| prefix)
+        .peekable();
+    // Formatted only for Pingora's few error lines of those targets.
+    if prefixes.peek().is_none() {
+        return false;
+    }
+    let message = record.args().to_string();
+    prefixes.any(|prefix| message.starts_with(prefix))
+}
+
+/// Why the logger could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("a logger for the `log` crate is already installed")]
+pub struct LoggerTaken;
+
+/// Sends Pingora's (and any other `log` user's) lines to the `tracing` subscriber already set
+/// as the global default, at most at its current maximum level. Call once, after setting it,
+/// and instead of `tracing_log::LogTracer::init`.
+pub fn install() -> Result<(), LoggerTaken> {
+    let max = match tracing::level_filters::LevelFilter::current().into_level() {
+        None => log::LevelFilter::Off,
+        Some(tracing::Level::ERROR) => log::LevelFilter::Error,
+        Some(tracing::Level::WARN) => log::LevelFilter::Warn,
+        Some(tracing::Level::INFO) => log::LevelFilter::Info,
+        Some(tracing::Level::DEBUG) => log::LevelFilter::Debug,
+        Some(tracing::Level::TRACE) => log::LevelFilter::Trace,
+    };
+    log::set_boxed_logger(Box::new(PingoraLog {
+        tracer: tracing_log::LogTracer::new(),
+    }))
+    .map_err(|_| LoggerTaken)?;
+    log::set_max_level(max);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caused(target: &str, level: Level, message: &str) -> bool {
+        is_client_caused(
+            &Record::builder()
+                .target(target)
+                .level(level)
+                .args(format_args!("{message}"))
+                .build(),
+        )
+    }
+
+    #[test]
+    fn failed_and_cut_off_handshakes_are_client_caused() {
+        let listening = "pingora_core::services::listening";
+        assert!(caused(
+            listening,
+            Level::Error,
+            "Downstream handshake error from 192.0.2.1:4711: TLS handshake failure"
+        ));
+        assert!(caused(
+            listening,
+            Level::Error,
+            "Downstream handshake timeout"
+        ));
+        assert!(caused(
+            "pingora_core::apps",
+            Level::Error,
+            "H2 handshake error connection reset"
+        ));
+    }
+
+    #[test]
+    fn what_the_box_must_hear_about_keeps_its_level() {
+        let listening = "pingora_core::services::listening";
+        assert!(!caused(
+            listening,
+            Level::Error,
+            "Accept() failed Too many open files"
+        ));
+        // The same words from another module are not Pingora's handshake.
+        assert!(!caused(
+            "minicloud::edge",
+            Level::Error,
+            "Downstream handshake error"
+        ));
+        // Already below error: nothing to demote.
+        assert!(!caused(
+            listening,
+            Level::Warn,
+            "Downstream handshake timeout"
+        ));
+    }
+}
