@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::restic::Repository;
 use super::{database, BackupError, Backups, Loaded, Part, SavedApp, QUEUES_FILE, RECORD_FILE};
-use crate::apps::NewApp;
+use crate::apps::{NewApp, TakenDown};
 use crate::bus::{EventKind, Op};
 use crate::model::{now, AppName, Operation, ServiceKind};
 use crate::services::ServiceName;
@@ -51,13 +51,7 @@ impl Backups {
         self.ctx
             .bus
             .step(op, target, format!("taking {target} out of service"));
-        let why = format!(
-            "The app {target} is being restored from a backup and will be back in a few minutes"
-        );
-        let down = self
-            .apps
-            .take_down(op, target, Operation::Restore, why)
-            .await?;
+        let down = self.take_down_for_restore(op, target).await?;
         let result = async {
             let safety = self.safety_backup(op, target, &repo).await?;
             let loaded = self
@@ -181,6 +175,22 @@ impl Backups {
             )
             .await?;
         Ok(())
+    }
+
+    /// Takes `app` out of service for a restore, under its operation lock: its hosts answer
+    /// a 503 page saying it is being restored.
+    pub(super) async fn take_down_for_restore(
+        &self,
+        op: &Op,
+        app: &AppName,
+    ) -> Result<TakenDown, BackupError> {
+        let why = format!(
+            "The app {app} is being restored from a backup and will be back in a few minutes"
+        );
+        Ok(self
+            .apps
+            .take_down(op, app, Operation::Restore, why)
+            .await?)
     }
 
     /// A backup of what the app holds before a restore (trigger `safety`), with the app

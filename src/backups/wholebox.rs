@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::bus::Op;
-use crate::model::{now, AppName, Operation, Secret};
+use crate::model::{now, AppName, Secret};
 use crate::store::{BackupRecord, Owner, OwnerLock, PendingRestore, RestoreFailure, Store};
 
 use super::platform::{restore_platform, PlatformRestored};
@@ -337,13 +337,7 @@ impl Backups {
         let chosen = self.plan_parts(&backup, app, &[]);
         let _running = self.hold(app)?;
         let repo = self.repository().await?;
-        let why = format!(
-            "The app {app} is being restored from a backup and will be back in a few minutes"
-        );
-        let down = self
-            .apps
-            .take_down(op, app, Operation::Restore, why)
-            .await?;
+        let down = self.take_down_for_restore(op, app).await?;
         let restored = async {
             self.ctx
                 .bus
