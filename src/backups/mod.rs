@@ -7,7 +7,8 @@
 //! every snapshot of it; it is partial when the local repository did and S3 did not; a
 //! failed run's snapshots are forgotten at once; a daily slot minicloud was down for is
 //! recorded as missed), restores, verifications, the repository password (made once, kept
-//! in the store; the S3 repository has the same). Does not own: the app lifecycle (`apps`
+//! in the store; the S3 repository has the same), each app's backup policy (when it is
+//! backed up, how many runs retention keeps). Does not own: the app lifecycle (`apps`
 //! makes a clone, takes an app down and brings it back), the accounts (`services`).
 //!
 //! The S3 copy is `restic copy` of the run's local snapshots, not a second backup: the
@@ -32,6 +33,7 @@ pub mod database;
 mod offsite;
 pub mod plan;
 pub mod platform;
+mod policy;
 pub mod restic;
 mod restore;
 #[cfg(test)]
@@ -56,6 +58,7 @@ use crate::services::{ServiceError, Services};
 use crate::store::{AppRecord, BackupRecord, DeployRecord, RepositoryKey, StoreError};
 
 pub use database::Loaded;
+pub use policy::PolicyView;
 pub use restic::Repository;
 pub use restore::Restored;
 
@@ -130,6 +133,9 @@ struct SavedApp {
     app: AppRecord,
     /// The serving revision: its image pinned to the digest, its manifest and env.
     revision: Option<DeployRecord>,
+    /// Its backup policy, when an admin set one (a clone takes it over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backup_policy: Option<crate::model::BackupPolicy>,
 }
 
 impl SavedApp {

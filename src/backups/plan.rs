@@ -1,5 +1,7 @@
-//! Pure planning: when an app's daily backup is due, and which good runs retention keeps.
-//! No clock, no I/O: the caller passes `now` and the runs.
+//! Pure planning: when an app's daily backup is due (by its policy's schedule), and which good
+//! runs retention keeps. No clock, no I/O: the caller passes `now` and the runs.
+
+use crate::model::{BackupPolicy, Schedule};
 
 /// How many good runs to keep: the newest `last`, and the newest of each of the last `daily`
 /// days, `weekly` weeks and `monthly` months that have one.
@@ -18,6 +20,17 @@ impl Default for Retention {
             daily: 7,
             weekly: 4,
             monthly: 6,
+        }
+    }
+}
+
+impl From<&BackupPolicy> for Retention {
+    fn from(p: &BackupPolicy) -> Self {
+        Self {
+            last: p.keep_last as usize,
+            daily: p.keep_daily as usize,
+            weekly: p.keep_weekly as usize,
+            monthly: p.keep_monthly as usize,
         }
     }
 }
@@ -152,6 +165,51 @@ pub fn latest_slot(now: i64, minute: i64) -> i64 {
 /// started: the latest slot at or before `now` has no run yet.
 pub fn is_due(now: i64, minute: i64, last_scheduled: Option<i64>) -> bool {
     last_scheduled.is_none_or(|last| last < latest_slot(now, minute))
+}
+
+/// The minute of the day (UTC) of `app`'s scheduled backup under `schedule`; `None`: off.
+pub fn scheduled_minute(schedule: Schedule, app: &str) -> Option<i64> {
+    match schedule {
+        Schedule::Off => None,
+        Schedule::Daily => Some(daily_minute(app)),
+        Schedule::At(minute) => Some(i64::from(minute)),
+    }
+}
+
+/// What one look of the scheduler does for one app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// Nothing now: the schedule is off, or the latest slot has its run.
+    Wait,
+    /// Back up now, for `slot`; `missed`: the slot is long past (minicloud was down then),
+    /// record it as missed first.
+    Run { slot: i64, missed: bool },
+}
+
+/// The scheduler's choice for an app at `now`. `since` is the latest of: its last
+/// scheduled run's start, when the app was made, and when its policy last changed; a slot
+/// at or before it needs no run (so a new time, or a schedule turned back on, starts at the
+/// first slot after the change and is never recorded as missed).
+pub fn plan_tick(now: i64, schedule: Schedule, app: &str, since: i64) -> Tick {
+    let Some(minute) = scheduled_minute(schedule, app) else {
+        return Tick::Wait;
+    };
+    if !is_due(now, minute, Some(since)) {
+        return Tick::Wait;
+    }
+    let slot = latest_slot(now, minute);
+    Tick::Run {
+        slot,
+        missed: is_missed(now, slot),
+    }
+}
+
+/// When the scheduler next backs the app up, given what [`plan_tick`] is given: a time at
+/// or before `now` means at its next look (within a minute); `None`: the schedule is off.
+pub fn next_scheduled(now: i64, schedule: Schedule, app: &str, since: i64) -> Option<i64> {
+    let minute = scheduled_minute(schedule, app)?;
+    let slot = latest_slot(now, minute);
+    Some(if slot > since { slot } else { slot + DAY })
 }
 
 /// How late a due run may start and still be on time. The scheduler looks every minute, so
@@ -330,6 +388,100 @@ mod tests {
         assert!(is_due(day + 91 * 60, minute, Some(day - DAY + 5400)));
         assert!(!is_due(day + 91 * 60, minute, Some(day + 5400)));
         assert!(is_due(day, minute, None));
+    }
+
+    #[test]
+    fn the_tick_follows_the_policy_schedule() {
+        let day = 10 * DAY;
+        let spread = daily_minute("shop");
+        // Off: never, however long since the last run.
+        assert_eq!(plan_tick(day, Schedule::Off, "shop", 0), Tick::Wait);
+        assert_eq!(next_scheduled(day, Schedule::Off, "shop", 0), None);
+        // Daily: the spread minute, as before policies.
+        let slot = day + spread * 60;
+        assert_eq!(
+            plan_tick(slot + 30, Schedule::Daily, "shop", slot - DAY),
+            Tick::Run {
+                slot,
+                missed: false
+            }
+        );
+        assert_eq!(
+            plan_tick(slot + 30, Schedule::Daily, "shop", slot),
+            Tick::Wait
+        );
+        // An explicit time: that minute, whatever the name.
+        let at = Schedule::At(3 * 60 + 30);
+        let slot = day + 210 * 60;
+        assert_eq!(plan_tick(slot - 60, at, "shop", slot - DAY), Tick::Wait);
+        assert_eq!(
+            plan_tick(slot, at, "shop", slot - DAY),
+            Tick::Run {
+                slot,
+                missed: false
+            }
+        );
+        assert_eq!(
+            next_scheduled(slot - 60, at, "shop", slot - DAY),
+            Some(slot)
+        );
+        assert_eq!(
+            next_scheduled(slot + 60, at, "shop", slot),
+            Some(slot + DAY)
+        );
+        // Down for hours over the slot: a run that catches up, the slot recorded as missed.
+        assert_eq!(
+            plan_tick(slot + 5 * 3600, at, "shop", slot - DAY),
+            Tick::Run { slot, missed: true }
+        );
+        // The time changed to 03:30 at 05:00, after that day's run at another minute: the
+        // passed 03:30 slot is neither run nor missed; the next is tomorrow's.
+        let changed = slot + 90 * 60;
+        assert_eq!(plan_tick(changed + 60, at, "shop", changed), Tick::Wait);
+        assert_eq!(
+            next_scheduled(changed, at, "shop", changed),
+            Some(slot + DAY)
+        );
+        assert_eq!(
+            plan_tick(slot + DAY, at, "shop", changed),
+            Tick::Run {
+                slot: slot + DAY,
+                missed: false
+            }
+        );
+    }
+
+    #[test]
+    fn retention_comes_from_the_policy() {
+        let policy = BackupPolicy {
+            keep_last: 1,
+            keep_daily: 0,
+            keep_weekly: 2,
+            keep_monthly: 3,
+            ..BackupPolicy::default()
+        };
+        assert_eq!(
+            Retention::from(&policy),
+            Retention {
+                last: 1,
+                daily: 0,
+                weekly: 2,
+                monthly: 3
+            }
+        );
+        assert_eq!(
+            Retention::from(&BackupPolicy::default()),
+            Retention::default()
+        );
+        // keep_last 1 and nothing else: of two good runs, the older goes.
+        let runs = vec![run("old", 0, true), run("new", 10, true)];
+        let policy = BackupPolicy {
+            keep_daily: 0,
+            keep_weekly: 0,
+            keep_monthly: 0,
+            ..policy
+        };
+        assert_eq!(plan_retention(&runs, Retention::from(&policy)), ["old"]);
     }
 
     #[test]

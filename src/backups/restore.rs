@@ -120,7 +120,7 @@ impl Backups {
     }
 
     /// Makes the app `new` from the record in `backup`: the image at the digest it served,
-    /// its variables, limits and registry login (not its custom domains, which stay the
+    /// its variables, limits, backup policy and registry login (not its custom domains, which stay the
     /// original's); deployed with accounts and storage of its own.
     async fn make_clone(
         &self,
@@ -174,6 +174,9 @@ impl Backups {
                 },
             )
             .await?;
+        if let Some(policy) = saved.backup_policy {
+            self.adopt_policy(new, policy)?;
+        }
         Ok(())
     }
 

@@ -16,7 +16,10 @@ const DEPLOY: &str = "deploy";
 
 impl Backups {
     /// Backs an app (or, given [`AppName::platform`], the platform: see [`platform`]) up
-    /// now: one run, stored with its outcome whatever it is.
+    /// now: one run, stored with its outcome whatever it is; then, when it wrote a backup,
+    /// retention by the app's policy (manual, scheduled and before-deploy runs alike, so
+    /// `keep_last` holds whatever started the runs). A retention that fails is logged: the
+    /// run stands, and the next run's retention tries again.
     pub async fn run(
         &self,
         op: &Op,
@@ -29,6 +32,9 @@ impl Backups {
         let _running = self.hold(app)?;
         let repo = self.repository().await?;
         let backup = self.run_held(op, app, trigger, &repo).await?;
+        if backup.state.is_restorable() {
+            self.retain(app).await;
+        }
         // The run that made the repository shows its key, once, whatever its outcome.
         let show = self
             .key_unshown
@@ -259,6 +265,7 @@ impl Backups {
             format: SavedApp::FORMAT.to_owned(),
             app: record,
             revision,
+            backup_policy: self.ctx.store.backup_policy(app)?.map(|r| r.policy),
         };
         // Records with string keys: serde_json cannot fail on them.
         #[allow(clippy::expect_used)]

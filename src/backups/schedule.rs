@@ -1,6 +1,7 @@
-//! The schedule: each app with data (and the platform) backed up daily at its own minute,
-//! a slot missed while minicloud was down recorded as missed, retention after each run, and
-//! a weekly verification.
+//! The schedule: each app with data (and the platform) backed up daily at the time its
+//! policy says (by default a minute spread by its name; never when its schedule is off), a
+//! slot missed while minicloud was down recorded as missed, retention after each run (by
+//! the app's policy), and a weekly verification.
 
 use super::{plan, BackupError, Backups, Part};
 use crate::bus::Op;
@@ -15,16 +16,17 @@ impl Backups {
     pub fn apps_with_data(&self) -> Result<Vec<(AppName, i64)>, BackupError> {
         let mut out = Vec::new();
         for app in self.ctx.store.apps()? {
-            let has_db = self
-                .ctx
-                .store
-                .service(&app.name, ServiceKind::Mariadb)?
-                .is_some();
-            if has_db || self.services().storage().dir(&app.name).is_dir() {
+            if self.has_data(&app.name)? {
                 out.push((app.name, app.created_at));
             }
         }
         Ok(out)
+    }
+
+    /// Whether `app` has a database or storage.
+    pub(super) fn has_data(&self, app: &AppName) -> Result<bool, BackupError> {
+        let has_db = self.ctx.store.service(app, ServiceKind::Mariadb)?.is_some();
+        Ok(has_db || self.services().storage().dir(app).is_dir())
     }
 
     /// Drops the runs `policy` does not keep (records and snapshots), then prunes; then
@@ -85,8 +87,9 @@ impl Backups {
         }
     }
 
-    /// One look of the scheduler. A slot long past (minicloud was down then) is recorded as
-    /// missed before the run that catches up.
+    /// One look of the scheduler: each app's policy says whether and when (see
+    /// [`plan::plan_tick`]). A slot long past (minicloud was down then) is recorded as missed
+    /// before the run that catches up; retention follows the run (see [`Backups::run`]).
     async fn schedule_tick(&self) {
         let apps = match self.apps_with_data() {
             Ok(apps) => apps,
@@ -95,31 +98,23 @@ impl Backups {
                 return;
             }
         };
-        // The platform's daily run goes with the apps' (its slot spread by its name too).
+        // The platform's daily run goes with the apps' (its slot spread by its name too,
+        // and its policy always the default: it has no settings of its own).
         let subjects = std::iter::once((AppName::platform(), self.started_at)).chain(apps);
         for (app, created_at) in subjects {
-            let minute = plan::daily_minute(app.as_str());
-            // A new app's first scheduled run is at its first slot after it was made.
-            let last = self
-                .ctx
-                .store
-                .backups(&app)
-                .ok()
-                .and_then(|runs| {
-                    runs.iter()
-                        .rev()
-                        .find(|r| {
-                            r.trigger == SCHEDULE && !matches!(r.state, BackupState::Missed { .. })
-                        })
-                        .map(|r| r.started_at)
-                })
-                .or(Some(created_at));
-            let at = now();
-            if !plan::is_due(at, minute, last) {
+            let (policy, since) = match self.schedule_of(&app, created_at) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(%app, error = %e, "backup schedule: cannot read the app's policy");
+                    continue;
+                }
+            };
+            let plan::Tick::Run { slot, missed } =
+                plan::plan_tick(now(), policy.schedule, app.as_str(), since)
+            else {
                 continue;
-            }
-            let slot = plan::latest_slot(at, minute);
-            if plan::is_missed(at, slot) {
+            };
+            if missed {
                 if let Err(e) = self.record_missed(&app, slot) {
                     tracing::warn!(%app, error = %e, "cannot record a missed backup");
                 }
@@ -127,9 +122,6 @@ impl Backups {
             let op = self.ctx.begin(crate::model::Actor::System);
             match self.run(&op, &app, SCHEDULE).await {
                 Ok(done) => {
-                    if let Err(e) = self.apply_retention(&app, plan::Retention::default()).await {
-                        tracing::warn!(%app, error = %e, "backup retention failed");
-                    }
                     tracing::info!(%app, backup = %done.backup.id, state = ?done.backup.state, "scheduled backup ran");
                 }
                 Err(e) => tracing::warn!(%app, error = %e, "scheduled backup not run"),
@@ -138,6 +130,31 @@ impl Backups {
                 self.verify_weekly(&op, &app).await;
             }
         }
+    }
+
+    /// `app`'s policy, and the time after which its next scheduled slot counts (see
+    /// [`plan::plan_tick`]): its last scheduled run's start (none yet: when it was made,
+    /// `created_at`), or when its policy changed if that is later.
+    pub(super) fn schedule_of(
+        &self,
+        app: &AppName,
+        created_at: i64,
+    ) -> Result<(crate::model::BackupPolicy, i64), BackupError> {
+        let record = self.ctx.store.backup_policy(app)?;
+        let last_scheduled = self
+            .ctx
+            .store
+            .backups(app)?
+            .iter()
+            .rev()
+            .find(|r| r.trigger == SCHEDULE && !matches!(r.state, BackupState::Missed { .. }))
+            .map(|r| r.started_at);
+        // A new app's (and a just-started platform's) first scheduled run is at its first
+        // slot after it was made.
+        let since = last_scheduled
+            .unwrap_or(created_at)
+            .max(record.as_ref().map_or(i64::MIN, |r| r.updated_at));
+        Ok((record.map(|r| r.policy).unwrap_or_default(), since))
     }
 
     /// Verifies the app's newest dump when no dump of it was verified in the last week.

@@ -353,6 +353,8 @@ Examples:
   minicloud backups restore blog 1764927000-3f2a --only database
   minicloud backups download blog 1764927000-3f2a -o blog.tar.zst
   minicloud backups verify blog
+  minicloud backups settings blog
+  minicloud backups settings blog --schedule 03:30 --keep-last 3 --keep-monthly 12
   minicloud backups key
   minicloud backups test-s3";
 
@@ -411,6 +413,41 @@ pub enum BackupsCommand {
         /// Where to write it (written beside it first, then renamed when whole).
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show an app's backup schedule and retention, or change them with the flags (those not
+    /// given stay as they are).
+    ///
+    /// The schedule is `daily` (the default: at a time of day minicloud picks for the app, so
+    /// apps do not all back up at once), a time of day in UTC as `HH:MM`, or `off` (no
+    /// scheduled backup; `backups run` and the backup before a new image still happen).
+    /// After each backup, retention keeps the newest `--keep-last` good backups and the
+    /// newest one of each of the last `--keep-daily` days, `--keep-weekly` weeks and
+    /// `--keep-monthly` months, and deletes the other runs (defaults 7, 7, 4, 6; each 0 to
+    /// 1000, `--keep-last` at least 1, so the newest good backup is never deleted).
+    #[command(after_help = "Examples:
+  minicloud backups settings blog
+  minicloud backups settings blog --schedule 03:30
+  minicloud backups settings blog --schedule off
+  minicloud backups settings blog --keep-last 3 --keep-daily 0 --keep-weekly 0 --keep-monthly 0")]
+    Settings {
+        app: String,
+        /// `daily`, `off`, or a time of day in UTC as `HH:MM`.
+        #[arg(long, value_name = "off|daily|HH:MM")]
+        schedule: Option<String>,
+        /// Keep the newest N good backups (1 to 1000).
+        #[arg(long, value_name = "N")]
+        keep_last: Option<i64>,
+        /// Keep the newest backup of each of the last N days (0 to 1000).
+        #[arg(long, value_name = "N")]
+        keep_daily: Option<i64>,
+        /// Keep the newest backup of each of the last N weeks (0 to 1000).
+        #[arg(long, value_name = "N")]
+        keep_weekly: Option<i64>,
+        /// Keep the newest backup of each of the last N months (0 to 1000).
+        #[arg(long, value_name = "N")]
+        keep_monthly: Option<i64>,
         #[command(flatten)]
         client: ClientArgs,
     },

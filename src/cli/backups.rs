@@ -1,5 +1,5 @@
-//! `minicloud backups …`: run, list, restore and download an app's backups, and show the
-//! recovery key.
+//! `minicloud backups …`: run, list, restore and download an app's backups, show and change
+//! its schedule and retention, and show the recovery key.
 
 use std::path::{Path, PathBuf};
 
@@ -168,6 +168,54 @@ pub async fn restore(
         }
         Outcome::Failed { error, .. } => Err(CliError::message(error)),
     }
+}
+
+/// Shows the app's schedule and retention; with a change, makes it first (the API checks
+/// it, so the CLI and the pages refuse the same things with the same sentence).
+pub async fn settings(
+    api: &ApiClient,
+    app: &str,
+    change: &crate::model::PolicyChange,
+) -> Result<(), CliError> {
+    let path = format!("{}/settings", app_path(app));
+    let view: crate::backups::PolicyView = if change.is_empty() {
+        api.get(&path).await?
+    } else {
+        let body = serde_json::json!({
+            "schedule": change.schedule,
+            "keep_last": change.keep_last,
+            "keep_daily": change.keep_daily,
+            "keep_weekly": change.keep_weekly,
+            "keep_monthly": change.keep_monthly,
+        });
+        api.put(&path, &body).await?
+    };
+    print!("{}", describe_policy(&view));
+    Ok(())
+}
+
+/// The policy as lines a person reads.
+fn describe_policy(view: &crate::backups::PolicyView) -> String {
+    use crate::model::Schedule;
+    let p = &view.policy;
+    let schedule = match p.schedule {
+        Schedule::Off => "off (no scheduled backup)".to_owned(),
+        Schedule::Daily => format!("daily at {} UTC (picked for the app)", view.daily_at),
+        Schedule::At(_) => format!("daily at {} UTC", p.schedule),
+    };
+    let next = match view.next_run {
+        _ if p.schedule == Schedule::Off => "none".to_owned(),
+        None => "none: the app has no database or storage to back up".to_owned(),
+        Some(at) if at <= crate::model::now() => "due now".to_owned(),
+        Some(at) => format_time(at),
+    };
+    let changed = view
+        .updated_at
+        .map_or("never (the defaults)".to_owned(), format_time);
+    format!(
+        "app:       {}\nschedule:  {schedule}\nnext run:  {next}\nkeep:      last {}, daily {}, weekly {}, monthly {}\nchanged:   {changed}\n",
+        view.app, p.keep_last, p.keep_daily, p.keep_weekly, p.keep_monthly
+    )
 }
 
 pub async fn verify(api: &ApiClient, app: &str) -> Result<(), CliError> {

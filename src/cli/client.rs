@@ -72,6 +72,15 @@ impl ApiClient {
         self.decode(path, &text)
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let text = self.call(Method::PUT, path, Some(body)).await?;
+        self.decode(path, &text)
+    }
+
     pub async fn patch<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,

@@ -55,6 +55,24 @@ async fn dispatch(command: ClientCommand) -> Result<(), CliError> {
                 client: c,
             } => backups::restore(&client(&c)?, &app, &id, &only, clone.as_deref()).await,
             BackupsCommand::Verify { app, client: c } => backups::verify(&client(&c)?, &app).await,
+            BackupsCommand::Settings {
+                app,
+                schedule,
+                keep_last,
+                keep_daily,
+                keep_weekly,
+                keep_monthly,
+                client: c,
+            } => {
+                let change = crate::model::PolicyChange {
+                    schedule,
+                    keep_last,
+                    keep_daily,
+                    keep_weekly,
+                    keep_monthly,
+                };
+                backups::settings(&client(&c)?, &app, &change).await
+            }
             BackupsCommand::Download {
                 app,
                 id,

@@ -3,9 +3,10 @@
 //!
 //! App names ([`AppName`]), image references ([`ImageRef`]), the app contract read from an
 //! image ([`Manifest`], [`Need`]), the shared services ([`ServiceKind`]), credentials
-//! ([`Secret`]), time ([`time`]), and who does what ([`Actor`], [`Operation`], [`Trigger`],
-//! [`OpId`]).
+//! ([`Secret`]), an app's backup schedule and retention ([`BackupPolicy`]), time ([`time`]),
+//! and who does what ([`Actor`], [`Operation`], [`Trigger`], [`OpId`]).
 
+pub mod backup_policy;
 pub mod image_ref;
 pub mod manifest;
 pub mod name;
@@ -15,6 +16,7 @@ mod service;
 mod text;
 pub mod time;
 
+pub use backup_policy::{BackupPolicy, PolicyChange, PolicyError, Schedule};
 pub use image_ref::ImageRef;
 pub use manifest::{Manifest, Need};
 pub use name::AppName;

@@ -1,8 +1,10 @@
-//! The backup records: one per run of one app, the repository's password, and the restores
-//! a whole-box restore still owes its apps.
+//! The backup records: one per run of one app, the repository's password, the restores a
+//! whole-box restore still owes its apps, and each app's backup policy (schedule and
+//! retention; no record: the defaults).
 
 use redb::ReadableTable;
 
+use crate::model::backup_policy::BackupPolicy;
 use crate::model::name::AppName;
 use crate::model::secret::Secret;
 
@@ -172,7 +174,39 @@ impl Keyed for PendingRestore {
     }
 }
 
+/// An app's backup policy as its admin set it. Apps without one have the defaults
+/// ([`BackupPolicy::default`]), so no record is written until someone changes it. Deleted
+/// with the app; a whole-box restore brings it back with the rest of the store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BackupPolicyRecord {
+    pub app: AppName,
+    #[serde(flatten)]
+    pub policy: BackupPolicy,
+    /// Unix seconds: the scheduler's first run after a change is at the first slot after it
+    /// (a slot passed before the change was not missed).
+    pub updated_at: i64,
+}
+
+/// Keyed by the app's name.
+impl Record for BackupPolicyRecord {
+    const NAME: &'static str = "backup_policies";
+}
+impl Keyed for BackupPolicyRecord {
+    fn key(&self) -> String {
+        self.app.to_string()
+    }
+}
+
 impl Store {
+    /// The policy `app`'s admin set; `None`: the defaults.
+    pub fn backup_policy(&self, app: &AppName) -> Result<Option<BackupPolicyRecord>, StoreError> {
+        self.get(app.as_str())
+    }
+
+    pub fn put_backup_policy(&self, record: &BackupPolicyRecord) -> Result<(), StoreError> {
+        self.put(record)
+    }
+
     /// Every run of `app`, oldest first.
     pub fn backups(&self, app: &AppName) -> Result<Vec<BackupRecord>, StoreError> {
         self.list_range(app_range(app))
@@ -293,5 +327,33 @@ mod tests {
             store.repository_key().unwrap().unwrap().password.expose(),
             "one"
         );
+    }
+
+    #[test]
+    fn a_policy_is_kept_per_app_and_goes_with_the_app() {
+        use crate::model::{BackupPolicy, Schedule};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let a = AppName::try_new("a").unwrap();
+        let record = BackupPolicyRecord {
+            app: a.clone(),
+            policy: BackupPolicy {
+                schedule: Schedule::At(90),
+                keep_last: 1,
+                ..BackupPolicy::default()
+            },
+            updated_at: 5,
+        };
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.backup_policy(&a).unwrap(), None);
+            store.put_backup_policy(&record).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.backup_policy(&a).unwrap(), Some(record));
+        let other = AppName::try_new("a-b").unwrap();
+        assert_eq!(store.backup_policy(&other).unwrap(), None);
+        store.delete_app(&a).unwrap();
+        assert_eq!(store.backup_policy(&a).unwrap(), None);
     }
 }

@@ -35,8 +35,8 @@ pub use alerts::{
 pub use audit::{AuditFilter, AuditRecord};
 pub use auth::{SessionRecord, TotpRecord, UserRecord};
 pub use backups::{
-    BackupPart, BackupRecord, BackupState, Destination, PendingRestore, RepositoryKey,
-    RestoreFailure, Verification,
+    BackupPart, BackupPolicyRecord, BackupRecord, BackupState, Destination, PendingRestore,
+    RepositoryKey, RestoreFailure, Verification,
 };
 pub use handle::{free_bytes, StoreHealth};
 pub use logs::{RemovedLog, REMOVED_LOG_BYTES, REMOVED_LOG_LINES};
@@ -289,6 +289,7 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
         table::create::<BackupRecord>(&txn)?;
         table::create::<RepositoryKey>(&txn)?;
         table::create::<PendingRestore>(&txn)?;
+        table::create::<BackupPolicyRecord>(&txn)?;
         table::create::<RemovedLog>(&txn)?;
     }
     txn.commit().map_err(db_err)?;
@@ -474,7 +475,7 @@ impl Store {
         })
     }
 
-    /// Removes an app and its whole deploy history in one transaction.
+    /// Removes an app, its whole deploy history and its backup policy in one transaction.
     pub fn delete_app(&self, app: &AppName) -> Result<bool, StoreError> {
         self.handle.write(|db| {
             let txn = db.begin_write().map_err(db_err)?;
@@ -492,6 +493,10 @@ impl Store {
                     .map_err(db_err)?;
             }
             txn.open_table(RemovedLog::TABLE)
+                .map_err(db_err)?
+                .remove(app.as_str())
+                .map_err(db_err)?;
+            txn.open_table(BackupPolicyRecord::TABLE)
                 .map_err(db_err)?
                 .remove(app.as_str())
                 .map_err(db_err)?;

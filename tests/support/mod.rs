@@ -359,6 +359,16 @@ impl Api {
             .expect("API answers")
     }
 
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .put(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("API answers")
+    }
+
     pub async fn client_patch(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.client
             .patch(format!("{}{path}", self.base))

@@ -1,4 +1,5 @@
-//! `/api/apps/{name}/backups` (list, back up now, verify, restore, download), `/api/backups`,
+//! `/api/apps/{name}/backups` (list, back up now, verify, restore, download, the schedule and
+//! retention settings), `/api/backups`,
 //! `/api/backups/platform` (list, back up now), `/api/backups/key` and `/api/backups/s3/test`.
 
 use std::future::Future;
@@ -10,11 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::backups::{BackupError, Backups, Part};
+use crate::backups::{BackupError, Backups, Part, PolicyView};
 use crate::bus::Op;
-use crate::model::{Actor, AppName};
+use crate::model::{Actor, AppName, PolicyChange};
 use crate::store::BackupRecord;
-use crate::web::extract::{Caller, OptionalJson};
+use crate::web::extract::{self, Caller, OptionalJson};
 use crate::web::progress::respond;
 use crate::web::WebError;
 
@@ -80,6 +81,29 @@ pub async fn run(
         |b, op| async move { b.run(&op, &app, "manual").await },
     )
     .await
+}
+
+/// The app's schedule and retention, with when it is next backed up.
+pub async fn settings(
+    State(backups): State<Backups>,
+    Path(name): Path<String>,
+) -> Result<Json<PolicyView>, WebError> {
+    Ok(Json(backups.policy(&app_name(&name)?)?))
+}
+
+/// Changes the app's schedule and retention: the fields given replace, the others stay
+/// (`{"schedule": "off"|"daily"|"HH:MM", "keep_last": 7, "keep_daily": 7, "keep_weekly": 4,
+/// "keep_monthly": 6}`). Bad input is a 400 that changes nothing.
+pub async fn change_settings(
+    State(backups): State<Backups>,
+    Caller(actor): Caller,
+    Path(name): Path<String>,
+    extract::Json(change): extract::Json<PolicyChange>,
+) -> Result<Json<PolicyView>, WebError> {
+    let app = app_name(&name)?;
+    let view = backups.set_policy(&app, &change)?;
+    tracing::info!(%actor, %app, "backup settings changed");
+    Ok(Json(view))
 }
 
 /// Checks the app's newest dump in a scratch database; answers the run with its

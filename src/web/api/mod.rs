@@ -40,7 +40,7 @@ where
     H: Handler<T, WebState>,
     T: 'static,
 {
-    // Only the standard methods (GET, POST, PATCH, DELETE) appear in the table below.
+    // Only the standard methods (GET, POST, PUT, PATCH, DELETE) appear in the table below.
     #[allow(clippy::expect_used)]
     let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
     ApiRoute {
@@ -96,6 +96,12 @@ pub(super) fn routes() -> Vec<ApiRoute> {
         at(M::GET, "/apps/{name}/backups", backups::list),
         at(M::POST, "/apps/{name}/backups", backups::run),
         at(M::POST, "/apps/{name}/backups/verify", backups::verify),
+        at(M::GET, "/apps/{name}/backups/settings", backups::settings),
+        at(
+            M::PUT,
+            "/apps/{name}/backups/settings",
+            backups::change_settings,
+        ),
         at(
             M::POST,
             "/apps/{name}/backups/{id}/restore",

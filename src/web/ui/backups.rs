@@ -1,12 +1,13 @@
 //! The backups pages: every run of every app (`/backups`), one app's runs with "back up now",
-//! restore and download (`/apps/{name}/backups`). The same operations the API calls.
+//! restore, download and its schedule and retention form (`/apps/{name}/backups`). The same
+//! operations the API calls.
 
 use std::future::Future;
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{Html, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::error::UiError;
@@ -14,9 +15,9 @@ use super::pages::run;
 use super::session::Session;
 use super::views::{self, Chrome, RestoreStatus};
 use super::UiState;
-use crate::backups::{BackupError, Backups, Part};
+use crate::backups::{BackupError, Backups, Part, PolicyView};
 use crate::bus::Op;
-use crate::model::{format_time, Actor, AppName};
+use crate::model::{format_time, Actor, AppName, PolicyChange, Schedule};
 use crate::store::{BackupRecord, BackupState, Verification};
 use crate::web::extract::Caller;
 
@@ -104,6 +105,54 @@ pub struct AppBackups {
     /// A whole-box restore's data still to come back, or its failure.
     pub restore: Option<RestoreStatus>,
     pub runs: Vec<RunView>,
+    pub policy: PolicyForm,
+}
+
+/// The schedule and retention form, filled in with the app's policy.
+pub struct PolicyForm {
+    /// `off`, `daily` or `time`: the chosen option.
+    pub schedule: &'static str,
+    /// `HH:MM` when a time is set; else empty.
+    pub time: String,
+    /// The time `daily` stands for (`HH:MM`, UTC).
+    pub daily_at: String,
+    pub keep_last: u32,
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    pub keep_monthly: u32,
+    /// When the next scheduled backup runs, or why none will.
+    pub next: String,
+}
+
+impl From<&PolicyView> for PolicyForm {
+    fn from(v: &PolicyView) -> Self {
+        let p = &v.policy;
+        let (schedule, time) = match p.schedule {
+            Schedule::Off => ("off", String::new()),
+            Schedule::Daily => ("daily", String::new()),
+            Schedule::At(_) => ("time", p.schedule.to_string()),
+        };
+        let next = match (v.next_run, p.schedule) {
+            (_, Schedule::Off) => "No scheduled backup: the schedule is off.".to_owned(),
+            (None, _) => {
+                "No scheduled backup: the app has no database or storage to back up.".to_owned()
+            }
+            (Some(at), _) if at <= crate::model::now() => {
+                "Next scheduled backup: due now (within a minute).".to_owned()
+            }
+            (Some(at), _) => format!("Next scheduled backup: {} UTC.", format_time(at)),
+        };
+        Self {
+            schedule,
+            time,
+            daily_at: v.daily_at.clone(),
+            keep_last: p.keep_last,
+            keep_daily: p.keep_daily,
+            keep_weekly: p.keep_weekly,
+            keep_monthly: p.keep_monthly,
+            next,
+        }
+    }
 }
 
 fn app_name(raw: &str) -> Result<AppName, UiError> {
@@ -130,12 +179,76 @@ pub async fn of_app(
     let name = app_name(&name)?;
     let runs = state.web.backups.list(&name)?;
     let pending = state.web.ctx.store.pending_restore(&name)?;
+    let policy = state.web.backups.policy(&name)?;
     Ok(views::render(&AppBackups {
         chrome: Chrome::new(&session),
         name: name.to_string(),
         restore: pending.as_ref().map(RestoreStatus::new),
         runs: runs.iter().map(RunView::from).collect(),
+        policy: PolicyForm::from(&policy),
     })?)
+}
+
+/// What the schedule and retention form sends.
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    /// `off`, `daily` or `time` (then `time` says when).
+    schedule: String,
+    #[serde(default)]
+    time: String,
+    #[serde(default)]
+    keep_last: String,
+    #[serde(default)]
+    keep_daily: String,
+    #[serde(default)]
+    keep_weekly: String,
+    #[serde(default)]
+    keep_monthly: String,
+}
+
+impl SettingsForm {
+    /// The change the form asks for (a blank count keeps what is set); the values are
+    /// checked by the operation, as the API's are.
+    fn change(&self) -> Result<PolicyChange, String> {
+        let count = |field: &str, raw: &str| {
+            super::forms::optional(raw)
+                .map(|v| {
+                    v.parse::<i64>().map_err(|_| {
+                        format!("{field} must be a whole number from 0 to 1000, not {v:?}")
+                    })
+                })
+                .transpose()
+        };
+        let schedule = match self.schedule.trim() {
+            "time" => super::forms::optional(&self.time)
+                .ok_or("Choose the time of day (UTC) for the daily backup, or another schedule.")?
+                .to_owned(),
+            other => other.to_owned(),
+        };
+        Ok(PolicyChange {
+            schedule: Some(schedule),
+            keep_last: count("keep_last", &self.keep_last)?,
+            keep_daily: count("keep_daily", &self.keep_daily)?,
+            keep_weekly: count("keep_weekly", &self.keep_weekly)?,
+            keep_monthly: count("keep_monthly", &self.keep_monthly)?,
+        })
+    }
+}
+
+/// Changes the app's schedule and retention, then shows its backups again.
+pub async fn change_settings(
+    State(state): State<UiState>,
+    Path(name): Path<String>,
+    axum::Form(form): axum::Form<SettingsForm>,
+) -> Result<Response, UiError> {
+    let name = app_name(&name)?;
+    let change = form.change().map_err(|why| {
+        UiError::BadRequest(format!(
+            "The backup policy of {name} was not changed: {why}"
+        ))
+    })?;
+    state.web.backups.set_policy(&name, &change)?;
+    Ok(Redirect::to(&backups_page(&name)).into_response())
 }
 
 /// Runs one backup operation on the app `name` (see `pages::run`), then shows its backups.

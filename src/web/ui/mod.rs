@@ -81,6 +81,10 @@ pub fn protected_routes() -> Vec<(&'static str, MethodRouter<UiState>)> {
             get(backups::of_app).post(backups::back_up),
         ),
         ("/apps/{name}/backups/verify", post(backups::verify)),
+        (
+            "/apps/{name}/backups/settings",
+            post(backups::change_settings),
+        ),
         ("/apps/{name}/backups/{id}/restore", post(backups::restore)),
         ("/apps/{name}/backups/{id}/download", get(backups::download)),
         ("/alerts", get(alerts_page::page)),

@@ -538,3 +538,74 @@ async fn the_backups_pages_show_each_run_honestly_and_a_restore_needs_the_apps_n
     assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
     assert!(page.contains("Nothing was restored"), "{page}");
 }
+
+#[tokio::test]
+async fn the_backup_settings_form_changes_the_policy_and_refuses_bad_values() {
+    let admin = admin();
+    with_admin_password(&admin);
+    stored_app(&admin.ctx, "blog");
+    let blog: crate::model::AppName = "blog".parse().unwrap();
+    let browser = sign_in(&admin).await;
+    let (status, _, page) = browser.get("/apps/blog/backups").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Schedule and retention"), "{page}");
+    assert!(page.contains(r#"value="daily" checked"#), "{page}");
+    assert!(
+        page.contains(r#"name="keep_monthly" type="number" min="0" max="1000" required value="6""#),
+        "{page}"
+    );
+
+    let form = [
+        ("schedule", "time"),
+        ("time", "04:45"),
+        ("keep_last", "2"),
+        ("keep_daily", "3"),
+        ("keep_weekly", "0"),
+        ("keep_monthly", "12"),
+    ];
+    let (status, headers, body) = browser.post("/apps/blog/backups/settings", &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(headers[header::LOCATION], "/apps/blog/backups");
+    let stored = admin.ctx.store.backup_policy(&blog).unwrap().unwrap();
+    assert_eq!(
+        stored.policy,
+        crate::model::BackupPolicy {
+            schedule: crate::model::Schedule::At(4 * 60 + 45),
+            keep_last: 2,
+            keep_daily: 3,
+            keep_weekly: 0,
+            keep_monthly: 12,
+        }
+    );
+    let (_, _, page) = browser.get("/apps/blog/backups").await;
+    assert!(page.contains(r#"value="time" checked"#), "{page}");
+    assert!(page.contains(r#"value="04:45""#), "{page}");
+
+    // Bad values: a page that says what is wrong, and the policy as it was.
+    for (field, value, says) in [
+        ("keep_last", "0", "at least 1"),
+        ("keep_daily", "many", "keep_daily must be a whole number"),
+        ("time", "", "Choose the time of day"),
+    ] {
+        let mut bad = form.to_vec();
+        bad.retain(|(k, _)| *k != field);
+        bad.push((field, value));
+        let (status, _, page) = browser.post("/apps/blog/backups/settings", &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {page}");
+        assert!(
+            page.contains("was not changed") && page.contains(says),
+            "{field}: {page}"
+        );
+    }
+    assert_eq!(
+        admin.ctx.store.backup_policy(&blog).unwrap().unwrap(),
+        stored
+    );
+    // Off: the page says no backup is scheduled.
+    let mut off = form.to_vec();
+    off[0] = ("schedule", "off");
+    let (status, _, body) = browser.post("/apps/blog/backups/settings", &off).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, _, page) = browser.get("/apps/blog/backups").await;
+    assert!(page.contains("the schedule is off"), "{page}");
+}
