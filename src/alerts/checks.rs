@@ -357,7 +357,14 @@ impl Checks {
                 recorded: true,
             });
         }
-        let verify = verification_wrong(now(), runs, self.ctx.config.backup_schedule);
+        // An app whose own schedule is off is neither backed up nor verified by the
+        // schedule: its verification is never overdue.
+        let scheduled = self.ctx.config.backup_schedule
+            && !matches!(
+                self.ctx.store.backup_policy(app),
+                Ok(Some(p)) if p.policy.schedule == crate::model::Schedule::Off
+            );
+        let verify = verification_wrong(now(), runs, scheduled);
         if let Some(wrong) = verify {
             seen.push(Seen {
                 key: format!("backup-verify/{app}"),

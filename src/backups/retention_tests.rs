@@ -1,7 +1,7 @@
 //! Retention against the real restic and the S3 server the test script starts (moto, env
 //! `MINICLOUD_TEST_S3_*`): after more runs than the policy keeps, the S3 repository holds
-//! the kept runs' snapshots and no others. In process, since nothing outside the scheduler
-//! applies retention; the platform subject needs no app or engine.
+//! the kept runs' snapshots and no others. In process, with `apply_retention` given a
+//! policy of its own; the platform subject needs no app or engine.
 
 use std::collections::BTreeSet;
 

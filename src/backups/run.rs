@@ -17,9 +17,9 @@ const DEPLOY: &str = "deploy";
 impl Backups {
     /// Backs an app (or, given [`AppName::platform`], the platform: see [`platform`]) up
     /// now: one run, stored with its outcome whatever it is; then, when it wrote a backup,
-    /// retention by the app's policy (manual, scheduled and before-deploy runs alike, so
-    /// `keep_last` holds whatever started the runs). A retention that fails is logged: the
-    /// run stands, and the next run's retention tries again.
+    /// retention by the app's policy (after manual and scheduled runs alike, so `keep_last`
+    /// holds however the runs were started). A retention that fails is logged: the run
+    /// stands, and the next run's retention tries again.
     pub async fn run(
         &self,
         op: &Op,
@@ -32,7 +32,9 @@ impl Backups {
         let _running = self.hold(app)?;
         let repo = self.repository().await?;
         let backup = self.run_held(op, app, trigger, &repo).await?;
-        if backup.state.is_restorable() {
+        // Not after the run before a deploy: the deploy waits for it, and a prune can take
+        // long; the next manual or scheduled run's retention counts it.
+        if backup.state.is_restorable() && trigger != DEPLOY {
             self.retain(app).await;
         }
         // The run that made the repository shows its key, once, whatever its outcome.

@@ -1,7 +1,7 @@
 //! The schedule: each app with data (and the platform) backed up daily at the time its
 //! policy says (by default a minute spread by its name; never when its schedule is off), a
 //! slot missed while minicloud was down recorded as missed, retention after each run (by
-//! the app's policy), and a weekly verification.
+//! the app's policy), and a weekly verification (not for an app whose schedule is off).
 
 use super::{plan, BackupError, Backups, Part};
 use crate::bus::Op;

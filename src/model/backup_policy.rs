@@ -15,7 +15,8 @@ pub const MAX_KEEP: u32 = 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Schedule {
-    /// No scheduled backup (manual runs, runs before a deploy and retention still happen).
+    /// No scheduled backup and no weekly verification (manual runs, runs before a deploy and
+    /// retention after manual runs still happen).
     Off,
     /// Daily at a minute spread by the app's name, so fifty apps do not dump at once.
     #[default]
