@@ -1,6 +1,7 @@
 //! Per-app backup schedule and retention against a real minicloud, restic and the CLI: a
 //! policy that keeps one run leaves exactly one run and one set of snapshots after two
-//! backups; bad settings are refused with a sentence and change nothing; changes are audited.
+//! backups; a clone made from a backup takes the policy over; bad settings are refused with a
+//! sentence and change nothing; changes are audited.
 
 mod support;
 
@@ -140,6 +141,24 @@ async fn keep_last_one_leaves_one_backup_and_bad_settings_change_nothing() {
     let key: Value = api.get_json("/api/backups/key").await;
     let password = key["password"].as_str().unwrap();
     assert_eq!(runs_in_repository(&mc, password, &name), [ids[1].clone()]);
+
+    // A clone made from the backup takes the policy over from the app's record in it.
+    let clone = app("polclone").to_string();
+    let _clone_cleanup = AppCleanup(&clone);
+    let resp = api
+        .post(
+            &format!("/api/apps/{name}/backups/{}/restore", ids[1]),
+            json!({"as": clone}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let cloned: Value = api
+        .get_json(&format!("/api/apps/{clone}/backups/settings"))
+        .await;
+    assert_eq!(cloned["schedule"], "03:30", "{cloned}");
+    assert_eq!(cloned["keep_last"], 1, "{cloned}");
+    let resp = api.delete(&format!("/api/apps/{clone}?data=true")).await;
+    assert_eq!(resp.status(), 204);
 
     // The CLI shows the policy and changes it; it refuses what the API refuses.
     let (ok, out, err) = cli(&mc, &["backups", "settings", &name]).await;

@@ -873,6 +873,14 @@ async fn a_platform_backup_is_tagged_for_restic_and_restores_the_store_on_a_new_
         )
         .await;
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    // A backup policy of its own: a store table, so the platform backup carries it.
+    let resp = api
+        .put(
+            &format!("/api/apps/{name}/backups/settings"),
+            json!({"schedule": "02:15", "keep_last": 3}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     // An app backup first, so the restored records name one for the app.
     let resp = api
         .post(&format!("/api/apps/{name}/backups"), json!({}))
@@ -964,6 +972,16 @@ async fn a_platform_backup_is_tagged_for_restic_and_restores_the_store_on_a_new_
     assert_eq!(restored.apps().unwrap(), apps);
     assert_eq!(restored.routes().unwrap(), routes);
     assert_eq!(restored.certificates().unwrap().len(), certs);
+    let app_name = minicloud::model::AppName::try_new(&name).unwrap();
+    let policy = restored
+        .backup_policy(&app_name)
+        .unwrap()
+        .expect("the policy came back");
+    assert_eq!(
+        policy.policy.schedule,
+        minicloud::model::Schedule::At(2 * 60 + 15)
+    );
+    assert_eq!(policy.policy.keep_last, 3);
     // The run that took the copy was running in it; the restore records it as succeeded.
     let platform_runs = restored
         .backups(&minicloud::model::AppName::platform())
