@@ -53,21 +53,24 @@ impl Backups {
         change: &PolicyChange,
     ) -> Result<PolicyView, BackupError> {
         self.apps.app_record(app)?;
-        let current = self
-            .ctx
-            .store
-            .backup_policy(app)?
-            .map(|r| r.policy)
-            .unwrap_or_default();
+        let stored = self.ctx.store.backup_policy(app)?;
+        let current = stored.as_ref().map(|r| r.policy).unwrap_or_default();
         let next = change.apply_to(current).map_err(|e| {
             BackupError::Invalid(format!("The backup policy of {app} was not changed: {e}."))
         })?;
-        // Unchanged: no write, so the schedule's reference time (see `schedule_of`) stays.
         if next != current {
+            let at = now();
+            // Only a new schedule moves the scheduler's reference time (see `schedule_of`).
+            let schedule_changed_at = if next.schedule != current.schedule {
+                at
+            } else {
+                stored.map_or(0, |r| r.schedule_changed_at)
+            };
             self.ctx.store.put_backup_policy(&BackupPolicyRecord {
                 app: app.clone(),
                 policy: next,
-                updated_at: now(),
+                updated_at: at,
+                schedule_changed_at,
             })?;
             tracing::info!(%app, schedule = %next.schedule, keep_last = next.keep_last,
                 keep_daily = next.keep_daily, keep_weekly = next.keep_weekly,
@@ -85,10 +88,12 @@ impl Backups {
         policy
             .validate()
             .map_err(|e| BackupError::Invalid(e.to_string()))?;
+        let at = now();
         self.ctx.store.put_backup_policy(&BackupPolicyRecord {
             app: app.clone(),
             policy,
-            updated_at: now(),
+            updated_at: at,
+            schedule_changed_at: at,
         })?;
         Ok(())
     }

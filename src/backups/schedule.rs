@@ -134,7 +134,7 @@ impl Backups {
 
     /// `app`'s policy, and the time after which its next scheduled slot counts (see
     /// [`plan::plan_tick`]): its last scheduled run's start (none yet: when it was made,
-    /// `created_at`), or when its policy changed if that is later.
+    /// `created_at`), or when its schedule changed if that is later.
     pub(super) fn schedule_of(
         &self,
         app: &AppName,
@@ -153,7 +153,7 @@ impl Backups {
         // slot after it was made.
         let since = last_scheduled
             .unwrap_or(created_at)
-            .max(record.as_ref().map_or(i64::MIN, |r| r.updated_at));
+            .max(record.as_ref().map_or(i64::MIN, |r| r.schedule_changed_at));
         Ok((record.map(|r| r.policy).unwrap_or_default(), since))
     }
 

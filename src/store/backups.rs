@@ -182,9 +182,13 @@ pub struct BackupPolicyRecord {
     pub app: AppName,
     #[serde(flatten)]
     pub policy: BackupPolicy,
-    /// Unix seconds: the scheduler's first run after a change is at the first slot after it
-    /// (a slot passed before the change was not missed).
+    /// Unix seconds: when an admin last changed it.
     pub updated_at: i64,
+    /// Unix seconds: when its schedule last changed (0: never). The scheduler's first run
+    /// after that is at the first slot after it (a slot passed before was not missed); a
+    /// change of retention alone moves nothing.
+    #[serde(default)]
+    pub schedule_changed_at: i64,
 }
 
 /// Keyed by the app's name.
@@ -343,6 +347,7 @@ mod tests {
                 ..BackupPolicy::default()
             },
             updated_at: 5,
+            schedule_changed_at: 5,
         };
         {
             let store = Store::open(&path).unwrap();

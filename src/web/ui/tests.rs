@@ -601,6 +601,18 @@ async fn the_backup_settings_form_changes_the_policy_and_refuses_bad_values() {
         admin.ctx.store.backup_policy(&blog).unwrap().unwrap(),
         stored
     );
+    // A change of retention alone keeps the schedule's reference time; a new schedule
+    // moves it.
+    let mut earlier = stored.clone();
+    earlier.schedule_changed_at = 1;
+    admin.ctx.store.put_backup_policy(&earlier).unwrap();
+    let mut more = form.to_vec();
+    more[2] = ("keep_last", "4");
+    let (status, _, body) = browser.post("/apps/blog/backups/settings", &more).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let now_stored = admin.ctx.store.backup_policy(&blog).unwrap().unwrap();
+    assert_eq!(now_stored.policy.keep_last, 4);
+    assert_eq!(now_stored.schedule_changed_at, 1);
     // Off: the page says no backup is scheduled.
     let mut off = form.to_vec();
     off[0] = ("schedule", "off");
@@ -608,4 +620,6 @@ async fn the_backup_settings_form_changes_the_policy_and_refuses_bad_values() {
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     let (_, _, page) = browser.get("/apps/blog/backups").await;
     assert!(page.contains("the schedule is off"), "{page}");
+    let off_stored = admin.ctx.store.backup_policy(&blog).unwrap().unwrap();
+    assert!(off_stored.schedule_changed_at >= now_stored.updated_at);
 }
