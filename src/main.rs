@@ -22,9 +22,57 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line, like other Unix tools; causes joined with ': '.
-            eprintln!("minicloud: {e:#}");
+            eprintln!("minicloud: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One line, like other Unix tools: the error and its causes joined with ': ', each said
+/// once (many errors already name their cause in their own sentence).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot listen on 127.0.0.1:80: {source} (is another web server running?)")]
+    struct SaysItsCause {
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the store is unusable")]
+    struct NamesNoCause {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let taken = || std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let said = anyhow::Error::new(SaysItsCause { source: taken() });
+        assert_eq!(
+            one_line(&said),
+            format!(
+                "cannot listen on 127.0.0.1:80: {} (is another web server running?)",
+                taken()
+            )
+        );
+        let unsaid = anyhow::Error::new(NamesNoCause { source: taken() });
+        assert_eq!(
+            one_line(&unsaid),
+            format!("the store is unusable: {}", taken())
+        );
     }
 }
