@@ -279,4 +279,25 @@ async fn an_upgrade_hands_the_sockets_over_without_a_refused_connection_or_a_fai
     );
     let status = new.stop();
     assert!(status.success(), "the successor exited with {status}");
+
+    // `--upgrade` with nothing running starts as usual (what a restarted container does).
+    let mut alone = new.spawn_successor();
+    wait_for("a lone --upgrade to serve", Duration::from_secs(20), || {
+        let client = alone.client_for(&[HOST]);
+        let url = alone.https_url(HOST, "/");
+        async move {
+            let body = client.get(url).send().await.ok()?.text().await.ok()?;
+            (body == "handover").then_some(())
+        }
+    })
+    .await;
+    assert!(
+        alone
+            .log()
+            .contains("nothing to take over, starting as usual"),
+        "{}",
+        alone.log()
+    );
+    let status = alone.stop();
+    assert!(status.success(), "the lone --upgrade exited with {status}");
 }
