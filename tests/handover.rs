@@ -277,6 +277,12 @@ async fn an_upgrade_hands_the_sockets_over_without_a_refused_connection_or_a_fai
         "{}",
         new.log()
     );
+    // Its wait for them is no error (Pingora logs one a second; see `pingora_log`).
+    assert!(
+        !new.log().contains("No incoming socket transfer"),
+        "{}",
+        new.log()
+    );
     let status = new.stop();
     assert!(status.success(), "the successor exited with {status}");
 
