@@ -109,7 +109,14 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), ServeError> {
             tracing::info!(
                 pid = %pid,
                 socket = %config.upgrade_socket_path().display(),
-                "taking over from the running minicloud: waiting for its listening sockets (send it SIGQUIT)"
+                "taking over from the running minicloud: waiting for its listening sockets"
+            );
+            // On stderr at once: when none come, Pingora ends the process before the log's
+            // writer thread has written its last lines.
+            eprintln!(
+                "minicloud: waiting for the listening sockets of the running minicloud (pid {pid}): \
+                 send it SIGQUIT now; if none come within about 6 s, this one exits with status 1 \
+                 and that one goes on serving"
             );
             server.bootstrap();
             tracing::info!(pid = %pid, "listening sockets received; waiting for the data dir");

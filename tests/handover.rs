@@ -307,3 +307,30 @@ async fn an_upgrade_hands_the_sockets_over_without_a_refused_connection_or_a_fai
     let status = alone.stop();
     assert!(status.success(), "the lone --upgrade exited with {status}");
 }
+
+#[tokio::test]
+async fn an_upgrade_whose_predecessor_never_sends_its_sockets_gives_up_and_changes_nothing() {
+    let app = upstream::start("handover").await;
+    let old = Minicloud::start().await;
+    old.api().add_route(HOST, app.addr).await;
+    // No SIGQUIT: the successor waits, gives up and says so; the running one goes on.
+    let mut new = old.spawn_successor();
+    let status = wait_for("the successor to give up", Duration::from_secs(30), || {
+        let status = new.exited();
+        async move { status }
+    })
+    .await;
+    assert_eq!(status.code(), Some(1), "{}", new.log());
+    assert!(
+        new.log().contains("send it SIGQUIT now")
+            && new.log().contains("this one exits with status 1"),
+        "{}",
+        new.log()
+    );
+    assert!(
+        !old.data_path().join("minicloud/upgrade.sock").exists(),
+        "the upgrade socket was left behind"
+    );
+    assert_eq!(old.get_text(HOST, "/").await, "handover");
+    assert_eq!(old.api().get("/api/health").await.status(), 200);
+}
