@@ -1,5 +1,12 @@
 //! `minicloud serve`: opens the store, publishes what it holds to the edge, then runs the edge
-//! and the control plane in one process until SIGTERM.
+//! and the control plane in one process until SIGTERM, or until SIGQUIT hands the listening
+//! sockets to a successor (`serve --upgrade`, started beside it on the same data dir).
+//!
+//! The hand-over, in order: the successor receives the sockets before it touches the data dir
+//! (both now accept from the same queues, so none is refused); the predecessor's control plane
+//! stops at once and lets go of the store and the data dir; the successor takes them, binds
+//! the API, and serves; the predecessor's edge accepts for 5 s more (Pingora's), then drains
+//! its in-flight requests for the shutdown grace from its in-memory snapshot, and exits.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Mutex;
@@ -7,7 +14,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use minicloud_proxy::{
-    BackgroundService, Edge, EdgeConfig, EdgeError, EdgeServer, ProxySettings, ShutdownWatch,
+    BackgroundService, Edge, EdgeConfig, EdgeError, EdgeServer, Handover, ProxySettings,
+    ShutdownWatch,
 };
 
 use crate::apps::{AppSettings, Apps};
@@ -16,7 +24,7 @@ use crate::auth::{self, Bootstrap};
 use crate::config::Config;
 use crate::ctx::Ctx;
 use crate::model::{now, Actor};
-use crate::store::{Owner, OwnerLock, Store, StoreError};
+use crate::store::{Owner, OwnerLock, Store, StoreError, TakeOver};
 use crate::tasks::Tasks;
 use crate::web::WebState;
 
@@ -35,14 +43,96 @@ pub enum ServeError {
         source: std::io::Error,
         hint: &'static str,
     },
+    #[error(
+        "taking over from the running minicloud (pid {pid}): {source}; this one stops, and that \
+         one stops too once it has drained: start minicloud again when it has exited"
+    )]
+    TakeOver { pid: String, source: StoreError },
 }
 
-/// Runs minicloud until it is told to stop.
-pub fn run(config: Config) -> Result<(), ServeError> {
+/// How long `serve --upgrade` waits for the minicloud it takes over from to let go of the
+/// data dir after it sent its sockets (it does once its control plane has stopped, about a
+/// second; its edge drains on beside).
+const HANDOVER_PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long, once the data dir is free, the successor waits for redb's lock and the API's
+/// port, which the predecessor lets go of just before.
+const RELEASE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Runs minicloud until it is told to stop. With `upgrade`, it takes over from the `serve`
+/// running on the same data dir, if one is: it receives that one's listening sockets (sent
+/// when it gets SIGQUIT), then waits for it to let go of the data dir; no connection is
+/// refused meanwhile. With none running, it starts as usual.
+pub fn run(config: Config, upgrade: bool) -> Result<(), ServeError> {
     let state_path = config.state_path();
-    // Held until the process ends: no `minicloud restore` meanwhile (see `store::owner`).
-    let _owner = OwnerLock::take(&state_path, Owner::Serve)?;
-    let store = Store::open(&state_path)?;
+    // The lock is held until the control plane stops: no `minicloud restore` meanwhile
+    // (see `store::owner`), and a successor gets the data dir as soon as it can.
+    let (owner, predecessor) = if upgrade {
+        match OwnerLock::take_over(&state_path)? {
+            TakeOver::Free(lock) => {
+                tracing::info!(
+                    "no minicloud runs on this data dir: nothing to take over, starting as usual"
+                );
+                (Some(lock), None)
+            }
+            TakeOver::FromServe { pid } => (None, Some(pid)),
+        }
+    } else {
+        (Some(OwnerLock::take(&state_path, Owner::Serve)?), None)
+    };
+
+    let http_addr = SocketAddr::new(config.listen, config.http_port);
+    let https_addr = SocketAddr::new(config.listen, config.https_port);
+    let edge = Edge::new();
+    let edge_config = EdgeConfig {
+        http_addr,
+        https_addr,
+        threads: config.threads,
+        shutdown_grace: config.shutdown_grace,
+        limits: config.limits,
+        upgrade_sock: config.upgrade_socket_path().display().to_string(),
+        pid_file: config.pid_file_path().display().to_string(),
+        take_over: predecessor.is_some(),
+        proxy: ProxySettings {
+            public_https_port: config.https_port,
+            access_log: config.access_log,
+            sni_bound: vec![config.admin_host().to_string()],
+            ..ProxySettings::default()
+        },
+    };
+    let mut server = EdgeServer::new(edge.clone(), &edge_config)?;
+    let handover = server.handover();
+    let (owner, store) = match &predecessor {
+        None => (owner, Store::open(&state_path)?),
+        Some(pid) => {
+            // Its sockets first: from here on the kernel queues what neither accepts yet.
+            tracing::info!(
+                pid = %pid,
+                socket = %config.upgrade_socket_path().display(),
+                "taking over from the running minicloud: waiting for its listening sockets"
+            );
+            // On stderr at once: when none come, Pingora ends the process before the log's
+            // writer thread has written its last lines.
+            eprintln!(
+                "minicloud: waiting for the listening sockets of the running minicloud (pid {pid}): \
+                 send it SIGQUIT now; if none come within about 6 s, this one exits with status 1 \
+                 and that one goes on serving"
+            );
+            server.bootstrap();
+            tracing::info!(pid = %pid, "listening sockets received; waiting for the data dir");
+            let lock = OwnerLock::wait_for(&state_path, Owner::Serve, HANDOVER_PATIENCE).map_err(
+                |source| ServeError::TakeOver {
+                    pid: pid.clone(),
+                    source,
+                },
+            )?;
+            let store = open_when_free(&state_path).map_err(|source| ServeError::TakeOver {
+                pid: pid.clone(),
+                source,
+            })?;
+            (Some(lock), store)
+        }
+    };
     match auth::ensure_bootstrap_token(&store, config.admin_token.as_ref(), now())? {
         Bootstrap::Generated(token) => {
             // Shown once, on the terminal only: the store keeps just its hash, and the log
@@ -68,13 +158,16 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         );
     }
 
-    let http_addr = SocketAddr::new(config.listen, config.http_port);
-    let https_addr = SocketAddr::new(config.listen, config.https_port);
-    // Pingora binds later and only logs a failure; check now so a taken or privileged port
-    // is a clear error before anything starts.
-    probe_bind(http_addr, "HTTP")?;
-    probe_bind(https_addr, "HTTPS")?;
-    let api_listener = bind(config.api_listen, "control plane API")?;
+    let api_listener = if predecessor.is_some() {
+        // The predecessor closed it just before it let go of the data dir.
+        bind_when_free(config.api_listen, "control plane API")?
+    } else {
+        // Pingora binds later and only logs a failure; check now so a taken or privileged
+        // port is a clear error before anything starts. Taken over, they are open already.
+        probe_bind(http_addr, "HTTP")?;
+        probe_bind(https_addr, "HTTPS")?;
+        bind(config.api_listen, "control plane API")?
+    };
     let api_addr = api_listener
         .local_addr()
         .map_err(|source| ServeError::Bind {
@@ -84,54 +177,71 @@ pub fn run(config: Config) -> Result<(), ServeError> {
             hint: "",
         })?;
 
-    let edge = Edge::new();
-    let edge_config = EdgeConfig {
-        http_addr,
-        https_addr,
-        threads: config.threads,
-        shutdown_grace: config.shutdown_grace,
-        limits: config.limits,
-        upgrade_sock: config.upgrade_socket_path().display().to_string(),
-        pid_file: config.pid_file_path().display().to_string(),
-        proxy: ProxySettings {
-            public_https_port: config.https_port,
-            access_log: config.access_log,
-            sni_bound: vec![config.admin_host().to_string()],
-            ..ProxySettings::default()
-        },
-    };
     let app_settings = AppSettings {
         health_timeout: config.health_timeout,
         networks: config.app_networks.clone(),
         pull_timeout: config.pull_timeout,
         min_free_mb: config.min_free_mb,
     };
-    let ctx = Ctx::new(config, store, edge.clone());
+    let ctx = Ctx::new(config, store, edge);
     ctx.publish_stored_state(api_addr)?;
     crate::certs::publish_stored(&ctx)?;
     let certs = crate::certs::Manager::new(ctx.clone())?;
     let apps = Apps::new(ctx.clone(), app_settings)?;
 
-    let mut server = EdgeServer::new(edge, &edge_config)?;
     tracing::info!(
         http = %http_addr,
         https = %https_addr,
         api = %api_addr,
         admin = %format!("https://{}:{}/", ctx.config.admin_host(), ctx.config.https_port),
         routes = ctx.edge.snapshot().routes.len(),
+        taken_over_from = predecessor.as_deref().unwrap_or("-"),
         "minicloud starting"
     );
     server.add_background(
         "control plane",
         ControlPlane {
-            state: WebState::new(ctx, apps),
-            listener: Mutex::new(Some(api_listener)),
-            certs: Mutex::new(certs),
+            parts: Mutex::new(Some(Parts {
+                state: WebState::new(ctx, apps),
+                listener: api_listener,
+                certs,
+                owner,
+                handover,
+            })),
         },
     );
     server.run();
     tracing::info!("minicloud stopped");
     Ok(())
+}
+
+/// The store, once the predecessor has closed it (just before it let go of the data dir).
+fn open_when_free(state_path: &std::path::Path) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + RELEASE_PATIENCE;
+    loop {
+        match Store::open(state_path) {
+            Err(StoreError::InUse { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// Binds `addr`, trying again while it is in use, for up to [`RELEASE_PATIENCE`].
+fn bind_when_free(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServeError> {
+    let deadline = std::time::Instant::now() + RELEASE_PATIENCE;
+    loop {
+        match bind(addr, what) {
+            Err(ServeError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            bound => return bound,
+        }
+    }
 }
 
 fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServeError> {
@@ -162,40 +272,75 @@ fn probe_bind(addr: SocketAddr, what: &'static str) -> Result<(), ServeError> {
 /// How long background tasks get to finish after the shutdown signal.
 const TASKS_GRACE: Duration = Duration::from_secs(5);
 
-/// The control plane as a Pingora background service: serves the API until shutdown.
-struct ControlPlane {
+/// What the control plane owns, handed over once to `start`.
+struct Parts {
     state: WebState,
-    /// Bound before start so the edge's admin route is known; taken once by `start`.
-    listener: Mutex<Option<TcpListener>>,
-    /// The certificate manager (`None` when ACME is off); taken once by `start`.
-    certs: Mutex<Option<crate::certs::Manager>>,
+    /// Bound before start so the edge's admin route is known.
+    listener: TcpListener,
+    /// The certificate manager (`None` when ACME is off).
+    certs: Option<crate::certs::Manager>,
+    /// The data dir's lock (see `store::owner`), let go of when the control plane stops.
+    owner: Option<OwnerLock>,
+    /// When the sockets went to a successor: the control plane stops then, not 5 s later.
+    handover: Handover,
+}
+
+/// The control plane as a Pingora background service: serves the API until shutdown or until
+/// the edge has handed its sockets to a successor, then lets go of the data dir while the
+/// edge drains on from its in-memory snapshot.
+struct ControlPlane {
+    /// Taken once by `start`.
+    parts: Mutex<Option<Parts>>,
 }
 
 #[async_trait]
 impl BackgroundService for ControlPlane {
     async fn start(&self, shutdown: ShutdownWatch) {
         let taken = self
-            .listener
+            .parts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        let Some(std_listener) = taken else {
+        let Some(parts) = taken else {
             return;
         };
-        let listener = match tokio::net::TcpListener::from_std(std_listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "control plane API listener unusable");
-                return;
+        let Parts {
+            state,
+            listener,
+            certs,
+            owner,
+            handover,
+        } = parts;
+        let store = state.ctx.store.clone();
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => {
+                let stop = stop_signal(shutdown, handover);
+                run_control_plane(state, listener, certs, stop).await;
             }
-        };
-        let certs = self
-            .certs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        run_control_plane(self.state.clone(), listener, certs, shutdown).await;
+            Err(e) => tracing::error!(error = %e, "control plane API listener unusable"),
+        }
+        // Whatever still holds a clone (a request or an operation cut short) finds it
+        // closed: redb's lock goes now, then the data dir's, for a successor waiting for them.
+        store.close();
+        drop(owner);
+        tracing::info!("control plane stopped; the data dir is free");
     }
+}
+
+/// The control plane's stop signal: the server's shutdown, or the hand-over of the sockets
+/// (Pingora's own shutdown comes 5 s after that, while both servers accept).
+fn stop_signal(mut shutdown: ShutdownWatch, handover: Handover) -> ShutdownWatch {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.wait_for(|down| *down) => {}
+            () = handover.sockets_sent() => tracing::info!(
+                "listening sockets handed to the successor: the control plane stops and lets go of the data dir"
+            ),
+        }
+        let _ = stop.send(true);
+    });
+    stopped
 }
 
 /// The control plane proper: starts the background tasks (certificate manager, start-up
@@ -205,7 +350,7 @@ pub async fn run_control_plane(
     state: WebState,
     listener: tokio::net::TcpListener,
     certs: Option<crate::certs::Manager>,
-    mut shutdown: ShutdownWatch,
+    shutdown: ShutdownWatch,
 ) {
     // Before anything answers: what a crash cut short is settled in the store first.
     match state.apps.settle_interrupted_changes() {
@@ -276,16 +421,27 @@ pub async fn run_control_plane(
     });
     tracing::info!(tasks = ?tasks.names(), "control plane started");
     let app = crate::web::router(state);
-    let stop = async move {
-        let _ = shutdown.changed().await;
+    let serving = std::future::IntoFuture::into_future(
+        axum::serve(listener, app).with_graceful_shutdown(stopped(shutdown.clone())),
+    );
+    // The listener closes at the signal; a connection still open past the grace (a
+    // progress stream) is left behind rather than holding up the stop.
+    let cut_off = async {
+        stopped(shutdown).await;
+        tokio::time::sleep(TASKS_GRACE).await;
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!(error = %e, "control plane API stopped");
+    tokio::select! {
+        served = serving => if let Err(e) = served {
+            tracing::error!(error = %e, "control plane API stopped");
+        },
+        () = cut_off => tracing::warn!("control plane API connections still open after the grace; left behind"),
     }
     tasks.stop(TASKS_GRACE).await;
+}
+
+/// Resolves when `shutdown` turns true or its sender is gone.
+async fn stopped(mut shutdown: ShutdownWatch) {
+    let _ = shutdown.wait_for(|down| *down).await;
 }
 
 #[cfg(test)]
@@ -301,7 +457,7 @@ mod tests {
             .unwrap();
         let state_path = config.state_path();
         let restoring = OwnerLock::take(&state_path, Owner::Restore).unwrap();
-        let err = run(config).unwrap_err().to_string();
+        let err = run(config, false).unwrap_err().to_string();
         assert!(
             err.contains("`minicloud restore` (pid") && err.contains("let it finish"),
             "{err}"

@@ -44,6 +44,13 @@ use crate::server::tuning;
 /// the edge keeps). The wait for the next request is the shorter of this and the idle timeout.
 const KEEPALIVE_SECS: u64 = 60;
 
+/// After the shutdown signal, how long an idle kept-alive connection still waits for its next
+/// request (served, then the connection closes) before it is closed. Closed at once, a client
+/// sending its next request at that moment sees the connection close under it: a failed
+/// request. A busy client sends within milliseconds, and during a hand-over to a successor
+/// its next connection goes there; a quiet one is closed after this.
+const LAST_CALL: Duration = Duration::from_secs(1);
+
 /// A response of up to this many bytes, header included, leaves in one TLS record.
 const COALESCE_BYTES: usize = 4096;
 
@@ -138,7 +145,8 @@ impl<A: HttpServerApp + Send + Sync + 'static> ServerApp for KeepAlive<A> {
 impl<A> KeepAlive<A> {
     /// Waits for the first byte of the next request; `None` when the connection should close
     /// instead: the client closed it or sent nothing in time, or the server is shutting down
-    /// (a new connection's first request is still served then).
+    /// and it sent nothing within [`LAST_CALL`] (a new connection's first request is still
+    /// served then).
     async fn next_byte(
         &self,
         stream: &mut Stream,
@@ -153,19 +161,22 @@ impl<A> KeepAlive<A> {
             }
             // Waits for `true`; a dropped sender means the server is gone too.
             let _ = shutdown.wait_for(|down| *down).await;
+            tokio::time::sleep(LAST_CALL).await;
         };
         tokio::select! {
+            // A request that has come is served (and closes the connection) rather than
+            // dropped with it.
             biased;
-            () = drained => {
-                tracing::trace!("shutting down: idle keep-alive connection closed");
-                None
-            }
             read = read => match read {
                 Ok(Ok(1)) => Some(byte[0]),
                 // Closed by the client (the usual end of a kept-alive connection), an error,
                 // or idle past the timeout.
                 _ => None,
             },
+            () = drained => {
+                tracing::trace!("shutting down: idle keep-alive connection closed");
+                None
+            }
         }
     }
 }

@@ -26,7 +26,7 @@ pub use edge::{Draft, Edge, Snapshot};
 pub use guard::Limits;
 pub use host::{host_from_authority, HostError, HostPattern, Hostname};
 pub use routes::{RouteTable, Upstream, UpstreamError};
-pub use server::{EdgeConfig, EdgeError, EdgeServer};
+pub use server::{EdgeConfig, EdgeError, EdgeServer, Handover};
 pub use service::ProxySettings;
 pub use tls::{CertError, CertInfo, CertPem, CertSource, CertTable, Certificate};
 

@@ -6,6 +6,11 @@
 //! connection over a cap refused by the edge's pre-TLS hook, or a flood of stalled
 //! handshakes would each fill the log with errors nobody can act on. Everything else Pingora
 //! logs keeps its level (an `Accept() failed` is the box running out of file descriptors).
+//!
+//! One more is demoted though no client causes it: a successor (`serve --upgrade`) logs "No
+//! incoming socket transfer" at `error!` each second it waits for its predecessor's sockets,
+//! once in every hand-over that goes well. Giving up is still an error ("Giving up reading
+//! socket", "Bootstrap failed").
 
 use log::{Level, Log, Metadata, Record};
 
@@ -20,6 +25,11 @@ const CLIENT_CAUSED: &[(&str, &str)] = &[
         "Downstream handshake timeout",
     ),
     ("pingora_core::apps", "H2 handshake error"),
+    // Not a client's: the wait of an upgrade that goes well (see the module's doc).
+    (
+        "pingora_core::server::transfer_fd",
+        "No incoming socket transfer",
+    ),
 ];
 
 /// The `log` logger to install in place of `tracing_log::LogTracer` (see [`install`]).
@@ -126,6 +136,21 @@ mod tests {
             "pingora_core::apps",
             Level::Error,
             "H2 handshake error connection reset"
+        ));
+    }
+
+    #[test]
+    fn an_upgrade_waiting_for_its_sockets_is_not_an_error_but_giving_up_is() {
+        let transfer = "pingora_core::server::transfer_fd";
+        assert!(caused(
+            transfer,
+            Level::Error,
+            "No incoming socket transfer, sleep 1s and try again"
+        ));
+        assert!(!caused(
+            transfer,
+            Level::Error,
+            "Giving up reading socket from: /data/minicloud/upgrade.sock, error: EAGAIN"
         ));
     }
 

@@ -1,6 +1,11 @@
 //! Assembles the Pingora server: one proxy service listening on the HTTP and HTTPS ports,
 //! plus whatever background services the caller adds (the control plane is one).
 //!
+//! It also owns the hand-over of the listening sockets to a successor (Pingora's graceful
+//! upgrade): a server built with [`EdgeConfig::take_over`] receives them from the running one in
+//! [`EdgeServer::bootstrap`]; the running one sends them on SIGQUIT, and [`Handover`] tells its
+//! background services the moment they are sent.
+//!
 //! It also owns the few Pingora settings the edge changes from Pingora's defaults ([`tuning`]).
 //! Each has a `bench-*` cargo feature that puts Pingora's default back, so the benchmark can
 //! measure each change alone against the default build (`benches/README.md`).
@@ -11,8 +16,8 @@ use std::time::Duration;
 
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::ListenerConfig;
-use pingora_core::server::configuration::ServerConf;
-use pingora_core::server::{RunArgs, Server};
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::{ExecutionPhase, RunArgs, Server};
 use pingora_core::services::background::{background_service, BackgroundService};
 use pingora_core::services::listening::Service;
 
@@ -37,6 +42,9 @@ pub struct EdgeConfig {
     /// Pingora's graceful-upgrade socket and pid file (its defaults are in `/tmp`).
     pub upgrade_sock: String,
     pub pid_file: String,
+    /// Take the listening sockets over from the minicloud running on `upgrade_sock` instead
+    /// of binding them: [`EdgeServer::bootstrap`] waits for them (it sends them on SIGQUIT).
+    pub take_over: bool,
 }
 
 /// Why the edge could not be set up.
@@ -66,7 +74,11 @@ impl EdgeServer {
             pid_file: config.pid_file.clone(),
             ..ServerConf::default()
         };
-        let mut server = Server::new_with_opt_and_conf(None, conf);
+        let opt = config.take_over.then(|| Opt {
+            upgrade: true,
+            ..Opt::default()
+        });
+        let mut server = Server::new_with_opt_and_conf(opt, conf);
         let proxy = EdgeProxy::new(edge.clone(), config.proxy.clone());
         let proxy = pingora_proxy::http_proxy(&server.configuration, proxy);
         let limits = config.limits;
@@ -112,10 +124,46 @@ impl EdgeServer {
         self.server.add_service(service);
     }
 
-    /// Binds the listeners and serves until SIGTERM (drain, then exit) or SIGINT (exit now).
+    /// Tells when this server has handed its sockets to a successor (after SIGQUIT).
+    /// Subscribe before [`EdgeServer::run`]: a phase sent earlier is not seen.
+    pub fn handover(&self) -> Handover {
+        Handover(self.server.watch_execution_phase())
+    }
+
+    /// With [`EdgeConfig::take_over`]: receives the listening sockets from the running
+    /// minicloud, which sends them when it gets SIGQUIT. Pingora waits about 6 s for them
+    /// and ends the process (status 1, its log says why) when none come. Otherwise it does
+    /// nothing; [`EdgeServer::run`] binds the sockets.
+    pub fn bootstrap(&mut self) {
+        self.server.bootstrap();
+    }
+
+    /// Binds the listeners (or uses the ones taken over) and serves until SIGTERM (drain,
+    /// then exit), SIGQUIT (hand the sockets to a successor, then drain and exit) or SIGINT
+    /// (exit now).
     pub fn run(mut self) {
         self.server.bootstrap();
         self.server.run(RunArgs::default());
+    }
+}
+
+/// The hand-over of the listening sockets, as a background service sees it.
+pub struct Handover(tokio::sync::broadcast::Receiver<ExecutionPhase>);
+
+impl Handover {
+    /// Resolves once the sockets went to a successor (or Pingora gave up sending them: the
+    /// server stops either way). After SIGQUIT, Pingora keeps accepting on them for 5 s
+    /// before it drains; what depends on this server alone (its data dir) can go now.
+    pub async fn sockets_sent(mut self) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match self.0.recv().await {
+                Ok(ExecutionPhase::GracefulUpgradeCloseTimeout) => return,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                // The server is gone; its shutdown signal says the rest.
+                Err(RecvError::Closed) => std::future::pending().await,
+            }
+        }
     }
 }
 

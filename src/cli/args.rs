@@ -477,6 +477,9 @@ Examples:
 pub struct ServeArgs {
     /// TOML config file; its keys are the flag names with '_' (e.g. http_port = 8080).
     pub config: Option<PathBuf>,
+    /// `--upgrade`: take over from the `serve` running on the same data dir, if one is.
+    /// Not a setting: it says how this one process starts.
+    pub upgrade: bool,
     /// The flags given, by config key.
     flags: Vec<(&'static str, String)>,
 }
@@ -500,6 +503,7 @@ impl FromArgMatches for ServeArgs {
             .collect();
         Ok(Self {
             config: matches.get_one::<PathBuf>("config").cloned(),
+            upgrade: matches.get_flag("upgrade"),
             flags,
         })
     }
@@ -518,8 +522,16 @@ impl Args for ServeArgs {
             .value_name("FILE")
             .value_parser(clap::value_parser!(PathBuf))
             .help("TOML config file; its keys are the flag names with '_' (e.g. http_port = 8080)");
+        let upgrade = Arg::new("upgrade")
+            .long("upgrade")
+            .action(clap::ArgAction::SetTrue)
+            .help(
+                "Take over from the minicloud serving on this data dir without a gap: receive its \
+                 listening sockets (send it SIGQUIT once this one waits), then its data dir. \
+                 With none running, start as usual",
+            );
         KEYS.iter().filter_map(|k| Some((k, k.flag?))).fold(
-            cmd.arg(config),
+            cmd.arg(config).arg(upgrade),
             |cmd, (key, value_name)| {
                 cmd.arg(
                     Arg::new(key.name)

@@ -19,7 +19,7 @@ pub fn run(args: ServeArgs) -> Result<(), StartError> {
     let config = config(&args)?;
     // Held until minicloud stops: dropping it writes out the lines still queued.
     let _log_writer = init_logging(config.log_format);
-    crate::serve::run(config)?;
+    crate::serve::run(config, args.upgrade)?;
     Ok(())
 }
 

@@ -29,6 +29,8 @@ struct State {
     db: Option<Database>,
     /// Counts opens, so a call that failed on an older open does not close a newer one.
     generation: u64,
+    /// Closed for good ([`Handle::close_for_good`]): never opened again.
+    closed: bool,
 }
 
 /// Bytes an unprivileged writer may still use on the filesystem of `dir`; `None` when it
@@ -60,6 +62,7 @@ impl Handle {
             state: RwLock::new(State {
                 db: Some(db),
                 generation: 0,
+                closed: false,
             }),
             degraded: Mutex::new(None),
         })
@@ -121,6 +124,11 @@ impl Handle {
                 }
             }
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            if state.closed {
+                return Err(StoreError::Closed {
+                    path: self.path.clone(),
+                });
+            }
             if state.db.is_none() {
                 let db = super::open_db(&self.path).map_err(|e| self.failed(e))?;
                 tracing::info!(path = %self.path.display(), "state store opened again");
@@ -128,6 +136,15 @@ impl Handle {
                 state.generation += 1;
             }
         }
+    }
+
+    /// Closes the database and keeps it closed, whoever still holds a handle: the file's lock
+    /// goes now. Waits for the calls under way to end; later ones fail with
+    /// [`StoreError::Closed`].
+    pub(super) fn close_for_good(&self) {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        state.closed = true;
+        state.db = None;
     }
 
     fn close(&self, generation: u64) {

@@ -40,7 +40,7 @@ pub use backups::{
 };
 pub use handle::{free_bytes, StoreHealth};
 pub use logs::{RemovedLog, REMOVED_LOG_BYTES, REMOVED_LOG_LINES};
-pub use owner::{Owner, OwnerLock};
+pub use owner::{Owner, OwnerLock, TakeOver};
 pub use records::{
     AcmeAccountRecord, AppRecord, DeployOutcome, DeployRecord, RegistryCredentials, RouteRecord,
     ServiceRecord, TokenRecord,
@@ -139,6 +139,9 @@ pub enum StoreError {
          (is `minicloud serve` running?)"
     )]
     InUse { path: PathBuf },
+    /// [`Store::close`] was called: this process has let go of the data dir.
+    #[error("the state store {path} was closed: this minicloud is stopping or has handed the data dir to its successor")]
+    Closed { path: PathBuf },
     /// The data dir is another minicloud's (see [`OwnerLock`]): who holds it, and what to do.
     #[error("{message}")]
     Busy { message: String },
@@ -210,6 +213,14 @@ impl Store {
         Ok(Self {
             handle: Arc::new(handle::Handle::open(path)?),
         })
+    }
+
+    /// Closes the database for every clone of this handle, at once: redb's lock on the file
+    /// goes with it, so another process can open it. Calls under way finish first; later
+    /// ones fail with [`StoreError::Closed`]. For the end of `serve`, when clones may still be
+    /// held by tasks that have not ended yet.
+    pub fn close(&self) {
+        self.handle.close_for_good();
     }
 
     /// How the store and its disk are doing; a degraded store tries a small write first.
@@ -787,6 +798,22 @@ mod tests {
         let path = dir.path().join("state.redb");
         let _first = Store::open(&path).unwrap();
         assert!(matches!(Store::open(&path), Err(StoreError::InUse { .. })));
+    }
+
+    #[test]
+    fn a_closed_store_lets_another_open_the_file_while_clones_are_still_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let first = Store::open(&path).unwrap();
+        first.instance_id().unwrap();
+        let straggler = first.clone();
+        first.close();
+        // The file is free although a clone still exists, and the clone stays closed.
+        let second = Store::open(&path).unwrap();
+        let err = straggler.instance_id().unwrap_err();
+        assert!(matches!(err, StoreError::Closed { .. }), "{err}");
+        assert!(err.to_string().contains("was closed"), "{err}");
+        second.instance_id().unwrap();
     }
 
     #[test]

@@ -144,14 +144,16 @@ impl Minicloud {
         mc
     }
 
-    async fn spawn(&mut self) {
+    /// `minicloud serve` with `args`, this one's settings, and its output to `log_path`.
+    fn command(&self, args: &[&str], log_path: &Path) -> Command {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.log_path)
+            .open(log_path)
             .expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_minicloud"));
         cmd.arg("serve")
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("MINICLOUD_DOMAIN", &self.domain)
@@ -172,6 +174,11 @@ impl Minicloud {
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(log.try_clone().expect("log file")))
             .stderr(Stdio::from(log));
+        cmd
+    }
+
+    async fn spawn(&mut self) {
+        let mut cmd = self.command(&[], &self.log_path);
         self.child = Some(cmd.spawn().expect("start minicloud"));
         let api = self.api_url("/api/health");
         let https = SocketAddr::from(([127, 0, 0, 1], self.https_port));
@@ -186,6 +193,43 @@ impl Minicloud {
             }
         })
         .await;
+    }
+
+    /// Starts `minicloud serve --upgrade` on this one's data dir, ports and settings, logging
+    /// to `successor.log` in the data dir, and returns at once: it waits for this one's
+    /// sockets, which this one sends on SIGQUIT. Keep this one until the successor is done
+    /// with the data dir (its temporary dir goes with it).
+    pub fn spawn_successor(&self) -> Minicloud {
+        let log_path = self.data_dir.join("successor.log");
+        let child = self
+            .command(&["--upgrade"], &log_path)
+            .spawn()
+            .expect("start the successor");
+        Minicloud {
+            child: Some(child),
+            data_dir: self.data_dir.clone(),
+            _tmp: None,
+            http_port: self.http_port,
+            https_port: self.https_port,
+            api_port: self.api_port,
+            domain: self.domain.clone(),
+            extra_env: self.extra_env.clone(),
+            log_path,
+        }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("minicloud is running").id()
+    }
+
+    /// The exit status once the process has exited by itself, without waiting; `None` while
+    /// it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut().expect("minicloud was running");
+        let status = child.try_wait().expect("wait for minicloud")?;
+        self.child = None;
+        Some(status)
     }
 
     pub fn api_url(&self, path: &str) -> String {
