@@ -166,7 +166,11 @@ async fn main() {
     )
     .expect("apps");
     // The web app is what comes on top of the control plane (`Apps`, its engine and service
-    // clients), which minicloud runs with or without pages.
+    // clients), which minicloud runs with or without pages. The control plane has listed the
+    // engine's containers before anyone asks for a page (the start-up reconcile does), so the
+    // engine client's code and buffers are not counted as the web app's.
+    let docker = apps.docker().await.expect("the Docker engine");
+    docker.list_managed().await.expect("the managed containers");
     let before = Rss::now();
     let state = WebState::new(ctx.clone(), apps);
     // An hour of traffic, a sample a minute, on every app's host.
