@@ -80,6 +80,7 @@ for pkg in haproxy caddy; do
     fi
     candidate="$(apt-cache policy "$pkg" 2>/dev/null | sed -n 's/^ *Candidate: //p')"
     if [ -z "$candidate" ] || [ "$candidate" = "(none)" ]; then
+        # shellcheck source=/dev/null
         MISSING+=(--missing "$pkg=not packaged for $(. /etc/os-release && echo "$PRETTY_NAME") (apt-cache policy $pkg: no candidate)")
         continue
     fi
@@ -122,11 +123,11 @@ cleanup() {
     # bench.py stops what it started; this catches what a crash or a signal left behind.
     if [ -f "$WORK/pids" ]; then
         while read -r pid; do
-            [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+            if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; fi
         done <"$WORK/pids"
         sleep 0.5
         while read -r pid; do
-            [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+            if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
         done <"$WORK/pids"
     fi
     rm -rf "$WORK"

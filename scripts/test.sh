@@ -19,8 +19,8 @@ set -a
 . "$ENV_FILE"
 set +a
 
-step "shellcheck (install.sh and the scripts)"
-shellcheck install.sh scripts/*.sh deploy/test-images/*/*.sh
+step "shellcheck (install.sh, the scripts and the benchmarks)"
+shellcheck install.sh scripts/*.sh benches/*.sh deploy/test-images/*/*.sh
 
 step "GitHub Actions workflows (the workflow schema, with check-jsonschema)"
 "$MINICLOUD_TEST_WORKFLOW_LINT" --builtin-schema vendor.github-workflows \
