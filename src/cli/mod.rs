@@ -31,7 +31,24 @@ pub use client::{ApiClient, ClientError};
 pub use error::CliError;
 pub use run::run;
 
-/// A value made safe to be one segment of an API path (`/api/routes/{host}`).
+/// A value made safe to be one segment of an API path (`/api/routes/{host}`). Readable where
+/// it can be (`blog-2`, `shop.example.com`); a segment of dots alone is encoded whole, so it
+/// reaches the server (which refuses it) instead of being resolved as `.` or `..`.
 pub fn encode_segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    if !s.is_empty() && s.bytes().all(|b| b == b'.') {
+        return "%2E".repeat(s.len());
+    }
+    crate::model::url_component(s)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_segment_stays_readable_and_dots_alone_cannot_climb() {
+        assert_eq!(super::encode_segment("blog-2"), "blog-2");
+        assert_eq!(super::encode_segment("a/b"), "a%2Fb");
+        assert_eq!(super::encode_segment(".."), "%2E%2E");
+        assert_eq!(super::encode_segment("."), "%2E");
+        assert_eq!(super::encode_segment("..a"), "..a");
+    }
 }

@@ -23,7 +23,7 @@ pub use name::AppName;
 pub use ops::{Actor, OpId, Operation, Trigger};
 pub use secret::Secret;
 pub use service::ServiceKind;
-pub use text::short;
+pub use text::{short, url_component};
 pub use time::{format_time, now};
 
 /// The property tests' settings (`prop_tests` beside the parsers): 256 cases keep the unit

@@ -1,4 +1,4 @@
-//! Text shown back to a person.
+//! Text shown back to a person, and text put into URLs.
 
 /// At most a short prefix of what a person typed, for an error message: an error never
 /// echoes a huge input.
@@ -10,8 +10,34 @@ pub fn short(input: &str) -> String {
     }
 }
 
+/// `s` percent-encoded for one component of a URL (userinfo, a path segment): everything but
+/// RFC 3986's unreserved characters, so `blog-2` and `shop.example.com` stay readable in
+/// the server's logs and the audit log. A path segment of dots alone is the caller's to
+/// refuse: a client resolves `..` before sending it.
+pub fn url_component(s: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const RESERVED_AND_OTHERS: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    utf8_percent_encode(s, RESERVED_AND_OTHERS).to_string()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_url_component_keeps_only_unreserved_characters() {
+        assert_eq!(super::url_component("blog-2"), "blog-2");
+        assert_eq!(super::url_component("shop.example.com"), "shop.example.com");
+        assert_eq!(super::url_component("a_b~c"), "a_b~c");
+        assert_eq!(
+            super::url_component("p@ss:w/rd?#%"),
+            "p%40ss%3Aw%2Frd%3F%23%25"
+        );
+        assert_eq!(super::url_component("ä "), "%C3%A4%20");
+    }
+
     #[test]
     fn long_input_is_cut_at_a_character_boundary() {
         assert_eq!(super::short("äbc"), "äbc");

@@ -349,14 +349,7 @@ fn account(
 /// `userinfo@host/resource` with user, password and resource percent-encoded: the one place
 /// connection URLs for apps are built.
 fn app_url(scheme: &str, creds: &Credentials) -> String {
-    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    /// Everything but RFC 3986's unreserved characters.
-    const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    let enc = |s: &str| utf8_percent_encode(s, COMPONENT).to_string();
+    let enc = crate::model::url_component;
     format!(
         "{scheme}://{}:{}@{}/{}",
         enc(&creds.user),
