@@ -7,15 +7,19 @@
 //! handshakes would each fill the log with errors nobody can act on. Everything else Pingora
 //! logs keeps its level (an `Accept() failed` is the box running out of file descriptors).
 //!
-//! One more is demoted though no client causes it: a successor (`serve --upgrade`) logs "No
-//! incoming socket transfer" at `error!` each second it waits for its predecessor's sockets,
-//! once in every hand-over that goes well. Giving up is still an error ("Giving up reading
-//! socket", "Bootstrap failed").
+//! Two more are demoted though no client causes them, because nothing went wrong:
+//! - a successor (`serve --upgrade`) logs "No incoming socket transfer" each second it waits
+//!   for its predecessor's sockets, once in every hand-over that goes well. Giving up is still
+//!   an error ("Giving up reading socket", "Bootstrap failed");
+//! - under load, "failed to acquire reusable stream" (`connectors/mod.rs`): a pooled upstream
+//!   connection taken while the pool's idle watcher still holds it. Pingora then opens a new
+//!   connection, and the request never notices.
 
 use log::{Level, Log, Metadata, Record};
 
-/// Pingora's lines a client causes, by target and the start of the message.
-const CLIENT_CAUSED: &[(&str, &str)] = &[
+/// Pingora's error lines that are not errors of the box, by target and the start of the
+/// message: the ones a client causes, and two of Pingora's own that end well.
+const NOT_ERRORS: &[(&str, &str)] = &[
     (
         "pingora_core::services::listening",
         "Downstream handshake error",
@@ -25,10 +29,14 @@ const CLIENT_CAUSED: &[(&str, &str)] = &[
         "Downstream handshake timeout",
     ),
     ("pingora_core::apps", "H2 handshake error"),
-    // Not a client's: the wait of an upgrade that goes well (see the module's doc).
+    // Not a client's, and both end well (see the module's doc).
     (
         "pingora_core::server::transfer_fd",
         "No incoming socket transfer",
+    ),
+    (
+        "pingora_core::connectors",
+        "failed to acquire reusable stream",
     ),
 ];
 
@@ -43,7 +51,7 @@ impl Log for PingoraLog {
     }
 
     fn log(&self, record: &Record) {
-        if !is_client_caused(record) {
+        if !is_not_an_error(record) {
             return self.tracer.log(record);
         }
         let demoted = Record::builder()
@@ -62,12 +70,12 @@ impl Log for PingoraLog {
     fn flush(&self) {}
 }
 
-/// Whether `record` is one of Pingora's errors that a client causes at will.
-fn is_client_caused(record: &Record) -> bool {
+/// Whether `record` is one of Pingora's error lines that are not errors of the box.
+fn is_not_an_error(record: &Record) -> bool {
     if record.level() != Level::Error {
         return false;
     }
-    let mut prefixes = CLIENT_CAUSED
+    let mut prefixes = NOT_ERRORS
         .iter()
         .filter(|(target, _)| *target == record.target())
         .map(|(_, prefix)| prefix)
@@ -110,7 +118,7 @@ mod tests {
     use super::*;
 
     fn caused(target: &str, level: Level, message: &str) -> bool {
-        is_client_caused(
+        is_not_an_error(
             &Record::builder()
                 .target(target)
                 .level(level)
@@ -151,6 +159,15 @@ mod tests {
             transfer,
             Level::Error,
             "Giving up reading socket from: /data/minicloud/upgrade.sock, error: EAGAIN"
+        ));
+    }
+
+    #[test]
+    fn a_pooled_connection_pingora_replaces_is_not_an_error() {
+        assert!(caused(
+            "pingora_core::connectors",
+            Level::Error,
+            "failed to acquire reusable stream"
         ));
     }
 
