@@ -644,6 +644,17 @@ minicloud_changed() {
 # How long a new minicloud may take to wait for the sockets (its upgrade socket made).
 HANDOVER_WAIT=60
 NEW_ID=''
+# remove_handed_over: a hand-over cut short (install.sh stopped after the SIGQUIT) leaves the
+# old minicloud exited beside the new one; at scale 1 compose could remove the running one.
+remove_handed_over() {
+    ids=$(compose ps -q minicloud 2>/dev/null)
+    [ "$(printf '%s\n' "$ids" | grep -c .)" -gt 1 ] || return 0
+    for id in $ids; do
+        [ "$(docker inspect -f '{{.State.Running}}' "$id" 2>/dev/null)" = true ] && continue
+        step "removing a minicloud container left by an upgrade cut short" quietly docker rm "$id"
+    done
+}
+
 # The holder as it is (recreated, its namespace and every connection in it would go), the
 # services as compose sees fit; minicloud is left to hand_over.
 start_all_but_minicloud() {
@@ -829,6 +840,7 @@ do_install() {
     previous_id=''
     state="$DATA_DIR/minicloud/state.redb"
     if [ -n "$UPGRADE" ] && [ -z "$DRY_RUN" ]; then
+        remove_handed_over
         previous_id=$(container_of minicloud)
         [ -n "$previous_id" ] && previous=$(docker inspect -f '{{.Image}}' "$previous_id" 2>/dev/null || true)
         if [ -f "$state" ]; then
