@@ -353,6 +353,9 @@ settle_settings() {
     MINICLOUD_IMAGE=${MINICLOUD_IMAGE:-$DEFAULT_MINICLOUD_IMAGE}
     MARIADB_IMAGE=${MARIADB_IMAGE:-$DEFAULT_MARIADB_IMAGE}
     RABBITMQ_IMAGE=${RABBITMQ_IMAGE:-$DEFAULT_RABBITMQ_IMAGE}
+    # A local tag of the minicloud image, made once: upgrades never move it (see the holder).
+    HOLDER_IMAGE=$(env_get HOLDER_IMAGE)
+    HOLDER_IMAGE=${HOLDER_IMAGE:-minicloud-holder:$PROJECT}
     # The admin password: kept on a rerun unless given; asked on a terminal, else generated.
     NEW_PASSWORD=''
     if [ -z "$ADMIN_PASSWORD" ]; then
@@ -389,6 +392,7 @@ RABBITMQ_ADMIN_PASSWORD=$RABBITMQ_ADMIN_PASSWORD
 MINICLOUD_IMAGE=$MINICLOUD_IMAGE
 MARIADB_IMAGE=$MARIADB_IMAGE
 RABBITMQ_IMAGE=$RABBITMQ_IMAGE
+HOLDER_IMAGE=$HOLDER_IMAGE
 HTTP_PORT=$HTTP_PORT
 HTTPS_PORT=$HTTPS_PORT
 DATA_DIR=$DATA_DIR
@@ -408,16 +412,38 @@ write_compose() {
 #   docker compose exec minicloud minicloud apps list     (the API: 127.0.0.1:7780 inside)
 
 services:
-  minicloud:
-    image: ${MINICLOUD_IMAGE}
-    # Fixed names (prefixed for another project): minicloud attaches these three to every
-    # app's own network by name (MINICLOUD_APP_NETWORK_PEERS), so apps reach the edge and the
-    # services' client ports.
+  # Holds the network namespace and the published ports, and nothing else: minicloud runs
+  # inside its namespace, so a new minicloud takes the listening sockets over from the running
+  # one (`serve --upgrade`, sent on SIGQUIT) and no connection is refused during an upgrade.
+  # It keeps the fixed name minicloud's container had: minicloud attaches the container of
+  # that name to every app's own network (MINICLOUD_APP_NETWORK_PEERS), so apps reach the edge
+  # by it and the attachments outlive each minicloud container. Its image is pinned (a local
+  # tag made once, HOLDER_IMAGE): were it recreated, the namespace and every connection in it
+  # would go. Change nothing here lightly, for the same reason.
+  holder:
+    image: ${HOLDER_IMAGE}
     container_name: ${NAME_PREFIX}minicloud
+    entrypoint: ["sleep", "infinity"]
+    init: true
     restart: unless-stopped
     ports:
       - "${HTTP_PORT}:80"
       - "${HTTPS_PORT}:443"
+    # The image declares a volume at /data; the holder needs none.
+    tmpfs: [/data]
+    mem_limit: 16m
+    networks: [minicloud]
+    logging: &logging
+      driver: json-file
+      options: {max-size: "10m", max-file: "3"}
+
+  minicloud:
+    image: ${MINICLOUD_IMAGE}
+    # No fixed name: during an upgrade two run side by side (install.sh scales to 2, hands
+    # over with SIGQUIT, removes the old one). `--upgrade` with none running starts as usual.
+    command: ["serve", "--upgrade"]
+    network_mode: "service:holder"
+    restart: unless-stopped
     volumes:
       # minicloud runs the apps' containers on the host's engine.
       - /var/run/docker.sock:/var/run/docker.sock
@@ -449,15 +475,14 @@ EOF
       retries: 3
       start_period: 30s
     depends_on:
+      holder:
+        condition: service_started
       mariadb:
         condition: service_healthy
       rabbitmq:
         condition: service_healthy
     mem_limit: 256m
-    networks: [minicloud]
-    logging: &logging
-      driver: json-file
-      options: {max-size: "10m", max-file: "3"}
+    logging: *logging
 
   mariadb:
     image: ${MARIADB_IMAGE}
@@ -559,23 +584,117 @@ compose() {
 
 container_of() { compose ps -q "$1" 2>/dev/null | head -n 1; }
 
+# health_of ID: the container's health (its state when it has no health check), or "missing".
+health_of() {
+    docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo missing
+}
+
 # wait_healthy SERVICE...: until each one's health check passes, or HEALTH_WAIT runs out.
 wait_healthy() {
     deadline=$(($(date +%s) + HEALTH_WAIT))
     for service in "$@"; do
-        while :; do
-            id=$(container_of "$service")
-            status=$( [ -n "$id" ] && docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id" 2>/dev/null || echo missing)
-            [ "$status" = healthy ] && break
-            if [ "$(date +%s)" -ge "$deadline" ]; then
-                warn "$service is $status after ${HEALTH_WAIT}s; its last log lines:"
-                [ -n "$id" ] && docker logs --tail 30 "$id" >&2 2>&1
-                return 1
-            fi
-            sleep 2
-        done
-        say "$service: healthy"
+        until_healthy "$service" "$deadline" || return 1
     done
+}
+
+# until_healthy SERVICE DEADLINE [ID]: until the container ID (default: the service's) is
+# healthy, or DEADLINE (epoch seconds) passes.
+until_healthy() {
+    while :; do
+        id=${3:-$(container_of "$1")}
+        status=missing
+        [ -z "$id" ] || status=$(health_of "$id")
+        [ "$status" = healthy ] && break
+        if [ "$(date +%s)" -ge "$2" ]; then
+            warn "$1 is $status after ${HEALTH_WAIT}s; its last log lines:"
+            [ -n "$id" ] && docker logs --tail 30 "$id" >&2 2>&1
+            return 1
+        fi
+        sleep 2
+    done
+    say "$1: healthy"
+}
+
+# The holder's image: a local tag of the minicloud image, made on the first install (or the
+# first upgrade from an install without a holder) and never moved by an upgrade.
+ensure_holder_image() {
+    [ -z "$DRY_RUN" ] || return 0
+    docker image inspect "$HOLDER_IMAGE" >/dev/null 2>&1 && return 0
+    step "tagging $MINICLOUD_IMAGE as $HOLDER_IMAGE (the holder's image, kept across upgrades)" \
+        docker tag "$MINICLOUD_IMAGE" "$HOLDER_IMAGE"
+}
+
+# An install made by an install.sh without the holder: minicloud's own container has the
+# holder's name, and holds the ports itself.
+minicloud_owns_the_name() {
+    service=$(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}}' "${NAME_PREFIX}minicloud" 2>/dev/null || true)
+    [ "$service" = minicloud ]
+}
+
+# minicloud_changed ID: whether the running container ID differs from what the compose file
+# and .env ask for (its settings, or the image its tag names now), as compose sees it.
+minicloud_changed() {
+    want_hash=$(compose config --hash=minicloud 2>/dev/null | awk '{print $2}')
+    have_hash=$(docker inspect -f '{{index .Config.Labels "com.docker.compose.config-hash"}}' "$1" 2>/dev/null || true)
+    want_image=$(docker image inspect -f '{{.Id}}' "$MINICLOUD_IMAGE" 2>/dev/null || true)
+    have_image=$(docker inspect -f '{{.Image}}' "$1" 2>/dev/null || true)
+    [ -z "$want_hash" ] || [ "$want_hash" != "$have_hash" ] || [ "$want_image" != "$have_image" ]
+}
+
+# How long a new minicloud may take to wait for the sockets (its upgrade socket made).
+HANDOVER_WAIT=60
+NEW_ID=''
+# remove_handed_over: a hand-over cut short (install.sh stopped after the SIGQUIT) leaves the
+# old minicloud exited beside the new one; at scale 1 compose could remove the running one.
+remove_handed_over() {
+    ids=$(compose ps -q minicloud 2>/dev/null)
+    [ "$(printf '%s\n' "$ids" | grep -c .)" -gt 1 ] || return 0
+    for id in $ids; do
+        [ "$(docker inspect -f '{{.State.Running}}' "$id" 2>/dev/null)" = true ] && continue
+        step "removing a minicloud container left by an upgrade cut short" quietly docker rm "$id"
+    done
+}
+
+# The holder as it is (recreated, its namespace and every connection in it would go), the
+# services as compose sees fit; minicloud is left to hand_over.
+start_all_but_minicloud() {
+    compose up -d --no-recreate holder && compose up -d --remove-orphans mariadb rabbitmq
+}
+
+# hand_over OLD: a second minicloud container beside OLD (compose's scale 2; `serve
+# --upgrade`) receives OLD's listening sockets when OLD gets SIGQUIT, then takes the data dir;
+# OLD drains and exits, and is removed (the next `up` finds one container, at scale 1).
+# Returns 1 when the new one never got ready to take over (OLD was not signalled and serves
+# on), 2 when it took over but is not healthy.
+hand_over() {
+    old=$1
+    sock="$DATA_DIR/minicloud/upgrade.sock"
+    # One left by a successor killed while it waited would pass for the new one's.
+    rm -f "$sock"
+    compose up -d --no-deps --no-recreate --scale minicloud=2 minicloud || return 1
+    NEW_ID=$(compose ps -q minicloud | grep -vx "$old" | head -n 1)
+    if [ -z "$NEW_ID" ]; then
+        warn "compose started no second minicloud container"
+        return 1
+    fi
+    deadline=$(($(date +%s) + HANDOVER_WAIT))
+    until [ -S "$sock" ]; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            warn "the new minicloud did not get ready to take over in ${HANDOVER_WAIT}s; its last log lines:"
+            docker logs --tail 30 "$NEW_ID" >&2 2>&1
+            return 1
+        fi
+        sleep 0.2
+    done
+    # Pingora's receiver gives up about 6 s after it made the socket: no dawdling from here.
+    # `unless-stopped` would start the old one again once it has exited.
+    quietly docker update --restart=no "$old"
+    quietly docker kill -s QUIT "$old"
+    say "SIGQUIT sent: the new minicloud takes over the listening sockets, the old one drains"
+    until_healthy minicloud "$(($(date +%s) + HEALTH_WAIT))" "$NEW_ID" || return 2
+    # It accepts for 5 s more, then drains for shutdown_grace (5 s by default).
+    timeout 120 docker wait "$old" >/dev/null || warn "the old minicloud did not exit in 120 s after its hand-over: removed"
+    quietly docker rm -f "$old"
 }
 
 pull_images() {
@@ -660,18 +779,41 @@ restore_state() {
         die "cannot read --recovery-key-file $RECOVERY_KEY_FILE"
     fi
     if [ -n "$DRY_RUN" ]; then
-        printf '[dry-run] restore from %s: minicloud restore --repository %s --password-stdin, in the minicloud service (compose run --no-deps)\n' "$RESTORE" "$repo"
+        printf '[dry-run] restore from %s: minicloud restore --repository %s --password-stdin, in the minicloud service (the holder started, then compose run --no-deps)\n' "$RESTORE" "$repo"
         return 0
     fi
     read_recovery_key
     set -- run --rm -T --no-deps -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY -e AWS_DEFAULT_REGION
     [ -z "$mount" ] || set -- "$@" -v "$mount"
+    # minicloud runs in the holder's network namespace (it reaches an S3 repository from it).
+    compose up -d --no-deps holder
     say "restoring minicloud's state and backups from $RESTORE"
     printf '%s\n' "$RECOVERY_KEY" | compose "$@" minicloud restore --repository "$repo" --password-stdin \
         || die "the restore failed (see above); nothing was started: fix it, then run install.sh --restore again"
 }
 
 # --- actions --------------------------------------------------------------------------------
+# keep_previous: .env names the previous minicloud image by a local tag (a pulled tag may name
+# the new one by now), so the next `up` does not bring the new one back.
+keep_previous() {
+    docker tag "$previous" "minicloud-rollback:$PROJECT"
+    MINICLOUD_IMAGE="minicloud-rollback:$PROJECT"
+    put "$INSTALL_DIR/.env" 0600 write_env
+}
+
+# roll_back: the new minicloud is not healthy: the previous image and state store come back
+# (a gap: the new one is stopped first, it may have changed the store).
+roll_back() {
+    warn "the new minicloud is not healthy: going back to the previous image"
+    keep_previous
+    compose stop minicloud
+    [ ! -f "$state.before-upgrade" ] || cp -p "$state.before-upgrade" "$state"
+    compose rm -f minicloud
+    compose up -d minicloud
+    wait_healthy minicloud || true
+    die "the upgrade failed and the previous version was put back; see: $COMPOSE -p $PROJECT logs minicloud"
+}
+
 do_install() {
     settle_data_dir
     check_os
@@ -695,29 +837,51 @@ do_install() {
     pull_images
 
     previous=''
+    previous_id=''
     state="$DATA_DIR/minicloud/state.redb"
     if [ -n "$UPGRADE" ] && [ -z "$DRY_RUN" ]; then
+        remove_handed_over
         previous_id=$(container_of minicloud)
         [ -n "$previous_id" ] && previous=$(docker inspect -f '{{.Image}}' "$previous_id" 2>/dev/null || true)
         if [ -f "$state" ]; then
             step "copying the state store aside ($state.before-upgrade)" cp -p "$state" "$state.before-upgrade"
         fi
+        if minicloud_owns_the_name; then
+            # Its name and ports go to the holder: this once, minicloud stops before the new
+            # one listens (a few seconds of refused connections); later upgrades hand over.
+            step "replacing minicloud's container by the holder and a new one (once: this upgrade refuses connections for a few seconds)" \
+                compose rm -sf minicloud
+            previous_id=''
+        elif [ -n "$previous_id" ] && [ "$(docker inspect -f '{{.State.Running}}' "$previous_id" 2>/dev/null)" != true ]; then
+            previous_id=''
+        fi
     fi
+    ensure_holder_image
     [ "$ACTION" != restore ] || restore_state
-    step "starting the services (docker compose up -d)" compose up -d --remove-orphans
+    if [ -z "$previous_id" ]; then
+        step "starting the services (docker compose up -d)" compose up -d --remove-orphans
+    else
+        step "starting the services but minicloud (docker compose up -d)" start_all_but_minicloud
+    fi
     [ -n "$DRY_RUN" ] && { say "dry run: nothing was changed"; return 0; }
 
-    if ! wait_healthy mariadb rabbitmq minicloud; then
-        if [ -n "$previous" ]; then
-            warn "the new minicloud is not healthy: going back to the previous image"
-            docker tag "$previous" "minicloud-rollback:$PROJECT"
-            MINICLOUD_IMAGE="minicloud-rollback:$PROJECT"
-            put "$INSTALL_DIR/.env" 0600 write_env
-            [ -f "$state.before-upgrade" ] && compose stop minicloud && cp -p "$state.before-upgrade" "$state"
-            compose up -d minicloud
-            wait_healthy minicloud || true
-            die "the upgrade failed and the previous version was put back; see: $COMPOSE -p $PROJECT logs minicloud"
+    if [ -n "$previous_id" ]; then
+        wait_healthy mariadb rabbitmq || die "the services did not become healthy (minicloud was left as it was); see: cd $INSTALL_DIR && $COMPOSE -p $PROJECT logs"
+    fi
+    if [ -n "$previous_id" ] && minicloud_changed "$previous_id"; then
+        say "handing over to the new minicloud (no connection refused, no request dropped)"
+        handed=0
+        hand_over "$previous_id" || handed=$?
+        if [ "$handed" = 1 ]; then
+            [ -z "$NEW_ID" ] || quietly docker rm -f "$NEW_ID"
+            keep_previous
+            die "the new minicloud did not take over; the previous one serves on (.env now names it $MINICLOUD_IMAGE); see the log lines above"
+        elif [ "$handed" = 2 ]; then
+            roll_back
         fi
+    fi
+    if ! wait_healthy mariadb rabbitmq minicloud; then
+        [ -z "$previous" ] || roll_back
         die "the services did not become healthy; see: cd $INSTALL_DIR && $COMPOSE -p $PROJECT logs"
     fi
 
@@ -738,12 +902,14 @@ do_install() {
 }
 
 # This install's minicloud instance ids: the `minicloud.instance` label of each app network
-# its container has joined (minicloud labels the containers and networks it makes with it, so
-# apps of another minicloud on the same engine are never picked). Asked before `compose down`.
+# the holder has joined (minicloud labels the containers and networks it makes with it, so
+# apps of another minicloud on the same engine are never picked; an install without a
+# holder: minicloud's own container). Asked before `compose down`.
 our_instances() {
-    id=$(container_of minicloud)
+    id=$(container_of holder)
+    [ -n "$id" ] || id=$(container_of minicloud)
     if [ -z "$id" ]; then
-        warn "minicloud's container is gone, so its apps' containers cannot be told from others: list them with docker ps -a --filter label=minicloud.app and remove them with docker rm -f"
+        warn "minicloud's containers are gone, so its apps' containers cannot be told from others: list them with docker ps -a --filter label=minicloud.app and remove them with docker rm -f"
         return 0
     fi
     for net in $(docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}' "$id" 2>/dev/null); do
@@ -789,6 +955,10 @@ do_uninstall() {
     if [ -n "$PURGE" ]; then
         if docker network inspect "$NETWORK" >/dev/null 2>&1; then
             step "removing the Docker network $NETWORK (--purge)" quietly docker network rm "$NETWORK"
+        fi
+        holder_image=$(env_get HOLDER_IMAGE)
+        if [ -n "$holder_image" ] && docker image inspect "$holder_image" >/dev/null 2>&1; then
+            step "removing the holder's image tag $holder_image (--purge)" quietly docker image rm "$holder_image"
         fi
         step "removing $INSTALL_DIR (--purge)" rm -rf "$INSTALL_DIR"
         step "removing $DATA_DIR (--purge)" rm -rf "$DATA_DIR"

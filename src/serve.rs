@@ -188,6 +188,11 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), ServeError> {
     crate::certs::publish_stored(&ctx)?;
     let certs = crate::certs::Manager::new(ctx.clone())?;
     let apps = Apps::new(ctx.clone(), app_settings)?;
+    if predecessor.is_some() {
+        // The predecessor's edge accepts for 5 s after it sent the sockets: routing the running
+        // apps first costs no connection, and spares this edge's first requests a 503.
+        find_serving(&apps);
+    }
 
     tracing::info!(
         http = %http_addr,
@@ -214,6 +219,38 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), ServeError> {
     tracing::info!("minicloud stopped");
     Ok(())
 }
+
+/// Routes the apps whose containers run ([`Apps::find_serving`]) on a runtime of its own,
+/// before the server's starts; a failure is logged, the start-up reconcile routes them later.
+fn find_serving(apps: &Apps) {
+    let started = std::time::Instant::now();
+    let found = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            // The timer is made inside: it needs the runtime's clock.
+            rt.block_on(async {
+                tokio::time::timeout(FIND_SERVING_PATIENCE, apps.find_serving()).await
+            })
+            .map_err(|_| "timed out".to_owned())
+            .and_then(|found| found.map_err(|e| e.to_string()))
+        });
+    match found {
+        Ok(routed) => tracing::info!(
+            apps = routed,
+            ms = started.elapsed().as_millis() as u64,
+            "running apps routed before the edge accepts"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot route the running apps before the edge accepts; the start-up reconcile will"
+        ),
+    }
+}
+
+/// Well within the 5 s the predecessor's edge goes on accepting.
+const FIND_SERVING_PATIENCE: Duration = Duration::from_secs(3);
 
 /// The store, once the predecessor has closed it (just before it let go of the data dir).
 fn open_when_free(state_path: &std::path::Path) -> Result<Store, StoreError> {

@@ -7,6 +7,7 @@ use super::reconcile::{plan_reconcile, Action, Desired};
 use super::removed_log::keep_removed_log;
 use super::Apps;
 use crate::bus::Op;
+use crate::docker::ContainerState;
 use crate::locks::AppLock;
 use crate::model::{manifest, now, Operation, Trigger};
 use crate::store::{AppRecord, DeployOutcome};
@@ -40,6 +41,34 @@ impl Apps {
             }
         }
         Ok(settled)
+    }
+
+    /// Routes every app whose serving web container runs, and changes nothing else: what a
+    /// successor taking the sockets over (`serve --upgrade`) knows before its edge accepts, so
+    /// its first requests are not answered 503 as if no app ran until the start-up reconcile
+    /// (which does the rest) has routed them. A Docker client of its own: this runs on a
+    /// runtime of its own, before the server's. The number of apps routed.
+    pub async fn find_serving(&self) -> Result<usize, AppError> {
+        let docker = crate::docker::Docker::connect().await?;
+        let mut routed = 0;
+        for app in self.ctx.store.apps()? {
+            let Some(revision) = app.current else {
+                continue;
+            };
+            if app.stopped || self.ctx.store.pending_restore(&app.name)?.is_some() {
+                continue;
+            }
+            let Ok(info) = docker.inspect(&web_container(&app.name, revision)).await else {
+                continue;
+            };
+            let (_, manifest) = self.revision(&app.name, revision)?;
+            if let (ContainerState::Running, Some(ip)) = (info.state, info.app_ip(&app.name)) {
+                let upstream = Upstream(std::net::SocketAddr::new(ip, manifest.http_port()));
+                self.ctx.set_serving(&app.name, Some(upstream))?;
+                routed += 1;
+            }
+        }
+        Ok(routed)
     }
 
     /// Applies the reconcile plan: containers and routes in line with the store. Holds every
