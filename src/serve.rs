@@ -97,6 +97,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), ServeError> {
             public_https_port: config.https_port,
             access_log: config.access_log,
             sni_bound: vec![config.admin_host().to_string()],
+            control_plane_hosts: vec![config.admin_host().to_string()],
             ..ProxySettings::default()
         },
     };

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use support::{upstream, wait_for, Minicloud};
 
 const HOST: &str = "handover.example.com";
+/// The admin app's host, served by minicloud's own control plane (its domain is `mc.test`).
+const ADMIN: &str = "admin.mc.test";
 
 /// What the clients saw, summed over all of them.
 #[derive(Default)]
@@ -62,6 +64,9 @@ enum Traffic {
     H2,
     /// Plain HTTP, a new connection per request (answered by the redirect to HTTPS).
     NewPlain,
+    /// The admin app's sign-in page, a new HTTPS connection per request: the control plane,
+    /// whose port is closed for a moment while the successor binds it.
+    Admin,
 }
 
 impl Traffic {
@@ -71,6 +76,7 @@ impl Traffic {
             Self::KeptAliveTls => "kept-alive https/1.1",
             Self::H2 => "h2",
             Self::NewPlain => "new http",
+            Self::Admin => "admin sign-in page",
         }
     }
 }
@@ -88,9 +94,12 @@ async fn client_loop(
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         // The port comes from the URL; only the address is overridden.
-        .resolve(HOST, mc_https);
+        .resolve(HOST, mc_https)
+        .resolve(ADMIN, mc_https);
     let builder = match traffic {
-        Traffic::NewTls | Traffic::NewPlain => builder.http1_only().pool_max_idle_per_host(0),
+        Traffic::NewTls | Traffic::NewPlain | Traffic::Admin => {
+            builder.http1_only().pool_max_idle_per_host(0)
+        }
         Traffic::KeptAliveTls => builder.http1_only(),
         // Negotiated by ALPN.
         Traffic::H2 => builder,
@@ -98,6 +107,7 @@ async fn client_loop(
     let client = builder.build().unwrap();
     let url = match traffic {
         Traffic::NewPlain => format!("http://{HOST}:{}/", mc_http.port()),
+        Traffic::Admin => format!("https://{ADMIN}:{}/login", mc_https.port()),
         _ => format!("https://{HOST}:{}/", mc_https.port()),
     };
     while !stop.load(Ordering::SeqCst) {
@@ -109,6 +119,7 @@ async fn client_loop(
             let body = resp.text().await?;
             let good = match traffic {
                 Traffic::NewPlain => status == 308,
+                Traffic::Admin => status == 200 && body.contains("<form"),
                 Traffic::H2 => {
                     status == 200 && body == "handover" && version == reqwest::Version::HTTP_2
                 }
@@ -119,7 +130,10 @@ async fn client_loop(
         }
         .await;
         tally.record(traffic.name(), started, outcome);
-        if matches!(traffic, Traffic::NewTls | Traffic::NewPlain) {
+        if matches!(
+            traffic,
+            Traffic::NewTls | Traffic::NewPlain | Traffic::Admin
+        ) {
             // New connections cost a handshake each on a small shared box.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -145,6 +159,7 @@ async fn an_upgrade_hands_the_sockets_over_without_a_refused_connection_or_a_fai
         Traffic::KeptAliveTls,
         Traffic::H2,
         Traffic::NewPlain,
+        Traffic::Admin,
     ] {
         clients.push(tokio::spawn(client_loop(
             old.https_addr(),

@@ -40,7 +40,18 @@ pub struct ProxySettings {
     /// Hosts answered only on a TLS connection whose SNI names them (421 otherwise): the
     /// admin host, so reaching it by IP or through another host's connection fails.
     pub sni_bound: Vec<String>,
+    /// Hosts minicloud's own control plane serves (the admin host). A refused connect to
+    /// one is tried again every [`CONTROL_PLANE_RETRY_EVERY`] for up to
+    /// [`CONTROL_PLANE_RETRIES`] times: during an upgrade the control plane's port is closed
+    /// for about a second, between the predecessor letting it go and the successor binding it.
+    pub control_plane_hosts: Vec<String>,
 }
+
+/// How often, and how many times, a refused connect to the control plane is tried again
+/// (see [`ProxySettings::control_plane_hosts`]): 3 s in all, within Pingora's own limit of 16
+/// retries a request.
+pub const CONTROL_PLANE_RETRY_EVERY: Duration = Duration::from_millis(200);
+pub const CONTROL_PLANE_RETRIES: u8 = 15;
 
 impl Default for ProxySettings {
     fn default() -> Self {
@@ -50,6 +61,7 @@ impl Default for ProxySettings {
             upstream_idle_timeout: Duration::from_secs(60),
             access_log: true,
             sni_bound: Vec::new(),
+            control_plane_hosts: Vec::new(),
         }
     }
 }
@@ -63,6 +75,10 @@ pub struct EdgeProxy {
 impl EdgeProxy {
     pub fn new(edge: Edge, settings: ProxySettings) -> Self {
         Self { edge, settings }
+    }
+
+    fn is_control_plane(&self, host: &str) -> bool {
+        self.settings.control_plane_hosts.iter().any(|h| h == host)
     }
 
     /// A request for an SNI-bound host on a connection made for another name, or none.
@@ -358,6 +374,9 @@ impl ProxyHttp for EdgeProxy {
         // The route table may have changed since request_filter (a retry after a failed
         // connect): look again so a retry goes to the host's current upstream.
         if ctx.connect_attempts > 0 {
+            if self.is_control_plane(&ctx.host) {
+                tokio::time::sleep(CONTROL_PLANE_RETRY_EVERY).await;
+            }
             if let Some(upstream) = self.edge.snapshot().routes.lookup(&ctx.host) {
                 ctx.upstream = Some(upstream);
             }
@@ -380,9 +399,15 @@ impl ProxyHttp for EdgeProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         // One retry at most: enough to ride over a route swapped mid-request, never a storm
-        // of connects to a dead app (Pingora would otherwise retry up to 16 times).
+        // of connects to a dead app (Pingora would otherwise retry up to 16 times). The
+        // control plane's port, refused, is waited for: an upgrade closes it for a second.
         ctx.connect_attempts += 1;
-        if ctx.connect_attempts > 1 {
+        let waiting_for_control_plane = e.etype() == &ErrorType::ConnectRefused
+            && ctx.connect_attempts <= CONTROL_PLANE_RETRIES
+            && self.is_control_plane(&ctx.host);
+        if waiting_for_control_plane {
+            e.set_retry(true);
+        } else if ctx.connect_attempts > 1 {
             e.set_retry(false);
         }
         e
