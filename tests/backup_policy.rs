@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{json, Value};
 
-use support::backups::{cli, restic};
+use support::backups::{cli, deploy_with_a_file, restic};
 use support::services::app;
 use support::AppCleanup;
 
@@ -36,16 +36,7 @@ async fn keep_last_one_leaves_one_backup_and_bad_settings_change_nothing() {
     let name = app("policy").to_string();
     let _cleanup = AppCleanup(&name);
     let api = mc.api();
-    let resp = api
-        .post(
-            "/api/apps",
-            json!({"image": support::image("probe:v1"), "name": name}),
-        )
-        .await;
-    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-    let storage = mc.data_path().join("apps").join(&name);
-    std::fs::create_dir_all(&storage).unwrap();
-    std::fs::write(storage.join("kept"), "the backed-up bytes").unwrap();
+    deploy_with_a_file(&mc, &name).await;
     let settings = format!("/api/apps/{name}/backups/settings");
 
     // No policy yet: the defaults, a daily slot ahead.

@@ -17,7 +17,7 @@ use minicloud::backups::plan::daily_minute;
 use minicloud::backups::{verify, Repository};
 use minicloud::model::secret::Secret;
 use minicloud::services::{Provisioner, ServiceName};
-use support::backups::{cli, restic, restore_cli};
+use support::backups::{cli, deploy_with_a_file, restic, restore_cli, KEPT_BYTES};
 use support::services::{
     admin_conn, app, mariadb_admin_url, mariadb_with, minicloud_with_switched_mariadb,
     rabbitmq_call,
@@ -527,17 +527,7 @@ async fn a_slot_minicloud_slept_through_is_missed_then_caught_up_by_the_schedule
         }
     };
     let _cleanup = AppCleanup(&name);
-    let resp = mc
-        .api()
-        .post(
-            "/api/apps",
-            json!({"image": support::image("probe:v1"), "name": name}),
-        )
-        .await;
-    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-    let storage = mc.data_path().join("apps").join(&name);
-    std::fs::create_dir_all(&storage).unwrap();
-    std::fs::write(storage.join("kept"), "data").unwrap();
+    deploy_with_a_file(&mc, &name).await;
 
     // minicloud down for days: the app was made three days ago and no backup ever ran.
     mc.stop();
@@ -627,17 +617,7 @@ async fn verification_passes_a_whole_dump_and_catches_a_corrupted_one() {
 /// An app with storage only (no database, no message bus): a run is its record and files.
 async fn app_with_files(mc: &support::Minicloud, tag: &str) -> (String, std::path::PathBuf) {
     let name = app(tag).to_string();
-    let resp = mc
-        .api()
-        .post(
-            "/api/apps",
-            json!({"image": support::image("probe:v1"), "name": name}),
-        )
-        .await;
-    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-    let storage = mc.data_path().join("apps").join(&name);
-    std::fs::create_dir_all(&storage).unwrap();
-    std::fs::write(storage.join("kept"), "the backed-up bytes").unwrap();
+    let storage = deploy_with_a_file(mc, &name).await;
     (name, storage)
 }
 
@@ -716,7 +696,7 @@ async fn with_s3_a_run_succeeds_only_once_both_destinations_confirm_and_the_test
             "/kept",
         ],
     );
-    assert_eq!(file, "the backed-up bytes");
+    assert_eq!(file, KEPT_BYTES);
 
     // The test action writes, reads back and deletes an object, and opens the repository.
     let resp = api.post("/api/backups/s3/test", json!({})).await;
@@ -790,7 +770,7 @@ async fn a_wrong_s3_key_makes_the_run_partial_the_local_copy_restores_and_the_te
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(
         std::fs::read_to_string(storage.join("kept")).unwrap(),
-        "the backed-up bytes"
+        KEPT_BYTES
     );
 
     // The test action fails at its first step and says which setting to check.

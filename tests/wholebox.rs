@@ -14,7 +14,7 @@ use serde_json::json;
 
 use minicloud::services::names::{quote_ident, sql_account};
 use minicloud::services::ServiceName;
-use support::backups::{restic, restore_cli};
+use support::backups::{deploy_with_a_file, restic, restore_cli, KEPT_BYTES};
 use support::services::{admin_conn, app, mariadb_admin_url, rabbitmq_api_url, rabbitmq_call};
 use support::AppCleanup;
 
@@ -303,16 +303,7 @@ async fn with_the_server_and_its_disk_gone_the_s3_copy_brings_the_box_back() {
     let api = old.api();
     let name = app("wbs3").to_string();
     let _cleanup = AppCleanup(&name);
-    let resp = api
-        .post(
-            "/api/apps",
-            json!({"image": support::image("probe:v1"), "name": name}),
-        )
-        .await;
-    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-    let storage = old.data_path().join("apps").join(&name);
-    std::fs::create_dir_all(&storage).unwrap();
-    std::fs::write(storage.join("kept"), "the backed-up bytes").unwrap();
+    deploy_with_a_file(&old, &name).await;
     let run: serde_json::Value = api
         .post(&format!("/api/apps/{name}/backups"), json!({}))
         .await
@@ -393,10 +384,7 @@ async fn with_the_server_and_its_disk_gone_the_s3_copy_brings_the_box_back() {
         started.elapsed()
     );
     let kept = fresh.path().join("apps").join(&name).join("kept");
-    assert_eq!(
-        std::fs::read_to_string(kept).unwrap(),
-        "the backed-up bytes"
-    );
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), KEPT_BYTES);
     let host = format!("{name}.{}", new.domain);
     let (status, _) = send(new.client_for(&[&host]).get(new.https_url(&host, "/"))).await;
     assert!(status < 500, "{status}");

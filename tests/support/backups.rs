@@ -1,9 +1,30 @@
 //! Backups as a person drives them from outside: the stock restic on a repository, the CLI
 //! against a running minicloud, and `minicloud restore` on a new server.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use super::Minicloud;
+
+/// What [`deploy_with_a_file`] writes into the app's storage, as `kept`.
+pub const KEPT_BYTES: &str = "the backed-up bytes";
+
+/// Deploys the probe as `name` and puts a file, `kept`, in its storage; returns the storage
+/// directory.
+pub async fn deploy_with_a_file(mc: &Minicloud, name: &str) -> PathBuf {
+    let resp = mc
+        .api()
+        .post(
+            "/api/apps",
+            serde_json::json!({"image": super::image("probe:v1"), "name": name}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let storage = mc.data_path().join("apps").join(name);
+    std::fs::create_dir_all(&storage).unwrap();
+    std::fs::write(storage.join("kept"), KEPT_BYTES).unwrap();
+    storage
+}
 
 /// Runs the stock restic on `repo` with `password`; returns stdout.
 pub fn restic(
