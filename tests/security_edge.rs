@@ -65,6 +65,24 @@ async fn still_open<S: tokio::io::AsyncRead + Unpin>(conn: &mut S) -> bool {
     }
 }
 
+/// Sends a header every 200 ms while the connection stays open, for up to 20 s (ten times
+/// the 2 s deadline the tests set); returns how many were sent.
+async fn dribble_headers<S>(conn: &mut S) -> usize
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let mut sent = 0;
+    while sent < 50 && still_open(conn).await {
+        if conn.write_all(b"X-Slow: 1\r\n").await.is_err() {
+            break;
+        }
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sent
+}
+
 /// A slowloris client sends its head a header at a time, each in time for a per-read timeout:
 /// the whole head has a deadline (2 s here), so the edge closes the connection. A client
 /// whose head comes in pieces but within the deadline is answered.
@@ -79,15 +97,7 @@ async fn a_slow_request_head_is_cut_off() {
     slow.write_all(b"GET / HTTP/1.1\r\nHost: slow.example\r\n")
         .await
         .unwrap();
-    let mut sent = 0;
-    // Up to 20 s of dribbling, ten times the deadline.
-    while sent < 50 && still_open(&mut slow).await {
-        if slow.write_all(b"X-Slow: 1\r\n").await.is_err() {
-            break;
-        }
-        sent += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let sent = dribble_headers(&mut slow).await;
     assert!(
         sent < 50 && !still_open(&mut slow).await,
         "a head dribbled over {sent} writes still held its connection"
@@ -136,15 +146,7 @@ async fn kept_alive_connections_are_closed_when_idle_or_slow() {
     slow.write_all(b"GET / HTTP/1.1\r\nHost: idle.example.com\r\n")
         .await
         .unwrap();
-    let mut sent = 0;
-    // Up to 20 s of dribbling, ten times the deadline.
-    while sent < 50 && still_open(&mut slow).await {
-        if slow.write_all(b"X-Slow: 1\r\n").await.is_err() {
-            break;
-        }
-        sent += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let sent = dribble_headers(&mut slow).await;
     assert!(
         sent < 50 && !still_open(&mut slow).await,
         "a second head dribbled over {sent} writes still held its connection"
